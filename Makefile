@@ -1,0 +1,39 @@
+# codex-box — `make demo` then `make test` on a fresh machine does all the set-up.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-unit lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create ./.venv and install codex-box with the dev tools
+
+demo: $(STAMP) ## run sandboxed commands on the native backend and show what was allowed and refused
+	@CODEX_HOME=$${CODEX_HOME:-$(CURDIR)/.demo-home} sh scripts/demo.sh $(BIN)/codex-box
+
+test: $(STAMP) ## the whole suite: unit, integration (real kernel), escape
+	$(BIN)/pytest -q tests
+
+test-unit: $(STAMP) ## unit tests only (no kernel features needed)
+	$(BIN)/pytest -q tests/unit
+
+lint: $(STAMP) ## ruff + mypy --strict on orchestrator/, seccomp JSON validation
+	$(BIN)/ruff check orchestrator tests bench
+	$(BIN)/ruff format --check orchestrator
+	$(BIN)/mypy --strict orchestrator
+
+bench: $(STAMP) ## side-by-side launch benchmark (needs bubblewrap for the peer)
+	$(BIN)/python bench/launch_overhead.py
+
+clean: ## remove the venv and caches
+	rm -rf $(VENV) .demo-home .pytest_cache .mypy_cache .ruff_cache

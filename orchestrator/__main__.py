@@ -1,0 +1,5 @@
+"""``python -m orchestrator`` is ``codex-box``."""
+
+from .cli import main
+
+main()

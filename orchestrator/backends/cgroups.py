@@ -1,0 +1,163 @@
+"""Per-run cgroups for the native backend's pids and memory limits.
+
+Owns: finding where this process may create cgroups (v2 unified, or v1 ``pids`` and
+``memory`` hierarchies as on hybrid hosts), creating one per run with the limits,
+reading whether the OOM killer fired, and removing it afterwards.
+Does not own: joining it (the launcher writes its own pid, before it forks, so no
+process of the run starts outside).
+
+Why cgroups and not only rlimits: the kernel never applies RLIMIT_NPROC to uid 0,
+and address-space limits break runtimes that reserve large mappings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..log import debug
+from ..spec import Limits
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PARENT_NAME = "codex-box"
+
+
+@dataclass(frozen=True, slots=True)
+class RunCgroup:
+    dirs: tuple[Path, ...]  # one per hierarchy (one on v2; pids + memory on v1)
+    version: int
+
+    @property
+    def procs_files(self) -> list[str]:
+        return [str(d / "cgroup.procs") for d in self.dirs]
+
+    def oom_killed(self) -> bool:
+        for directory in self.dirs:
+            for name in ("memory.events", "memory.oom_control"):
+                path = directory / name
+                if path.exists():
+                    for line in path.read_text().splitlines():
+                        key, _, value = line.partition(" ")
+                        if key == "oom_kill" and int(value) > 0:
+                            return True
+        return False
+
+    def pids(self) -> list[int]:
+        out: list[int] = []
+        for directory in self.dirs:
+            with contextlib.suppress(OSError):
+                out += [int(p) for p in (directory / "cgroup.procs").read_text().split()]
+        return out
+
+    def remove(self, *, wait_s: float = 5.0) -> None:
+        """Remove the cgroup once its processes are gone (bounded wait)."""
+        deadline = time.monotonic() + wait_s
+        for directory in self.dirs:
+            while True:
+                try:
+                    directory.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        debug("cgroup not removed", path=str(directory))
+                        break
+                    time.sleep(0.01)
+
+
+def _own_cgroup_paths() -> dict[str, str]:
+    """controller (or "" for v2) → this process's cgroup path, from /proc/self/cgroup."""
+    paths: dict[str, str] = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(",") if controllers else [""]:
+            paths[controller] = path
+    return paths
+
+
+def _v2_dir() -> Path | None:
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        return CGROUP_ROOT
+    return None
+
+
+def create(run_id: str, limits: Limits) -> RunCgroup | None:
+    """A fresh cgroup carrying ``limits``, or None when this host won't let us make one."""
+    if limits.pids is None and limits.memory_bytes is None:
+        return None
+    try:
+        own = _own_cgroup_paths()
+        if _v2_dir() is not None:
+            return _create_v2(run_id, limits, own.get("", "/"))
+        return _create_v1(run_id, limits, own)
+    except OSError as exc:
+        debug("no cgroup for this run", error=str(exc))
+        return None
+
+
+def _make_run_dir(parent: Path, run_id: str) -> Path:
+    parent.mkdir(exist_ok=True)
+    for stale in parent.iterdir():  # leftovers of runs that were SIGKILLed: empty ones go
+        if stale.is_dir():
+            with contextlib.suppress(OSError):
+                stale.rmdir()
+    run_dir = parent / run_id
+    run_dir.mkdir()
+    return run_dir
+
+
+def _create_v1(run_id: str, limits: Limits, own: dict[str, str]) -> RunCgroup | None:
+    pids_root, mem_root = CGROUP_ROOT / "pids", CGROUP_ROOT / "memory"
+    if not (pids_root / "cgroup.procs").exists() or not (mem_root / "cgroup.procs").exists():
+        return None
+    pids_dir = _make_run_dir(pids_root / own.get("pids", "/").lstrip("/") / PARENT_NAME, run_id)
+    mem_dir = _make_run_dir(mem_root / own.get("memory", "/").lstrip("/") / PARENT_NAME, run_id)
+    group = RunCgroup(dirs=(pids_dir, mem_dir), version=1)
+    try:
+        if limits.pids is not None:
+            (pids_dir / "pids.max").write_text(str(limits.pids))
+        if limits.memory_bytes is not None:
+            (mem_dir / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
+            swap = mem_dir / "memory.memsw.limit_in_bytes"
+            if swap.exists():  # swap must not be a way around the limit
+                swap.write_text(str(limits.memory_bytes))
+    except OSError:
+        group.remove(wait_s=0)
+        raise
+    return group
+
+
+def _create_v2(run_id: str, limits: Limits, own: str) -> RunCgroup | None:
+    parent = CGROUP_ROOT / own.lstrip("/") / PARENT_NAME
+    parent.mkdir(exist_ok=True)
+    wanted = ["pids", "memory"]
+    available = (parent / "cgroup.controllers").read_text().split()
+    if not all(c in available for c in wanted):
+        # Controllers must be enabled from above; this fails (EBUSY) when our own
+        # cgroup has processes and is not the root — then we have no cgroup.
+        (parent.parent / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in wanted))
+    (parent / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in wanted))
+    run_dir = _make_run_dir(parent, run_id)
+    group = RunCgroup(dirs=(run_dir,), version=2)
+    try:
+        if limits.pids is not None:
+            (run_dir / "pids.max").write_text(str(limits.pids))
+        if limits.memory_bytes is not None:
+            (run_dir / "memory.max").write_text(str(limits.memory_bytes))
+            if (run_dir / "memory.swap.max").exists():
+                (run_dir / "memory.swap.max").write_text("0")
+    except OSError:
+        group.remove(wait_s=0)
+        raise
+    return group
+
+
+def writable() -> bool:
+    """Could ``create`` succeed here (for ``doctor``)? Cheap: no directory is made."""
+    if _v2_dir() is not None:
+        return os.access(CGROUP_ROOT, os.W_OK)
+    return all(os.access(CGROUP_ROOT / c, os.W_OK) for c in ("pids", "memory"))

@@ -1,0 +1,275 @@
+"""The native Linux backend: ``SandboxSpec`` → launch plan (pure) → launcher process.
+
+Owns: ``translate`` (the whole plan the launcher executes, golden-tested), the
+availability probe, and ``run``: cgroup, launcher process, timeout, signals, result.
+Does not own: what happens inside the sandbox (``native.launcher``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from types import FrameType
+from typing import Any
+
+from ..errors import SandboxSetupError
+from ..log import debug
+from ..native import landlock
+from ..native.proctree import kill_tree, wait_gone
+from ..profile import Capabilities, Network
+from ..spec import RunResult, SandboxSpec
+from . import cgroups
+from .base import Availability
+
+PRIVATE_TMP = ("/tmp", "/dev/shm")  # noqa: S108 -- fresh tmpfs mounts, private to one run
+# Device files every program expects to write (and ioctl, for terminals).
+DEVICE_FILES = (
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+    "/dev/pts",
+)
+GRACE_S = 2.0
+
+
+class LinuxBackend:
+    name = "native"
+
+    def availability(self) -> Availability:
+        if not sys.platform.startswith("linux"):
+            return Availability(False, f"not Linux ({sys.platform})")
+        abi = landlock.abi_version()
+        if abi < landlock.MIN_ABI:
+            return Availability(False, f"Landlock ABI {abi} < {landlock.MIN_ABI}")
+        try:
+            with open("/proc/sys/user/max_user_namespaces", encoding="ascii") as handle:
+                if int(handle.read()) == 0:
+                    return Availability(
+                        False, "user namespaces disabled (sysctl user.max_user_namespaces=0)"
+                    )
+        except OSError:
+            return Availability(False, "user namespaces not supported by this kernel")
+        try:
+            ctypes.CDLL("libseccomp.so.2")
+        except OSError:
+            return Availability(False, "libseccomp.so.2 missing (apt-get install libseccomp2)")
+        return Availability(True, f"Landlock ABI {abi}, seccomp, namespaces")
+
+    def translate(self, spec: SandboxSpec) -> Mapping[str, Any]:
+        return translate(spec)
+
+    def run(self, spec: SandboxSpec) -> RunResult:
+        return _Run(spec).execute()
+
+
+def translate(spec: SandboxSpec) -> dict[str, Any]:
+    """Pure: the launch plan for ``spec``. Host facts (cgroup paths, our pid) are added
+    by ``run`` as ``cgroup_procs`` and ``parent_pid``."""
+    plan: dict[str, Any] = {
+        "version": 1,
+        "argv": list(spec.argv),
+        "env": spec.env_dict(),
+        "cwd": spec.workspace,
+        "sandbox": spec.sandboxed,
+        "network": spec.network.value,
+        "limits": {"pids": spec.limits.pids, "memory_bytes": spec.limits.memory_bytes},
+        "cgroup_procs": [],
+        "parent_pid": 0,
+    }
+    if not spec.sandboxed:
+        return plan
+    private_tmp = list(PRIVATE_TMP) if spec.private_tmp else []
+    plan["mounts"] = {
+        "read_only_rootfs": spec.rootfs_read_only,
+        "writable_roots": list(spec.writable_roots),
+        "private_tmp": private_tmp,
+        "protected": list(spec.protected_paths),
+        "require_protected": bool(spec.protected_paths),
+        "mask_host_unix_sockets": True,
+    }
+    plan["landlock"] = {
+        "read": ["/"],
+        "write": [*spec.writable_roots, *private_tmp],
+        "devices": list(DEVICE_FILES),
+        "deny_tcp": spec.network is Network.NONE,
+        "scope": True,
+    }
+    plan["seccomp"] = spec.seccomp_profile
+    plan["capabilities"] = spec.capabilities.value
+    if spec.capabilities is not Capabilities.NONE or not spec.rootfs_read_only:
+        raise SandboxSetupError(
+            f"profile {spec.profile} keeps capabilities or a writable root inside a sandbox",
+            hint="the native backend sandboxes with no capabilities and a read-only root; "
+            "use `trusted` for no sandbox",
+        )
+    if spec.seccomp_profile is None:
+        raise SandboxSetupError(
+            f"profile {spec.profile} is sandboxed but names no seccomp profile",
+            hint="set process.seccomp in the profile",
+        )
+    return plan
+
+
+class _Run:
+    name = LinuxBackend.name
+
+    def __init__(self, spec: SandboxSpec) -> None:
+        self.spec = spec
+        self.pid1: int | None = None
+        self.messages: list[dict[str, Any]] = []
+        self.timed_out = False
+
+    def execute(self) -> RunResult:
+        plan = translate(self.spec)
+        group = cgroups.create(self.spec.run_id, self.spec.limits) if self.spec.sandboxed else None
+        plan["cgroup_procs"] = group.procs_files if group else []
+        plan["parent_pid"] = os.getpid()
+        started = time.monotonic()
+        try:
+            proc = self._spawn(plan)
+            status = self._wait(proc)
+        finally:
+            if group is not None:
+                oom = group.oom_killed()
+                group.remove()
+            else:
+                oom = False
+        return self._result(status, time.monotonic() - started, oom)
+
+    def _spawn(self, plan: dict[str, Any]) -> subprocess.Popen[bytes]:
+        plan_r, plan_w = os.pipe()
+        self.status_r, status_w = os.pipe()
+        argv = [
+            sys.executable,
+            "-I",
+            "-m",
+            "orchestrator.native.launcher",
+            str(plan_r),
+            str(status_w),
+        ]
+        debug("native launch", argv=argv, plan=plan)
+        try:
+            # The launcher's own environment is empty: the command's is in the plan.
+            proc = subprocess.Popen(argv, pass_fds=(plan_r, status_w), env={}, close_fds=True)
+        finally:
+            os.close(plan_r)
+            os.close(status_w)
+        with os.fdopen(plan_w, "wb") as handle, contextlib.suppress(BrokenPipeError):
+            handle.write(json.dumps(plan).encode())
+        return proc
+
+    def _wait(self, proc: subprocess.Popen[bytes]) -> int:
+        timeout = self.spec.limits.timeout_s
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def forward(signum: int, _frame: FrameType | None) -> None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signum)
+
+        previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
+        try:
+            while True:
+                try:
+                    remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    return proc.wait(timeout=remaining)
+                except subprocess.TimeoutExpired:
+                    self.timed_out = True
+                    self._kill(proc)
+                except KeyboardInterrupt:
+                    self._interrupt(proc)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._read_status()
+            if self.pid1 is not None:
+                wait_gone(self.pid1, timeout_s=5.0)
+
+    def _interrupt(self, proc: subprocess.Popen[bytes]) -> None:
+        """Ctrl-C: the command got SIGINT from the terminal; give it a grace period."""
+        for action in (None, signal.SIGTERM, signal.SIGKILL):
+            if action is signal.SIGKILL:
+                self._kill(proc)
+                return
+            if action is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, action)
+            try:
+                proc.wait(timeout=GRACE_S)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+            except KeyboardInterrupt:
+                continue
+
+    def _kill(self, proc: subprocess.Popen[bytes]) -> None:
+        """Kill the whole run: init dies with the launcher, the kernel empties the pid ns."""
+        self._read_status()
+        if self.pid1 is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid1, signal.SIGKILL)
+        if not self.spec.sandboxed:
+            kill_tree(proc.pid)  # the launcher is the subreaper: every orphan is below it
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+
+    def _read_status(self) -> None:
+        os.set_blocking(self.status_r, False)
+        data = b""
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(self.status_r, 65536):
+                data += chunk
+        for line in data.decode(errors="replace").splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                message = json.loads(line)
+                self.messages.append(message)
+                if "pid1" in message:
+                    self.pid1 = int(message["pid1"])
+
+    def _result(self, returncode: int, duration: float, oom: bool) -> RunResult:
+        os.close(self.status_r)
+        seen = {key: value for message in self.messages for key, value in message.items()}
+        if "setup_error" in seen:
+            raise SandboxSetupError(
+                f"native sandbox setup failed: {seen['setup_error']}",
+                hint="nothing was run; the host lacks a feature the profile needs",
+            )
+        if self.spec.sandboxed and "sandboxed" not in seen and not self.timed_out:
+            raise SandboxSetupError(
+                f"native launcher ended (status {returncode}) before the sandbox was ready",
+                hint="nothing was run",
+            )
+        signum: int | None = seen.get("signal")
+        if "exit" in seen:
+            code = int(seen["exit"])
+        elif returncode < 0:  # killed by a signal (trusted: the launcher became the command)
+            signum, code = -returncode, 128 - returncode
+        else:
+            code = returncode
+        detail = ""
+        if "exec_errno" in seen:
+            code = 127 if seen["exec_errno"] in (errno.ENOENT, errno.ENOTDIR) else 126
+            detail = f"{seen['argv0']}: {os.strerror(seen['exec_errno'])} (inside the sandbox)"
+        if self.timed_out:
+            code, detail = 124, f"timed out after {self.spec.limits.timeout_s:g}s; killed"
+        elif oom:
+            detail = "killed by the OOM killer (memory limit reached)"
+        return RunResult(
+            exit_code=code,
+            backend=self.name,
+            duration_s=duration,
+            signal=signum,
+            timed_out=self.timed_out,
+            oom_killed=oom,
+            detail=detail,
+        )

@@ -1,0 +1,297 @@
+"""The ``codex-box`` command line (Typer). The only module that prints or exits.
+
+Owns: argument parsing, output formatting choices (text / ``--json``), the interactive
+opt-in prompt, loguru configuration, and mapping errors to exit codes (DESIGN.md §4).
+Does not own: any decision — ``runner`` makes them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from . import __version__, log
+from .audit import DECISIONS, LOG_NAME, Query, parse_time, read
+from .config import codex_home, load_config
+from .errors import CodexBoxError
+from .profile_store import ProfileStore
+from .resolve import resolve_profile
+from .runner import Runner, RunRequest
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Run commands inside a sandbox chosen by a named security profile.",
+)
+profiles_app = typer.Typer(help="List profiles, or `profiles show NAME` for one in full.")
+app.add_typer(profiles_app, name="profiles")
+
+
+def _fail(exc: CodexBoxError) -> NoReturn:
+    typer.echo(f"codex-box: {exc.one_line()}", err=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def _emit_json(data: Any, *, err: bool = False) -> None:
+    typer.echo(json.dumps(data, indent=None if err else 2, ensure_ascii=False), err=err)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"codex-box {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback(invoke_without_command=True)
+def main_callback(
+    ctx: typer.Context,
+    show_profile: Annotated[
+        bool,
+        typer.Option(
+            "--show-profile", help="Print the profile that applies here and where it came from."
+        ),
+    ] = False,
+    profile: Annotated[str | None, typer.Option("--profile", "-p", help="Profile name.")] = None,
+    workspace: Annotated[
+        str | None, typer.Option(help="Workspace directory (default: cwd).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Log exact launch details to stderr.")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    if debug or os.environ.get("CODEX_BOX_DEBUG"):
+        from loguru import logger
+
+        logger.remove()
+        logger.add(sys.stderr, level="DEBUG")
+        log.enable()
+    if ctx.invoked_subcommand is not None:
+        return
+    if not show_profile:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(2)
+    from .views import resolution_dict, resolution_text
+
+    environ = dict(os.environ)
+    home = codex_home(environ)
+    try:
+        resolution = resolve_profile(
+            flag=profile,
+            environ=environ,
+            workspace=Path(os.path.realpath(workspace or os.getcwd())),
+            config=load_config(home),
+            store=ProfileStore(codex_home=home),
+        )
+    except CodexBoxError as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json(resolution_dict(resolution))
+    else:
+        typer.echo(resolution_text(resolution))
+
+
+@app.command(context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})
+def run(
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[--] COMMAND [ARGS]...", help="The command to run in the sandbox."),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            "-p",
+            help="offline, net-read-only, workspace, workspace-net, trusted, or yours.",
+        ),
+    ] = None,
+    workspace: Annotated[
+        str | None, typer.Option(help="Workspace directory (default: cwd).")
+    ] = None,
+    backend: Annotated[str | None, typer.Option(help="auto | native.")] = None,
+    env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--env",
+            "-e",
+            help="Pass a withheld host variable (NAME) or set one (NAME=VALUE). Repeatable.",
+        ),
+    ] = None,
+    timeout: Annotated[
+        str | None, typer.Option(help="Kill after this long (30, 5m); exit 124.")
+    ] = None,
+    memory: Annotated[
+        str | None, typer.Option(help="Memory limit (512m, 2g; 0 = none). Default 8g.")
+    ] = None,
+    pids: Annotated[
+        str | None, typer.Option(help="Process limit (0 = none). Default 4096.")
+    ] = None,
+    tty: Annotated[bool, typer.Option("--tty", "-t", help="Run on the terminal.")] = False,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            "--yes-i-trust-this-workspace", help="Opt in to a profile that needs it (trusted)."
+        ),
+    ] = False,
+    print_spec: Annotated[
+        bool,
+        typer.Option(
+            "--print-spec",
+            help="Print the exact launch request the backend would make; run nothing.",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="After the command ends, print its result as one JSON line on stderr."
+        ),
+    ] = False,
+) -> None:
+    """Run COMMAND in the sandbox of the resolved profile (see `--show-profile`)."""
+    if not command:
+        typer.echo(
+            "codex-box: no command given — put it after --, e.g. codex-box run -- make test",
+            err=True,
+        )
+        raise typer.Exit(2)
+    request = RunRequest(
+        argv=tuple(command),
+        environ=dict(os.environ),
+        cwd=os.getcwd(),
+        profile=profile,
+        workspace=workspace,
+        backend=backend,
+        env_names=tuple(env or ()),
+        timeout=timeout,
+        memory=memory,
+        pids=pids,
+        tty=tty,
+        trust_opt_in=trust,
+    )
+    runner = Runner(request, confirm=_confirm_on_tty)
+    try:
+        if print_spec:
+            prepared = runner.prepare()
+            _emit_json(
+                {
+                    "backend": prepared.backend.name,
+                    "request": prepared.backend.translate(prepared.spec),
+                }
+            )
+            return
+        outcome = runner.run()
+    except CodexBoxError as exc:
+        _fail(exc)
+    result = outcome.result
+    if result.detail and (result.exit_code in (124, 126, 127) or result.oom_killed):
+        typer.echo(f"codex-box: {result.detail}", err=True)
+    if as_json:
+        from .views import result_dict
+
+        _emit_json(
+            result_dict(
+                result,
+                run_id=runner.run_id,
+                session_id=runner.session_id,
+                profile=outcome.prepared.spec.profile,
+            ),
+            err=True,
+        )
+    raise typer.Exit(result.exit_code)
+
+
+def _confirm_on_tty(question: str) -> bool:
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return False
+    return typer.confirm(question, default=False, err=True)
+
+
+@profiles_app.callback(invoke_without_command=True)
+def profiles_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Each profile and what it allows."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .views import profile_dict, profiles_table
+
+    try:
+        profiles = list(ProfileStore(codex_home=codex_home(os.environ)).all().values())
+    except CodexBoxError as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json([profile_dict(p) for p in profiles])
+    else:
+        typer.echo(profiles_table(profiles))
+
+
+@profiles_app.command("show")
+def profiles_show(
+    name: Annotated[str, typer.Argument(help="Profile name or alias.")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of YAML.")] = False,
+) -> None:
+    """The full, effective definition of one profile."""
+    import yaml
+
+    from .views import profile_dict
+
+    try:
+        profile = ProfileStore(codex_home=codex_home(os.environ)).get(name)
+    except CodexBoxError as exc:
+        _fail(exc)
+    data = profile_dict(profile)
+    if as_json:
+        _emit_json(data)
+    else:
+        typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip())
+
+
+@app.command("audit")
+def audit_cmd(
+    decision: Annotated[
+        str | None, typer.Option(help="allowed | denied | requires_approval")
+    ] = None,
+    operation: Annotated[str | None, typer.Option(help="e.g. command_exec")] = None,
+    session: Annotated[str | None, typer.Option(help="A session id.")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO time or age (30m, 2h, 7d).")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO time or age.")] = None,
+    limit: Annotated[int, typer.Option(help="Show at most the last N records (0 = all).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines output.")] = False,
+) -> None:
+    """Show audit records, oldest first."""
+    from .views import audit_line
+
+    try:
+        if decision is not None and decision not in DECISIONS:
+            from .errors import ConfigError, did_you_mean
+
+            raise ConfigError(
+                f"--decision {decision!r} is not a decision",
+                hint=f"{did_you_mean(decision, DECISIONS)}use one of: {', '.join(DECISIONS)}",
+            )
+        query = Query(
+            decision=decision,
+            operation=operation,
+            session=session,
+            since=parse_time(since) if since else None,
+            until=parse_time(until) if until else None,
+        )
+        records = list(read(codex_home(os.environ) / LOG_NAME, query))
+    except CodexBoxError as exc:
+        _fail(exc)
+    for record in records[-limit:] if limit > 0 else records:
+        typer.echo(json.dumps(record, ensure_ascii=False) if as_json else audit_line(record))
+
+
+def main() -> None:
+    app(prog_name="codex-box")

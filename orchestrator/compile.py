@@ -1,0 +1,199 @@
+"""Profile + request → ``SandboxSpec`` (frozen, absolute, final).
+
+Owns: path resolution, write roots and protected paths, limits parsing, the final
+environment, and refusing requests no profile could make safe (a writable ``/``).
+Does not own: probing the host or starting anything.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .environment import sandbox_environment
+from .errors import ConfigError, Refused
+from .profile import Access, Network, Profile
+from .spec import DEFAULT_MEMORY_BYTES, DEFAULT_PIDS, Limits, SandboxSpec
+
+# Writable roots that would make "read-only root filesystem" meaningless.
+_SYSTEM_DIRS = frozenset(
+    [
+        "/",
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/lib",
+        "/lib32",
+        "/lib64",
+        "/proc",
+        "/run",
+        "/sbin",
+        "/sys",
+        "/usr",
+        "/var",
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    argv: tuple[str, ...]
+    workspace: str  # as given (absolute or relative to cwd)
+    cwd: str
+    environ: Mapping[str, str]
+    home: str
+    codex_home: str
+    uid: int
+    gid: int
+    run_id: str
+    session_id: str
+    env_names: tuple[str, ...] = ()
+    timeout: str | None = None
+    memory: str | None = None
+    pids: str | None = None
+    tty: bool = False
+
+
+def seccomp_dir() -> Path:
+    """``seccomp-profiles/``: inside the package when installed from a wheel, else the repo's."""
+    packaged = Path(__file__).parent / "seccomp-profiles"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "seccomp-profiles"
+
+
+def compile_spec(profile: Profile, request: Request) -> SandboxSpec:
+    if not request.argv:
+        raise ConfigError(
+            "no command given", hint="put the command after --, e.g. codex-box run -- make test"
+        )
+    workspace = _existing_dir(request.workspace, request.cwd, what="workspace")
+    writable: list[str] = []
+    if profile.workspace is Access.READ_WRITE and profile.sandboxed:
+        writable.append(workspace)
+    for raw in profile.writable_paths:
+        writable.append(
+            _existing_dir(
+                _expand(raw, request.home),
+                request.cwd,
+                what=f"writable path in profile {profile.name}",
+            )
+        )
+    protected = tuple(
+        os.path.join(workspace, p) for p in profile.protected_paths if workspace in writable
+    )
+    for root in writable:
+        _refuse_dangerous_root(root, protected, request.codex_home)
+    extra = {"CODEX_BOX_PROFILE": profile.name, "CODEX_BOX_SESSION": request.session_id}
+    if not profile.allows_network():
+        extra["CODEX_SANDBOX_NETWORK_DISABLED"] = "1"
+    env = sandbox_environment(request.environ, passthrough=request.env_names, extra=extra)
+    return SandboxSpec(
+        run_id=request.run_id,
+        session_id=request.session_id,
+        profile=profile.name,
+        argv=request.argv,
+        workspace=workspace,
+        env=tuple(sorted(env.items())),
+        network=profile.network,
+        sandboxed=profile.sandboxed,
+        rootfs_read_only=profile.rootfs is Access.READ_ONLY,
+        private_tmp=profile.private_tmp and profile.sandboxed,
+        writable_roots=tuple(dict.fromkeys(writable)),
+        protected_paths=protected,
+        seccomp_profile=str(seccomp_dir() / f"{profile.seccomp}.json") if profile.seccomp else None,
+        capabilities=profile.capabilities,
+        limits=parse_limits(timeout=request.timeout, memory=request.memory, pids=request.pids),
+        tty=request.tty,
+        uid=request.uid,
+        gid=request.gid,
+    )
+
+
+def _expand(raw: str, home: str) -> str:
+    return home + raw[1:] if raw == "~" or raw.startswith("~/") else raw
+
+
+def _existing_dir(raw: str, cwd: str, *, what: str) -> str:
+    path = os.path.realpath(os.path.join(cwd, raw))
+    if not os.path.isdir(path):
+        raise ConfigError(
+            f"{what} {raw!r} is not an existing directory",
+            hint="create it or pass another --workspace",
+        )
+    return path
+
+
+def _refuse_dangerous_root(root: str, protected: tuple[str, ...], codex_home: str) -> None:
+    if root in _SYSTEM_DIRS:
+        raise Refused(
+            f"refusing to make {root} writable: it is a system directory",
+            hint="pass a project directory as --workspace",
+        )
+    home = os.path.realpath(codex_home)
+    inside = home == root or home.startswith(root.rstrip("/") + "/")
+    if inside and not any(home == p or home.startswith(p + "/") for p in protected):
+        # The sandbox could rewrite its own config, profiles and audit log.
+        raise Refused(
+            f"refusing to make {root} writable: it contains CODEX_HOME ({home})",
+            hint="use a workspace that does not contain CODEX_HOME, or move CODEX_HOME",
+        )
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$", re.IGNORECASE)
+
+
+def parse_limits(*, timeout: str | None, memory: str | None, pids: str | None) -> Limits:
+    return Limits(
+        timeout_s=_duration(timeout) if timeout is not None else None,
+        memory_bytes=_size(memory) if memory is not None else DEFAULT_MEMORY_BYTES,
+        pids=_count(pids) if pids is not None else DEFAULT_PIDS,
+    )
+
+
+def _duration(text: str) -> float | None:
+    match = _DURATION.match(text)
+    if not match:
+        raise ConfigError(f"--timeout {text!r} is not a duration", hint="use e.g. 30, 2.5s, 5m, 1h")
+    value = (
+        float(match.group(1))
+        * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[(match.group(2) or "s").lower()]
+    )
+    return value or None
+
+
+def _size(text: str) -> int | None:
+    match = _SIZE.match(text)
+    if not match:
+        raise ConfigError(
+            f"--memory {text!r} is not a size", hint="use e.g. 512m, 2g, or 0 for no limit"
+        )
+    value = int(float(match.group(1)) * 1024 ** "bkmgt".index((match.group(2) or "b").lower()))
+    if 0 < value < 16 * 1024**2:
+        raise ConfigError(
+            f"--memory {text!r} is below 16 MiB",
+            hint="nothing useful runs in less; use 0 for no limit",
+        )
+    return value or None
+
+
+def _count(text: str) -> int | None:
+    if not text.strip().isdigit():
+        raise ConfigError(
+            f"--pids {text!r} is not a whole number", hint="use e.g. 256, or 0 for no limit"
+        )
+    value = int(text)
+    if 0 < value < 8:
+        raise ConfigError(f"--pids {text!r} is too small", hint="allow at least 8 processes, or 0")
+    return value or None
+
+
+def network_label(network: Network) -> str:
+    return {
+        Network.NONE: "none",
+        Network.READ_ONLY: "egress (read-only intent, unfiltered until the egress proxy lands)",
+        Network.FULL: "full egress",
+    }[network]

@@ -1,0 +1,106 @@
+"""``$CODEX_HOME/config.toml``: the settings codex-box reads from it.
+
+Owns: parsing the file and mapping both accepted forms to a profile name —
+the seed's (``[sandbox] mode = "workspace-write"``, ``network_access = true``) and
+Codex's (``sandbox_mode = …``, ``[sandbox_workspace_write] network_access = …``).
+Does not own: precedence between config, env and flags (``resolve``).
+
+The file is shared with Codex, so unknown *top-level* keys are Codex's business and
+are ignored; inside the ``[sandbox]`` table, which is ours, unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, did_you_mean
+from .profile_store import canonical_name
+
+_SANDBOX_KEYS = ("mode", "profile", "network_access", "backend")
+
+
+def codex_home(environ: Mapping[str, str]) -> Path:
+    """``$CODEX_HOME``, default ``~/.codex`` (absolute, not required to exist)."""
+    raw = environ.get("CODEX_HOME") or str(Path(environ.get("HOME") or "~").expanduser() / ".codex")
+    return Path(os.path.abspath(Path(raw).expanduser()))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    path: Path
+    profile: str | None = None  # already mapped through aliases and network_access
+    backend: str | None = None
+
+
+def load_config(home: Path) -> Config:
+    path = home / "config.toml"
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Config(path=path)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {path}: {exc.strerror}", hint="check its permissions"
+        ) from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: malformed TOML ({exc})", hint="fix the TOML syntax") from exc
+    return Config(path=path, **_settings(path, data))
+
+
+def _settings(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    sandbox = data.get("sandbox", {})
+    if not isinstance(sandbox, dict):
+        raise ConfigError(
+            f"{path}: 'sandbox' must be a table", hint="write [sandbox] on its own line"
+        )
+    for key in sandbox:
+        if key not in _SANDBOX_KEYS:
+            raise ConfigError(
+                f"{path}: unknown key 'sandbox.{key}'",
+                hint=f"{did_you_mean(key, _SANDBOX_KEYS)}allowed: {', '.join(_SANDBOX_KEYS)}",
+            )
+    mode = _opt_str(path, "sandbox.profile", sandbox.get("profile"))
+    mode = mode or _opt_str(path, "sandbox.mode", sandbox.get("mode"))
+    network = _opt_bool(path, "sandbox.network_access", sandbox.get("network_access"))
+    if mode is None:  # Codex's own spelling
+        mode = _opt_str(path, "sandbox_mode", data.get("sandbox_mode"))
+        codex_ww = data.get("sandbox_workspace_write", {})
+        if isinstance(codex_ww, dict) and network is None:
+            network = _opt_bool(
+                path, "sandbox_workspace_write.network_access", codex_ww.get("network_access")
+            )
+    profile = _with_network(mode, network) if mode else None
+    backend = _opt_str(path, "sandbox.backend", sandbox.get("backend"))
+    return {"profile": profile, "backend": backend}
+
+
+def _with_network(mode: str, network: bool | None) -> str:
+    name = canonical_name(mode)
+    if network:
+        return {"workspace": "workspace-net", "offline": "net-read-only"}.get(name, name)
+    return name
+
+
+def _opt_str(path: Path, key: str, value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and value):
+        return value
+    raise ConfigError(
+        f"{path}: '{key}' must be a non-empty string, got {value!r}",
+        hint=f'write {key.rsplit(".", 1)[-1]} = "workspace"',
+    )
+
+
+def _opt_bool(path: Path, key: str, value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise ConfigError(
+        f"{path}: '{key}' must be true or false, got {value!r}",
+        hint="write true or false, unquoted",
+    )

@@ -1,0 +1,61 @@
+"""The one exception root of codex-box and the exit codes it maps to.
+
+Owns: the exception hierarchy and the documented exit codes (DESIGN.md §4).
+Does not own: printing or exiting — only ``cli.py`` does that.
+
+Every error carries the exact input that was wrong (``message``) and how to fix it
+(``hint``), so the CLI can print one line a user can act on.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+EXIT_USAGE = 2
+EXIT_TIMEOUT = 124
+EXIT_SETUP = 125  # codex-box failed before the command ran
+EXIT_REFUSED = 126  # policy/profile refused the command
+EXIT_NOT_FOUND = 127  # command not found inside the sandbox
+
+
+class CodexBoxError(Exception):
+    """Root of every error codex-box raises on purpose."""
+
+    exit_code: int = EXIT_SETUP
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        return f"{self.message} — {self.hint}" if self.hint else self.message
+
+
+class ConfigError(CodexBoxError):
+    """A profile, config or policy file (or flag value) is malformed or unknown."""
+
+
+class BackendUnavailable(CodexBoxError):
+    """No backend can enforce the spec on this machine."""
+
+
+class SandboxSetupError(CodexBoxError):
+    """The sandbox could not be set up exactly as asked; nothing was run."""
+
+
+class AuditError(CodexBoxError):
+    """The audit log cannot be written; codex-box refuses to launch without it."""
+
+
+class Refused(CodexBoxError):
+    """The profile (or, later, the execution policy) refuses this launch."""
+
+    exit_code = EXIT_REFUSED
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"did you mean 'offline'? "`` when a close match exists, else ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'? " if close else ""

@@ -1,0 +1,259 @@
+"""The native Linux sandbox, as the process that becomes it.
+
+Run as ``python -I -m orchestrator.native.launcher PLAN_FD STATUS_FD``. ``-I`` keeps
+the workspace (the cwd) and PYTHON* variables out of ``sys.path``: a planted
+``orchestrator/`` package in the workspace must not run before the sandbox exists.
+
+Shape (as root or not; always in a new user namespace):
+
+    launcher ── unshare(user, mount, pid, ipc, uts[, net]) ── fork ──► init (pid 1)
+       waits, relays signals                       mounts, Landlock, caps, seccomp
+                                                   └─ fork ──► the command (execve)
+
+When init exits the kernel kills everything left in the pid namespace, and init dies
+with the launcher (PDEATHSIG), which dies with codex-box: no process outlives a run.
+Owns: executing a launch plan. Does not own: making the plan (``backends.linux``).
+Imports only the standard library and ``native`` modules: it is on every launch's path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import select
+import signal
+import sys
+from typing import Any, NoReturn
+
+from . import caps, landlock, mounts, seccomp
+from .libc import (
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUSER,
+    CLONE_NEWUTS,
+    PR_SET_CHILD_SUBREAPER,
+    PR_SET_NO_NEW_PRIVS,
+    PR_SET_PDEATHSIG,
+    prctl,
+    unshare,
+)
+from .proctree import kill_tree
+
+FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+# Terminal-generated signals already reach the command (same process group):
+# relaying them too would deliver each twice.
+IGNORED = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
+EXIT_SETUP = 125
+
+
+class Status:
+    """JSON lines to codex-box: pid of init, setup errors, exec errors, how the command ended."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        os.set_inheritable(fd, False)  # never leaks into the command
+
+    def send(self, **message: Any) -> None:
+        data = (json.dumps(message) + "\n").encode()
+        # If codex-box is gone, PDEATHSIG is already taking us down: nothing to report to.
+        with contextlib.suppress(OSError):
+            os.write(self.fd, data)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def main(argv: list[str]) -> NoReturn:
+    plan: dict[str, Any] = json.loads(_read_all(int(argv[1])))
+    status = Status(int(argv[2]))
+    try:
+        if not plan["sandbox"]:
+            _run_unsandboxed(plan, status)
+        _launch(plan, status)
+    except Exception as exc:  # report every setup failure; never run half-sandboxed
+        status.send(setup_error=f"{type(exc).__name__}: {exc}")
+        os._exit(EXIT_SETUP)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before PDEATHSIG was armed
+        os._exit(EXIT_SETUP)
+
+
+def _run_unsandboxed(plan: dict[str, Any], status: Status) -> NoReturn:
+    """`trusted`: no sandbox, but the run still owns its whole process tree."""
+    _die_with_parent(plan["parent_pid"])
+    prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans re-parent to us, not to the host's init
+    child = os.fork()
+    if child == 0:
+        _exec_command(plan, status)
+    _relay_signals_to(child)
+    code = _reap_until(child, status)
+    kill_tree(os.getpid())  # what the command left running ends with the run
+    os._exit(code)
+
+
+def _launch(plan: dict[str, Any], status: Status) -> NoReturn:
+    _die_with_parent(plan["parent_pid"])
+    for procs in plan["cgroup_procs"]:
+        with open(procs, "w", encoding="ascii") as handle:
+            handle.write(str(os.getpid()))
+    sockets = mounts.host_unix_sockets() if plan["mounts"]["mask_host_unix_sockets"] else []
+    uid, gid = os.geteuid(), os.getegid()
+    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+    if plan["network"] == "none":
+        flags |= CLONE_NEWNET
+    unshare(flags)
+    _map_ids(uid, gid)
+    lifeline_r, lifeline_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(lifeline_w)
+        try:
+            _init(plan, status, sockets, lifeline_r)
+        except Exception as exc:
+            status.send(setup_error=f"{type(exc).__name__}: {exc}")
+        os._exit(EXIT_SETUP)
+    os.close(lifeline_r)
+    status.send(pid1=pid)
+    _relay_signals_to(pid)
+    _, wait_status = os.waitpid(pid, 0)
+    os._exit(_exit_code(wait_status))
+
+
+def _map_ids(uid: int, gid: int) -> None:
+    """Keep our own uid/gid inside the new user namespace: files we write stay ours."""
+    with open("/proc/self/setgroups", "w", encoding="ascii") as handle:
+        handle.write("deny")
+    with open("/proc/self/uid_map", "w", encoding="ascii") as handle:
+        handle.write(f"{uid} {uid} 1\n")
+    with open("/proc/self/gid_map", "w", encoding="ascii") as handle:
+        handle.write(f"{gid} {gid} 1\n")
+
+
+def _init(plan: dict[str, Any], status: Status, sockets: list[str], lifeline: int) -> NoReturn:
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if select.select([lifeline], [], [], 0)[0]:  # EOF: the launcher already died
+        os._exit(EXIT_SETUP)
+    os.close(lifeline)
+    _build_filesystem(plan["mounts"], sockets)
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    ll = plan["landlock"]
+    landlock.enforce(
+        read_roots=ll["read"],
+        write_roots=ll["write"],
+        device_files=ll["devices"],
+        deny_tcp=ll["deny_tcp"],
+        scope=ll["scope"],
+    )
+    _apply_rlimits(plan)
+    caps.drop_all()
+    seccomp.load(seccomp.load_file(plan["seccomp"]))
+    status.send(sandboxed=True)
+    child = os.fork()
+    if child == 0:
+        _exec_command(plan, status)
+    _relay_signals_to(child)
+    # Leaving pid 1 makes the kernel kill whatever the command left behind.
+    os._exit(_reap_until(child, status))
+
+
+def _reap_until(child: int, status: Status) -> int:
+    """Reap every child (we are pid 1 or a subreaper) until ``child`` ends; report it."""
+    while True:
+        pid, wait_status = os.wait()
+        if pid == child:
+            code = _exit_code(wait_status)
+            if os.WIFSIGNALED(wait_status):
+                status.send(exit=code, signal=os.WTERMSIG(wait_status))
+            else:
+                status.send(exit=code)
+            return code
+
+
+def _build_filesystem(spec: dict[str, Any], sockets: list[str]) -> None:
+    mounts.make_private()
+    writable: list[str] = spec["writable_roots"]
+    for root in writable:
+        mounts.bind(root, root, read_only=False)  # its own mount: the read-only pass skips it
+    held = {root: os.open(root, os.O_PATH | os.O_CLOEXEC) for root in writable}
+    mounts.make_everything_read_only(except_under=writable)
+    mounts.mount_proc()
+    for tmp in spec["private_tmp"]:
+        mounts.mount_tmpfs(tmp)
+        for root in writable:  # a write root under /tmp would be hidden: bind it back
+            if root.startswith(tmp.rstrip("/") + "/"):
+                mounts.ensure_dir(root)
+                mounts.bind(f"/proc/self/fd/{held[root]}", root, read_only=False)
+    for fd in held.values():
+        os.close(fd)
+    for path in spec["protected"]:
+        if os.path.lexists(path):
+            mounts.bind(path, path, read_only=True)
+        elif spec["require_protected"]:
+            raise OSError(errno.ENOENT, f"protected path {path} has no placeholder")
+    mounts.mask_sockets(sockets)
+
+
+def _apply_rlimits(plan: dict[str, Any]) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core files full of secrets
+    limits = plan["limits"]
+    if plan["cgroup_procs"]:
+        return  # the cgroup enforces pids and memory
+    if limits["pids"] is not None:
+        if os.geteuid() == 0:
+            # The kernel never applies RLIMIT_NPROC to uid 0: refuse, don't pretend.
+            raise OSError(
+                errno.EPERM,
+                "cannot limit processes for uid 0 without a cgroup; "
+                "run as a normal user, give codex-box a writable cgroup, or --pids 0",
+            )
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits["pids"], limits["pids"]))
+    if limits["memory_bytes"] is not None:
+        resource.setrlimit(resource.RLIMIT_DATA, (limits["memory_bytes"],) * 2)
+
+
+def _relay_signals_to(pid: int) -> None:
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+    for sig in IGNORED:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _exec_command(plan: dict[str, Any], status: Status) -> NoReturn:
+    # Ignored signals survive execve; Python itself ignores SIGPIPE and SIGXFSZ.
+    for sig in (*FORWARDED, *IGNORED, signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+    argv: list[str] = plan["argv"]
+    try:
+        os.chdir(plan["cwd"])
+        os.execvpe(argv[0], argv, plan["env"])  # noqa: S606 -- becoming the command is the point
+    except OSError as exc:
+        status.send(exec_errno=exc.errno, argv0=argv[0])
+        os._exit(127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126)
+
+
+def _exit_code(wait_status: int) -> int:
+    if os.WIFSIGNALED(wait_status):
+        return 128 + os.WTERMSIG(wait_status)
+    return os.WEXITSTATUS(wait_status)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

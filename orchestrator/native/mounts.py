@@ -1,0 +1,157 @@
+"""The sandbox's private view of the filesystem (inside a new mount namespace).
+
+Owns: making every host mount read-only in our namespace, a fresh /proc, a private
+/tmp and /dev/shm, writable binds for the write roots, read-only binds for protected
+paths, and masking the host's Unix sockets.
+Does not own: which paths those are (the launch plan says).
+
+Why a read-only remount on top of Landlock: Landlock does not govern chmod, chown,
+utimes or xattrs, and a sandbox running as uid 0 owns /etc — only a read-only mount
+stops ``chmod 666 /etc/passwd``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+
+from .libc import (
+    MS_BIND,
+    MS_NOATIME,
+    MS_NODEV,
+    MS_NODIRATIME,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_RELATIME,
+    MS_REMOUNT,
+    mount,
+)
+
+# statvfs f_flag bits → the MS_* flags a remount must repeat. Inside a user namespace
+# the kernel refuses a remount that would clear a flag it locked.
+_KEEP_FLAGS = (
+    (os.ST_NOSUID, MS_NOSUID),
+    (os.ST_NODEV, MS_NODEV),
+    (os.ST_NOEXEC, MS_NOEXEC),
+    (os.ST_NOATIME, MS_NOATIME),
+    (os.ST_NODIRATIME, MS_NODIRATIME),
+    (os.ST_RELATIME, MS_RELATIME),
+)
+
+
+def make_private() -> None:
+    """Nothing we mount propagates back to the host, and nothing of the host's to us."""
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+
+
+def mountpoints() -> list[str]:
+    points: list[str] = []
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as handle:
+        for line in handle:
+            raw = line.split(" ", 5)[4]
+            points.append(_unescape(raw))
+    return list(dict.fromkeys(points))
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo.
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def _flags_of(path: str) -> int:
+    f_flag = os.statvfs(path).f_flag
+    return sum(ms for st, ms in _KEEP_FLAGS if f_flag & st)
+
+
+def remount(path: str, *, read_only: bool) -> None:
+    flags = MS_REMOUNT | MS_BIND | _flags_of(path) | (MS_RDONLY if read_only else 0)
+    mount(None, path, None, flags)
+
+
+def _under(path: str, roots: Iterable[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def make_everything_read_only(*, except_under: Iterable[str]) -> None:
+    """Remount every mount of this namespace read-only, except the write roots' binds."""
+    keep = list(except_under)
+    for point in mountpoints():
+        if _under(point, keep):
+            continue
+        try:
+            remount(point, read_only=True)
+        except OSError as exc:
+            # A mountpoint we cannot reach (gone, or in a directory we may not enter)
+            # is one the sandboxed command cannot reach either.
+            if exc.errno in (2, 13, 20):  # ENOENT, EACCES, ENOTDIR
+                continue
+            raise
+
+
+def bind(source: str, target: str, *, read_only: bool) -> None:
+    mount(source, target, None, MS_BIND | MS_REC)
+    remount(target, read_only=read_only)
+
+
+def mount_proc() -> None:
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
+
+
+def mount_tmpfs(target: str, *, mode: int = 0o1777) -> None:
+    mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode:o}")
+
+
+def ensure_dir(path: str) -> None:
+    os.makedirs(path, mode=0o755, exist_ok=True)
+
+
+def host_unix_sockets() -> list[str]:
+    """Filesystem paths of the Unix sockets bound in this network namespace.
+
+    Must be read before the network namespace is left: /proc/net/unix lists only
+    the reader's namespace.
+    """
+    paths: list[str] = []
+    try:
+        with open("/proc/net/unix", encoding="utf-8", errors="surrogateescape") as handle:
+            next(handle, None)
+            for line in handle:
+                fields = line.rstrip("\n").split(None, 7)
+                if len(fields) == 8 and fields[7].startswith("/"):
+                    paths.append(fields[7])
+    except FileNotFoundError:
+        return []
+    return list(dict.fromkeys(paths))
+
+
+def mask_sockets(paths: Iterable[str]) -> int:
+    """Bind /dev/null over each socket so ``connect()`` finds no listener.
+
+    Landlock (through ABI 7) does not govern connecting to pathname sockets, and a
+    host daemon's socket (Docker's, an SSH agent's) is a way out of any sandbox.
+    """
+    masked = 0
+    for path in paths:
+        try:
+            if not stat.S_ISSOCK(os.stat(path).st_mode):
+                continue
+            mount("/dev/null", path, None, MS_BIND)
+            remount(path, read_only=True)
+            masked += 1
+        except OSError as exc:
+            if exc.errno in (2, 13, 20):  # the socket is gone or out of reach
+                continue
+            raise
+    return masked

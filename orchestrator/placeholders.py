@@ -1,0 +1,114 @@
+"""Protected paths that do not exist yet: hold their place so they can be mounted read-only.
+
+Owns: creating an empty ``.git/``, ``.codex/`` or ``.codex-profile`` in a writable
+workspace for the duration of a run when it is missing, and removing what we created
+once the last run using that workspace ends.
+Does not own: mounting them read-only (each backend does).
+
+Why: Landlock grants by directory tree and cannot deny creating one name. Without a
+placeholder, a sandboxed agent could create ``.codex-profile`` and choose its own
+next profile, or ``.git/hooks`` to run code when the user next commits. A read-only
+mount over a placeholder makes creation fail (EROFS) and removal fail (EBUSY).
+
+Concurrency: runs in one workspace share a lock. Creation happens under the exclusive
+lock; the run then holds it shared; whoever can take it exclusively at the end is the
+last run and removes the placeholders (only if still empty — the sandbox cannot have
+written them, but the user may have). A record of what we created survives a crash,
+so the next run cleans up after a SIGKILLed one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import SandboxSetupError
+
+DIRECTORY_NAMES = frozenset({".git", ".codex"})
+
+
+def _state_files(state_dir: Path, workspace: str) -> tuple[Path, Path]:
+    key = hashlib.sha256(workspace.encode()).hexdigest()[:20]
+    return state_dir / f"{key}.lock", state_dir / f"{key}.placeholders.json"
+
+
+@contextlib.contextmanager
+def held(workspace: str, protected: tuple[str, ...], *, state_dir: Path) -> Iterator[None]:
+    if not protected:
+        yield
+        return
+    lock_path, record_path = _state_files(state_dir, workspace)
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise SandboxSetupError(
+            f"cannot create {lock_path}: {exc.strerror}", hint="check that CODEX_HOME is writable"
+        ) from exc
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        created = _load(record_path)
+        for path in protected:
+            if not os.path.lexists(path):
+                _create(path)
+                created.add(path)
+        _save(record_path, created)
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        yield
+    finally:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # another run still uses them; the last one out cleans up
+        else:
+            _save(record_path, {p for p in _load(record_path) if not _remove_if_empty(p)})
+        os.close(lock)
+
+
+def _create(path: str) -> None:
+    try:
+        if os.path.basename(path) in DIRECTORY_NAMES:
+            os.mkdir(path, 0o700)
+        else:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except OSError as exc:
+        raise SandboxSetupError(
+            f"cannot create placeholder {path}: {exc.strerror}",
+            hint="protected paths must exist to be mounted read-only; "
+            "make the workspace writable for you",
+        ) from exc
+
+
+def _remove_if_empty(path: str) -> bool:
+    """Remove our placeholder if it is still empty. True when it is no longer ours to
+    track: removed, already gone, or filled by the user (then it is theirs)."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.rmdir(path)
+        elif os.path.isfile(path) and not os.path.islink(path) and os.path.getsize(path) == 0:
+            os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        return exc.errno == errno.ENOTEMPTY
+
+
+def _load(record: Path) -> set[str]:
+    try:
+        return set(json.loads(record.read_text()))
+    except (OSError, ValueError, TypeError):
+        return set()
+
+
+def _save(record: Path, paths: set[str]) -> None:
+    if paths:
+        record.write_text(json.dumps(sorted(paths)))
+    else:
+        record.unlink(missing_ok=True)

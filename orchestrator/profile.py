@@ -1,0 +1,87 @@
+"""The security profile as frozen data, with the seed's Python API.
+
+Owns: ``Profile`` and the ``SandboxPolicy`` values it maps to (seed §Implementation).
+Does not own: reading YAML (``profile_store``) or choosing a profile (``resolve``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Network(StrEnum):
+    NONE = "none"
+    # Egress for reading only. Method filtering arrives with the egress proxy; until
+    # then backends give unfiltered egress and say so (see README "Honest limits").
+    READ_ONLY = "read-only"
+    FULL = "full"
+
+
+class Access(StrEnum):
+    READ_ONLY = "read-only"
+    READ_WRITE = "read-write"
+
+
+class Capabilities(StrEnum):
+    NONE = "none"  # every capability and the bounding set dropped
+    DEFAULT = "default"  # the engine's / host's default set (trusted only)
+
+
+# Names inside a writable workspace that stay read-only: an agent must not plant git
+# hooks, rewrite its own Codex config, or pick its own next profile.
+DEFAULT_PROTECTED = (".git", ".codex", ".codex-profile")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadOnly:
+    """The seed's ``SandboxPolicy::ReadOnly``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkspaceWrite:
+    """The seed's ``SandboxPolicy::WorkspaceWrite { network }``."""
+
+    network: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DangerFullAccess:
+    """The seed's ``SandboxPolicy::DangerFullAccess``."""
+
+
+SandboxPolicy = ReadOnly | WorkspaceWrite | DangerFullAccess
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Profile:
+    name: str
+    description: str
+    network: Network
+    rootfs: Access
+    workspace: Access
+    private_tmp: bool
+    writable_paths: tuple[str, ...] = ()
+    protected_paths: tuple[str, ...] = DEFAULT_PROTECTED
+    sandboxed: bool = True
+    seccomp: str | None = "default"
+    capabilities: Capabilities = Capabilities.NONE
+    requires_opt_in: bool = False
+    extends: str | None = None
+    origin: str = "builtin"
+
+    def allows_network(self) -> bool:
+        return self.network is not Network.NONE
+
+    def allows_write(self) -> bool:
+        return self.workspace is Access.READ_WRITE or self.allows_full_write()
+
+    def allows_full_write(self) -> bool:
+        return self.rootfs is Access.READ_WRITE
+
+    def to_sandbox_policy(self) -> SandboxPolicy:
+        if self.allows_full_write() or not self.sandboxed:
+            return DangerFullAccess()
+        if self.allows_write():
+            return WorkspaceWrite(network=self.allows_network())
+        return ReadOnly()

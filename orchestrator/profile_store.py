@@ -1,0 +1,338 @@
+"""Profiles as data: the built-in YAML files, user profiles, aliases, validation.
+
+Owns: turning ``profiles/*.yaml`` (package) and ``$CODEX_HOME/profiles/*.yaml`` into
+frozen ``Profile`` values, and every error about them (file, line, key, fix).
+Does not own: which profile applies to a run (``resolve``).
+
+A user profile must ``extends:`` a built-in and may only tighten it or add explicitly
+named write grants (``filesystem.writable_paths``): a file that quietly loosens a
+built-in is exactly what a security tool must refuse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError, did_you_mean
+from .profile import Access, Capabilities, Network, Profile
+
+BUILTIN_DIR = Path(__file__).parent / "profiles"
+BUILTIN_NAMES = ("offline", "net-read-only", "workspace", "workspace-net", "trusted")
+DEFAULT_PROFILE = "offline"
+
+# Codex's own names (config `sandbox_mode`, `--sandbox`).
+ALIASES: Mapping[str, str] = {
+    "read-only": "offline",
+    "workspace-write": "workspace",
+    "danger-full-access": "trusted",
+}
+
+SECCOMP_NAMES = ("offline", "default")
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    attr: str  # Profile attribute
+    kind: type | tuple[type, ...]
+    # Strictness order, most restrictive first; None = not ordered (checked otherwise).
+    order: tuple[Any, ...] | None = None
+
+
+_FIELDS: Mapping[str, _Field] = {
+    "network": _Field("network", Network, (Network.NONE, Network.READ_ONLY, Network.FULL)),
+    "filesystem.root": _Field("rootfs", Access, (Access.READ_ONLY, Access.READ_WRITE)),
+    "filesystem.workspace": _Field("workspace", Access, (Access.READ_ONLY, Access.READ_WRITE)),
+    "filesystem.private_tmp": _Field("private_tmp", bool, (False, True)),
+    "filesystem.writable_paths": _Field("writable_paths", list),
+    "filesystem.protected_paths": _Field("protected_paths", list),
+    "process.sandboxed": _Field("sandboxed", bool, (True, False)),
+    "process.seccomp": _Field("seccomp", (str, type(None)), ("offline", "default", None)),
+    "process.capabilities": _Field(
+        "capabilities", Capabilities, (Capabilities.NONE, Capabilities.DEFAULT)
+    ),
+    "process.requires_opt_in": _Field("requires_opt_in", bool, (True, False)),
+}
+_TOP_KEYS = ("name", "description", "extends", "network", "filesystem", "process")
+_SECTIONS = ("filesystem", "process")
+_OPTIONAL_IN_BUILTIN = {"filesystem.writable_paths", "filesystem.protected_paths"}
+_OPTIONAL_IN_BUILTIN |= {"process.sandboxed", "process.requires_opt_in"}
+
+
+def canonical_name(name: str) -> str:
+    return ALIASES.get(name, name)
+
+
+def codex_home_profiles(codex_home: Path) -> Path:
+    return codex_home / "profiles"
+
+
+class ProfileStore:
+    """Built-ins loaded eagerly (they are tiny); user profiles on first use."""
+
+    def __init__(self, *, codex_home: Path) -> None:
+        self._user_dir = codex_home_profiles(codex_home)
+        self._builtins = {n: _load_file(BUILTIN_DIR / f"{n}.yaml", {}) for n in BUILTIN_NAMES}
+        self._users: dict[str, Profile] | None = None
+
+    def builtins(self) -> Mapping[str, Profile]:
+        return self._builtins
+
+    def users(self) -> Mapping[str, Profile]:
+        if self._users is None:
+            self._users = {}
+            if self._user_dir.is_dir():
+                for path in sorted(self._user_dir.glob("*.yaml")):
+                    profile = _load_file(path, self._builtins)
+                    self._users[profile.name] = profile
+        return self._users
+
+    def all(self) -> Mapping[str, Profile]:
+        return {**self._builtins, **self.users()}
+
+    def get(self, name: str, *, source: str = "") -> Profile:
+        wanted = canonical_name(name)
+        if wanted in self._builtins:
+            return self._builtins[wanted]
+        users = self.users()
+        if wanted in users:
+            return users[wanted]
+        known = [*self._builtins, *users, *ALIASES]
+        where = f" (from {source})" if source else ""
+        raise ConfigError(
+            f"unknown profile '{name}'{where}",
+            hint=f"{did_you_mean(name, known)}available: {', '.join(known)}",
+        )
+
+
+def _load_file(path: Path, builtins: Mapping[str, Profile]) -> Profile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read profile {path}: {exc.strerror}", hint="check the file's permissions"
+        ) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"{path}{line}: malformed YAML ({problem})", hint="fix the YAML syntax at that line"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: a profile must be a YAML mapping, got {type(data).__name__}",
+            hint="start the file with 'extends: <built-in>' or 'name: …'",
+        )
+    return _ProfileParser(path, text, data, builtins).parse()
+
+
+class _ProfileParser:
+    def __init__(
+        self, path: Path, text: str, data: dict[str, Any], builtins: Mapping[str, Profile]
+    ) -> None:
+        self.path, self.text, self.data, self.builtins = path, text, data, builtins
+        self.is_builtin = not builtins
+
+    def fail(self, key: str, problem: str, hint: str) -> ConfigError:
+        return ConfigError(
+            f"{self.path}{_line_of(self.text, key)}: key '{key}': {problem}", hint=hint
+        )
+
+    def flat(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in self.data.items():
+            if key not in _TOP_KEYS:
+                raise self.fail(
+                    str(key),
+                    "unknown key",
+                    f"{did_you_mean(str(key), _TOP_KEYS)}allowed: {', '.join(_TOP_KEYS)}",
+                )
+            if key in _SECTIONS:
+                if value is None:
+                    continue
+                if not isinstance(value, dict):
+                    raise self.fail(
+                        key,
+                        f"expected a mapping, got {type(value).__name__}",
+                        f"write '{key}:' followed by indented keys",
+                    )
+                subkeys = [k.split(".", 1)[1] for k in _FIELDS if k.startswith(key + ".")]
+                for sub, subvalue in value.items():
+                    if sub not in subkeys:
+                        raise self.fail(
+                            f"{key}.{sub}",
+                            "unknown key",
+                            f"{did_you_mean(str(sub), subkeys)}allowed: {', '.join(subkeys)}",
+                        )
+                    out[f"{key}.{sub}"] = subvalue
+            else:
+                out[key] = value
+        return out
+
+    def parse(self) -> Profile:
+        flat = self.flat()
+        name = self._name(flat)
+        base = self._base(flat, name)
+        values = {
+            dotted: self._convert(dotted, flat[dotted]) for dotted in _FIELDS if dotted in flat
+        }
+        if self.is_builtin:
+            missing = [k for k in _FIELDS if k not in flat and k not in _OPTIONAL_IN_BUILTIN]
+            if missing:
+                raise self.fail(missing[0], "missing", "built-in profiles define every key")
+            description = self._string(flat, "description")
+            profile = Profile(
+                name=name,
+                description=description,
+                origin="builtin",
+                **{_FIELDS[k].attr: v for k, v in values.items()},
+            )
+            return profile
+        if base is None:  # unreachable: _base returns a profile for user files
+            raise self.fail("extends", "missing", "name a built-in to extend")
+        for dotted, value in values.items():
+            self._check_tightens(dotted, getattr(base, _FIELDS[dotted].attr), value, base)
+        description = (
+            self._string(flat, "description")
+            if "description" in flat
+            else (f"{base.description} (tightened by {self.path.name})")
+        )
+        return replace(
+            base,
+            name=name,
+            description=description,
+            extends=base.name,
+            origin=str(self.path),
+            **{_FIELDS[k].attr: v for k, v in values.items()},
+        )
+
+    def _name(self, flat: dict[str, Any]) -> str:
+        name = self._string(flat, "name") if "name" in flat else self.path.stem
+        if not self.is_builtin and (name in self.builtins or name in ALIASES):
+            raise self.fail(
+                "name",
+                f"'{name}' is a built-in profile name",
+                "choose another name; built-ins cannot be redefined",
+            )
+        if not self.is_builtin and name != self.path.stem:
+            raise self.fail(
+                "name",
+                f"'{name}' does not match the file name '{self.path.name}'",
+                f"rename the file to {name}.yaml or drop 'name:'",
+            )
+        return name
+
+    def _base(self, flat: dict[str, Any], name: str) -> Profile | None:
+        if self.is_builtin:
+            return None
+        if "extends" not in flat:
+            raise self.fail(
+                "extends",
+                "missing",
+                "a user profile must say which built-in it "
+                f"tightens, e.g. 'extends: workspace' ({', '.join(BUILTIN_NAMES)})",
+            )
+        parent = canonical_name(self._string(flat, "extends"))
+        if parent not in self.builtins:
+            raise self.fail(
+                "extends",
+                f"'{parent}' is not a built-in profile",
+                f"{did_you_mean(parent, BUILTIN_NAMES)}extend one of: {', '.join(BUILTIN_NAMES)}",
+            )
+        return self.builtins[parent]
+
+    def _string(self, flat: dict[str, Any], key: str) -> str:
+        value = flat.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(key, f"expected a non-empty string, got {value!r}", "quote the value")
+        return value
+
+    def _convert(self, dotted: str, value: Any) -> Any:
+        field = _FIELDS[dotted]
+        if isinstance(field.kind, type) and issubclass(field.kind, StrEnum):
+            choices = [m.value for m in field.kind]
+            if not isinstance(value, str) or value not in choices:
+                raise self.fail(
+                    dotted,
+                    f"expected one of {', '.join(choices)}, got {value!r}",
+                    f"{did_you_mean(str(value), choices)}use one of the listed values",
+                )
+            return field.kind(value)
+        if field.kind is bool:
+            if not isinstance(value, bool):
+                raise self.fail(
+                    dotted,
+                    f"expected true or false, got {value!r}",
+                    "write true or false (unquoted)",
+                )
+            return value
+        if field.kind is list:
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise self.fail(
+                    dotted,
+                    f"expected a list of strings, got {value!r}",
+                    'write a YAML list, e.g. ["~/.cache/pip"]',
+                )
+            return tuple(value)
+        if value is not None and value not in SECCOMP_NAMES:
+            raise self.fail(
+                dotted,
+                f"unknown seccomp profile {value!r}",
+                f"{did_you_mean(str(value), SECCOMP_NAMES)}use one of: "
+                f"{', '.join(SECCOMP_NAMES)} (files in seccomp-profiles/)",
+            )
+        return value
+
+    def _check_tightens(self, dotted: str, old: Any, new: Any, base: Profile) -> None:
+        field = _FIELDS[dotted]
+        if field.attr == "protected_paths":
+            dropped = sorted(set(old) - set(new))
+            if dropped:
+                raise self.fail(
+                    dotted,
+                    f"removes protected path(s) {', '.join(dropped)} that '{base.name}' protects",
+                    "list them again; a user profile may only add protected paths",
+                )
+            return
+        if field.order is None:  # writable_paths: explicitly named grants are allowed
+            return
+        if field.order.index(new) > field.order.index(old):
+            raise self.fail(
+                dotted,
+                f"loosens '{base.name}' ({_show(old)} → {_show(new)})",
+                "a user profile may only tighten the built-in it extends; "
+                "extend a more permissive built-in instead",
+            )
+
+
+def _show(value: Any) -> str:
+    return (
+        "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    )
+
+
+def _line_of(text: str, dotted: str) -> str:
+    """``":N"`` for the line where ``dotted`` (e.g. ``filesystem.root``) is written."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return ""
+    for part in dotted.split("."):
+        if not isinstance(node, yaml.MappingNode):
+            return ""
+        for key_node, value_node in node.value:
+            if key_node.value == part:
+                line = key_node.start_mark.line + 1
+                node = value_node
+                break
+        else:
+            return ""
+    return f":{line}"

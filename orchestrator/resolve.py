@@ -1,0 +1,115 @@
+"""Which profile applies, and where that choice came from.
+
+Owns: the precedence ``--profile`` > ``CODEX_SECURITY_PROFILE`` > ``.codex-profile``
+(walking up from the workspace) > ``$CODEX_HOME/config.toml`` > ``offline``, and the
+rule that a file inside the workspace can never select an opt-in profile.
+Does not own: asking for the opt-in itself (``runner``/``cli``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from .config import Config
+from .errors import ConfigError, Refused
+from .profile import Profile
+from .profile_store import DEFAULT_PROFILE, ProfileStore
+
+PROFILE_FILE = ".codex-profile"
+ENV_PROFILE = "CODEX_SECURITY_PROFILE"
+
+
+class Source(StrEnum):
+    FLAG = "flag"
+    ENV = "env"
+    FILE = "file"  # a .codex-profile
+    CONFIG = "config"
+    DEFAULT = "default"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resolution:
+    profile: Profile
+    source: Source
+    detail: str  # the flag text, env var, file path or "built-in default"
+
+    def describe(self) -> str:
+        return f"{self.source.value} ({self.detail})"
+
+
+def resolve_profile(
+    *,
+    flag: str | None,
+    environ: Mapping[str, str],
+    workspace: Path,
+    config: Config,
+    store: ProfileStore,
+) -> Resolution:
+    if flag:
+        return Resolution(
+            profile=store.get(flag, source="--profile"),
+            source=Source.FLAG,
+            detail=f"--profile {flag}",
+        )
+    env_value = environ.get(ENV_PROFILE, "").strip()
+    if env_value:
+        return Resolution(
+            profile=store.get(env_value, source=ENV_PROFILE), source=Source.ENV, detail=ENV_PROFILE
+        )
+    found = find_profile_file(workspace)
+    if found is not None:
+        path, name = found
+        profile = store.get(name, source=str(path))
+        if profile.requires_opt_in:
+            # An agent that can write one file must never be able to hand itself full
+            # access: only the person at the command line can choose an opt-in profile.
+            raise Refused(
+                f"{path} selects '{name}', which a .codex-profile may never select",
+                hint=f"run with --profile {profile.name} --yes-i-trust-this-workspace, "
+                "or change the file",
+            )
+        return Resolution(profile=profile, source=Source.FILE, detail=str(path))
+    if config.profile:
+        return Resolution(
+            profile=store.get(config.profile, source=str(config.path)),
+            source=Source.CONFIG,
+            detail=str(config.path),
+        )
+    return Resolution(
+        profile=store.get(DEFAULT_PROFILE), source=Source.DEFAULT, detail="built-in default"
+    )
+
+
+def find_profile_file(workspace: Path) -> tuple[Path, str] | None:
+    """The nearest ``.codex-profile`` at or above ``workspace`` and the name in it.
+
+    An empty file (or one holding only comments) selects nothing and the walk goes on.
+    """
+    for directory in (workspace, *workspace.parents):
+        path = directory / PROFILE_FILE
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except IsADirectoryError as exc:
+            raise ConfigError(
+                f"{path} is a directory", hint="it must be a file holding a profile name"
+            ) from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"cannot read {path}: {exc}", hint="fix its permissions or encoding (UTF-8)"
+            ) from exc
+        names = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+        names = [n for n in names if n]
+        if not names:
+            continue
+        if len(names) > 1 or " " in names[0]:
+            raise ConfigError(
+                f"{path}: expected one profile name, got {' '.join(names)!r}",
+                hint="write a single name such as 'workspace'",
+            )
+        return path, names[0]
+    return None

@@ -1,0 +1,226 @@
+"""The pipeline of DESIGN.md §2 as one library call: resolve → compile → select → audit → run.
+
+Owns: the order of the steps, the trusted opt-in, and the audit records around a launch
+(one when it is decided, allowed or denied; one when it ends).
+Does not own: printing, exiting or asking questions (``cli`` passes ``confirm``).
+
+Every refusal after the command line is known is audited before it is raised, and if
+the decision record cannot be written nothing is launched.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import placeholders
+from .audit import LOG_NAME, AuditLog, Sanitizer
+from .backends import base
+from .compile import Request, compile_spec
+from .config import codex_home, load_config
+from .errors import AuditError, CodexBoxError, Refused
+from .profile_store import ProfileStore
+from .resolve import Resolution, resolve_profile
+from .spec import RunResult, SandboxSpec
+
+Confirm = Callable[[str], bool]
+SESSION_ENV = "CODEX_BOX_SESSION"
+BACKEND_ENV = "CODEX_BOX_BACKEND"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRequest:
+    argv: tuple[str, ...]
+    environ: Mapping[str, str]
+    cwd: str
+    profile: str | None = None
+    workspace: str | None = None
+    backend: str | None = None  # flag; else CODEX_BOX_BACKEND, config, "auto"
+    env_names: tuple[str, ...] = ()
+    timeout: str | None = None
+    memory: str | None = None
+    pids: str | None = None
+    tty: bool = False
+    trust_opt_in: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prepared:
+    resolution: Resolution
+    spec: SandboxSpec
+    backend: base.Backend
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    prepared: Prepared
+    result: RunResult
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class Runner:
+    def __init__(self, request: RunRequest, *, confirm: Confirm | None = None) -> None:
+        self.request = request
+        self.confirm = confirm
+        self.home = codex_home(request.environ)
+        self.session_id = request.environ.get(SESSION_ENV) or new_id()
+        self.run_id = new_id()
+        user_home = request.environ.get("HOME") or str(Path.home())
+        self.audit = AuditLog(
+            self.home / LOG_NAME, sanitizer=Sanitizer(user=_user_name(), home=user_home)
+        )
+        self._resolution: Resolution | None = None
+        self._base_record: dict[str, Any] = {
+            "operation": "command_exec",
+            "target": shlex.join(request.argv),
+            "session_id": self.session_id,
+            "run_id": self.run_id,
+        }
+
+    def prepare(self) -> Prepared:
+        """Everything up to (not including) launching; refusals are audited."""
+        try:
+            return self._prepare()
+        except CodexBoxError as exc:
+            self._record_denied(exc)
+            raise
+
+    def run(self) -> Outcome:
+        prepared = self.prepare()
+        spec = prepared.spec
+        self._write(
+            {
+                **self._describe(prepared),
+                "phase": "decided",
+                "decision": "allowed",
+                "reason": f"profile {spec.profile} ({prepared.resolution.describe()})",
+            }
+        )
+        try:
+            with placeholders.held(
+                spec.workspace, spec.protected_paths, state_dir=self.home / "run"
+            ):
+                result = prepared.backend.run(spec)
+        except CodexBoxError as exc:
+            self._write(
+                {
+                    **self._describe(prepared),
+                    "phase": "ended",
+                    "decision": "denied",
+                    "reason": f"sandbox setup failed: {exc.one_line()}",
+                }
+            )
+            raise
+        self._write(
+            {
+                **self._describe(prepared),
+                "phase": "ended",
+                "decision": "allowed",
+                "reason": _ended(result),
+                "exit_code": result.exit_code,
+                "signal": result.signal,
+                "timed_out": result.timed_out,
+                "oom_killed": result.oom_killed,
+                "duration_ms": round(result.duration_s * 1000),
+            }
+        )
+        return Outcome(prepared=prepared, result=result)
+
+    def _prepare(self) -> Prepared:
+        req = self.request
+        config = load_config(self.home)
+        workspace = os.path.realpath(os.path.join(req.cwd, req.workspace or "."))
+        resolution = resolve_profile(
+            flag=req.profile,
+            environ=req.environ,
+            workspace=Path(workspace),
+            config=config,
+            store=ProfileStore(codex_home=self.home),
+        )
+        self._resolution = resolution
+        if resolution.profile.requires_opt_in and not req.trust_opt_in:
+            question = (
+                f"Profile '{resolution.profile.name}' runs with NO sandbox: full "
+                f"filesystem, network and process access. Trust {workspace}?"
+            )
+            if self.confirm is None or not self.confirm(question):
+                raise Refused(
+                    f"profile '{resolution.profile.name}' needs explicit opt-in "
+                    f"(chosen by {resolution.describe()})",
+                    hint="add --yes-i-trust-this-workspace, or confirm at the prompt",
+                )
+        spec = compile_spec(
+            resolution.profile,
+            Request(
+                argv=req.argv,
+                workspace=workspace,
+                cwd=req.cwd,
+                environ=req.environ,
+                home=req.environ.get("HOME") or str(Path.home()),
+                codex_home=str(self.home),
+                uid=os.getuid(),
+                gid=os.getgid(),
+                run_id=self.run_id,
+                session_id=self.session_id,
+                env_names=req.env_names,
+                timeout=req.timeout,
+                memory=req.memory,
+                pids=req.pids,
+                tty=req.tty,
+            ),
+        )
+        backend = base.select(
+            req.backend or req.environ.get(BACKEND_ENV) or config.backend or "auto"
+        )
+        return Prepared(resolution=resolution, spec=spec, backend=backend)
+
+    def _describe(self, prepared: Prepared) -> dict[str, Any]:
+        return {
+            "profile": prepared.spec.profile,
+            "profile_source": prepared.resolution.source.value,
+            "backend": prepared.backend.name,
+            "workspace": prepared.spec.workspace,
+        }
+
+    def _record_denied(self, exc: CodexBoxError) -> None:
+        resolution = self._resolution
+        extra = (
+            {"profile": resolution.profile.name, "profile_source": resolution.source.value}
+            if resolution
+            else {}
+        )
+        try:
+            self._write(
+                {**extra, "phase": "decided", "decision": "denied", "reason": exc.one_line()}
+            )
+        except AuditError as audit_exc:
+            if isinstance(exc, AuditError):
+                return
+            raise audit_exc from exc
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self.audit.append({**self._base_record, **record})
+
+
+def _ended(result: RunResult) -> str:
+    if result.detail:
+        return result.detail
+    if result.signal:
+        return f"killed by signal {result.signal}"
+    return f"exited {result.exit_code}"
+
+
+def _user_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""

@@ -1,0 +1,61 @@
+"""Frozen, fully resolved data handed to backends: ``SandboxSpec``, ``Limits``, ``RunResult``.
+
+Owns: the contract between ``compile`` and every backend. A backend reads nothing
+else — no config file, no ``os.environ`` — so what the spec says is what is enforced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .profile import Capabilities, Network
+
+DEFAULT_MEMORY_BYTES = 8 * 1024**3
+DEFAULT_PIDS = 4096
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    timeout_s: float | None = None  # None: no timeout
+    memory_bytes: int | None = DEFAULT_MEMORY_BYTES  # None: explicitly unlimited (--memory 0)
+    pids: int | None = DEFAULT_PIDS  # None: explicitly unlimited (--pids 0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SandboxSpec:
+    run_id: str
+    session_id: str
+    profile: str
+    argv: tuple[str, ...]
+    workspace: str  # absolute, symlinks resolved; also the working directory
+    env: tuple[tuple[str, str], ...]  # the command's complete environment
+    network: Network
+    sandboxed: bool  # False only for `trusted`: no sandbox at all
+    rootfs_read_only: bool
+    private_tmp: bool  # a fresh writable /tmp (and /dev/shm) visible to this run only
+    writable_roots: tuple[str, ...]  # absolute; the workspace first when it is writable
+    protected_paths: tuple[str, ...]  # absolute; read-only even inside a writable root
+    seccomp_profile: str | None  # absolute path of an OCI seccomp JSON
+    capabilities: Capabilities
+    limits: Limits = field(default_factory=Limits)
+    tty: bool = False
+    uid: int
+    gid: int
+
+    @property
+    def workspace_writable(self) -> bool:
+        return self.workspace in self.writable_roots
+
+    def env_dict(self) -> dict[str, str]:
+        return dict(self.env)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    exit_code: int
+    backend: str
+    duration_s: float
+    signal: int | None = None  # the signal that ended the command, if any
+    timed_out: bool = False
+    oom_killed: bool = False
+    detail: str = ""  # e.g. "command not found inside the sandbox: foo"

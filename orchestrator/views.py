@@ -1,0 +1,124 @@
+"""Human- and machine-readable renderings of profiles, resolutions, results and audit records.
+
+Owns: turning data into strings and dicts. Does not own: printing (``cli``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .profile import Access, Network, Profile
+from .profile_store import ALIASES
+from .resolve import Resolution
+from .spec import RunResult
+
+NETWORK_TEXT = {
+    Network.NONE: "none",
+    # Honest: until the egress proxy lands this is ordinary egress.
+    Network.READ_ONLY: "egress (read intent; not yet method-filtered)",
+    Network.FULL: "full",
+}
+
+
+def profile_dict(profile: Profile) -> dict[str, Any]:
+    return {
+        "name": profile.name,
+        "description": profile.description,
+        **({"extends": profile.extends} if profile.extends else {}),
+        "origin": profile.origin,
+        "network": profile.network.value,
+        "filesystem": {
+            "root": profile.rootfs.value,
+            "workspace": profile.workspace.value,
+            "private_tmp": profile.private_tmp,
+            "writable_paths": list(profile.writable_paths),
+            "protected_paths": list(profile.protected_paths),
+        },
+        "process": {
+            "sandboxed": profile.sandboxed,
+            "seccomp": profile.seccomp,
+            "capabilities": profile.capabilities.value,
+            "requires_opt_in": profile.requires_opt_in,
+        },
+        "allows": {
+            "network": profile.allows_network(),
+            "write": profile.allows_write(),
+            "full_write": profile.allows_full_write(),
+        },
+    }
+
+
+def summary(profile: Profile) -> str:
+    if not profile.sandboxed:
+        return "no sandbox: full filesystem, network and processes (explicit opt-in)"
+    writes = "workspace + private /tmp" if profile.workspace is Access.READ_WRITE else "nothing"
+    if profile.writable_paths:
+        writes += " + " + ", ".join(profile.writable_paths)
+    return f"network {NETWORK_TEXT[profile.network]}; reads everything; writes {writes}"
+
+
+def profiles_table(profiles: Iterable[Profile]) -> str:
+    rows = [("PROFILE", "NETWORK", "WRITES", "SANDBOX", "ORIGIN")]
+    for p in profiles:
+        writes = (
+            "everything"
+            if p.allows_full_write()
+            else "workspace+/tmp"
+            if p.allows_write()
+            else "nothing"
+        )
+        if p.writable_paths:
+            writes += f" (+{len(p.writable_paths)})"
+        sandbox = "none (opt-in)" if not p.sandboxed else f"seccomp:{p.seccomp}, caps:none"
+        rows.append((p.name, p.network.value, writes, sandbox, p.origin))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    aliases = ", ".join(f"{a} → {t}" for a, t in ALIASES.items())
+    return "\n".join([*lines, "", f"aliases: {aliases}"])
+
+
+def resolution_dict(resolution: Resolution) -> dict[str, Any]:
+    return {
+        "profile": resolution.profile.name,
+        "source": resolution.source.value,
+        "detail": resolution.detail,
+        "summary": summary(resolution.profile),
+    }
+
+
+def resolution_text(resolution: Resolution) -> str:
+    return (
+        f"{resolution.profile.name} (from {resolution.describe()})\n  {summary(resolution.profile)}"
+    )
+
+
+def result_dict(result: RunResult, *, run_id: str, session_id: str, profile: str) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "session_id": session_id,
+        "profile": profile,
+        "backend": result.backend,
+        "exit_code": result.exit_code,
+        "signal": result.signal,
+        "timed_out": result.timed_out,
+        "oom_killed": result.oom_killed,
+        "duration_ms": round(result.duration_s * 1000),
+        "detail": result.detail,
+    }
+
+
+def audit_line(record: Mapping[str, Any]) -> str:
+    when = str(record.get("timestamp", "?"))[:19].replace("T", " ")
+    decision = str(record.get("decision", "?"))
+    phase = str(record.get("phase", ""))
+    exit_code = record.get("exit_code")
+    outcome = f"exit {exit_code}" if exit_code is not None else phase
+    return (
+        f"{when}  {decision:<8} {record.get('operation', '?'):<13} "
+        f"{record.get('profile', '-'):<14} {outcome:<8} {record.get('target', '')}"
+        + (f"  — {record['reason']}" if decision != "allowed" and record.get("reason") else "")
+    )
