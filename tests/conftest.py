@@ -1,0 +1,108 @@
+"""Shared fixtures.
+
+Kernel-dependent tests get their marker from the fixture they use (``native``): skipped
+when the kernel lacks a feature locally, a *failure* when CODEX_BOX_REQUIRE_ENGINES=1
+(as in CI), so a missing feature can never turn into a quietly green suite.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+REQUIRE = os.environ.get("CODEX_BOX_REQUIRE_ENGINES") == "1"
+# The console script, as users run it (`python -m` would put the cwd on sys.path).
+CODEX_BOX = str(Path(sys.executable).parent / "codex-box")
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _clean_env(home: Path, codex_home: Path) -> dict[str, str]:
+    keep = ("PATH", "LANG", "LC_ALL", "TERM")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env.update(HOME=str(home), CODEX_HOME=str(codex_home), PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def codex_home(home: Path) -> Path:
+    path = home / ".codex"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    path = tmp_path / "proj"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def base_env(home: Path, codex_home: Path) -> dict[str, str]:
+    return _clean_env(home, codex_home)
+
+
+@pytest.fixture
+def cli(base_env: dict[str, str], workspace: Path) -> Callable[..., Ran]:
+    """Run the installed CLI (``.venv/bin/codex-box``) in a subprocess, cwd = workspace."""
+
+    def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            input: str | None = None, timeout: float = 60) -> Ran:
+        proc = subprocess.run(
+            [CODEX_BOX, *args],
+            cwd=cwd or workspace, env={**base_env, **(env or {})}, input=input,
+            capture_output=True, text=True, timeout=timeout,
+        )
+        return Ran(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+def _native_missing() -> str | None:
+    if not sys.platform.startswith("linux"):
+        return "not Linux"
+    from orchestrator.backends.linux import LinuxBackend
+
+    availability = LinuxBackend().availability()
+    return None if availability.ok else availability.reason
+
+
+@pytest.fixture(scope="session")
+def native_available() -> Iterator[None]:
+    missing = _native_missing()
+    if missing:
+        if REQUIRE:
+            pytest.fail(f"native sandbox required (CODEX_BOX_REQUIRE_ENGINES=1) but: {missing}")
+        pytest.skip(f"native sandbox unavailable: {missing}")
+    yield
+
+
+@pytest.fixture
+def sandbox(native_available: None, cli: Callable[..., Ran]) -> Callable[..., Ran]:
+    """``sandbox("workspace", "sh", "-c", "...")`` runs through the CLI on the native backend."""
+
+    def run(profile: str, *argv: str, flags: tuple[str, ...] = (), **kw: object) -> Ran:
+        return cli("run", "--backend", "native", "--profile", profile, *flags, "--", *argv,
+                   **kw)  # type: ignore[arg-type]
+
+    return run
