@@ -82,7 +82,7 @@ def http_server() -> Iterator[Seen]:
     seen = Seen(port=0)
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 -- the stdlib's name
+        def do_GET(self) -> None:
             seen.hits.append(self.path.encode())
             body = b"hello from the test server\n"
             self.send_response(200)
@@ -111,7 +111,7 @@ def unix_server(path: str) -> Iterator[Seen]:
     """A pathname Unix socket server (like a host daemon's) that records connections."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(path)
-    os.chmod(path, 0o777)
+    os.chmod(path, 0o777)  # noqa: S103 -- a daemon socket anyone may use: the worst case
     sock.listen(4)
     sock.settimeout(0.2)
     seen = Seen(port=0)

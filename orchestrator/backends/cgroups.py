@@ -101,13 +101,34 @@ def create(run_id: str, limits: Limits) -> RunCgroup | None:
 
 def _make_run_dir(parent: Path, run_id: str) -> Path:
     parent.mkdir(exist_ok=True)
-    for stale in parent.iterdir():  # leftovers of runs that were SIGKILLed: empty ones go
-        if stale.is_dir():
-            with contextlib.suppress(OSError):
-                stale.rmdir()
-    run_dir = parent / run_id
+    _sweep_stale(parent)
+    run_dir = parent / f"{os.getpid()}-{run_id}"
     run_dir.mkdir()
     return run_dir
+
+
+def _sweep_stale(parent: Path) -> None:
+    """Remove cgroups left by runs whose codex-box was SIGKILLed.
+
+    Only a directory whose owner (the pid in its name) is dead is touched: a live
+    run's cgroup may still be empty because its launcher has not joined it yet.
+    """
+    for entry in parent.iterdir():
+        owner = entry.name.split("-", 1)[0]
+        if not entry.is_dir() or not owner.isdigit() or _alive(int(owner)):
+            continue
+        with contextlib.suppress(OSError):  # not empty: its processes are still dying
+            entry.rmdir()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _create_v1(run_id: str, limits: Limits, own: dict[str, str]) -> RunCgroup | None:

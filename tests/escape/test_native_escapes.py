@@ -1,0 +1,273 @@
+"""Sandbox-escape attempts against the native backend, one attack per test, every
+sandboxed profile. Where an attack would succeed on an unprotected host, a `trusted`
+control run shows it does — so each pass means the sandbox stopped it, not that the
+attack was broken.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import pty
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CODEX_BOX
+from tests.servers import unix_server
+
+SANDBOXED = ("offline", "net-read-only", "workspace", "workspace-net")
+EPERM, ENOSYS = 1, 38
+
+# Each probe is a syscall that *succeeds* for uid 0 without capabilities on this kernel
+# unless a seccomp filter stops it; the result is 0 on success, else the errno.
+SYSCALL_PROBES = r"""
+import ctypes, json, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+lib = ctypes.CDLL("libseccomp.so.2")
+lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+def call(name, *args):
+    ctypes.set_errno(0)
+    r = libc.syscall(lib.seccomp_syscall_resolve_name(name.encode()),
+                     *[ctypes.c_long(a) for a in args])
+    return r, (0 if r >= 0 else ctypes.get_errno())
+out = {}
+out["unshare(CLONE_NEWUSER)"] = call("unshare", 0x10000000)[1]
+r, err = call("clone", 0x10000000 | 17, 0, 0, 0, 0)  # CLONE_NEWUSER | SIGCHLD
+if r == 0:
+    os._exit(0)
+if r > 0:
+    os.waitpid(r, 0)
+out["clone(CLONE_NEWUSER)"] = err
+out["clone3"] = call("clone3", 0, 0)[1] if call("clone3", 0, 0)[1] != 14 else 14
+params = ctypes.create_string_buffer(120)
+r, err = call("io_uring_setup", 4, ctypes.addressof(params))
+out["io_uring_setup"] = err
+if r >= 0:
+    os.close(r)
+out["keyctl(GET_KEYRING_ID)"] = call("keyctl", 0, -3 & 0xFFFFFFFF, 0)[1]
+out["ptrace(TRACEME)"] = call("ptrace", 0, 0, 0, 0)[1]
+out["personality(ADDR_NO_RANDOMIZE)"] = call("personality", 0x0040000)[1]
+print(json.dumps(out))
+"""
+
+
+def _probe(sandbox, profile: str) -> dict[str, int]:
+    ran = sandbox(profile, sys.executable, "-I", "-c", SYSCALL_PROBES)
+    assert ran.returncode == 0, ran.stderr
+    return json.loads(ran.stdout)
+
+
+@pytest.fixture(scope="module")
+def unfiltered(native_available, tmp_path_factory):
+    """The same probes with no sandbox: proof that each attack works when unprotected."""
+    ran = subprocess.run([sys.executable, "-I", "-c", SYSCALL_PROBES], capture_output=True,
+                         text=True, check=True, cwd=tmp_path_factory.mktemp("probe"))
+    return json.loads(ran.stdout)
+
+
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_namespace_keyring_io_uring_ptrace_and_personality_syscalls_are_denied(
+        sandbox, profile, unfiltered):
+    inside = _probe(sandbox, profile)
+    for name, errno_inside in inside.items():
+        expected = ENOSYS if name == "clone3" else EPERM
+        assert errno_inside == expected, f"{name}: errno {errno_inside} inside the sandbox"
+    worked_outside = [n for n, e in unfiltered.items() if e == 0]
+    assert len(worked_outside) >= 5, f"control: unprotected, these work: {unfiltered}"
+
+
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_unshare_and_mount_tools_fail(sandbox, profile):
+    ran = sandbox(profile, "sh", "-c", "unshare -Ur true && echo UNSHARED; "
+                  "mount -t tmpfs none /mnt 2>/dev/null && echo MOUNTED; echo end")
+    assert "end" in ran.stdout
+    assert "UNSHARED" not in ran.stdout and "MOUNTED" not in ran.stdout
+
+
+# push rbx; mov eax, 310 (i386 unshare); mov ebx, CLONE_NEWUSER; int 0x80; pop rbx; ret
+INT80 = r"""
+import ctypes, mmap
+code = bytes.fromhex("53b836010000bb00000010cd805bc3")
+m = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+m.write(code)
+fn = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(m)))
+print("result", fn())
+"""
+
+X32 = r"""
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+r = libc.syscall(ctypes.c_long(0x40000000 | 272), ctypes.c_long(0x10000000))  # x32 unshare
+print("result", r, ctypes.get_errno())
+"""
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="i386/x32 ABIs exist on x86_64")
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_syscalls_through_the_i386_abi_kill_the_process(sandbox, profile, tmp_path):
+    control = subprocess.run([sys.executable, "-I", "-c", INT80], capture_output=True,
+                             text=True, check=False, cwd=tmp_path)
+    assert control.stdout.strip() == "result 0", "control: int 0x80 unshare works unprotected"
+    ran = sandbox(profile, sys.executable, "-I", "-c", INT80)
+    assert "result" not in ran.stdout
+    assert ran.returncode == 128 + signal.SIGSYS
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="x32 exists on x86_64 only")
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_syscalls_through_the_x32_abi_do_not_get_through(sandbox, profile):
+    ran = sandbox(profile, sys.executable, "-I", "-c", X32)
+    assert "result 0 " not in ran.stdout
+    assert ran.returncode == 128 + signal.SIGSYS or "result -1 38" in ran.stdout
+
+
+TIOCSTI = r"""
+import fcntl, termios
+try:
+    fcntl.ioctl(0, termios.TIOCSTI, b"#")
+    print("INJECTED")
+except OSError as exc:
+    print("refused", exc.errno)
+"""
+
+
+def _run_on_controlling_pty(argv: list[str], env: dict[str, str], cwd: Path) -> str:
+    """Run argv with a fresh pty as stdin *and* controlling terminal (as an agent would be)."""
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run(argv, stdin=slave, capture_output=True, text=True, env=env,
+                              cwd=cwd, start_new_session=True, timeout=60, check=False,
+                              preexec_fn=lambda: __import__("fcntl").ioctl(
+                                  0, __import__("termios").TIOCSCTTY, 0))
+        return proc.stdout
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+@pytest.mark.skipif(Path("/proc/sys/dev/tty/legacy_tiocsti").exists()
+                    and Path("/proc/sys/dev/tty/legacy_tiocsti").read_text().strip() == "0",
+                    reason="this kernel disables TIOCSTI for everyone")
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_terminal_input_injection_with_tiocsti_is_refused(native_available, base_env,
+                                                           workspace, profile):
+    control = _run_on_controlling_pty([sys.executable, "-I", "-c", TIOCSTI], base_env, workspace)
+    assert "INJECTED" in control, "control: TIOCSTI works on a controlling tty unprotected"
+    out = _run_on_controlling_pty([CODEX_BOX, "run", "--backend", "native", "--profile",
+                                   profile, "--", sys.executable, "-I", "-c", TIOCSTI],
+                                  base_env, workspace)
+    assert f"refused {EPERM}" in out
+
+
+CONNECT_UNIX = r"""
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    s.connect(sys.argv[1])
+    print("CONNECTED", s.recv(8))
+except OSError as exc:
+    print("refused", exc.errno)
+"""
+
+
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_host_unix_socket_daemons_are_unreachable(sandbox, profile):
+    """Like the Docker socket or an SSH agent: a daemon outside is a way out."""
+    path = f"/var/tmp/codex-box-daemon-{uuid.uuid4().hex[:8]}.sock"
+    with unix_server(path) as server:
+        control = subprocess.run([sys.executable, "-I", "-c", CONNECT_UNIX, path],
+                                 capture_output=True, text=True, check=False)
+        assert "CONNECTED" in control.stdout
+        ran = sandbox(profile, sys.executable, "-I", "-c", CONNECT_UNIX, path)
+        time.sleep(0.2)
+    assert "refused" in ran.stdout, ran.stdout + ran.stderr
+    assert len(server.hits) == 1, "only the control connected"
+
+
+ABSTRACT = r"""
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    s.connect("\0" + sys.argv[1])
+    print("CONNECTED")
+except OSError as exc:
+    print("refused", exc.errno)
+"""
+
+
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_host_abstract_unix_sockets_are_unreachable(sandbox, profile):
+    name = f"codex-box-abstract-{uuid.uuid4().hex[:8]}"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind("\0" + name)
+    server.listen(4)
+    try:
+        control = subprocess.run([sys.executable, "-I", "-c", ABSTRACT, name],
+                                 capture_output=True, text=True, check=False)
+        assert "CONNECTED" in control.stdout
+        ran = sandbox(profile, sys.executable, "-I", "-c", ABSTRACT, name)
+    finally:
+        server.close()
+    assert "refused" in ran.stdout, ran.stdout + ran.stderr
+
+
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_host_processes_cannot_be_signalled(sandbox, profile):
+    victim = subprocess.Popen(["sleep", "30"])
+    try:
+        ran = sandbox(profile, "sh", "-c", f"kill -9 {victim.pid}; echo end")
+        time.sleep(0.2)
+        assert "end" in ran.stdout
+        assert victim.poll() is None, "a host process was killed from inside the sandbox"
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_kernel_tunables_and_the_kernel_log_cannot_be_written(sandbox, profile):
+    before = Path("/proc/sys/kernel/core_pattern").read_text()
+    ran = sandbox(profile, "sh", "-c",
+                  "echo '|/bin/sh -c pwned' > /proc/sys/kernel/core_pattern; "
+                  "echo h > /proc/sysrq-trigger; echo codex-box-escape > /dev/kmsg; "
+                  "echo codex-box > /proc/sys/kernel/hostname; echo end")
+    assert "end" in ran.stdout
+    assert Path("/proc/sys/kernel/core_pattern").read_text() == before
+    assert ran.stderr.count("cannot create") == 4, ran.stderr
+
+
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_seed_shell_escape_through_bash_c_stays_sandboxed(sandbox, profile):
+    """Seed: test_sandbox_blocks_shell_escape_bash — nesting shells changes nothing."""
+    target = f"/etc/codex-box-escape-{uuid.uuid4().hex[:8]}"
+    ran = sandbox(profile, "bash", "-c",
+                  f"bash -c \"sh -c 'echo pwned > {target}'\"; "
+                  f"exec {sys.executable} -c \"open('{target}', 'w')\"")
+    assert ran.returncode != 0
+    assert not Path(target).exists()
+
+
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_no_launcher_file_descriptor_leaks_into_the_command(sandbox, profile):
+    ran = sandbox(profile, sys.executable, "-I", "-c",
+                  "import os; print(sorted(os.listdir('/proc/self/fd')))")
+    assert ran.returncode == 0, ran.stderr
+    fds = [int(fd) for fd in json.loads(ran.stdout.replace("'", '"'))]
+    assert [fd for fd in fds if fd > 2 and fd != max(fds)] == [], fds  # max: listdir's own
+
+
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_setuid_binaries_grant_nothing(sandbox, profile, tmp_path):
+    ran = sandbox(profile, "sh", "-c", "su -c 'id -u' nobody 2>&1; "
+                  "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status")
+    assert "NoNewPrivs:\t1" in ran.stdout
+    assert "CapEff:\t0000000000000000" in ran.stdout

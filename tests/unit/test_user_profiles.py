@@ -1,0 +1,355 @@
+"""User profiles in $CODEX_HOME/profiles/*.yaml: extend a built-in, only tighten.
+
+Every bad file must give a ConfigError whose one line names the file, the key and a fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import EXIT_SETUP, ConfigError
+from orchestrator.profile import Access, Capabilities, Network, WorkspaceWrite
+from orchestrator.profile_store import ProfileStore
+
+WriteProfile = Callable[[str, str], Path]
+
+
+def load_error(store: ProfileStore, name: str) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        store.get(name)
+    assert info.value.exit_code == EXIT_SETUP
+    assert info.value.hint, "every error carries a fix"
+    return info.value
+
+
+def test_user_profile_extending_workspace_net_can_switch_the_network_off(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    path = write_profile(
+        "build",
+        """
+        extends: workspace-net
+        description: "package cache only"
+        network: none
+        """,
+    )
+    profile = store.get("build")
+    assert profile.name == "build"
+    assert profile.extends == "workspace-net"
+    assert profile.origin == str(path)
+    assert profile.network is Network.NONE
+    assert not profile.allows_network()
+    assert profile.workspace is Access.READ_WRITE  # inherited
+    assert profile.to_sandbox_policy() == WorkspaceWrite(network=False)
+    assert profile.description == "package cache only"
+
+
+def test_user_profile_inherits_everything_it_does_not_override(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    write_profile("quiet", "extends: workspace\n")
+    quiet, base = store.get("quiet"), store.get("workspace")
+    for attr in ("network", "rootfs", "workspace", "private_tmp", "protected_paths",
+                 "sandboxed", "seccomp", "capabilities", "requires_opt_in"):
+        assert getattr(quiet, attr) == getattr(base, attr), attr
+    assert "quiet.yaml" in quiet.description  # says where the tightening came from
+
+
+def test_user_profile_may_extend_a_codex_alias(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    write_profile("ww", "extends: workspace-write\nnetwork: none\n")
+    assert store.get("ww").extends == "workspace"
+
+
+def test_user_profile_may_add_explicitly_named_writable_paths(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    write_profile(
+        "pipcache",
+        """
+        extends: offline
+        filesystem:
+          writable_paths: ["~/.cache/pip", "/srv/data"]
+        """,
+    )
+    profile = store.get("pipcache")
+    assert profile.writable_paths == ("~/.cache/pip", "/srv/data")
+    assert profile.network is Network.NONE
+
+
+def test_user_profile_may_add_protected_paths(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    write_profile(
+        "strict",
+        """
+        extends: workspace
+        filesystem:
+          protected_paths: [.git, .codex, .codex-profile, .env]
+        """,
+    )
+    assert ".env" in store.get("strict").protected_paths
+
+
+def test_user_profile_may_tighten_every_ordered_field_at_once(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    write_profile(
+        "locked",
+        """
+        extends: trusted
+        network: none
+        filesystem:
+          root: read-only
+          workspace: read-only
+        process:
+          sandboxed: true
+          seccomp: offline
+          capabilities: none
+        """,
+    )
+    profile = store.get("locked")
+    assert profile.network is Network.NONE
+    assert profile.rootfs is Access.READ_ONLY and profile.workspace is Access.READ_ONLY
+    assert profile.sandboxed and profile.seccomp == "offline"
+    assert profile.capabilities is Capabilities.NONE
+    assert profile.requires_opt_in  # still inherited from trusted: it cannot be dropped
+
+
+def test_user_profiles_appear_next_to_the_built_ins(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    write_profile("mine", "extends: offline\n")
+    assert set(store.all()) == {
+        "offline", "net-read-only", "workspace", "workspace-net", "trusted", "mine"
+    }
+
+
+def test_malformed_yaml_names_the_file_and_line(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    path = write_profile(
+        "bad",
+        """
+        extends: workspace
+        network: none
+        filesystem:
+          root: read-only
+           workspace: read-write
+        """,
+    )
+    err = load_error(store, "bad")
+    assert f"{path}:5:" in err.one_line()
+    assert "malformed YAML" in err.one_line()
+    assert "fix the YAML syntax" in err.hint
+
+
+def test_a_profile_that_is_not_a_mapping_is_an_error(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    path = write_profile("list", "- extends\n- workspace\n")
+    err = load_error(store, "list")
+    assert str(path) in err.one_line() and "mapping" in err.message
+    assert "extends:" in err.hint
+
+
+def test_unknown_top_level_key_names_file_line_key_and_suggests_the_right_one(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    path = write_profile("typo", "extends: workspace\nnetwrk: none\n")
+    err = load_error(store, "typo")
+    assert f"{path}:2:" in err.message
+    assert "'netwrk'" in err.message and "unknown key" in err.message
+    assert "did you mean 'network'?" in err.hint
+
+
+def test_unknown_nested_key_names_the_dotted_key_and_suggests_the_right_one(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    path = write_profile("nested", "extends: workspace\nfilesystem:\n  rot: read-only\n")
+    err = load_error(store, "nested")
+    assert f"{path}:3:" in err.message
+    assert "'filesystem.rot'" in err.message
+    assert "did you mean 'root'?" in err.hint
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "fix"),
+    [
+        ("network: 3\n", "network", "use one of the listed values"),
+        ("filesystem: true\n", "filesystem", "followed by indented keys"),
+        ("process:\n  sandboxed: \"yes\"\n", "process.sandboxed", "true or false"),
+        ("filesystem:\n  private_tmp: 1\n", "filesystem.private_tmp", "true or false"),
+        ("filesystem:\n  writable_paths: ~/x\n", "filesystem.writable_paths", "YAML list"),
+        ("filesystem:\n  writable_paths: [1, 2]\n", "filesystem.writable_paths", "YAML list"),
+        ("description: 42\n", "description", "quote the value"),
+        ("extends: [workspace]\n", "extends", "quote the value"),
+    ],
+)
+def test_wrong_type_names_file_key_and_fix(
+    store: ProfileStore, write_profile: WriteProfile, body: str, key: str, fix: str
+) -> None:
+    text = body if body.startswith("extends") else "extends: workspace\n" + body
+    path = write_profile("wrongtype", text)
+    err = load_error(store, "wrongtype")
+    assert str(path) in err.message
+    assert f"key '{key}'" in err.message
+    assert fix in err.hint
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "suggestion"),
+    [
+        ("network: ful\n", "network", "did you mean 'full'?"),
+        ("filesystem:\n  root: readonly\n", "filesystem.root", "did you mean 'read-only'?"),
+        ("process:\n  capabilities: nne\n", "process.capabilities", "did you mean 'none'?"),
+        ("process:\n  seccomp: ofline\n", "process.seccomp", "did you mean 'offline'?"),
+    ],
+)
+def test_bad_enum_value_lists_the_choices_and_suggests_one(
+    store: ProfileStore, write_profile: WriteProfile, body: str, key: str, suggestion: str
+) -> None:
+    path = write_profile("enum", "extends: workspace\n" + body)
+    err = load_error(store, "enum")
+    assert str(path) in err.message and f"key '{key}'" in err.message
+    assert suggestion in err.hint
+
+
+def test_missing_extends_is_an_error_listing_the_built_ins(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    path = write_profile("orphan", "network: none\n")
+    err = load_error(store, "orphan")
+    assert str(path) in err.message and "'extends'" in err.message
+    assert "extends: workspace" in err.hint
+    assert "workspace-net" in err.hint
+
+
+def test_extending_a_profile_that_is_not_built_in_is_an_error(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    write_profile("first", "extends: workspace\n")
+    path = write_profile("second", "extends: first\n")
+    with pytest.raises(ConfigError) as info:
+        store.all()
+    err = info.value
+    assert f"{path}:1:" in err.message and "'extends'" in err.message
+    assert "'first' is not a built-in profile" in err.message
+    assert "extend one of: offline" in err.hint
+
+
+def test_extending_a_misspelt_built_in_suggests_the_right_one(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    write_profile("mine", "extends: worksapce\n")
+    assert "did you mean 'workspace'?" in load_error(store, "mine").hint
+
+
+@pytest.mark.parametrize("builtin", ["workspace", "trusted", "read-only"])
+def test_a_user_profile_cannot_redefine_a_built_in_or_alias_name(
+    store: ProfileStore, write_profile: WriteProfile, builtin: str
+) -> None:
+    path = write_profile(builtin, "extends: offline\n")
+    with pytest.raises(ConfigError) as info:
+        store.all()
+    assert str(path) in info.value.message
+    assert "'name'" in info.value.message and "built-in profile name" in info.value.message
+    assert "choose another name" in info.value.hint
+    # and the built-in is still the real one
+    assert ProfileStore(codex_home=path.parent.parent).builtins()["trusted"].requires_opt_in
+
+
+def test_a_name_key_naming_a_built_in_is_refused(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    write_profile("sneaky", "name: workspace\nextends: offline\n")
+    with pytest.raises(ConfigError, match="built-in profile name"):
+        store.all()
+
+
+def test_a_name_that_differs_from_the_file_stem_is_an_error(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    path = write_profile("build", "name: builder\nextends: workspace\n")
+    with pytest.raises(ConfigError) as info:
+        store.all()
+    assert f"{path}:1:" in info.value.message and "'name'" in info.value.message
+    assert "rename the file to builder.yaml" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    ("extends", "body", "key"),
+    [
+        ("offline", "network: read-only\n", "network"),
+        ("net-read-only", "network: full\n", "network"),
+        ("workspace", "network: full\n", "network"),
+        ("workspace", "filesystem:\n  root: read-write\n", "filesystem.root"),
+        ("offline", "filesystem:\n  workspace: read-write\n", "filesystem.workspace"),
+        ("offline", "filesystem:\n  private_tmp: true\n", "filesystem.private_tmp"),
+        ("workspace", "process:\n  sandboxed: false\n", "process.sandboxed"),
+        ("workspace", "process:\n  seccomp: default\n", "process.seccomp"),
+        ("workspace-net", "process:\n  seccomp: null\n", "process.seccomp"),
+        ("workspace", "process:\n  capabilities: default\n", "process.capabilities"),
+        ("trusted", "process:\n  requires_opt_in: false\n", "process.requires_opt_in"),
+    ],
+)
+def test_loosening_an_ordered_field_is_refused(
+    store: ProfileStore, write_profile: WriteProfile, extends: str, body: str, key: str
+) -> None:
+    path = write_profile("loose", f"extends: {extends}\n" + body)
+    err = load_error(store, "loose")
+    assert str(path) in err.message
+    assert f"key '{key}'" in err.message
+    assert f"loosens '{extends}'" in err.message
+    assert "may only tighten" in err.hint
+
+
+def test_loosening_error_points_at_the_offending_line(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    path = write_profile(
+        "loose",
+        "extends: workspace\ndescription: d\nprocess:\n  seccomp: offline\n  sandboxed: false\n",
+    )
+    assert f"{path}:5:" in load_error(store, "loose").message
+
+
+def test_removing_a_protected_path_is_refused(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    path = write_profile(
+        "nogit",
+        "extends: workspace\nfilesystem:\n  protected_paths: [.codex, .codex-profile]\n",
+    )
+    err = load_error(store, "nogit")
+    assert f"{path}:3:" in err.message and "'filesystem.protected_paths'" in err.message
+    assert "removes protected path(s) .git" in err.message
+    assert "list them again" in err.hint
+
+
+def test_unknown_profile_name_suggests_the_closest_one(store: ProfileStore) -> None:
+    err = load_error(store, "ofline")
+    assert "unknown profile 'ofline'" in err.message
+    assert "did you mean 'offline'?" in err.hint
+    for name in ("offline", "net-read-only", "workspace", "workspace-net", "trusted"):
+        assert name in err.hint
+
+
+def test_unknown_profile_name_lists_user_profiles_too(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    write_profile("frontend", "extends: workspace-net\n")
+    err = load_error(store, "frontnd")
+    assert "did you mean 'frontend'?" in err.hint
+
+
+def test_a_bad_user_profile_does_not_break_the_built_ins(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    write_profile("broken", "extends: [\n")
+    assert store.get("offline").name == "offline"
+    assert store.get("danger-full-access").name == "trusted"
