@@ -34,6 +34,8 @@ ALIASES: Mapping[str, str] = {
 }
 
 SECCOMP_NAMES = ("offline", "default")
+# libyaml's C loader when PyYAML has it: parsing the built-ins is on every launch's path.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +120,7 @@ def _load_file(path: Path, builtins: Mapping[str, Profile]) -> Profile:
             f"cannot read profile {path}: {exc.strerror}", hint="check the file's permissions"
         ) from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 -- a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""

@@ -25,7 +25,10 @@ import os
 import select
 import signal
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 from . import caps, landlock, mounts, seccomp
 from .libc import (
