@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create ./.venv and install codex-box with the dev tools
 
 demo: $(STAMP) ## run sandboxed commands on the native backend and show what was allowed and refused
-	@CODEX_HOME=$${CODEX_HOME:-$(CURDIR)/.demo-home} sh scripts/demo.sh $(BIN)/codex-box
+	@CODEX_HOME=$${CODEX_HOME:-$(CURDIR)/.demo-home} sh scripts/demo.sh $(CURDIR)/$(BIN)/codex-box
 
 test: $(STAMP) ## the whole suite: unit, integration (real kernel), escape
 	$(BIN)/pytest -q tests
