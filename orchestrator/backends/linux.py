@@ -28,6 +28,7 @@ from ..profile import Capabilities, Network
 from ..spec import RunResult, SandboxSpec
 from . import cgroups
 from .base import Availability
+from .pty_relay import Relay, open_pty
 
 PRIVATE_TMP = ("/tmp", "/dev/shm")  # noqa: S108 -- fresh tmpfs mounts, private to one run
 # Device files every program expects to write (and ioctl, for terminals).
@@ -127,6 +128,7 @@ class _Run:
     def __init__(self, spec: SandboxSpec) -> None:
         self.spec = spec
         self.pid1: int | None = None
+        self.relay: Relay | None = None
         self.messages: list[dict[str, Any]] = []
         self.timed_out = False
 
@@ -135,6 +137,7 @@ class _Run:
         group = cgroups.create(self.spec.run_id, self.spec.limits) if self.spec.sandboxed else None
         plan["cgroup_procs"] = group.procs_files if group else []
         plan["parent_pid"] = os.getpid()
+        plan["own_pty"] = self.spec.tty and not os.isatty(0)
         started = time.monotonic()
         try:
             proc = self._spawn(plan)
@@ -159,12 +162,26 @@ class _Run:
             str(status_w),
         ]
         debug("native launch", argv=argv, plan=plan)
+        slave = None  # None: the command inherits our stdin/stdout/stderr
+        if plan["own_pty"]:
+            master, slave = open_pty()
+            self.relay = Relay(master)
         try:
             # The launcher's own environment is empty: the command's is in the plan.
-            proc = subprocess.Popen(argv, pass_fds=(plan_r, status_w), env={}, close_fds=True)
+            proc = subprocess.Popen(
+                argv,
+                pass_fds=(plan_r, status_w),
+                env={},
+                close_fds=True,
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+            )
         finally:
             os.close(plan_r)
             os.close(status_w)
+            if slave is not None:
+                os.close(slave)
         with os.fdopen(plan_w, "wb") as handle, contextlib.suppress(BrokenPipeError):
             handle.write(json.dumps(plan).encode())
         return proc
@@ -182,7 +199,7 @@ class _Run:
             while True:
                 try:
                     remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                    return proc.wait(timeout=remaining)
+                    return self._wait_for(proc, remaining)
                 except subprocess.TimeoutExpired:
                     self.timed_out = True
                     self._kill(proc)
@@ -194,6 +211,13 @@ class _Run:
             self._read_status()
             if self.pid1 is not None:
                 wait_gone(self.pid1, timeout_s=5.0)
+            if self.relay is not None:
+                os.close(self.relay.master)
+
+    def _wait_for(self, proc: subprocess.Popen[bytes], timeout: float | None) -> int:
+        if self.relay is not None:
+            return self.relay.wait(proc, timeout)
+        return proc.wait(timeout=timeout)
 
     def _interrupt(self, proc: subprocess.Popen[bytes]) -> None:
         """Ctrl-C: the command got SIGINT from the terminal; give it a grace period."""
@@ -205,7 +229,7 @@ class _Run:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(proc.pid, action)
             try:
-                proc.wait(timeout=GRACE_S)
+                self._wait_for(proc, GRACE_S)
                 return
             except subprocess.TimeoutExpired:
                 continue

@@ -87,15 +87,21 @@ def main(argv: list[str]) -> NoReturn:
         os._exit(EXIT_SETUP)
 
 
-def _die_with_parent(parent_pid: int) -> None:
+def _die_with_parent(plan: dict[str, Any]) -> None:
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent_pid:  # the parent died before PDEATHSIG was armed
+    if os.getppid() != plan["parent_pid"]:  # the parent died before PDEATHSIG was armed
         os._exit(EXIT_SETUP)
+    if plan["own_pty"]:  # the pty codex-box made for -t becomes our controlling terminal
+        import fcntl
+        import termios
+
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def _run_unsandboxed(plan: dict[str, Any], status: Status) -> NoReturn:
     """`trusted`: no sandbox, but the run still owns its whole process tree."""
-    _die_with_parent(plan["parent_pid"])
+    _die_with_parent(plan)
     prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans re-parent to us, not to the host's init
     child = os.fork()
     if child == 0:
@@ -107,7 +113,7 @@ def _run_unsandboxed(plan: dict[str, Any], status: Status) -> NoReturn:
 
 
 def _launch(plan: dict[str, Any], status: Status) -> NoReturn:
-    _die_with_parent(plan["parent_pid"])
+    _die_with_parent(plan)
     for procs in plan["cgroup_procs"]:
         with open(procs, "w", encoding="ascii") as handle:
             handle.write(str(os.getpid()))

@@ -198,3 +198,24 @@ def test_python_dash_m_orchestrator_is_the_cli(base_env):
     ran = subprocess.run([sys.executable, "-m", "orchestrator", "--version"], cwd=REPO,
                          env=base_env, capture_output=True, text=True, check=False)
     assert ran.returncode == 0 and ran.stdout.startswith("codex-box ")
+
+
+def test_dash_t_without_a_terminal_gives_the_command_a_private_tty(sandbox):
+    ran = sandbox("offline", "sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty; "
+                  "read line; echo got:$line", flags=("-t",), input="typed\n")
+    assert ran.returncode == 0, ran.stderr
+    assert "on-a-tty" in ran.stdout
+    assert "got:typed" in ran.stdout
+    assert ran.stdout.count("typed") == 1, "input must not be echoed into the output"
+
+
+def test_without_dash_t_a_pipe_stays_a_pipe(sandbox):
+    ran = sandbox("offline", "sh", "-c", "test -t 0 || echo not-a-tty", input="")
+    assert "not-a-tty" in ran.stdout
+
+
+def test_dash_t_honours_the_timeout(sandbox):
+    started = time.monotonic()
+    ran = sandbox("offline", "sleep", "30", flags=("-t", "--timeout", "1"))
+    assert ran.returncode == 124
+    assert time.monotonic() - started < 5
