@@ -148,9 +148,7 @@ def test_profile_is_frozen() -> None:
     assert profile.network is Network.NONE
 
 
-def test_built_in_profile_cannot_be_mutated_in_place(
-    store: ProfileStore, codex_home: Path
-) -> None:
+def test_built_in_profile_cannot_be_mutated_in_place(store: ProfileStore, codex_home: Path) -> None:
     offline = store.get("offline")
     with pytest.raises(dataclasses.FrozenInstanceError):
         offline.sandboxed = False  # type: ignore[misc]

@@ -52,8 +52,17 @@ def test_user_profile_inherits_everything_it_does_not_override(
 ) -> None:
     write_profile("quiet", "extends: workspace\n")
     quiet, base = store.get("quiet"), store.get("workspace")
-    for attr in ("network", "rootfs", "workspace", "private_tmp", "protected_paths",
-                 "sandboxed", "seccomp", "capabilities", "requires_opt_in"):
+    for attr in (
+        "network",
+        "rootfs",
+        "workspace",
+        "private_tmp",
+        "protected_paths",
+        "sandboxed",
+        "seccomp",
+        "capabilities",
+        "requires_opt_in",
+    ):
         assert getattr(quiet, attr) == getattr(base, attr), attr
     assert "quiet.yaml" in quiet.description  # says where the tightening came from
 
@@ -125,7 +134,12 @@ def test_user_profiles_appear_next_to_the_built_ins(
 ) -> None:
     write_profile("mine", "extends: offline\n")
     assert set(store.all()) == {
-        "offline", "net-read-only", "workspace", "workspace-net", "trusted", "mine"
+        "offline",
+        "net-read-only",
+        "workspace",
+        "workspace-net",
+        "trusted",
+        "mine",
     }
 
 
@@ -182,7 +196,7 @@ def test_unknown_nested_key_names_the_dotted_key_and_suggests_the_right_one(
     [
         ("network: 3\n", "network", "use one of the listed values"),
         ("filesystem: true\n", "filesystem", "followed by indented keys"),
-        ("process:\n  sandboxed: \"yes\"\n", "process.sandboxed", "true or false"),
+        ('process:\n  sandboxed: "yes"\n', "process.sandboxed", "true or false"),
         ("filesystem:\n  private_tmp: 1\n", "filesystem.private_tmp", "true or false"),
         ("filesystem:\n  writable_paths: ~/x\n", "filesystem.writable_paths", "YAML list"),
         ("filesystem:\n  writable_paths: [1, 2]\n", "filesystem.writable_paths", "YAML list"),

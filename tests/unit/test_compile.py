@@ -1,0 +1,439 @@
+"""compile_spec: Profile + request → a frozen, absolute, final SandboxSpec."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from orchestrator.compile import Request, compile_spec, parse_limits
+from orchestrator.errors import EXIT_SETUP, ConfigError, Refused
+from orchestrator.profile import Capabilities, Network
+from orchestrator.profile_store import ProfileStore
+from orchestrator.spec import DEFAULT_MEMORY_BYTES, DEFAULT_PIDS, Limits, SandboxSpec
+
+MakeRequest = Callable[..., Request]
+ALL = ("offline", "net-read-only", "workspace", "workspace-net", "trusted")
+WRITERS = {"workspace", "workspace-net"}  # sandboxed profiles whose workspace is writable
+MiB, GiB = 1024**2, 1024**3
+
+
+@pytest.fixture
+def compile_(store: ProfileStore, make_request: MakeRequest) -> Callable[..., SandboxSpec]:
+    def run(profile: str, **overrides: object) -> SandboxSpec:
+        return compile_spec(store.get(profile), make_request(**overrides))
+
+    return run
+
+
+# --- paths ------------------------------------------------------------------------------
+
+
+def test_workspace_becomes_an_absolute_realpath(
+    compile_: Callable[..., SandboxSpec], workspace: Path, tmp_path: Path
+) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(workspace)
+    spec = compile_("workspace", workspace="link", cwd=str(tmp_path))
+    assert spec.workspace == os.path.realpath(workspace)
+    assert os.path.isabs(spec.workspace) and "link" not in spec.workspace
+    assert spec.writable_roots[0] == spec.workspace
+
+
+def test_a_workspace_that_does_not_exist_is_an_error(compile_: Callable[..., SandboxSpec]) -> None:
+    with pytest.raises(ConfigError) as info:
+        compile_("offline", workspace="does-not-exist")
+    assert "'does-not-exist'" in info.value.message and "--workspace" in info.value.hint
+
+
+def test_no_command_is_an_error(compile_: Callable[..., SandboxSpec]) -> None:
+    with pytest.raises(ConfigError, match="no command given") as info:
+        compile_("offline", argv=())
+    assert "--" in info.value.hint
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_writable_roots_hold_the_workspace_only_for_write_profiles(
+    compile_: Callable[..., SandboxSpec], workspace: Path, name: str
+) -> None:
+    spec = compile_(name)
+    if name in WRITERS:
+        assert spec.writable_roots == (str(workspace.resolve()),)
+        assert spec.workspace_writable
+    else:
+        assert spec.writable_roots == ()
+        assert not spec.workspace_writable
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_protected_paths_are_set_under_the_workspace_only_when_it_is_writable(
+    compile_: Callable[..., SandboxSpec], workspace: Path, name: str
+) -> None:
+    spec = compile_(name)
+    ws = str(workspace.resolve())
+    if name in WRITERS:
+        assert spec.protected_paths == (
+            f"{ws}/.git",
+            f"{ws}/.codex",
+            f"{ws}/.codex-profile",
+        )
+    else:
+        assert spec.protected_paths == ()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_spec_mirrors_the_profile(compile_: Callable[..., SandboxSpec], name: str) -> None:
+    spec = compile_(name)
+    assert spec.profile == name
+    assert spec.argv == ("true",)
+    assert spec.run_id == "run-1" and spec.session_id == "session-1"
+    assert (spec.uid, spec.gid) == (1000, 1000)
+    assert spec.sandboxed is (name != "trusted")
+    assert spec.rootfs_read_only is (name != "trusted")
+    assert spec.private_tmp is (name in WRITERS)
+    assert spec.capabilities is (Capabilities.DEFAULT if name == "trusted" else Capabilities.NONE)
+
+
+def test_spec_is_frozen(compile_: Callable[..., SandboxSpec]) -> None:
+    spec = compile_("offline")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.network = Network.FULL  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("root", ["/", "/etc", "/usr", "/var", "/proc"])
+def test_a_system_directory_is_refused_as_a_writable_workspace(
+    compile_: Callable[..., SandboxSpec], root: str
+) -> None:
+    with pytest.raises(Refused) as info:
+        compile_("workspace", workspace=root)
+    assert info.value.exit_code == 126
+    assert f"refusing to make {root} writable" in info.value.message
+    assert "--workspace" in info.value.hint
+
+
+def test_a_system_directory_is_fine_as_a_read_only_workspace(
+    compile_: Callable[..., SandboxSpec],
+) -> None:
+    spec = compile_("offline", workspace="/")
+    assert spec.workspace == "/" and spec.writable_roots == ()
+
+
+@pytest.mark.skipif(not os.path.islink("/bin"), reason="needs a merged-/usr host (/bin → usr/bin)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: compile.py:_refuse_dangerous_root compares the realpath against _SYSTEM_DIRS "
+    "verbatim; on merged-/usr hosts /bin, /sbin, /lib resolve to /usr/bin, /usr/sbin, "
+    "/usr/lib, which are not listed, so `--workspace /bin` is made writable",
+)
+def test_a_symlinked_system_directory_is_refused_as_a_writable_workspace(
+    compile_: Callable[..., SandboxSpec],
+) -> None:
+    with pytest.raises(Refused):
+        compile_("workspace", workspace="/bin")
+
+
+def test_a_workspace_equal_to_codex_home_is_refused(
+    compile_: Callable[..., SandboxSpec], codex_home: Path
+) -> None:
+    with pytest.raises(Refused, match="contains CODEX_HOME"):
+        compile_("workspace", workspace=str(codex_home))
+
+
+def test_a_workspace_that_contains_codex_home_is_refused(
+    compile_: Callable[..., SandboxSpec], workspace: Path
+) -> None:
+    inner = workspace / "state" / "codex"
+    with pytest.raises(Refused) as info:
+        compile_("workspace-net", codex_home=str(inner))
+    assert "contains CODEX_HOME" in info.value.message
+    assert str(inner) in info.value.message
+
+
+def test_a_workspace_that_contains_codex_home_is_fine_when_it_is_read_only(
+    compile_: Callable[..., SandboxSpec], workspace: Path
+) -> None:
+    spec = compile_("offline", codex_home=str(workspace / "state"))
+    assert spec.writable_roots == ()
+
+
+def test_codex_home_inside_a_protected_path_of_the_workspace_is_allowed(
+    compile_: Callable[..., SandboxSpec], home: Path, codex_home: Path
+) -> None:
+    # The common case: workspace = ~ and CODEX_HOME = ~/.codex, which stays read-only.
+    spec = compile_("workspace", workspace=str(home), codex_home=str(codex_home))
+    assert f"{home.resolve()}/.codex" in spec.protected_paths
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: compile.py:_refuse_dangerous_root only refuses a writable root that "
+    "contains CODEX_HOME, not one inside it: --workspace $CODEX_HOME/profiles lets the "
+    "sandbox rewrite the user profiles (and $CODEX_HOME/run the placeholder records)",
+)
+def test_a_workspace_inside_codex_home_is_refused(
+    compile_: Callable[..., SandboxSpec], codex_home: Path
+) -> None:
+    profiles = codex_home / "profiles"
+    profiles.mkdir()
+    with pytest.raises(Refused):
+        compile_("workspace", workspace=str(profiles))
+
+
+def test_writable_paths_of_a_user_profile_are_expanded_and_added(
+    store: ProfileStore,
+    make_request: MakeRequest,
+    write_profile: Callable[[str, str], Path],
+    home: Path,
+    workspace: Path,
+) -> None:
+    (home / "cache").mkdir()
+    write_profile("cache", 'extends: workspace\nfilesystem:\n  writable_paths: ["~/cache"]\n')
+    spec = compile_spec(store.get("cache"), make_request())
+    assert spec.writable_roots == (str(workspace.resolve()), str((home / "cache").resolve()))
+
+
+def test_a_missing_writable_path_is_an_error_naming_the_profile(
+    store: ProfileStore, make_request: MakeRequest, write_profile: Callable[[str, str], Path]
+) -> None:
+    write_profile("cache", 'extends: offline\nfilesystem:\n  writable_paths: ["~/nope"]\n')
+    with pytest.raises(ConfigError) as info:
+        compile_spec(store.get("cache"), make_request())
+    assert "writable path in profile cache" in info.value.message
+    assert "'" in info.value.message and "nope" in info.value.message
+
+
+def test_a_writable_path_containing_codex_home_is_refused(
+    store: ProfileStore, make_request: MakeRequest, write_profile: Callable[[str, str], Path]
+) -> None:
+    write_profile("homewrite", 'extends: offline\nfilesystem:\n  writable_paths: ["~"]\n')
+    with pytest.raises(Refused, match="contains CODEX_HOME"):
+        compile_spec(store.get("homewrite"), make_request())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: compile.py:compile_spec computes protected paths only when the workspace "
+    "itself is in writable_roots (`if workspace in writable`); a workspace made writable "
+    "through a parent in filesystem.writable_paths gets no read-only .git/.codex/"
+    ".codex-profile",
+)
+def test_a_workspace_writable_through_a_parent_grant_keeps_its_protected_paths(
+    store: ProfileStore,
+    make_request: MakeRequest,
+    write_profile: Callable[[str, str], Path],
+    workspace: Path,
+) -> None:
+    write_profile(
+        "src", f'extends: offline\nfilesystem:\n  writable_paths: ["{workspace.parent}"]\n'
+    )
+    spec = compile_spec(store.get("src"), make_request())
+    assert f"{workspace.resolve()}/.git" in spec.protected_paths
+
+
+# --- limits -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30", 30.0), ("2.5s", 2.5), ("5m", 300.0), ("1h", 3600.0), ("250ms", 0.25), (" 7S ", 7.0)],
+)
+def test_timeout_is_parsed(text: str, seconds: float) -> None:
+    assert parse_limits(timeout=text, memory=None, pids=None).timeout_s == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("512m", 512 * MiB),
+        ("2g", 2 * GiB),
+        ("2GiB", 2 * GiB),
+        ("1.5g", int(1.5 * GiB)),
+        ("65536k", 64 * MiB),
+    ],
+)
+def test_memory_is_parsed(text: str, size: int) -> None:
+    assert parse_limits(timeout=None, memory=text, pids=None).memory_bytes == size
+
+
+def test_zero_means_no_limit() -> None:
+    limits = parse_limits(timeout="0", memory="0", pids="0")
+    assert limits == Limits(timeout_s=None, memory_bytes=None, pids=None)
+
+
+def test_unset_limits_get_the_defaults() -> None:
+    limits = parse_limits(timeout=None, memory=None, pids=None)
+    assert limits == Limits(timeout_s=None, memory_bytes=DEFAULT_MEMORY_BYTES, pids=DEFAULT_PIDS)
+    assert limits.memory_bytes == 8 * GiB and limits.pids == 4096
+
+
+def test_pids_are_parsed() -> None:
+    assert parse_limits(timeout=None, memory=None, pids="256").pids == 256
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "flag", "hint"),
+    [
+        ({"timeout": "soon"}, "--timeout 'soon'", "30, 2.5s, 5m"),
+        ({"timeout": "-1"}, "--timeout '-1'", "30, 2.5s, 5m"),
+        ({"timeout": "1d"}, "--timeout '1d'", "30, 2.5s, 5m"),
+        ({"memory": "lots"}, "--memory 'lots'", "512m, 2g"),
+        ({"memory": "2x"}, "--memory '2x'", "512m, 2g"),
+        ({"memory": "1m"}, "--memory '1m' is below 16 MiB", "0 for no limit"),
+        ({"memory": "512"}, "--memory '512' is below 16 MiB", "0 for no limit"),
+        ({"pids": "many"}, "--pids 'many'", "256"),
+        ({"pids": "-5"}, "--pids '-5'", "256"),
+        ({"pids": "4"}, "--pids '4' is too small", "at least 8"),
+    ],
+)
+def test_bad_limit_values_are_errors_with_a_hint(
+    kwargs: dict[str, str], flag: str, hint: str
+) -> None:
+    args: dict[str, str | None] = {"timeout": None, "memory": None, "pids": None, **kwargs}
+    with pytest.raises(ConfigError) as info:
+        parse_limits(**args)
+    assert info.value.exit_code == EXIT_SETUP
+    assert flag in info.value.message
+    assert hint in info.value.hint
+
+
+def test_limits_reach_the_spec(compile_: Callable[..., SandboxSpec]) -> None:
+    spec = compile_("workspace", timeout="5m", memory="2g", pids="64")
+    assert spec.limits == Limits(timeout_s=300.0, memory_bytes=2 * GiB, pids=64)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: compile.py:_size truncates before checking, so a non-zero request under "
+    "one byte (e.g. `--memory 0.5`, a forgotten unit) becomes memory_bytes=None — no "
+    "limit at all — instead of the 'below 16 MiB' error",
+)
+def test_a_tiny_nonzero_memory_request_is_an_error_not_unlimited() -> None:
+    with pytest.raises(ConfigError):
+        parse_limits(timeout=None, memory="0.5", pids=None)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: compile.py:_count checks str.isdigit() (true for '²') and then int() raises "
+    "ValueError: a crash with a traceback instead of a ConfigError (exit 125)",
+)
+def test_a_non_decimal_digit_pids_value_is_a_config_error() -> None:
+    with pytest.raises(ConfigError):
+        parse_limits(timeout=None, memory=None, pids="²")
+
+
+# --- environment ------------------------------------------------------------------------
+
+SECRETS = {
+    "MY_SECRET_TOKEN": "s1",
+    "AWS_SECRET_ACCESS_KEY": "s2",
+    "GITHUB_TOKEN": "s3",
+    "DB_PASSWORD": "s4",
+    "GOOGLE_APPLICATION_CREDENTIALS": "/k.json",
+    "openai_api_key": "s5",
+}
+
+
+def test_secret_looking_variables_are_withheld(
+    compile_: Callable[..., SandboxSpec], home: Path
+) -> None:
+    environ = {"PATH": "/usr/bin", "HOME": str(home), "LANG": "C.UTF-8", **SECRETS}
+    env = compile_("workspace", environ=environ).env_dict()
+    for name in SECRETS:
+        assert name not in env, name
+    assert env["PATH"] == "/usr/bin" and env["LANG"] == "C.UTF-8" and env["HOME"] == str(home)
+    assert "s1" not in repr(env)
+
+
+def test_env_name_passes_a_withheld_variable_through(
+    compile_: Callable[..., SandboxSpec],
+) -> None:
+    env = compile_(
+        "workspace", environ={"PATH": "/bin", **SECRETS}, env_names=("GITHUB_TOKEN",)
+    ).env_dict()
+    assert env["GITHUB_TOKEN"] == SECRETS["GITHUB_TOKEN"]
+    assert "AWS_SECRET_ACCESS_KEY" not in env and "MY_SECRET_TOKEN" not in env
+
+
+def test_env_name_value_sets_a_variable(compile_: Callable[..., SandboxSpec]) -> None:
+    env = compile_(
+        "offline", environ={"PATH": "/bin"}, env_names=("FOO=bar=baz", "API_KEY=abc", "EMPTY=")
+    ).env_dict()
+    assert env["FOO"] == "bar=baz"
+    assert env["API_KEY"] == "abc"
+    assert env["EMPTY"] == ""
+
+
+def test_env_name_that_is_not_set_is_an_error(compile_: Callable[..., SandboxSpec]) -> None:
+    with pytest.raises(ConfigError) as info:
+        compile_("offline", environ={}, env_names=("GITHUB_TOKEN",))
+    assert "--env GITHUB_TOKEN" in info.value.message
+    assert "GITHUB_TOKEN=VALUE" in info.value.hint
+
+
+def test_env_with_an_invalid_name_is_an_error(compile_: Callable[..., SandboxSpec]) -> None:
+    with pytest.raises(ConfigError, match="is not a variable name"):
+        compile_("offline", env_names=("1BAD=x",))
+
+
+def test_the_environment_comes_from_the_request_not_from_os_environ(
+    compile_: Callable[..., SandboxSpec], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ONLY_IN_OS_ENVIRON", "1")
+    env = compile_("offline", environ={"PATH": "/bin"}).env_dict()
+    assert "ONLY_IN_OS_ENVIRON" not in env
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_network_disabled_marker_is_set_only_for_no_network_profiles(
+    compile_: Callable[..., SandboxSpec], name: str
+) -> None:
+    env = compile_(name, environ={"PATH": "/bin"}).env_dict()
+    if name in ("offline", "workspace"):
+        assert env["CODEX_SANDBOX_NETWORK_DISABLED"] == "1"
+    else:
+        assert "CODEX_SANDBOX_NETWORK_DISABLED" not in env
+    assert env["CODEX_BOX_PROFILE"] == name
+    assert env["CODEX_BOX_SESSION"] == "session-1"
+
+
+def test_the_profile_marker_cannot_be_forged_with_env(
+    compile_: Callable[..., SandboxSpec],
+) -> None:
+    env = compile_("offline", env_names=("CODEX_BOX_PROFILE=trusted",)).env_dict()
+    assert env["CODEX_BOX_PROFILE"] == "offline"
+
+
+def test_spec_env_is_sorted(compile_: Callable[..., SandboxSpec]) -> None:
+    spec = compile_("offline", environ={"ZZZ": "1", "AAA": "2", "MMM": "3"})
+    names = [k for k, _ in spec.env]
+    assert names == sorted(names)
+
+
+# --- seccomp ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "seccomp"),
+    [
+        ("offline", "offline"),
+        ("net-read-only", "default"),
+        ("workspace", "offline"),
+        ("workspace-net", "default"),
+    ],
+)
+def test_seccomp_profile_points_at_an_existing_json(
+    compile_: Callable[..., SandboxSpec], name: str, seccomp: str
+) -> None:
+    path = compile_(name).seccomp_profile
+    assert path is not None and os.path.isabs(path)
+    assert os.path.basename(path) == f"{seccomp}.json"
+    assert os.path.isfile(path)
+    assert os.path.basename(os.path.dirname(path)) == "seccomp-profiles"
+
+
+def test_trusted_has_no_seccomp_profile(compile_: Callable[..., SandboxSpec]) -> None:
+    assert compile_("trusted").seccomp_profile is None
