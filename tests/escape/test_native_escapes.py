@@ -271,3 +271,39 @@ def test_setuid_binaries_grant_nothing(sandbox, profile, tmp_path):
                   "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status")
     assert "NoNewPrivs:\t1" in ran.stdout
     assert "CapEff:\t0000000000000000" in ran.stdout
+
+
+VSOCK = r"""
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+lib = ctypes.CDLL("libseccomp.so.2")
+lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+nr = lib.seccomp_syscall_resolve_name(b"socket")
+for family in (40, 40 | (1 << 32)):  # AF_VSOCK, and AF_VSOCK with junk in the high bits
+    ctypes.set_errno(0)
+    fd = libc.syscall(ctypes.c_long(nr), ctypes.c_long(family), ctypes.c_long(1), ctypes.c_long(0))
+    print(hex(family), "OPENED" if fd >= 0 else f"refused {ctypes.get_errno()}")
+"""
+
+
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_vsock_is_refused_even_with_junk_in_the_high_bits(sandbox, profile, tmp_path):
+    """The kernel reads the family as an int; a 64-bit compare would let 1<<32|40 through."""
+    control = subprocess.run([sys.executable, "-I", "-c", VSOCK], capture_output=True,
+                             text=True, check=False, cwd=tmp_path)
+    if "OPENED" not in control.stdout:
+        pytest.skip("this host has no AF_VSOCK support: nothing to escape to")
+    ran = sandbox(profile, sys.executable, "-I", "-c", VSOCK)
+    assert ran.returncode == 0, ran.stderr
+    assert "OPENED" not in ran.stdout
+    assert ran.stdout.count("refused 97") == 2  # EAFNOSUPPORT from the filter
+
+
+def test_trusted_still_gets_the_limits_asked_for(cli, native_available):
+    hog = ("import subprocess\nn = 0\ntry:\n    for _ in range(40):\n"
+           "        subprocess.Popen(['sleep', '3']); n += 1\nexcept OSError:\n    pass\n"
+           "print('started', n)")
+    ran = cli("run", "--backend", "native", "--profile", "trusted",
+              "--yes-i-trust-this-workspace", "--pids", "16", "--", sys.executable, "-c", hog)
+    assert ran.returncode == 0, ran.stderr
+    assert int(ran.stdout.split()[-1]) < 16
