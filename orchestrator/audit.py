@@ -42,7 +42,7 @@ class Sanitizer:
     def __call__(self, text: str) -> str:
         home = self.home.rstrip("/")
         if home and home != "/":
-            text = re.sub(re.escape(home) + r"(?=/|\b|$)", "[USER]", text)
+            text = re.sub(re.escape(home) + r"(?![\w.-])", "[USER]", text)
         if self.user:
             text = re.sub(rf"(?<![\w.-]){re.escape(self.user)}(?![\w-])", "[USER]", text)
         return text
@@ -106,6 +106,8 @@ class Query:
                 when = datetime.fromisoformat(str(record.get("timestamp")).replace("Z", "+00:00"))
             except ValueError:
                 return False
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
             if self.since and when < self.since:
                 return False
             if self.until and when > self.until:
@@ -147,6 +149,8 @@ def read(path: Path, query: Query) -> Iterator[dict[str, Any]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
+                record = None
+            if not isinstance(record, dict):  # torn, overwritten or not a record at all
                 record = {"operation": "unparseable", "line": number, "target": line[:200]}
-            if isinstance(record, dict) and query.matches(record):
+            if query.matches(record):
                 yield record

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .environment import sandbox_environment
 from .errors import ConfigError, Refused
-from .profile import Access, Network, Profile
+from .profile import Access, Profile
 from .spec import DEFAULT_MEMORY_BYTES, DEFAULT_PIDS, Limits, SandboxSpec
 
 # Writable roots that would make "read-only root filesystem" meaningless.
@@ -81,8 +81,10 @@ def compile_spec(profile: Profile, request: Request) -> SandboxSpec:
                 what=f"writable path in profile {profile.name}",
             )
         )
+    # Protected whenever the workspace is writable at all, also through a wider grant.
+    workspace_writable = any(_inside(workspace, root) for root in writable)
     protected = tuple(
-        os.path.join(workspace, p) for p in profile.protected_paths if workspace in writable
+        os.path.join(workspace, p) for p in profile.protected_paths if workspace_writable
     )
     for root in writable:
         _refuse_dangerous_root(root, protected, request.codex_home)
@@ -126,16 +128,26 @@ def _existing_dir(raw: str, cwd: str, *, what: str) -> str:
     return path
 
 
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
 def _refuse_dangerous_root(root: str, protected: tuple[str, ...], codex_home: str) -> None:
-    if root in _SYSTEM_DIRS:
+    # `root` is a realpath: compare with the system directories' real paths too
+    # (/bin is /usr/bin on merged-/usr systems).
+    if root in _SYSTEM_DIRS or root in {os.path.realpath(d) for d in _SYSTEM_DIRS}:
         raise Refused(
             f"refusing to make {root} writable: it is a system directory",
             hint="pass a project directory as --workspace",
         )
+    # The sandbox must never rewrite its own config, profiles, grants or audit log.
     home = os.path.realpath(codex_home)
-    inside = home == root or home.startswith(root.rstrip("/") + "/")
-    if inside and not any(home == p or home.startswith(p + "/") for p in protected):
-        # The sandbox could rewrite its own config, profiles and audit log.
+    if _inside(root, home):
+        raise Refused(
+            f"refusing to make {root} writable: it is inside CODEX_HOME ({home})",
+            hint="use a project directory outside CODEX_HOME",
+        )
+    if _inside(home, root) and not any(_inside(home, p) for p in protected):
         raise Refused(
             f"refusing to make {root} writable: it contains CODEX_HOME ({home})",
             hint="use a workspace that does not contain CODEX_HOME, or move CODEX_HOME",
@@ -171,8 +183,9 @@ def _size(text: str) -> int | None:
         raise ConfigError(
             f"--memory {text!r} is not a size", hint="use e.g. 512m, 2g, or 0 for no limit"
         )
-    value = int(float(match.group(1)) * 1024 ** "bkmgt".index((match.group(2) or "b").lower()))
-    if 0 < value < 16 * 1024**2:
+    exact = float(match.group(1)) * 1024 ** "bkmgt".index((match.group(2) or "b").lower())
+    value = int(exact)
+    if 0 < exact < 16 * 1024**2:
         raise ConfigError(
             f"--memory {text!r} is below 16 MiB",
             hint="nothing useful runs in less; use 0 for no limit",
@@ -181,7 +194,7 @@ def _size(text: str) -> int | None:
 
 
 def _count(text: str) -> int | None:
-    if not text.strip().isdigit():
+    if not text.strip().isdecimal() or not text.strip().isascii():
         raise ConfigError(
             f"--pids {text!r} is not a whole number", hint="use e.g. 256, or 0 for no limit"
         )
@@ -189,11 +202,3 @@ def _count(text: str) -> int | None:
     if 0 < value < 8:
         raise ConfigError(f"--pids {text!r} is too small", hint="allow at least 8 processes, or 0")
     return value or None
-
-
-def network_label(network: Network) -> str:
-    return {
-        Network.NONE: "none",
-        Network.READ_ONLY: "egress (read-only intent, unfiltered until the egress proxy lands)",
-        Network.FULL: "full egress",
-    }[network]

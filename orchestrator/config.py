@@ -82,10 +82,10 @@ def _settings(path: Path, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _with_network(mode: str, network: bool | None) -> str:
+    # As in Codex, network_access only ever qualifies workspace-write: it must not
+    # quietly give a read-only mode network.
     name = canonical_name(mode)
-    if network:
-        return {"workspace": "workspace-net", "offline": "net-read-only"}.get(name, name)
-    return name
+    return "workspace-net" if network and name == "workspace" else name
 
 
 def _opt_str(path: Path, key: str, value: Any) -> str | None:

@@ -15,13 +15,16 @@ from collections.abc import Iterable, Mapping
 
 from .errors import ConfigError
 
-SECRET_MARKERS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH")
+SECRET_MARKERS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "CREDENTIAL")
+# Matched as whole words only: GIT_AUTHOR_NAME is not a secret, NPM_AUTH is.
+SECRET_WORDS = frozenset({"AUTH", "AUTHORIZATION", "PASS", "COOKIE"})
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def looks_secret(name: str) -> bool:
     upper = name.upper()
-    return any(marker in upper for marker in SECRET_MARKERS)
+    words = set(re.split(r"[^A-Z0-9]+", upper))
+    return any(marker in upper for marker in SECRET_MARKERS) or bool(words & SECRET_WORDS)
 
 
 def sandbox_environment(

@@ -98,13 +98,18 @@ class ProfileStore:
         return {**self._builtins, **self.users()}
 
     def get(self, name: str, *, source: str = "") -> Profile:
+        """Only the file that defines ``name`` is read: a broken, unrelated user profile
+        must not stop every run (``codex-box profiles`` reads and reports them all)."""
         wanted = canonical_name(name)
         if wanted in self._builtins:
             return self._builtins[wanted]
-        users = self.users()
-        if wanted in users:
-            return users[wanted]
-        known = [*self._builtins, *users, *ALIASES]
+        path = self._user_dir / f"{wanted}.yaml"
+        if "/" not in wanted and path.is_file():
+            return _load_file(path, self._builtins)
+        stems = (
+            sorted(p.stem for p in self._user_dir.glob("*.yaml")) if self._user_dir.is_dir() else []
+        )
+        known = [*self._builtins, *stems, *ALIASES]
         where = f" (from {source})" if source else ""
         raise ConfigError(
             f"unknown profile '{name}'{where}",

@@ -74,12 +74,6 @@ def test_seed_form_wins_over_codex_form(codex_home: Path) -> None:
     assert load_config(codex_home).profile == "offline"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config.py:_settings/_with_network applies [sandbox_workspace_write] "
-    "network_access to sandbox_mode='read-only' (→ net-read-only); in Codex that table only "
-    "applies to workspace-write",
-)
 def test_codex_workspace_write_network_setting_does_not_give_read_only_mode_network(
     codex_home: Path,
 ) -> None:

@@ -130,7 +130,8 @@ def test_default_keeps_inet_sockets_but_refuses_vsock() -> None:
         Rule(
             name="socket",
             action=ERRNO | EAFNOSUPPORT,
-            args=(ArgCmp(index=0, op="SCMP_CMP_EQ", value=40),),
+            # The kernel reads the family as an int: only the low 32 bits may decide.
+            args=(ArgCmp(index=0, op="SCMP_CMP_MASKED_EQ", value=0xFFFFFFFF, value_two=40),),
         )
     ]
 
