@@ -10,11 +10,13 @@ placeholder, a sandboxed agent could create ``.codex-profile`` and choose its ow
 next profile, or ``.git/hooks`` to run code when the user next commits. A read-only
 mount over a placeholder makes creation fail (EROFS) and removal fail (EBUSY).
 
-Concurrency: runs in one workspace share a lock. Creation happens under the exclusive
-lock; the run then holds it shared; whoever can take it exclusively at the end is the
-last run and removes the placeholders (only if still empty — the sandbox cannot have
-written them, but the user may have). A record of what we created survives a crash,
-so the next run cleans up after a SIGKILLed one.
+Concurrency: runs in one workspace share two locks. A short-lived *mutex* serialises
+creating and cleaning up; a *users* lock is held shared by every run for its whole
+life. A run that ends takes the mutex, and only if it can then take the users lock
+exclusively (no other run holds it) is it the last one out and removes the
+placeholders — only if still empty: the sandbox cannot have written them, the user
+may have. The record of what we created is saved after each creation, so a crash or
+a failed setup never leaves an untracked placeholder; the next run cleans up.
 """
 
 from __future__ import annotations
@@ -33,9 +35,31 @@ from .errors import SandboxSetupError
 DIRECTORY_NAMES = frozenset({".git", ".codex"})
 
 
-def _state_files(state_dir: Path, workspace: str) -> tuple[Path, Path]:
+def _state_files(state_dir: Path, workspace: str) -> tuple[Path, Path, Path]:
     key = hashlib.sha256(workspace.encode()).hexdigest()[:20]
-    return state_dir / f"{key}.lock", state_dir / f"{key}.placeholders.json"
+    return (
+        state_dir / f"{key}.mutex",
+        state_dir / f"{key}.users",
+        state_dir / f"{key}.placeholders.json",
+    )
+
+
+def _open_lock(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise SandboxSetupError(
+            f"cannot create {path}: {exc.strerror}", hint="check that CODEX_HOME is writable"
+        ) from exc
+
+
+@contextlib.contextmanager
+def _locked(fd: int) -> Iterator[None]:
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
@@ -43,32 +67,29 @@ def held(workspace: str, protected: tuple[str, ...], *, state_dir: Path) -> Iter
     if not protected:
         yield
         return
-    lock_path, record_path = _state_files(state_dir, workspace)
-    try:
+    mutex_path, users_path, record_path = _state_files(state_dir, workspace)
+    with contextlib.suppress(OSError):
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise SandboxSetupError(
-            f"cannot create {lock_path}: {exc.strerror}", hint="check that CODEX_HOME is writable"
-        ) from exc
+    mutex, users = _open_lock(mutex_path), _open_lock(users_path)
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        created = _load(record_path)
-        for path in protected:
-            if not os.path.lexists(path):
-                _create(path)
-                created.add(path)
-        _save(record_path, created)
-        fcntl.flock(lock, fcntl.LOCK_SH)
+        with _locked(mutex):
+            # Never blocks for long: an exclusive holder only exists under the mutex.
+            fcntl.flock(users, fcntl.LOCK_SH)
+            for path in protected:
+                if not os.path.lexists(path):
+                    _create(path)
+                    _save(record_path, _load(record_path) | {path})
         yield
     finally:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pass  # another run still uses them; the last one out cleans up
-        else:
-            _save(record_path, {p for p in _load(record_path) if not _remove_if_empty(p)})
-        os.close(lock)
+        with _locked(mutex):
+            try:
+                fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass  # another run in this workspace still relies on them
+            else:
+                _save(record_path, {p for p in _load(record_path) if not _remove_if_empty(p)})
+            os.close(users)
+        os.close(mutex)
 
 
 def _create(path: str) -> None:

@@ -109,11 +109,11 @@ def test_the_last_run_out_removes_the_placeholders(
 ) -> None:
     """While another run holds the workspace lock, an ending run leaves them in place;
     the record lets a later run clean up."""
-    lock_path, record_path = placeholders._state_files(state_dir, ws)
+    _, users_path, record_path = placeholders._state_files(state_dir, ws)
     other = None
     try:
         with held(ws, protected, state_dir=state_dir):
-            other = os.open(lock_path, os.O_RDWR)
+            other = os.open(users_path, os.O_RDWR)
             fcntl.flock(other, fcntl.LOCK_SH)  # a second run, still going
         assert present(ws) == set(NAMES), "removed while another run still uses them"
         assert record_path.exists()
@@ -129,7 +129,7 @@ def test_the_last_run_out_removes_the_placeholders(
 def test_placeholders_left_by_a_killed_run_are_cleaned_by_the_next_one(
     ws: str, protected: tuple[str, ...], state_dir: Path
 ) -> None:
-    _, record_path = placeholders._state_files(state_dir, ws)
+    _, _, record_path = placeholders._state_files(state_dir, ws)
     state_dir.mkdir(parents=True)
     os.mkdir(f"{ws}/.git")  # as a SIGKILLed run left it
     record_path.write_text(f'["{ws}/.git"]')
@@ -138,12 +138,6 @@ def test_placeholders_left_by_a_killed_run_are_cleaned_by_the_next_one(
     assert present(ws) == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: placeholders.py:held leaks placeholders when creating a later one fails: "
-    "`created` is only saved after the loop, so the finally block (which reads the saved "
-    "record) never removes the ones already made",
-)
 def test_a_failed_setup_removes_the_placeholders_it_already_created(
     ws: str, state_dir: Path
 ) -> None:
@@ -194,14 +188,6 @@ def runs(ws: str, protected: tuple[str, ...], state_dir: Path) -> Iterator[list[
         run.left.wait(30)
 
 
-BUG_SERIALISED = (
-    "BUG: placeholders.py:held takes LOCK_EX (blocking) on entry while every active run "
-    "holds LOCK_SH for its whole duration, so a second run in the same workspace blocks "
-    "until the first one ends: overlapping runs are impossible"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=BUG_SERIALISED)
 def test_a_second_run_in_the_same_workspace_starts_while_the_first_is_running(
     ws: str, protected: tuple[str, ...], state_dir: Path, runs: list[Run]
 ) -> None:
@@ -216,7 +202,6 @@ def test_a_second_run_in_the_same_workspace_starts_while_the_first_is_running(
     assert started, "the second run could not start until the first one ended"
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_SERIALISED)
 def test_overlapping_runs_keep_the_placeholders_until_the_last_one_exits(
     ws: str, protected: tuple[str, ...], state_dir: Path, runs: list[Run]
 ) -> None:
