@@ -100,8 +100,11 @@ def main_callback(
         typer.echo(resolution_text(resolution))
 
 
-@app.command(context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})
+# Options stop at the first argument (the command), so `run ls -la` passes -la to ls,
+# while a mistyped option before it (`--profle`) is a usage error, not the command.
+@app.command(context_settings={"allow_interspersed_args": False})
 def run(
+    ctx: typer.Context,
     command: Annotated[
         list[str] | None,
         typer.Argument(metavar="[--] COMMAND [ARGS]...", help="The command to run in the sandbox."),
@@ -157,6 +160,8 @@ def run(
     ] = False,
 ) -> None:
     """Run COMMAND in the sandbox of the resolved profile (see `--show-profile`)."""
+    profile = _merge_parent_option(ctx, "profile", profile)
+    workspace = _merge_parent_option(ctx, "workspace", workspace)
     if not command:
         typer.echo(
             "codex-box: no command given — put it after --, e.g. codex-box run -- make test",
@@ -207,6 +212,19 @@ def run(
             err=True,
         )
     raise typer.Exit(result.exit_code)
+
+
+def _merge_parent_option(ctx: typer.Context, name: str, value: str | None) -> str | None:
+    """`codex-box --profile X run …` means `run --profile X`; two different values is an error."""
+    outer = ctx.parent.params.get(name) if ctx.parent else None
+    if outer is not None and value is not None and outer != value:
+        typer.echo(
+            f"codex-box: --{name} given twice ({outer!r} before `run`, {value!r} after) "
+            "— give it once",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return value if value is not None else outer
 
 
 def _confirm_on_tty(question: str) -> bool:

@@ -282,13 +282,6 @@ def test_a_bad_limit_is_refused_before_anything_runs(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: cli.py:main_callback accepts --profile/--workspace before a subcommand and "
-    "silently drops them (`if ctx.invoked_subcommand is not None: return`): "
-    "`codex-box --profile offline run …` runs with whatever env/file/config selects, "
-    "here workspace-net with full network",
-)
 def test_a_profile_flag_before_run_is_not_silently_ignored(
     cli: Cli, assume_native_env: dict[str, str]
 ) -> None:
@@ -297,13 +290,6 @@ def test_a_profile_flag_before_run_is_not_silently_ignored(
     assert ran.returncode == 2 or json.loads(ran.stdout)["request"]["network"] == "none"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: cli.py:run uses ignore_unknown_options=True, so a mistyped option "
-    "(`run --profle workspace -- make`) and everything after it become the command, which "
-    "is then launched under the default profile (and a later --print-spec is ignored); "
-    "it should be a usage error (exit 2)",
-)
 def test_a_mistyped_run_option_is_a_usage_error_not_the_command(cli: Cli, codex_home: Path) -> None:
     # --backend nope first: even today nothing can be launched by this test.
     ran = cli("run", "--backend", "nope", "--profle", "workspace", "--", "true", input="")
