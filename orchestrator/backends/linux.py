@@ -134,7 +134,7 @@ class _Run:
 
     def execute(self) -> RunResult:
         plan = translate(self.spec)
-        group = cgroups.create(self.spec.run_id, self.spec.limits) if self.spec.sandboxed else None
+        group = cgroups.create(self.spec.run_id, self.spec.limits)
         plan["cgroup_procs"] = group.procs_files if group else []
         plan["parent_pid"] = os.getpid()
         plan["own_pty"] = self.spec.tty and not os.isatty(0)

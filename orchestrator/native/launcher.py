@@ -22,6 +22,7 @@ import contextlib
 import errno
 import json
 import os
+import resource
 import select
 import signal
 import sys
@@ -102,6 +103,8 @@ def _die_with_parent(plan: dict[str, Any]) -> None:
 def _run_unsandboxed(plan: dict[str, Any], status: Status) -> NoReturn:
     """`trusted`: no sandbox, but the run still owns its whole process tree."""
     _die_with_parent(plan)
+    _join_cgroups(plan)
+    _apply_limits(plan)  # trusted lifts the sandbox, not the limits the user asked for
     prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans re-parent to us, not to the host's init
     child = os.fork()
     if child == 0:
@@ -114,9 +117,7 @@ def _run_unsandboxed(plan: dict[str, Any], status: Status) -> NoReturn:
 
 def _launch(plan: dict[str, Any], status: Status) -> NoReturn:
     _die_with_parent(plan)
-    for procs in plan["cgroup_procs"]:
-        with open(procs, "w", encoding="ascii") as handle:
-            handle.write(str(os.getpid()))
+    _join_cgroups(plan)
     sockets = mounts.host_unix_sockets() if plan["mounts"]["mask_host_unix_sockets"] else []
     uid, gid = os.geteuid(), os.getegid()
     flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
@@ -165,7 +166,8 @@ def _init(plan: dict[str, Any], status: Status, sockets: list[str], lifeline: in
         deny_tcp=ll["deny_tcp"],
         scope=ll["scope"],
     )
-    _apply_rlimits(plan)
+    _apply_limits(plan)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core files full of secrets
     caps.drop_all()
     seccomp.load(seccomp.load_file(plan["seccomp"]))
     status.send(sandboxed=True)
@@ -214,10 +216,14 @@ def _build_filesystem(spec: dict[str, Any], sockets: list[str]) -> None:
     mounts.mask_sockets(sockets)
 
 
-def _apply_rlimits(plan: dict[str, Any]) -> None:
-    import resource
+def _join_cgroups(plan: dict[str, Any]) -> None:
+    """Before any fork: no process of the run may start outside the cgroup."""
+    for procs in plan["cgroup_procs"]:
+        with open(procs, "w", encoding="ascii") as handle:
+            handle.write(str(os.getpid()))
 
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core files full of secrets
+
+def _apply_limits(plan: dict[str, Any]) -> None:
     limits = plan["limits"]
     if plan["cgroup_procs"]:
         return  # the cgroup enforces pids and memory
