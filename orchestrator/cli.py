@@ -185,7 +185,7 @@ def run(
     runner = Runner(request, confirm=_confirm_on_tty)
     try:
         if print_spec:
-            prepared = runner.prepare()
+            prepared = runner.prepare(probe=False)
             _emit_json(
                 {
                     "backend": prepared.backend.name,

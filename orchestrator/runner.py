@@ -86,10 +86,14 @@ class Runner:
             "run_id": self.run_id,
         }
 
-    def prepare(self) -> Prepared:
-        """Everything up to (not including) launching; refusals are audited."""
+    def prepare(self, *, probe: bool = True) -> Prepared:
+        """Everything up to (not including) launching; refusals are audited.
+
+        ``probe=False`` (``--print-spec``) skips checking that a *named* backend can run
+        here: showing what it would do needs no kernel feature. ``auto`` always probes.
+        """
         try:
-            return self._prepare()
+            return self._prepare(probe=probe)
         except CodexBoxError as exc:
             self._record_denied(exc)
             raise
@@ -135,7 +139,7 @@ class Runner:
         )
         return Outcome(prepared=prepared, result=result)
 
-    def _prepare(self) -> Prepared:
+    def _prepare(self, *, probe: bool) -> Prepared:
         req = self.request
         config = load_config(self.home)
         workspace = os.path.realpath(os.path.join(req.cwd, req.workspace or "."))
@@ -178,9 +182,8 @@ class Runner:
                 tty=req.tty,
             ),
         )
-        backend = base.select(
-            req.backend or req.environ.get(BACKEND_ENV) or config.backend or "auto"
-        )
+        requested = req.backend or req.environ.get(BACKEND_ENV) or config.backend or "auto"
+        backend = base.select(requested) if probe or requested == "auto" else base.load(requested)
         return Prepared(resolution=resolution, spec=spec, backend=backend)
 
     def _describe(self, prepared: Prepared) -> dict[str, Any]:

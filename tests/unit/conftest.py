@@ -16,9 +16,6 @@ from orchestrator.compile import Request
 from orchestrator.profile_store import ProfileStore
 
 UNIT_DIR = Path(__file__).resolve().parent
-# A sitecustomize that makes the native backend report itself available, so that
-# `run --print-spec` (which runs nothing) works on hosts without Landlock.
-ASSUME_NATIVE_DIR = UNIT_DIR / "_assume_native"
 
 
 @pytest.fixture
@@ -62,6 +59,7 @@ def make_request(workspace: Path, home: Path, codex_home: Path) -> Callable[...,
 
 
 @pytest.fixture
-def assume_native_env() -> dict[str, str]:
-    """Extra env for the ``cli`` fixture: `--print-spec` without probing the kernel."""
-    return {"PYTHONPATH": str(ASSUME_NATIVE_DIR), "CODEX_BOX_TEST_ASSUME_NATIVE": "1"}
+def print_env() -> dict[str, str]:
+    """Extra env for `run --print-spec --backend native`: none is needed — a named
+    backend is not probed when only its plan is printed, so no kernel feature is."""
+    return {}

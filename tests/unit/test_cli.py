@@ -173,7 +173,7 @@ def test_an_unwritable_audit_log_exits_125_and_the_command_does_not_run(
     cli: Cli,
     marker: Path,
     codex_home: Path,
-    assume_native_env: dict[str, str],
+    print_env: dict[str, str],
 ) -> None:
     (codex_home / "audit.log").mkdir()
     # trusted + opt-in: if it were launched, nothing at all would stop the marker.
@@ -183,7 +183,7 @@ def test_an_unwritable_audit_log_exits_125_and_the_command_does_not_run(
         "trusted",
         "--yes-i-trust-this-workspace",
         *touch(marker),
-        env=assume_native_env,
+        env=print_env,
         input="",
     )
     assert ran.returncode == 125, ran.stderr
@@ -206,7 +206,7 @@ def test_an_unwritable_audit_log_does_not_hide_the_original_refusal(
 
 
 def print_spec(cli: Cli, env: dict[str, str], *args: str) -> dict[str, Any]:
-    ran = cli("run", "--print-spec", *args, env=env, input="")
+    ran = cli("run", "--print-spec", "--backend", "native", *args, env=env, input="")
     assert ran.returncode == 0, ran.stderr
     data: dict[str, Any] = json.loads(ran.stdout)
     return data
@@ -217,10 +217,10 @@ def test_print_spec_shows_the_plan_for_the_codex_profile_and_runs_nothing(
     marker: Path,
     workspace: Path,
     codex_home: Path,
-    assume_native_env: dict[str, str],
+    print_env: dict[str, str],
 ) -> None:
     (workspace / ".codex-profile").write_text("workspace\n")
-    data = print_spec(cli, assume_native_env, *touch(marker))
+    data = print_spec(cli, print_env, *touch(marker))
     plan = data["request"]
     ws = str(workspace.resolve())
     assert data["backend"] == "native"
@@ -235,9 +235,9 @@ def test_print_spec_shows_the_plan_for_the_codex_profile_and_runs_nothing(
 
 
 def test_print_spec_withholds_secrets_unless_named_with_env(
-    cli: Cli, assume_native_env: dict[str, str]
+    cli: Cli, print_env: dict[str, str]
 ) -> None:
-    env = {**assume_native_env, "GITHUB_TOKEN": "ghp_x", "AWS_SECRET_ACCESS_KEY": "aws_x"}
+    env = {**print_env, "GITHUB_TOKEN": "ghp_x", "AWS_SECRET_ACCESS_KEY": "aws_x"}
     plan = print_spec(cli, env, "--env", "GITHUB_TOKEN", "--env", "FOO=bar", "--", "true")[
         "request"
     ]
@@ -247,19 +247,19 @@ def test_print_spec_withholds_secrets_unless_named_with_env(
     assert plan["env"]["CODEX_SANDBOX_NETWORK_DISABLED"] == "1"  # default: offline
 
 
-def test_print_spec_carries_the_limits(cli: Cli, assume_native_env: dict[str, str]) -> None:
-    plan = print_spec(cli, assume_native_env, "--memory", "1g", "--pids", "64", "--", "true")[
+def test_print_spec_carries_the_limits(cli: Cli, print_env: dict[str, str]) -> None:
+    plan = print_spec(cli, print_env, "--memory", "1g", "--pids", "64", "--", "true")[
         "request"
     ]
     assert plan["limits"] == {"memory_bytes": 1024**3, "pids": 64}
 
 
 def test_print_spec_for_trusted_with_opt_in_shows_no_sandbox_and_runs_nothing(
-    cli: Cli, marker: Path, assume_native_env: dict[str, str]
+    cli: Cli, marker: Path, print_env: dict[str, str]
 ) -> None:
     plan = print_spec(
         cli,
-        assume_native_env,
+        print_env,
         "--profile",
         "trusted",
         "--yes-i-trust-this-workspace",
@@ -283,10 +283,11 @@ def test_a_bad_limit_is_refused_before_anything_runs(
 
 
 def test_a_profile_flag_before_run_is_not_silently_ignored(
-    cli: Cli, assume_native_env: dict[str, str]
+    cli: Cli, print_env: dict[str, str]
 ) -> None:
-    env = {**assume_native_env, "CODEX_SECURITY_PROFILE": "workspace-net"}
-    ran = cli("--profile", "offline", "run", "--print-spec", "--", "true", env=env, input="")
+    env = {**print_env, "CODEX_SECURITY_PROFILE": "workspace-net"}
+    ran = cli("--profile", "offline", "run", "--print-spec", "--backend", "native", "--", "true",
+              env=env, input="")
     assert ran.returncode == 2 or json.loads(ran.stdout)["request"]["network"] == "none"
 
 
