@@ -15,8 +15,6 @@ import pytest
 from orchestrator.compile import Request
 from orchestrator.profile_store import ProfileStore
 
-UNIT_DIR = Path(__file__).resolve().parent
-
 
 @pytest.fixture
 def store(codex_home: Path) -> ProfileStore:
