@@ -66,7 +66,7 @@ def main() -> None:
     contenders["Runner.run() (warm, no CLI start-up)"] = lambda: Runner(request).run()
 
     samples: dict[str, list[float]] = {name: [] for name in contenders}
-    for name, fn in contenders.items():  # warm-up
+    for fn in contenders.values():  # warm-up
         fn()
     for _ in range(args.runs):
         for name, fn in contenders.items():
