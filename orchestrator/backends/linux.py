@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import SandboxSetupError
 from ..log import debug
 from ..native import landlock
-from ..native.proctree import kill_tree, wait_gone
+from ..native.proctree import kill_tree, parent_of, wait_gone
 from ..profile import Capabilities, Network
 from ..spec import RunResult, SandboxSpec
 from . import cgroups
@@ -31,9 +31,14 @@ from .base import Availability
 from .pty_relay import Relay, open_pty
 
 PRIVATE_TMP = ("/tmp", "/dev/shm")  # noqa: S108 -- fresh tmpfs mounts, private to one run
+# Replaced by an empty read-only tmpfs: the host's runtime sockets (Docker, Podman,
+# D-Bus, systemd, the user's agents under /run/user) live here, and sockets created
+# there after launch could not be masked one by one.
+HIDDEN = ("/run", "/var/run")
 # Device files every program expects to write (and ioctl, for terminals).
 DEVICE_FILES = (
     "/dev/null",
+    "/dev/ptmx",
     "/dev/zero",
     "/dev/full",
     "/dev/random",
@@ -42,6 +47,7 @@ DEVICE_FILES = (
     "/dev/pts",
 )
 GRACE_S = 2.0
+STATUS_BUDGET = 256 * 1024  # the launcher writes a few hundred bytes
 
 
 class LinuxBackend:
@@ -93,8 +99,10 @@ def translate(spec: SandboxSpec) -> dict[str, Any]:
     private_tmp = list(PRIVATE_TMP) if spec.private_tmp else []
     plan["mounts"] = {
         "read_only_rootfs": spec.rootfs_read_only,
+        "workspace": spec.workspace,
         "writable_roots": list(spec.writable_roots),
         "private_tmp": private_tmp,
+        "hidden": list(HIDDEN),
         "protected": list(spec.protected_paths),
         "require_protected": bool(spec.protected_paths),
         "mask_host_unix_sockets": True,
@@ -239,7 +247,9 @@ class _Run:
     def _kill(self, proc: subprocess.Popen[bytes]) -> None:
         """Kill the whole run: init dies with the launcher, the kernel empties the pid ns."""
         self._read_status()
-        if self.pid1 is not None:
+        # Pid 1 dies with the launcher anyway (PDEATHSIG); killing it first is quicker.
+        # Only ever a pid that is the launcher's own child: never trust a number blindly.
+        if self.pid1 is not None and parent_of(self.pid1) == proc.pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid1, signal.SIGKILL)
         if not self.spec.sandboxed:
@@ -251,14 +261,16 @@ class _Run:
         os.set_blocking(self.status_r, False)
         data = b""
         with contextlib.suppress(BlockingIOError):
-            while chunk := os.read(self.status_r, 65536):
+            while len(data) < STATUS_BUDGET and (chunk := os.read(self.status_r, 65536)):
                 data += chunk
         for line in data.decode(errors="replace").splitlines():
             with contextlib.suppress(json.JSONDecodeError):
                 message = json.loads(line)
+                if not isinstance(message, dict):
+                    continue
                 self.messages.append(message)
-                if "pid1" in message:
-                    self.pid1 = int(message["pid1"])
+                if self.pid1 is None and isinstance(message.get("pid1"), int):
+                    self.pid1 = message["pid1"]
 
     def _result(self, returncode: int, duration: float, oom: bool) -> RunResult:
         os.close(self.status_r)

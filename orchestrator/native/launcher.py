@@ -40,6 +40,7 @@ from .libc import (
     CLONE_NEWUSER,
     CLONE_NEWUTS,
     PR_SET_CHILD_SUBREAPER,
+    PR_SET_DUMPABLE,
     PR_SET_NO_NEW_PRIVS,
     PR_SET_PDEATHSIG,
     prctl,
@@ -118,27 +119,73 @@ def _run_unsandboxed(plan: dict[str, Any], status: Status) -> NoReturn:
 def _launch(plan: dict[str, Any], status: Status) -> NoReturn:
     _die_with_parent(plan)
     _join_cgroups(plan)
+    # Read every input now: once pid 1 mounts the private /tmp and hides /run, files
+    # there (a repository under /tmp, resolv.conf's target) are out of reach.
     sockets = mounts.host_unix_sockets() if plan["mounts"]["mask_host_unix_sockets"] else []
+    syscall_filter = seccomp.load_file(plan["seccomp"])
+    keep = _files_to_keep(plan["mounts"])
     uid, gid = os.geteuid(), os.getegid()
     flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
     if plan["network"] == "none":
         flags |= CLONE_NEWNET
     unshare(flags)
     _map_ids(uid, gid)
+    report_r, report_w = os.pipe()
     lifeline_r, lifeline_w = os.pipe()
     pid = os.fork()
     if pid == 0:
+        # Pid 1 never holds codex-box's pipe: it reports to us, and we pass on only
+        # what we can check. The pid that codex-box may kill comes from us alone.
+        os.close(status.fd)
+        os.close(report_r)
         os.close(lifeline_w)
+        report = Status(report_w)
         try:
-            _init(plan, status, sockets, lifeline_r)
+            _init(plan, report, sockets, syscall_filter, keep, lifeline_r)
         except Exception as exc:
-            status.send(setup_error=f"{type(exc).__name__}: {exc}")
+            report.send(setup_error=f"{type(exc).__name__}: {exc}")
         os._exit(EXIT_SETUP)
+    os.close(report_w)
     os.close(lifeline_r)
     status.send(pid1=pid)
     _relay_signals_to(pid)
+    _pass_on_reports(report_r, status)
     _, wait_status = os.waitpid(pid, 0)
     os._exit(_exit_code(wait_status))
+
+
+# What pid 1 may tell codex-box, and the type of each value. Anything else is dropped.
+_REPORT_FIELDS = {
+    "setup_error": str,
+    "sandboxed": bool,
+    "exec_errno": int,
+    "argv0": str,
+    "exit": int,
+    "signal": int,
+}
+_REPORT_BUDGET = 64 * 1024
+
+
+def _pass_on_reports(report: int, status: Status) -> None:
+    """Relay pid 1's reports until it exits: checked, bounded, never blocking pid 1."""
+    budget, pending = _REPORT_BUDGET, b""
+    while chunk := os.read(report, 65536):
+        if budget <= 0:
+            continue  # keep draining so pid 1 can never block on a full pipe
+        budget -= len(chunk)
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                message = json.loads(line)
+                if isinstance(message, dict):
+                    checked = {
+                        k: v
+                        for k, v in message.items()
+                        if k in _REPORT_FIELDS and type(v) is _REPORT_FIELDS[k]
+                    }
+                    if checked:
+                        status.send(**checked)
+    os.close(report)
 
 
 def _map_ids(uid: int, gid: int) -> None:
@@ -151,12 +198,22 @@ def _map_ids(uid: int, gid: int) -> None:
         handle.write(f"{gid} {gid} 1\n")
 
 
-def _init(plan: dict[str, Any], status: Status, sockets: list[str], lifeline: int) -> NoReturn:
+def _init(
+    plan: dict[str, Any],
+    report: Status,
+    sockets: list[str],
+    syscall_filter: seccomp.Filter,
+    keep: dict[str, int],
+    lifeline: int,
+) -> NoReturn:
+    # Not dumpable: the command (same uid, same Landlock domain) cannot open our
+    # descriptors or memory through /proc/1/fd or /proc/1/mem.
+    prctl(PR_SET_DUMPABLE, 0)
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if select.select([lifeline], [], [], 0)[0]:  # EOF: the launcher already died
         os._exit(EXIT_SETUP)
     os.close(lifeline)
-    _build_filesystem(plan["mounts"], sockets)
+    _build_filesystem(plan["mounts"], sockets, keep)
     prctl(PR_SET_NO_NEW_PRIVS, 1)
     ll = plan["landlock"]
     landlock.enforce(
@@ -169,14 +226,14 @@ def _init(plan: dict[str, Any], status: Status, sockets: list[str], lifeline: in
     _apply_limits(plan)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core files full of secrets
     caps.drop_all()
-    seccomp.load(seccomp.load_file(plan["seccomp"]))
-    status.send(sandboxed=True)
+    seccomp.load(syscall_filter)
+    report.send(sandboxed=True)
     child = os.fork()
     if child == 0:
-        _exec_command(plan, status)
+        _exec_command(plan, report)
     _relay_signals_to(child)
     # Leaving pid 1 makes the kernel kill whatever the command left behind.
-    os._exit(_reap_until(child, status))
+    os._exit(_reap_until(child, report))
 
 
 def _reap_until(child: int, status: Status) -> int:
@@ -192,23 +249,46 @@ def _reap_until(child: int, status: Status) -> int:
             return code
 
 
-def _build_filesystem(spec: dict[str, Any], sockets: list[str]) -> None:
+def _files_to_keep(spec: dict[str, Any]) -> dict[str, int]:
+    """O_PATH descriptors for what must stay visible under a tmpfs we put on top: the
+    workspace and write roots, and a resolv.conf that links into /run."""
+    paths = [*spec["writable_roots"], spec["workspace"]]
+    resolv = os.path.realpath("/etc/resolv.conf")
+    if os.path.isfile(resolv):
+        paths.append(resolv)
+    return {p: os.open(p, os.O_PATH | os.O_CLOEXEC) for p in dict.fromkeys(paths)}
+
+
+def _build_filesystem(spec: dict[str, Any], sockets: list[str], keep: dict[str, int]) -> None:
     mounts.make_private()
     writable: list[str] = spec["writable_roots"]
     for root in writable:
         mounts.bind(root, root, read_only=False)  # its own mount: the read-only pass skips it
-    held = {root: os.open(root, os.O_PATH | os.O_CLOEXEC) for root in writable}
+    for path in list(keep):
+        if path in writable:  # hold the fresh bind, not the mount beneath it
+            os.close(keep[path])
+            keep[path] = os.open(path, os.O_PATH | os.O_CLOEXEC)
     mounts.make_everything_read_only(except_under=writable)
     mounts.mount_proc()
-    for tmp in spec["private_tmp"]:
-        mounts.mount_tmpfs(tmp)
-        for root in writable:  # a write root under /tmp would be hidden: bind it back
-            if root.startswith(tmp.rstrip("/") + "/"):
-                mounts.ensure_dir(root)
-                mounts.bind(f"/proc/self/fd/{held[root]}", root, read_only=False)
-    for fd in held.values():
+    mounts.private_devpts()  # the host's other terminals are not ours to read or type into
+    for hidden, writable_tmpfs in [
+        *((t, True) for t in spec["private_tmp"]),
+        *((h, False) for h in spec["hidden"]),
+    ]:
+        if not os.path.isdir(hidden) or os.path.islink(hidden):
+            continue
+        mounts.mount_tmpfs(hidden)
+        for path, fd in keep.items():  # bind back what the tmpfs hides
+            if mounts.is_under(path, hidden) and path != hidden:
+                mounts.ensure_mountpoint(path, directory=os.path.isdir(f"/proc/self/fd/{fd}"))
+                mounts.bind(f"/proc/self/fd/{fd}", path, read_only=path not in writable)
+        if not writable_tmpfs:
+            mounts.remount(hidden, read_only=True)
+    for fd in keep.values():
         os.close(fd)
     for path in spec["protected"]:
+        if os.path.islink(path):
+            raise OSError(errno.ELOOP, f"protected path {path} is a symlink")
         if os.path.lexists(path):
             mounts.bind(path, path, read_only=True)
         elif spec["require_protected"]:
@@ -237,7 +317,13 @@ def _apply_limits(plan: dict[str, Any]) -> None:
             )
         resource.setrlimit(resource.RLIMIT_NPROC, (limits["pids"], limits["pids"]))
     if limits["memory_bytes"] is not None:
-        resource.setrlimit(resource.RLIMIT_DATA, (limits["memory_bytes"],) * 2)
+        # RLIMIT_DATA/AS are per process and blind to tmpfs and shared memory: refuse
+        # rather than pretend a limit holds.
+        raise OSError(
+            errno.EPERM,
+            "cannot enforce --memory without a writable cgroup "
+            "(run as root, or delegate a cgroup v2 subtree to this user)",
+        )
 
 
 def _relay_signals_to(pid: int) -> None:
