@@ -76,6 +76,14 @@ def held(workspace: str, protected: tuple[str, ...], *, state_dir: Path) -> Iter
             # Never blocks for long: an exclusive holder only exists under the mutex.
             fcntl.flock(users, fcntl.LOCK_SH)
             for path in protected:
+                if os.path.islink(path):
+                    # A read-only bind would cover the link's target, but the link
+                    # itself could be replaced: refuse rather than half-protect.
+                    raise SandboxSetupError(
+                        f"protected path {path} is a symlink; codex-box cannot keep it read-only",
+                        hint="replace it with the real file or directory, "
+                        "or use a read-only profile",
+                    )
                 if not os.path.lexists(path):
                     _create(path)
                     _save(record_path, _load(record_path) | {path})

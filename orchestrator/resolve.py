@@ -8,6 +8,7 @@ Does not own: asking for the opt-in itself (``runner``/``cli``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -106,6 +107,7 @@ def find_profile_file(workspace: Path) -> tuple[Path, str] | None:
         names = [n for n in names if n]
         if not names:
             continue
+        _refuse_foreign(path)
         if len(names) > 1 or " " in names[0]:
             raise ConfigError(
                 f"{path}: expected one profile name, got {' '.join(names)!r}",
@@ -113,3 +115,16 @@ def find_profile_file(workspace: Path) -> tuple[Path, str] | None:
             )
         return path, names[0]
     return None
+
+
+def _refuse_foreign(path: Path) -> None:
+    """Another user must not choose your profile: a .codex-profile counts only if you
+    or root own it and nobody else may write it (think /tmp/.codex-profile)."""
+    info = path.stat()
+    if info.st_uid not in (os.getuid(), 0):
+        raise Refused(
+            f"{path} is owned by uid {info.st_uid}, not by you or root",
+            hint="remove it, or chown it to yourself if you wrote it",
+        )
+    if info.st_mode & 0o002:
+        raise Refused(f"{path} is writable by every user", hint=f"chmod o-w {path}")
