@@ -133,7 +133,8 @@ def run(
         str | None, typer.Option(help="Kill after this long (30, 5m); exit 124.")
     ] = None,
     memory: Annotated[
-        str | None, typer.Option(help="Memory limit (512m, 2g; 0 = none). Default 8g.")
+        str | None,
+        typer.Option(help="Memory limit (512m, 2g). Default: none."),
     ] = None,
     pids: Annotated[
         str | None, typer.Option(help="Process limit (0 = none). Default 4096.")

@@ -15,23 +15,32 @@ from collections.abc import Iterable, Mapping
 
 from .errors import ConfigError
 
-SECRET_MARKERS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "PASSWD", "CREDENTIAL")
-# Matched as whole words only: GIT_AUTHOR_NAME is not a secret, NPM_AUTH is.
-SECRET_WORDS = frozenset({"AUTH", "AUTHORIZATION", "PASS", "COOKIE"})
+SECRET_MARKERS = ("KEY", "SECRET", "TOKEN", "PASS", "CREDENTIAL", "JWT")
+# Matched as whole words only: GIT_AUTHOR_NAME is not a secret, NPM_AUTH and GH_PAT are.
+SECRET_WORDS = frozenset({"AUTH", "AUTHORIZATION", "COOKIE", "PAT", "PWD"})
+NOT_SECRET = frozenset({"PWD", "OLDPWD"})  # the working directories, not passwords
+# A value that carries credentials whatever its name: scheme://user:password@host
+_CREDENTIAL_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def looks_secret(name: str) -> bool:
+def looks_secret(name: str, value: str = "") -> bool:
     upper = name.upper()
+    if upper in NOT_SECRET:
+        return False
     words = set(re.split(r"[^A-Z0-9]+", upper))
-    return any(marker in upper for marker in SECRET_MARKERS) or bool(words & SECRET_WORDS)
+    return (
+        any(marker in upper for marker in SECRET_MARKERS)
+        or bool(words & SECRET_WORDS)
+        or bool(_CREDENTIAL_URL.search(value))
+    )
 
 
 def sandbox_environment(
     host: Mapping[str, str], *, passthrough: Iterable[str], extra: Mapping[str, str]
 ) -> dict[str, str]:
     """Host env minus secret-looking names, plus ``--env NAME`` / ``--env NAME=VALUE``."""
-    env = {k: v for k, v in host.items() if not looks_secret(k)}
+    env = {k: v for k, v in host.items() if not looks_secret(k, v)}
     for item in passthrough:
         name, sep, value = item.partition("=")
         if not _NAME.match(name):

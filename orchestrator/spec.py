@@ -10,14 +10,16 @@ from dataclasses import dataclass, field
 
 from .profile import Capabilities, Network
 
-DEFAULT_MEMORY_BYTES = 8 * 1024**3
+# No memory limit unless asked: only a cgroup can enforce one for a whole process
+# tree (and its tmpfs), and codex-box refuses a limit it cannot enforce.
+DEFAULT_MEMORY_BYTES: int | None = None
 DEFAULT_PIDS = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
     timeout_s: float | None = None  # None: no timeout
-    memory_bytes: int | None = DEFAULT_MEMORY_BYTES  # None: explicitly unlimited (--memory 0)
+    memory_bytes: int | None = DEFAULT_MEMORY_BYTES  # None: unlimited
     pids: int | None = DEFAULT_PIDS  # None: explicitly unlimited (--pids 0)
 
 
