@@ -20,6 +20,9 @@ REPO = Path(__file__).resolve().parent.parent
 REQUIRE = os.environ.get("CODEX_BOX_REQUIRE_ENGINES") == "1"
 # The console script, as users run it (`python -m` would put the cwd on sys.path).
 CODEX_BOX = str(Path(sys.executable).parent / "codex-box")
+# A Python for commands *inside* sandboxes: the system's, because the repository (and
+# its venv) may live under /tmp, which write profiles replace with a private tmpfs.
+SANDBOX_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 
 
 @dataclass

@@ -13,14 +13,13 @@ import pty
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CODEX_BOX
+from tests.conftest import CODEX_BOX, SANDBOX_PYTHON
 from tests.servers import unix_server
 
 SANDBOXED = ("offline", "net-read-only", "workspace", "workspace-net")
@@ -61,7 +60,7 @@ print(json.dumps(out))
 
 
 def _probe(sandbox, profile: str) -> dict[str, int]:
-    ran = sandbox(profile, sys.executable, "-I", "-c", SYSCALL_PROBES)
+    ran = sandbox(profile, SANDBOX_PYTHON, "-I", "-c", SYSCALL_PROBES)
     assert ran.returncode == 0, ran.stderr
     return json.loads(ran.stdout)
 
@@ -69,7 +68,7 @@ def _probe(sandbox, profile: str) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def unfiltered(native_available, tmp_path_factory):
     """The same probes with no sandbox: proof that each attack works when unprotected."""
-    ran = subprocess.run([sys.executable, "-I", "-c", SYSCALL_PROBES], capture_output=True,
+    ran = subprocess.run([SANDBOX_PYTHON, "-I", "-c", SYSCALL_PROBES], capture_output=True,
                          text=True, check=True, cwd=tmp_path_factory.mktemp("probe"))
     return json.loads(ran.stdout)
 
@@ -114,10 +113,10 @@ print("result", r, ctypes.get_errno())
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="i386/x32 ABIs exist on x86_64")
 @pytest.mark.parametrize("profile", SANDBOXED)
 def test_syscalls_through_the_i386_abi_kill_the_process(sandbox, profile, tmp_path):
-    control = subprocess.run([sys.executable, "-I", "-c", INT80], capture_output=True,
+    control = subprocess.run([SANDBOX_PYTHON, "-I", "-c", INT80], capture_output=True,
                              text=True, check=False, cwd=tmp_path)
     assert control.stdout.strip() == "result 0", "control: int 0x80 unshare works unprotected"
-    ran = sandbox(profile, sys.executable, "-I", "-c", INT80)
+    ran = sandbox(profile, SANDBOX_PYTHON, "-I", "-c", INT80)
     assert "result" not in ran.stdout
     assert ran.returncode == 128 + signal.SIGSYS
 
@@ -125,7 +124,7 @@ def test_syscalls_through_the_i386_abi_kill_the_process(sandbox, profile, tmp_pa
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="x32 exists on x86_64 only")
 @pytest.mark.parametrize("profile", SANDBOXED)
 def test_syscalls_through_the_x32_abi_do_not_get_through(sandbox, profile):
-    ran = sandbox(profile, sys.executable, "-I", "-c", X32)
+    ran = sandbox(profile, SANDBOX_PYTHON, "-I", "-c", X32)
     assert "result 0 " not in ran.stdout
     assert ran.returncode == 128 + signal.SIGSYS or "result -1 38" in ran.stdout
 
@@ -160,10 +159,10 @@ def _run_on_controlling_pty(argv: list[str], env: dict[str, str], cwd: Path) -> 
 @pytest.mark.parametrize("profile", SANDBOXED)
 def test_terminal_input_injection_with_tiocsti_is_refused(native_available, base_env,
                                                            workspace, profile):
-    control = _run_on_controlling_pty([sys.executable, "-I", "-c", TIOCSTI], base_env, workspace)
+    control = _run_on_controlling_pty([SANDBOX_PYTHON, "-I", "-c", TIOCSTI], base_env, workspace)
     assert "INJECTED" in control, "control: TIOCSTI works on a controlling tty unprotected"
     out = _run_on_controlling_pty([CODEX_BOX, "run", "--backend", "native", "--profile",
-                                   profile, "--", sys.executable, "-I", "-c", TIOCSTI],
+                                   profile, "--", SANDBOX_PYTHON, "-I", "-c", TIOCSTI],
                                   base_env, workspace)
     assert f"refused {EPERM}" in out
 
@@ -184,10 +183,10 @@ def test_host_unix_socket_daemons_are_unreachable(sandbox, profile):
     """Like the Docker socket or an SSH agent: a daemon outside is a way out."""
     path = f"/var/tmp/codex-box-daemon-{uuid.uuid4().hex[:8]}.sock"
     with unix_server(path) as server:
-        control = subprocess.run([sys.executable, "-I", "-c", CONNECT_UNIX, path],
+        control = subprocess.run([SANDBOX_PYTHON, "-I", "-c", CONNECT_UNIX, path],
                                  capture_output=True, text=True, check=False)
         assert "CONNECTED" in control.stdout
-        ran = sandbox(profile, sys.executable, "-I", "-c", CONNECT_UNIX, path)
+        ran = sandbox(profile, SANDBOX_PYTHON, "-I", "-c", CONNECT_UNIX, path)
         time.sleep(0.2)
     assert "refused" in ran.stdout, ran.stdout + ran.stderr
     assert len(server.hits) == 1, "only the control connected"
@@ -211,10 +210,10 @@ def test_host_abstract_unix_sockets_are_unreachable(sandbox, profile):
     server.bind("\0" + name)
     server.listen(4)
     try:
-        control = subprocess.run([sys.executable, "-I", "-c", ABSTRACT, name],
+        control = subprocess.run([SANDBOX_PYTHON, "-I", "-c", ABSTRACT, name],
                                  capture_output=True, text=True, check=False)
         assert "CONNECTED" in control.stdout
-        ran = sandbox(profile, sys.executable, "-I", "-c", ABSTRACT, name)
+        ran = sandbox(profile, SANDBOX_PYTHON, "-I", "-c", ABSTRACT, name)
     finally:
         server.close()
     assert "refused" in ran.stdout, ran.stdout + ran.stderr
@@ -251,14 +250,14 @@ def test_seed_shell_escape_through_bash_c_stays_sandboxed(sandbox, profile):
     target = f"/etc/codex-box-escape-{uuid.uuid4().hex[:8]}"
     ran = sandbox(profile, "bash", "-c",
                   f"bash -c \"sh -c 'echo pwned > {target}'\"; "
-                  f"exec {sys.executable} -c \"open('{target}', 'w')\"")
+                  f"exec {SANDBOX_PYTHON} -c \"open('{target}', 'w')\"")
     assert ran.returncode != 0
     assert not Path(target).exists()
 
 
 @pytest.mark.parametrize("profile", SANDBOXED)
 def test_no_launcher_file_descriptor_leaks_into_the_command(sandbox, profile):
-    ran = sandbox(profile, sys.executable, "-I", "-c",
+    ran = sandbox(profile, SANDBOX_PYTHON, "-I", "-c",
                   "import os; print(sorted(os.listdir('/proc/self/fd')))")
     assert ran.returncode == 0, ran.stderr
     fds = [int(fd) for fd in json.loads(ran.stdout.replace("'", '"'))]
@@ -289,11 +288,11 @@ for family in (40, 40 | (1 << 32)):  # AF_VSOCK, and AF_VSOCK with junk in the h
 @pytest.mark.parametrize("profile", SANDBOXED)
 def test_vsock_is_refused_even_with_junk_in_the_high_bits(sandbox, profile, tmp_path):
     """The kernel reads the family as an int; a 64-bit compare would let 1<<32|40 through."""
-    control = subprocess.run([sys.executable, "-I", "-c", VSOCK], capture_output=True,
+    control = subprocess.run([SANDBOX_PYTHON, "-I", "-c", VSOCK], capture_output=True,
                              text=True, check=False, cwd=tmp_path)
     if "OPENED" not in control.stdout:
         pytest.skip("this host has no AF_VSOCK support: nothing to escape to")
-    ran = sandbox(profile, sys.executable, "-I", "-c", VSOCK)
+    ran = sandbox(profile, SANDBOX_PYTHON, "-I", "-c", VSOCK)
     assert ran.returncode == 0, ran.stderr
     assert "OPENED" not in ran.stdout
     assert ran.stdout.count("refused 97") == 2  # EAFNOSUPPORT from the filter
@@ -304,6 +303,130 @@ def test_trusted_still_gets_the_limits_asked_for(cli, native_available):
            "        subprocess.Popen(['sleep', '3']); n += 1\nexcept OSError:\n    pass\n"
            "print('started', n)")
     ran = cli("run", "--backend", "native", "--profile", "trusted",
-              "--yes-i-trust-this-workspace", "--pids", "16", "--", sys.executable, "-c", hog)
+              "--yes-i-trust-this-workspace", "--pids", "16", "--", SANDBOX_PYTHON, "-c", hog)
     assert ran.returncode == 0, ran.stderr
     assert int(ran.stdout.split()[-1]) < 16
+
+
+FORGE_STATUS = r"""
+import json, os, sys
+victim = int(sys.argv[1])
+forged = (json.dumps({"pid1": victim}) + "\n" + json.dumps({"setup_error": "forged"}) + "\n"
+          + json.dumps({"exit": 0}) + "\n").encode()
+opened = 0
+for fd in os.listdir("/proc/1/fd"):
+    try:
+        w = os.open(f"/proc/1/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK)
+        os.write(w, forged)
+        opened += 1
+    except OSError:
+        pass
+print("opened", opened, flush=True)
+import time; time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_the_sandbox_cannot_forge_codex_box_status_messages(sandbox, profile):
+    """Pid 1's descriptors are out of reach, and codex-box kills only its launcher's child:
+    a forged {"pid1": <host pid>} must not make a timeout kill a host process."""
+    victim = subprocess.Popen(["sleep", "60"])
+    try:
+        ran = sandbox(profile, SANDBOX_PYTHON, "-I", "-c", FORGE_STATUS, str(victim.pid),
+                      flags=("--timeout", "2"))
+        assert "opened 0" in ran.stdout, ran.stdout
+        assert ran.returncode == 124, ran.stderr
+        assert "forged" not in ran.stderr
+        time.sleep(0.2)
+        assert victim.poll() is None, "a forged status message killed a host process"
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_other_terminals_on_the_host_are_not_reachable(sandbox, profile):
+    master, slave = os.openpty()
+    try:
+        name = os.ttyname(slave)
+        os.write(master, b"typed-by-the-admin\n")
+        ran = sandbox(profile, "sh", "-c", f"head -c 8 < {name}; echo hi > {name}; "
+                      "ls /dev/pts; echo end")
+        assert "end" in ran.stdout
+        assert "typed-by" not in ran.stdout
+        assert os.path.basename(name) not in ran.stdout.split("end")[0].split(), ran.stdout
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+SETID = r"""
+import os, stat, sys
+os.close(os.open("plain", os.O_CREAT | os.O_WRONLY, 0o755))
+results = {}
+for label, call in [
+    ("chmod u+s", lambda: os.chmod("plain", 0o4755)),
+    ("chmod g+s", lambda: os.chmod("plain", 0o2755)),
+    ("fchmod u+s", lambda: os.fchmod(os.open("plain", os.O_RDONLY), 0o4755)),
+    ("create u+s", lambda: os.close(os.open("made", os.O_CREAT | os.O_WRONLY, 0o4755))),
+    ("mknod u+s", lambda: os.mknod("node", 0o4755 | stat.S_IFREG)),
+]:
+    try:
+        call()
+        results[label] = "ALLOWED"
+    except OSError as exc:
+        results[label] = exc.errno
+print(results)
+modes = [os.stat(p).st_mode for p in ("plain", "made", "node") if os.path.exists(p)]
+print("setid files:", sum(1 for m in modes if m & 0o6000))
+"""
+
+
+@pytest.mark.parametrize("profile", ["workspace", "workspace-net"])
+def test_no_set_id_file_can_be_made(sandbox, profile, workspace):
+    """Run as root, a setuid file left in the workspace would be root for other users."""
+    ran = sandbox(profile, SANDBOX_PYTHON, "-I", "-c", SETID)
+    assert ran.returncode == 0, ran.stderr
+    assert "ALLOWED" not in ran.stdout
+    assert "setid files: 0" in ran.stdout
+    assert not any(p.stat().st_mode & 0o6000 for p in workspace.iterdir())
+
+
+@pytest.mark.parametrize("name", [".codex-profile", ".git"])
+def test_a_symlinked_protected_path_refuses_the_run(sandbox, workspace, name):
+    target = Path(f"/var/tmp/codex-box-link-target-{uuid.uuid4().hex[:8]}")
+    target.mkdir()
+    try:
+        (workspace / name).symlink_to(target)
+        ran = sandbox("workspace", "sh", "-c", f"rm {name}; echo workspace-net > {name}")
+        assert ran.returncode == 125
+        assert f"{name} is a symlink" in ran.stderr
+        assert (workspace / name).is_symlink()
+    finally:
+        target.rmdir()
+
+
+def test_a_daemon_socket_created_under_run_after_launch_is_unreachable(
+        native_available, base_env, workspace):
+    """/run is an empty tmpfs inside: sockets that appear there later stay invisible."""
+    path = f"/run/codex-box-late-{uuid.uuid4().hex[:8]}.sock"
+    client = (f"import socket, time; time.sleep(1.5); s = socket.socket(socket.AF_UNIX)\n"
+              f"try:\n    s.connect({path!r}); print('CONNECTED')\n"
+              f"except OSError as exc:\n    print('refused', exc.errno)")
+    proc = subprocess.Popen([CODEX_BOX, "run", "--backend", "native", "--profile", "workspace",
+                             "--", SANDBOX_PYTHON, "-I", "-c", client],
+                            stdout=subprocess.PIPE, text=True, cwd=workspace, env=base_env)
+    time.sleep(0.5)
+    with unix_server(path):
+        out, _ = proc.communicate(timeout=30)
+    assert "refused 2" in out and "CONNECTED" not in out, out  # ENOENT: not there at all
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a file another user's needs root")
+def test_a_codex_profile_owned_by_another_user_is_refused(cli, native_available, workspace):
+    planted = workspace.parent / ".codex-profile"
+    planted.write_text("workspace-net\n")
+    os.chown(planted, 65534, 65534)
+    ran = cli("run", "--backend", "native", "--", "true")
+    assert ran.returncode == 126
+    assert "owned by uid 65534" in ran.stderr

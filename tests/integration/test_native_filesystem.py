@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import SANDBOX_PYTHON
 
 WRITE_PROFILES = ("workspace", "workspace-net")
 READ_ONLY_PROFILES = ("offline", "net-read-only")
@@ -154,7 +155,7 @@ def test_metadata_of_files_outside_cannot_change(sandbox, profile, outside):
 def test_workspace_under_tmp_stays_visible_and_writable(sandbox, workspace):
     """pytest's tmp_path lives under /tmp, which write profiles replace: it is re-bound."""
     assert str(workspace).startswith("/tmp/")
-    ran = sandbox("workspace", sys.executable, "-c",
+    ran = sandbox("workspace", SANDBOX_PYTHON, "-c",
                   "import os; open('w.txt','w').write('ok'); print(os.getcwd())")
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == str(workspace)

@@ -6,11 +6,11 @@ a profile that allows network — so a broken client cannot pass for a working s
 
 from __future__ import annotations
 
-import sys
 import time
 
 import pytest
 
+from tests.conftest import SANDBOX_PYTHON
 from tests.servers import http_server, tcp_server, udp_server
 
 NO_NETWORK = ("offline", "workspace")
@@ -43,7 +43,7 @@ except OSError as exc:
 @pytest.mark.parametrize("profile", NO_NETWORK)
 def test_no_network_profiles_cannot_reach_a_tcp_server_on_host_loopback(sandbox, profile):
     with tcp_server() as server:
-        ran = sandbox(profile, sys.executable, "-c", TCP_CLIENT.format(port=server.port))
+        ran = sandbox(profile, SANDBOX_PYTHON, "-c", TCP_CLIENT.format(port=server.port))
         time.sleep(0.2)
     assert ran.returncode == 3, ran.stdout + ran.stderr
     assert "blocked" in ran.stdout
@@ -53,7 +53,7 @@ def test_no_network_profiles_cannot_reach_a_tcp_server_on_host_loopback(sandbox,
 @pytest.mark.parametrize("profile", NO_NETWORK)
 def test_no_network_profiles_cannot_send_udp_to_host_loopback(sandbox, profile):
     with udp_server() as server:
-        ran = sandbox(profile, sys.executable, "-c", UDP_CLIENT.format(port=server.port))
+        ran = sandbox(profile, SANDBOX_PYTHON, "-c", UDP_CLIENT.format(port=server.port))
         time.sleep(0.3)
     assert "sent" not in ran.stdout
     assert server.hits == []
@@ -62,7 +62,7 @@ def test_no_network_profiles_cannot_send_udp_to_host_loopback(sandbox, profile):
 @pytest.mark.parametrize("profile", NETWORK)
 def test_network_profiles_reach_the_test_tcp_server(sandbox, profile):
     with tcp_server() as server:
-        ran = sandbox(profile, sys.executable, "-c", TCP_CLIENT.format(port=server.port))
+        ran = sandbox(profile, SANDBOX_PYTHON, "-c", TCP_CLIENT.format(port=server.port))
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "pong" in ran.stdout
     assert server.hits == [b"ping"]
@@ -70,7 +70,7 @@ def test_network_profiles_reach_the_test_tcp_server(sandbox, profile):
 
 def test_workspace_net_sends_udp_to_the_test_server(sandbox):
     with udp_server() as server:
-        ran = sandbox("workspace-net", sys.executable, "-c", UDP_CLIENT.format(port=server.port))
+        ran = sandbox("workspace-net", SANDBOX_PYTHON, "-c", UDP_CLIENT.format(port=server.port))
         deadline = time.monotonic() + 2
         while not server.hits and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CODEX_BOX, REPO
+from tests.conftest import CODEX_BOX, REPO, SANDBOX_PYTHON
 
 SANDBOXED = ("offline", "net-read-only", "workspace", "workspace-net")
 
@@ -141,18 +141,18 @@ for child in children:
 
 
 def test_a_process_limit_is_enforced(sandbox):
-    ran = sandbox("offline", sys.executable, "-c", PROCESS_HOG,
+    ran = sandbox("offline", SANDBOX_PYTHON, "-c", PROCESS_HOG,
                   flags=("--pids", "16", "--timeout", "20"))
     assert "refused 11" in ran.stdout, ran.stdout + ran.stderr  # EAGAIN
     started = int(ran.stdout.split("started")[1].split()[0])
     assert 5 < started < 16
-    unlimited = sandbox("offline", sys.executable, "-c", PROCESS_HOG, flags=("--timeout", "20"))
+    unlimited = sandbox("offline", SANDBOX_PYTHON, "-c", PROCESS_HOG, flags=("--timeout", "20"))
     assert "started 40" in unlimited.stdout, "control: without --pids all 40 start"
 
 
 def test_a_memory_limit_is_enforced_and_reported(sandbox):
     hog = "b = bytearray(400 * 1024 * 1024); print('allocated', len(b))"
-    ran = sandbox("offline", sys.executable, "-c", hog,
+    ran = sandbox("offline", SANDBOX_PYTHON, "-c", hog,
                   flags=("--memory", "128m", "--json", "--timeout", "30"))
     assert "allocated" not in ran.stdout
     assert ran.returncode != 0
