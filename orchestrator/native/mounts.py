@@ -80,15 +80,15 @@ def remount(path: str, *, read_only: bool) -> None:
     mount(None, path, None, flags)
 
 
-def _under(path: str, roots: Iterable[str]) -> bool:
-    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+def is_under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def make_everything_read_only(*, except_under: Iterable[str]) -> None:
     """Remount every mount of this namespace read-only, except the write roots' binds."""
     keep = list(except_under)
     for point in mountpoints():
-        if _under(point, keep):
+        if any(is_under(point, root) for root in keep):
             continue
         try:
             remount(point, read_only=True)
@@ -113,8 +113,20 @@ def mount_tmpfs(target: str, *, mode: int = 0o1777) -> None:
     mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode:o}")
 
 
-def ensure_dir(path: str) -> None:
-    os.makedirs(path, mode=0o755, exist_ok=True)
+def ensure_mountpoint(path: str, *, directory: bool) -> None:
+    """Make ``path`` (inside a fresh tmpfs) exist so something can be bound onto it."""
+    os.makedirs(path if directory else os.path.dirname(path), mode=0o755, exist_ok=True)
+    if not directory and not os.path.exists(path):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+
+
+def private_devpts() -> None:
+    """A new devpts instance over /dev/pts, and its ptmx over /dev/ptmx: ptys made
+    inside are the sandbox's own, and the host's terminals are not there to open."""
+    mount(
+        "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"
+    )
+    mount("/dev/pts/ptmx", "/dev/ptmx", None, MS_BIND)
 
 
 def host_unix_sockets() -> list[str]:
