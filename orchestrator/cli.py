@@ -19,6 +19,7 @@ from . import __version__, log
 from .audit import DECISIONS, LOG_NAME, Query, parse_time, read
 from .config import codex_home, load_config
 from .errors import CodexBoxError
+from .profile import Network
 from .profile_store import ProfileStore
 from .resolve import resolve_profile
 from .runner import Runner, RunRequest
@@ -194,7 +195,14 @@ def run(
                 }
             )
             return
-        outcome = runner.run()
+        prepared = runner.prepare()
+        if prepared.spec.network is Network.READ_ONLY:
+            typer.echo(
+                "codex-box: warning: net-read-only is not method-filtered yet (the egress "
+                "proxy has not landed): this run has ordinary egress",
+                err=True,
+            )
+        outcome = runner.run(prepared)
     except CodexBoxError as exc:
         _fail(exc)
     result = outcome.result

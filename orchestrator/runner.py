@@ -98,8 +98,8 @@ class Runner:
             self._record_denied(exc)
             raise
 
-    def run(self) -> Outcome:
-        prepared = self.prepare()
+    def run(self, prepared: Prepared | None = None) -> Outcome:
+        prepared = prepared or self.prepare()
         spec = prepared.spec
         self._write(
             {

@@ -100,3 +100,10 @@ def test_no_network_profiles_see_only_a_down_loopback(sandbox, profile):
     assert ran.returncode == 0, ran.stderr
     interfaces = [ln.split(":")[0].strip() for ln in ran.stdout.splitlines()[2:]]
     assert interfaces == ["lo"]
+
+
+def test_net_read_only_says_on_every_run_that_egress_is_not_filtered_yet(sandbox):
+    ran = sandbox("net-read-only", "true")
+    assert ran.returncode == 0
+    assert "not method-filtered" in ran.stderr
+    assert "not method-filtered" not in sandbox("workspace-net", "true").stderr
