@@ -95,10 +95,31 @@ def main_callback(
         )
     except CodexBoxError as exc:
         _fail(exc)
+    backend = _backend_for_show(environ, profile=profile, workspace=workspace)
     if as_json:
-        _emit_json(resolution_dict(resolution))
+        _emit_json({**resolution_dict(resolution), "backend": backend})
     else:
-        typer.echo(resolution_text(resolution))
+        typer.echo(f"{resolution_text(resolution)}\n  backend: {backend}")
+
+
+def _backend_for_show(
+    environ: dict[str, str], *, profile: str | None, workspace: str | None
+) -> str:
+    """Which backend a run here would use, and why (or why none) — launching nothing."""
+    request = RunRequest(
+        argv=("true",),
+        environ=environ,
+        cwd=os.getcwd(),
+        profile=profile,
+        workspace=workspace,
+        trust_opt_in=True,
+    )
+    try:
+        selection = Runner(request).prepare(audit=False).selection
+    except CodexBoxError as exc:
+        return f"none — {exc.one_line()}"
+    skipped = f" (skipped {'; '.join(selection.skipped)})" if selection.skipped else ""
+    return selection.why + skipped
 
 
 # Options stop at the first argument (the command), so `run ls -la` passes -la to ls,
@@ -121,7 +142,10 @@ def run(
     workspace: Annotated[
         str | None, typer.Option(help="Workspace directory (default: cwd).")
     ] = None,
-    backend: Annotated[str | None, typer.Option(help="auto | native.")] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="auto (Docker when reachable, else native) | docker | native."),
+    ] = None,
     env: Annotated[
         list[str] | None,
         typer.Option(
@@ -139,6 +163,14 @@ def run(
     ] = None,
     pids: Annotated[
         str | None, typer.Option(help="Process limit (0 = none). Default 4096.")
+    ] = None,
+    cpus: Annotated[str | None, typer.Option(help="CPU quota, e.g. 1.5 (0 = none).")] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            help="Container image (container backends). Default "
+            "codex-box/base, built by `make images`."
+        ),
     ] = None,
     tty: Annotated[bool, typer.Option("--tty", "-t", help="Run on the terminal.")] = False,
     trust: Annotated[
@@ -181,6 +213,8 @@ def run(
         timeout=timeout,
         memory=memory,
         pids=pids,
+        cpus=cpus,
+        image=image,
         tty=tty,
         trust_opt_in=trust,
     )
@@ -191,6 +225,8 @@ def run(
             _emit_json(
                 {
                     "backend": prepared.backend.name,
+                    "why": prepared.selection.why,
+                    "skipped": list(prepared.selection.skipped),
                     "request": prepared.backend.translate(prepared.spec),
                 }
             )
@@ -318,6 +354,16 @@ def audit_cmd(
         _fail(exc)
     for record in records[-limit:] if limit > 0 else records:
         typer.echo(json.dumps(record, ensure_ascii=False) if as_json else audit_line(record))
+
+
+@app.command("gc")
+def gc_cmd() -> None:
+    """Remove what runs killed with SIGKILL left behind (containers, cgroups)."""
+    from .backends import base
+
+    for name in base.REGISTRY:
+        for removed in base.load(name).gc():
+            typer.echo(f"{name}: removed {removed}")
 
 
 def main() -> None:

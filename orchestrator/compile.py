@@ -16,7 +16,14 @@ from pathlib import Path
 from .environment import sandbox_environment
 from .errors import ConfigError, Refused
 from .profile import Access, Profile
-from .spec import DEFAULT_MEMORY_BYTES, DEFAULT_PIDS, Limits, SandboxSpec
+from .spec import (
+    DEFAULT_DOCKER_HOST,
+    DEFAULT_IMAGE,
+    DEFAULT_MEMORY_BYTES,
+    DEFAULT_PIDS,
+    Limits,
+    SandboxSpec,
+)
 
 # Writable roots that would make "read-only root filesystem" meaningless.
 _SYSTEM_DIRS = frozenset(
@@ -55,6 +62,8 @@ class Request:
     timeout: str | None = None
     memory: str | None = None
     pids: str | None = None
+    cpus: str | None = None
+    image: str | None = None
     tty: bool = False
 
 
@@ -107,7 +116,11 @@ def compile_spec(profile: Profile, request: Request) -> SandboxSpec:
         protected_paths=protected,
         seccomp_profile=str(seccomp_dir() / f"{profile.seccomp}.json") if profile.seccomp else None,
         capabilities=profile.capabilities,
-        limits=parse_limits(timeout=request.timeout, memory=request.memory, pids=request.pids),
+        limits=parse_limits(
+            timeout=request.timeout, memory=request.memory, pids=request.pids, cpus=request.cpus
+        ),
+        image=_image(request.image),
+        docker_host=request.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST,
         tty=request.tty,
         uid=request.uid,
         gid=request.gid,
@@ -158,12 +171,43 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$", re.IGNORECASE)
 
 
-def parse_limits(*, timeout: str | None, memory: str | None, pids: str | None) -> Limits:
+def parse_limits(
+    *, timeout: str | None, memory: str | None, pids: str | None, cpus: str | None = None
+) -> Limits:
     return Limits(
         timeout_s=_duration(timeout) if timeout is not None else None,
         memory_bytes=_size(memory) if memory is not None else DEFAULT_MEMORY_BYTES,
         pids=_count(pids) if pids is not None else DEFAULT_PIDS,
+        cpus=_cpus(cpus) if cpus is not None else None,
     )
+
+
+def _cpus(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1024:
+        raise ConfigError(
+            f"--cpus {text!r} is not a CPU count", hint="use e.g. 1, 0.5, or 0 for no limit"
+        )
+    return value or None
+
+
+_IMAGE = re.compile(
+    r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$"
+)
+
+
+def _image(name: str | None) -> str:
+    if name is None:
+        return DEFAULT_IMAGE
+    if not _IMAGE.match(name) or ".." in name:
+        raise ConfigError(
+            f"--image {name!r} is not an image reference",
+            hint="use e.g. codex-box/base or debian:bookworm (lower case)",
+        )
+    return name
 
 
 def _duration(text: str) -> float | None:

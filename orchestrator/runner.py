@@ -46,6 +46,8 @@ class RunRequest:
     timeout: str | None = None
     memory: str | None = None
     pids: str | None = None
+    cpus: str | None = None
+    image: str | None = None
     tty: bool = False
     trust_opt_in: bool = False
 
@@ -55,6 +57,7 @@ class Prepared:
     resolution: Resolution
     spec: SandboxSpec
     backend: base.Backend
+    selection: base.Selection
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,16 +89,18 @@ class Runner:
             "run_id": self.run_id,
         }
 
-    def prepare(self, *, probe: bool = True) -> Prepared:
+    def prepare(self, *, probe: bool = True, audit: bool = True) -> Prepared:
         """Everything up to (not including) launching; refusals are audited.
 
         ``probe=False`` (``--print-spec``) skips checking that a *named* backend can run
         here: showing what it would do needs no kernel feature. ``auto`` always probes.
+        ``audit=False`` is for questions (``--show-profile``) that launch nothing.
         """
         try:
             return self._prepare(probe=probe)
         except CodexBoxError as exc:
-            self._record_denied(exc)
+            if audit:
+                self._record_denied(exc)
             raise
 
     def run(self, prepared: Prepared | None = None) -> Outcome:
@@ -179,12 +184,19 @@ class Runner:
                 timeout=req.timeout,
                 memory=req.memory,
                 pids=req.pids,
+                cpus=req.cpus,
+                image=req.image,
                 tty=req.tty,
             ),
         )
         requested = req.backend or req.environ.get(BACKEND_ENV) or config.backend or "auto"
-        backend = base.select(requested) if probe or requested == "auto" else base.load(requested)
-        return Prepared(resolution=resolution, spec=spec, backend=backend)
+        if probe or requested == "auto":
+            selection = base.select(requested, spec)
+        else:  # --print-spec of a named backend: show its request even if it cannot run here
+            selection = base.Selection(base.load(requested), f"{requested}: named, not probed")
+        return Prepared(
+            resolution=resolution, spec=spec, backend=selection.backend, selection=selection
+        )
 
     def _describe(self, prepared: Prepared) -> dict[str, Any]:
         return {

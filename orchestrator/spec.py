@@ -14,6 +14,8 @@ from .profile import Capabilities, Network
 # tree (and its tmpfs), and codex-box refuses a limit it cannot enforce.
 DEFAULT_MEMORY_BYTES: int | None = None
 DEFAULT_PIDS = 4096
+DEFAULT_IMAGE = "codex-box/base"  # container backends only; built by `make images`
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -21,6 +23,7 @@ class Limits:
     timeout_s: float | None = None  # None: no timeout
     memory_bytes: int | None = DEFAULT_MEMORY_BYTES  # None: unlimited
     pids: int | None = DEFAULT_PIDS  # None: explicitly unlimited (--pids 0)
+    cpus: float | None = None  # None: no CPU quota
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +46,8 @@ class SandboxSpec:
     tty: bool = False
     uid: int
     gid: int
+    image: str = DEFAULT_IMAGE  # container backends: the image to run the command in
+    docker_host: str = DEFAULT_DOCKER_HOST  # DOCKER_HOST, resolved by compile
 
     @property
     def workspace_writable(self) -> bool:

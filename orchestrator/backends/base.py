@@ -28,8 +28,9 @@ class Availability:
 class Backend(Protocol):
     name: str
 
-    def availability(self) -> Availability:
-        """Cheap probe: can this backend enforce specs on this machine right now?"""
+    def availability(self, spec: SandboxSpec | None = None) -> Availability:
+        """Cheap, bounded probe: can this backend enforce ``spec`` here right now?
+        Without a spec: can it run anything at all?"""
         ...
 
     def translate(self, spec: SandboxSpec) -> Mapping[str, Any]:
@@ -40,14 +41,26 @@ class Backend(Protocol):
         """Run ``spec`` to completion; raise ``CodexBoxError`` if it cannot be enforced."""
         ...
 
+    def gc(self) -> list[str]:
+        """Remove what runs killed with SIGKILL left behind; names what was removed."""
+        ...
+
 
 # name → "module:Class". Imported on demand only.
 REGISTRY: Mapping[str, str] = {
+    "docker": "orchestrator.backends.docker:DockerBackend",
     "native": "orchestrator.backends.linux:LinuxBackend",
 }
-# `auto` tries these in order (Docker and Podman join when their issues land).
-AUTO_ORDER = ("native",)
+# `auto` tries these in order (Podman joins when its issue lands).
+AUTO_ORDER = ("docker", "native")
 CHOICES = ("auto", *REGISTRY)
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    backend: Backend
+    why: str  # e.g. "docker: engine 20.10 at unix:///var/run/docker.sock"
+    skipped: tuple[str, ...] = ()  # "docker: not reachable (...)" for each backend passed over
 
 
 def load(name: str) -> Backend:
@@ -61,19 +74,18 @@ def load(name: str) -> Backend:
     return backend
 
 
-def select(requested: str) -> Backend:
+def select(requested: str, spec: SandboxSpec | None = None) -> Selection:
     """The backend for ``requested`` (``auto`` or a name), or raise listing every reason."""
     names = AUTO_ORDER if requested == "auto" else (requested,)
-    reasons = []
+    skipped: list[str] = []
     for name in names:
         backend = load(name)
-        availability = backend.availability()
+        availability = backend.availability(spec)
         if availability.ok:
-            return backend
-        reasons.append(f"{name}: {availability.reason}")
+            return Selection(backend, f"{name}: {availability.reason}", tuple(skipped))
+        skipped.append(f"{name}: {availability.reason}")
     raise BackendUnavailable(
-        f"no backend can enforce the sandbox on this machine ({sys.platform}): "
-        + "; ".join(reasons),
-        hint="run `codex-box run --backend native` on a Linux host with Landlock, "
-        "or install Docker/Podman",
+        f"no backend can run this on {sys.platform}: " + "; ".join(skipped),
+        hint="start dockerd (and `make images`), or run natively on Linux with Landlock "
+        "(--backend native)",
     )

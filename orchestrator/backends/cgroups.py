@@ -107,18 +107,36 @@ def _make_run_dir(parent: Path, run_id: str) -> Path:
     return run_dir
 
 
-def _sweep_stale(parent: Path) -> None:
+def _sweep_stale(parent: Path) -> list[str]:
     """Remove cgroups left by runs whose codex-box was SIGKILLed.
 
     Only a directory whose owner (the pid in its name) is dead is touched: a live
     run's cgroup may still be empty because its launcher has not joined it yet.
     """
+    removed = []
     for entry in parent.iterdir():
         owner = entry.name.split("-", 1)[0]
         if not entry.is_dir() or not owner.isdigit() or _alive(int(owner)):
             continue
         with contextlib.suppress(OSError):  # not empty: its processes are still dying
             entry.rmdir()
+            removed.append(str(entry))
+    return removed
+
+
+def sweep_stale() -> list[str]:
+    """``codex-box gc``: every stale run cgroup this process could have made."""
+    try:
+        own = _own_cgroup_paths()
+    except OSError:
+        return []
+    if _v2_dir() is not None:
+        parents = [CGROUP_ROOT / own.get("", "/").lstrip("/") / PARENT_NAME]
+    else:
+        parents = [
+            CGROUP_ROOT / c / own.get(c, "/").lstrip("/") / PARENT_NAME for c in ("pids", "memory")
+        ]
+    return [name for p in parents if p.is_dir() for name in _sweep_stale(p)]
 
 
 def _alive(pid: int) -> bool:
@@ -175,10 +193,3 @@ def _create_v2(run_id: str, limits: Limits, own: str) -> RunCgroup | None:
         group.remove(wait_s=0)
         raise
     return group
-
-
-def writable() -> bool:
-    """Could ``create`` succeed here (for ``doctor``)? Cheap: no directory is made."""
-    if _v2_dir() is not None:
-        return os.access(CGROUP_ROOT, os.W_OK)
-    return all(os.access(CGROUP_ROOT / c, os.W_OK) for c in ("pids", "memory"))

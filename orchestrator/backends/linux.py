@@ -53,7 +53,7 @@ STATUS_BUDGET = 256 * 1024  # the launcher writes a few hundred bytes
 class LinuxBackend:
     name = "native"
 
-    def availability(self) -> Availability:
+    def availability(self, spec: SandboxSpec | None = None) -> Availability:
         if not sys.platform.startswith("linux"):
             return Availability(False, f"not Linux ({sys.platform})")
         abi = landlock.abi_version()
@@ -78,6 +78,9 @@ class LinuxBackend:
 
     def run(self, spec: SandboxSpec) -> RunResult:
         return _Run(spec).execute()
+
+    def gc(self) -> list[str]:
+        return cgroups.sweep_stale()
 
 
 def translate(spec: SandboxSpec) -> dict[str, Any]:

@@ -16,7 +16,7 @@ def test_loading_an_unknown_backend_is_a_config_error_listing_the_choices() -> N
         base.load("nope")
     assert info.value.exit_code == EXIT_SETUP
     assert "unknown backend 'nope'" in info.value.message
-    assert "choose one of: auto, native" in info.value.hint
+    assert "choose one of: auto, docker, native" in info.value.hint
 
 
 def test_a_misspelt_backend_gets_a_suggestion() -> None:
@@ -54,17 +54,23 @@ def test_registered_backend_availability_probe_answers_with_a_reason(name: str) 
 class _Unavailable:
     name = "native"
 
-    def availability(self) -> Availability:
-        return Availability(False, "no Landlock here")
+    def availability(self, spec: object = None) -> Availability:
+        return Availability(False, f"no {self.name} here")
 
 
 def test_select_raises_listing_every_reason_when_nothing_is_available(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(base, "load", lambda name: _Unavailable())
+    def unavailable(name: str) -> _Unavailable:
+        backend = _Unavailable()
+        backend.name = name
+        return backend
+
+    monkeypatch.setattr(base, "load", unavailable)
     with pytest.raises(BackendUnavailable) as info:
         base.select("auto")
-    assert "native: no Landlock here" in info.value.message
+    assert "docker: no docker here" in info.value.message
+    assert "native: no native here" in info.value.message
     assert info.value.exit_code == EXIT_SETUP
     assert info.value.hint
 

@@ -1,0 +1,91 @@
+"""What every container engine backend derives from a ``SandboxSpec`` in the same way.
+
+Owns: the engine-neutral container description (binds, tmpfs, labels, user, limits,
+seccomp JSON), the owner label that lets a later run find containers whose codex-box
+was killed, and mapping an engine's exit status to ``RunResult`` fields.
+Does not own: any engine's API or its errors (``docker.py``; Podman's later).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+
+from ..profile import Network
+from ..spec import SandboxSpec
+
+LABEL_SESSION = "codex-box.session"
+LABEL_PROFILE = "codex-box.profile"
+LABEL_RUN = "codex-box.run"
+LABEL_OWNER = "codex-box.owner"  # host:pid:start-time of the codex-box that owns it
+# Writable tmpfs for write profiles; nothing executable-as-root may be planted there.
+TMP_OPTIONS = "rw,nosuid,nodev,mode=1777"
+
+
+@dataclass(frozen=True, slots=True)
+class Bind:
+    source: str
+    target: str
+    read_only: bool
+
+
+def binds(spec: SandboxSpec) -> list[Bind]:
+    """The workspace at its own absolute path, extra write roots, then the protected
+    paths read-only on top (they exist: placeholders are made before the run)."""
+    out = [Bind(spec.workspace, spec.workspace, read_only=not spec.workspace_writable)]
+    out += [
+        Bind(root, root, read_only=False) for root in spec.writable_roots if root != spec.workspace
+    ]
+    out += [Bind(path, path, read_only=True) for path in spec.protected_paths]
+    return out
+
+
+def tmpfs(spec: SandboxSpec) -> dict[str, str]:
+    return {"/tmp": TMP_OPTIONS} if spec.private_tmp else {}  # noqa: S108 -- a fresh tmpfs
+
+
+def labels(spec: SandboxSpec) -> dict[str, str]:
+    return {LABEL_SESSION: spec.session_id, LABEL_PROFILE: spec.profile, LABEL_RUN: spec.run_id}
+
+
+def network_mode(spec: SandboxSpec) -> str:
+    return "none" if spec.network is Network.NONE else "bridge"
+
+
+def seccomp_json(spec: SandboxSpec) -> str | None:
+    """The profile's seccomp JSON, compact: engines take the content, not a path."""
+    if spec.seccomp_profile is None:
+        return None
+    with open(spec.seccomp_profile, encoding="utf-8") as handle:
+        return json.dumps(json.load(handle), separators=(",", ":"))
+
+
+def _start_time(pid: int) -> str:
+    with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+        return handle.read().rsplit(")", 1)[1].split()[19]
+
+
+def owner_label() -> str:
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+
+
+def owner_is_gone(label: str) -> bool:
+    """True only for an owner on this host that is no longer running (pid reuse is
+    caught by the start time). Containers of other hosts are never touched."""
+    host, _, rest = label.partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        return _start_time(int(pid)) != started
+    except (OSError, IndexError):
+        return True
+
+
+def signal_of(status_code: int, *, sent: int | None) -> int | None:
+    """The signal that ended the command, when we know it: one we sent and whose
+    128+N status came back, or SIGKILL from the OOM killer (reported separately)."""
+    return sent if sent is not None and status_code == 128 + sent else None
