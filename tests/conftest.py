@@ -109,3 +109,54 @@ def sandbox(native_available: None, cli: Callable[..., Ran]) -> Callable[..., Ra
                    **kw)  # type: ignore[arg-type]
 
     return run
+
+
+BACKENDS = ("native", "docker")
+TEST_IMAGES = ("codex-box/base", "codex-box/test")
+
+
+def _docker_missing() -> str | None:
+    from orchestrator.backends.engine_probe import Endpoint
+    from orchestrator.spec import DEFAULT_DOCKER_HOST
+
+    endpoint = Endpoint(os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST)
+    try:
+        endpoint.version()
+    except OSError as exc:
+        return f"no Docker engine at {endpoint.url} ({exc}); run scripts/start-dockerd.sh"
+    missing = [image for image in TEST_IMAGES if not endpoint.has_image(image)]
+    return f"images missing in Docker: {', '.join(missing)}; run `make images`" if missing else None
+
+
+@pytest.fixture(scope="session")
+def docker_available() -> Iterator[None]:
+    missing = _docker_missing()
+    if missing:
+        if REQUIRE:
+            pytest.fail(f"Docker required (CODEX_BOX_REQUIRE_ENGINES=1) but: {missing}")
+        pytest.skip(missing)
+    yield
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each behavioural test runs on every backend; an absent engine skips locally and
+    fails in CI."""
+    request.getfixturevalue("native_available" if request.param == "native"
+                            else "docker_available")
+    return str(request.param)
+
+
+@pytest.fixture
+def box(backend: str, cli: Callable[..., Ran]) -> Callable[..., Ran]:
+    """``box("workspace", "sh", "-c", "...")`` on the current backend. Containers run
+    codex-box/base unless ``image=`` says otherwise (codex-box/test is busybox only)."""
+
+    def run(profile: str, *argv: str, flags: tuple[str, ...] = (), image: str | None = None,
+            **kw: object) -> Ran:
+        extra = ("--image", image) if image and backend != "native" else ()
+        return cli("run", "--backend", backend, "--profile", profile, *extra, *flags, "--",
+                   *argv, **kw)  # type: ignore[arg-type]
+
+    run.backend = backend  # type: ignore[attr-defined]
+    return run

@@ -63,4 +63,9 @@ class AttachedStreams:
         except OSError:
             pass  # no stdin (closed) or the container is gone: either way, input ends
         with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_WR)  # end of input for the command
+            if self.tty:
+                # Half-closing would hang up the container's terminal (and drop its
+                # output): end input as Ctrl-D at a terminal does.
+                self.sock.sendall(b"\x04")
+            else:
+                self.sock.shutdown(socket.SHUT_WR)  # end of input for the command

@@ -34,7 +34,9 @@ class Bind:
 def binds(spec: SandboxSpec) -> list[Bind]:
     """The workspace at its own absolute path, extra write roots, then the protected
     paths read-only on top (they exist: placeholders are made before the run)."""
-    out = [Bind(spec.workspace, spec.workspace, read_only=not spec.workspace_writable)]
+    # A writable root filesystem (trusted) writes the workspace too.
+    writable = spec.workspace_writable or not spec.rootfs_read_only
+    out = [Bind(spec.workspace, spec.workspace, read_only=not writable)]
     out += [
         Bind(root, root, read_only=False) for root in spec.writable_roots if root != spec.workspace
     ]

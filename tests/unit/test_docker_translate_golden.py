@@ -1,0 +1,66 @@
+"""Golden tests for the Docker backend's pure ``translate(spec)``: the WHOLE create request.
+
+Regenerate with ``UPDATE_GOLDEN=1 pytest tests/unit/test_docker_translate_golden.py``;
+that writes the files and fails, so that each new golden is read before it is trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.backends.docker import translate
+from orchestrator.compile import seccomp_dir
+from tests.unit.test_linux_translate_golden import PROFILES, fixed_spec
+
+GOLDEN_DIR = Path(__file__).parent / "golden" / "docker"
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+
+
+def normalise(request: dict[str, Any]) -> dict[str, Any]:
+    """The seccomp JSON content is long: replace it by the file it must equal."""
+    out = json.loads(json.dumps(request))
+    options = []
+    for option in out.get("security_opt", []):
+        if option.startswith("seccomp="):
+            content = json.loads(option.removeprefix("seccomp="))
+            matches = [p.name for p in seccomp_dir().glob("*.json")
+                       if json.loads(p.read_text()) == content]
+            assert len(matches) == 1, "the seccomp option must be exactly one of our files"
+            option = f"seccomp=<seccomp-profiles/{matches[0]}>"
+        options.append(option)
+    if options:
+        out["security_opt"] = options
+    return out
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_docker_request_matches_the_golden_file(name: str, codex_home: Path) -> None:
+    request = normalise(translate(fixed_spec(name, codex_home=codex_home)))
+    golden = GOLDEN_DIR / f"{name}.json"
+    if UPDATE:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(json.dumps(request, indent=2, sort_keys=True) + "\n")
+        pytest.fail(f"wrote {golden}: read it, then run again without UPDATE_GOLDEN")
+    assert request == json.loads(golden.read_text())
+
+
+@pytest.mark.parametrize("name", ["offline", "workspace", "net-read-only", "workspace-net"])
+def test_every_sandboxed_request_is_hardened(name: str, codex_home: Path) -> None:
+    request = translate(fixed_spec(name, codex_home=codex_home))
+    assert request["cap_drop"] == ["ALL"]
+    assert request["read_only"] is True
+    assert request["privileged"] is False
+    assert "no-new-privileges:true" in request["security_opt"]
+    assert not any("docker.sock" in m["Source"] for m in request["mounts"])
+
+
+def test_trusted_is_not_privileged_and_keeps_the_engine_socket_out(codex_home: Path) -> None:
+    request = translate(fixed_spec("trusted", codex_home=codex_home))
+    assert request["privileged"] is False
+    assert "cap_drop" not in request and "security_opt" not in request
+    assert [(m["Source"], m["ReadOnly"]) for m in request["mounts"]] == [("/work/proj", False)]
