@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit lint bench clean
+.PHONY: help install demo images test test-unit lint bench bench-docker clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,7 +21,10 @@ install: $(STAMP) ## create ./.venv and install codex-box with the dev tools
 demo: $(STAMP) ## run sandboxed commands on the native backend and show what was allowed and refused
 	@CODEX_HOME=$${CODEX_HOME:-$(CURDIR)/.demo-home} sh scripts/demo.sh $(CURDIR)/$(BIN)/codex-box
 
-test: $(STAMP) ## the whole suite: unit, integration (real kernel), escape
+images: $(STAMP) ## build codex-box/base and codex-box/test into every engine present (no registry)
+	$(BIN)/python images/build.py
+
+test: $(STAMP) ## the whole suite: unit, integration (real kernel, engines), escape
 	$(BIN)/pytest -q tests
 
 test-unit: $(STAMP) ## unit tests only (no kernel features needed)
@@ -32,8 +35,11 @@ lint: $(STAMP) ## ruff + mypy --strict on orchestrator/, seccomp JSON validation
 	$(BIN)/ruff format --check orchestrator
 	$(BIN)/mypy --strict orchestrator
 
-bench: $(STAMP) ## side-by-side launch benchmark (needs bubblewrap for the peer)
+bench: $(STAMP) ## native launch overhead side by side (needs bubblewrap for the peer)
 	$(BIN)/python bench/launch_overhead.py
+
+bench-docker: $(STAMP) ## codex-box --backend docker vs raw docker run, alternating pairs
+	$(BIN)/python bench/docker_overhead.py
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .demo-home .pytest_cache .mypy_cache .ruff_cache

@@ -116,7 +116,7 @@ TEST_IMAGES = ("codex-box/base", "codex-box/test")
 
 
 def _docker_missing() -> str | None:
-    from orchestrator.backends.engine_probe import Endpoint
+    from orchestrator.backends.engine_api import Endpoint
     from orchestrator.spec import DEFAULT_DOCKER_HOST
 
     endpoint = Endpoint(os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST)

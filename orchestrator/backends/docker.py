@@ -1,26 +1,24 @@
-"""The Docker backend: ``SandboxSpec`` → container create request (pure) → docker-py run.
+"""The Docker backend: ``SandboxSpec`` → Engine API create body (pure) → run.
 
-Owns: ``translate`` (the whole ``containers.create`` request, golden-tested), the
-availability probe, ``run`` (create, attach, start, wait, remove), and turning every
-docker-py exception into a ``CodexBoxError`` in one place (``_engine_errors``).
-Does not own: what all container engines share (``container.py``).
-
-docker-py is imported only inside ``run``: ``--backend auto`` probes Docker on every
-launch, and the probe (``engine_probe``) must not pay for the SDK.
+Owns: ``translate`` (the whole ``POST /containers/create`` body, golden-tested), the
+availability probe, ``run`` (create, attach, start, wait, inspect, remove), and turning
+every engine error into a ``CodexBoxError`` in one place (``_engine_errors``).
+Does not own: what all container engines share (``container.py``) or HTTP
+(``engine_api.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import sys
 import termios
 import time
 import tty
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import BackendUnavailable, CodexBoxError, SandboxSetupError
 from ..log import debug
@@ -29,13 +27,8 @@ from ..spec import DEFAULT_DOCKER_HOST, RunResult, SandboxSpec
 from . import container
 from .attach import AttachedStreams
 from .base import Availability
-from .engine_probe import Endpoint
+from .engine_api import Endpoint, EngineError
 
-if TYPE_CHECKING:
-    from docker import DockerClient
-    from docker.models.containers import Container
-
-API_TIMEOUT_S = 60  # any single engine call; waiting for the command has no limit
 GRACE_S = 2.0
 
 
@@ -66,33 +59,20 @@ class DockerBackend:
         return _DockerRun(spec).execute()
 
     def gc(self) -> list[str]:
-        if not self.availability().ok:
-            return []
-        import docker
-
-        with contextlib.suppress(Exception):
-            return remove_leftovers(
-                docker.DockerClient(
-                    base_url=DEFAULT_DOCKER_HOST, version="auto", timeout=API_TIMEOUT_S
-                )
-            )
+        endpoint = Endpoint(DEFAULT_DOCKER_HOST)
+        with contextlib.suppress(OSError):
+            return remove_leftovers(endpoint)
         return []
 
 
 def translate(spec: SandboxSpec) -> dict[str, Any]:
-    """Pure: the keyword arguments of docker-py's ``containers.create`` for ``spec``.
-    ``run`` adds only the owner label (which codex-box process owns the container)."""
-    request: dict[str, Any] = {
-        "image": spec.image,
-        "command": list(spec.argv),
-        "entrypoint": [],
-        "working_dir": spec.workspace,
-        "user": f"{spec.uid}:{spec.gid}",  # files written in the workspace stay the user's
-        "environment": spec.env_dict(),
-        "network_mode": container.network_mode(spec),
-        "read_only": spec.rootfs_read_only,
-        "tmpfs": container.tmpfs(spec),
-        "mounts": [
+    """Pure: the body of ``POST /containers/create`` for ``spec`` (what ``docker run``
+    sends). ``run`` adds only the owner label: which codex-box process owns it."""
+    host: dict[str, Any] = {
+        "NetworkMode": container.network_mode(spec),
+        "ReadonlyRootfs": spec.rootfs_read_only,
+        "Tmpfs": container.tmpfs(spec),
+        "Mounts": [
             {
                 "Type": "bind",
                 "Source": b.source,
@@ -102,55 +82,63 @@ def translate(spec: SandboxSpec) -> dict[str, Any]:
             }
             for b in container.binds(spec)
         ],
-        "init": True,  # zombies are reaped; signals reach the command
-        "labels": container.labels(spec),
-        "stdin_open": True,
-        "tty": spec.tty,
-        # Not detached: docker-py then sets StdinOnce, so closing our stdin ends the
-        # command's input without the engine also ending the output stream.
-        "detach": False,
-        "privileged": False,
+        "Init": True,  # zombies are reaped; signals reach the command
+        "Privileged": False,
     }
     if spec.capabilities is Capabilities.NONE:
-        request["cap_drop"] = ["ALL"]
-    seccomp = container.seccomp_json(spec)
+        host["CapDrop"] = ["ALL"]
     if spec.sandboxed:
-        request["security_opt"] = [
+        seccomp = container.seccomp_json(spec)
+        host["SecurityOpt"] = [
             "no-new-privileges:true",
             *([f"seccomp={seccomp}"] if seccomp else []),
         ]
     limits = spec.limits
     if limits.pids is not None:
-        request["pids_limit"] = limits.pids
+        host["PidsLimit"] = limits.pids
     if limits.memory_bytes is not None:
-        request["mem_limit"] = limits.memory_bytes
-        request["memswap_limit"] = limits.memory_bytes  # swap must not stretch the limit
+        host["Memory"] = limits.memory_bytes
+        host["MemorySwap"] = limits.memory_bytes  # swap must not stretch the limit
     if limits.cpus is not None:
-        request["nano_cpus"] = int(limits.cpus * 1e9)
-    return request
+        host["NanoCpus"] = int(limits.cpus * 1e9)
+    return {
+        "Image": spec.image,
+        "Cmd": list(spec.argv),
+        "Entrypoint": [],  # the command is ours, not the image's entrypoint's argument
+        "WorkingDir": spec.workspace,
+        "User": f"{spec.uid}:{spec.gid}",  # files written in the workspace stay the user's
+        "Env": [f"{k}={v}" for k, v in spec.env],
+        "Labels": container.labels(spec),
+        "Tty": spec.tty,
+        # StdinOnce: closing our stdin ends the command's input without the engine also
+        # ending the output stream.
+        "OpenStdin": True,
+        "StdinOnce": True,
+        "AttachStdin": True,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "HostConfig": host,
+    }
 
 
 @contextlib.contextmanager
 def _engine_errors(spec: SandboxSpec) -> Iterator[None]:
-    """Every docker-py / requests exception becomes one line naming the cause and fix."""
-    from docker import errors
-    from requests import exceptions as http
-
+    """Every engine failure becomes one line naming the cause and the fix."""
     try:
         yield
     except CodexBoxError:
         raise
-    except errors.ImageNotFound as exc:
+    except EngineError as exc:
+        if exc.status == 404 and "image" in exc.message.lower():
+            raise SandboxSetupError(
+                f"image {spec.image} not found in Docker",
+                hint="run `make images`, or pass --image with an image you have",
+            ) from exc
         raise SandboxSetupError(
-            f"image {spec.image} not found in Docker",
-            hint="run `make images`, or pass --image with an image you have",
-        ) from exc
-    except errors.APIError as exc:
-        raise SandboxSetupError(
-            f"Docker refused the container: {exc.explanation or exc}",
+            f"Docker refused the container: {exc.message}",
             hint="nothing was run; check the option it names",
         ) from exc
-    except (http.ConnectionError, http.Timeout, errors.DockerException) as exc:
+    except OSError as exc:
         raise BackendUnavailable(
             f"Docker engine not usable at {spec.docker_host}: {exc}",
             hint="start dockerd (scripts/start-dockerd.sh) or use --backend native",
@@ -160,51 +148,52 @@ def _engine_errors(spec: SandboxSpec) -> Iterator[None]:
 class _DockerRun:
     def __init__(self, spec: SandboxSpec) -> None:
         self.spec = spec
+        self.api = Endpoint(spec.docker_host)
         self.sent: int | None = None  # the last signal we forwarded
         self.timed_out = False
 
     def execute(self) -> RunResult:
-        import docker
-
-        request = translate(self.spec)
-        request["labels"] = {**request["labels"], container.LABEL_OWNER: container.owner_label()}
-        debug("docker create", request={k: v for k, v in request.items() if k != "security_opt"})
+        body = translate(self.spec)
+        body["Labels"] = {**body["Labels"], container.LABEL_OWNER: container.owner_label()}
+        debug(
+            "docker create",
+            body={k: v for k, v in body.items() if k != "HostConfig"},
+            host_config={k: v for k, v in body["HostConfig"].items() if k != "SecurityOpt"},
+        )
         started = time.monotonic()
         with _engine_errors(self.spec):
-            client = docker.DockerClient(
-                base_url=self.spec.docker_host, version="auto", timeout=API_TIMEOUT_S
-            )
-            remove_leftovers(client)
-            box = client.containers.create(**request)
+            remove_leftovers(self.api)
+            box = self.api.call("POST", "/containers/create", body)["Id"]
         try:
             with _engine_errors(self.spec):
-                code = self._attach_start_wait(client, box)
-                box.reload()
-                oom = bool(box.attrs["State"].get("OOMKilled"))
+                code = self._attach_start_wait(box)
+                oom = bool(self.api.call("GET", f"/containers/{box}/json")["State"]["OOMKilled"])
         finally:
-            with contextlib.suppress(Exception):  # never mask the real outcome
-                box.remove(force=True)
+            with contextlib.suppress(OSError):  # never mask the real outcome
+                self.api.call("DELETE", f"/containers/{box}?force=1&v=1")
         return self._result(code, oom, time.monotonic() - started)
 
-    def _attach_start_wait(self, client: DockerClient, box: Container) -> int:
-        raw = client.api.attach_socket(
-            box.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
-        )
-        streams = AttachedStreams(_socket_of(raw), tty=self.spec.tty)
+    def _attach_start_wait(self, box: str) -> int:
+        sock = self.api.hijack(f"/containers/{box}/attach?stream=1&stdin=1&stdout=1&stderr=1")
+        streams = AttachedStreams(sock, tty=self.spec.tty)
         with _raw_terminal(enabled=self.spec.tty):
             streams.start()
             try:
-                box.start()
-            except Exception as exc:
+                self.api.call("POST", f"/containers/{box}/start")
+            except EngineError as exc:
                 streams.finish(timeout=1)
                 raise _not_startable(exc, self.spec) from exc
+            if self.spec.tty:
+                _copy_window_size(self.api, box)
             code = self._wait(box)
             streams.finish()
         return code
 
-    def _wait(self, box: Container) -> int:
-        from requests import exceptions as http
+    def _kill(self, box: str, sig: int = signal.SIGKILL) -> None:
+        with contextlib.suppress(OSError):
+            self.api.call("POST", f"/containers/{box}/kill?signal={int(sig)}")
 
+    def _wait(self, box: str) -> int:
         deadline = (
             None
             if self.spec.limits.timeout_s is None
@@ -213,36 +202,33 @@ class _DockerRun:
 
         def forward(signum: int, _frame: FrameType | None) -> None:
             self.sent = signum
-            with contextlib.suppress(Exception):
-                box.kill(signal=signum)
+            self._kill(box, signum)
 
         previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
         try:
             while True:
                 remaining = None if deadline is None else max(0.1, deadline - time.monotonic())
                 try:
-                    return int(box.wait(timeout=remaining)["StatusCode"])
-                except (http.ReadTimeout, http.ConnectionError):
+                    status = self.api.call("POST", f"/containers/{box}/wait", timeout=remaining)
+                    return int(status["StatusCode"])
+                except TimeoutError:
                     if deadline is None or time.monotonic() < deadline:
                         raise
                     self.timed_out = True
-                    box.kill()
+                    self._kill(box)
                 except KeyboardInterrupt:
                     self._interrupt(box)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _interrupt(self, box: Container) -> None:
+    def _interrupt(self, box: str) -> None:
         """Ctrl-C: the command does not share our terminal; pass SIGINT on, then insist."""
-        from requests import exceptions as http
-
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
             self.sent = sig
-            with contextlib.suppress(Exception):
-                box.kill(signal=sig)
-            with contextlib.suppress(http.ReadTimeout, http.ConnectionError, KeyboardInterrupt):
-                box.wait(timeout=GRACE_S)
+            self._kill(box, sig)
+            with contextlib.suppress(TimeoutError, KeyboardInterrupt):
+                self.api.call("POST", f"/containers/{box}/wait", timeout=GRACE_S)
                 return
 
     def _result(self, code: int, oom: bool, duration: float) -> RunResult:
@@ -262,16 +248,16 @@ class _DockerRun:
         )
 
 
-def _not_startable(exc: Exception, spec: SandboxSpec) -> CodexBoxError:
+def _not_startable(exc: EngineError, spec: SandboxSpec) -> CodexBoxError:
     """A start failure that is the command's fault (not found, not executable) maps to
     126/127 like a shell; anything else is a setup failure."""
-    text = str(getattr(exc, "explanation", None) or exc)
+    text = exc.message.lower()
     for needle, code, what in (
         ("not found", 127, "command not found"),
         ("no such file", 127, "command not found"),
         ("permission denied", 126, "command not executable"),
     ):
-        if needle in text.lower():
+        if needle in text:
             error = CodexBoxError(
                 f"{what} inside the container: {spec.argv[0]}",
                 hint=f"is it installed in {spec.image}?",
@@ -279,17 +265,17 @@ def _not_startable(exc: Exception, spec: SandboxSpec) -> CodexBoxError:
             error.exit_code = code
             return error
     return SandboxSetupError(
-        f"Docker could not start the container: {text}", hint="nothing was run"
+        f"Docker could not start the container: {exc.message}", hint="nothing was run"
     )
 
 
-def _socket_of(raw: Any) -> socket.socket:
-    sock = getattr(raw, "_sock", raw)
-    if not isinstance(sock, socket.socket):
-        raise SandboxSetupError(
-            "Docker attach did not return a socket", hint="use a local engine (unix socket)"
-        )
-    return sock
+def _copy_window_size(api: Endpoint, box: str) -> None:
+    import fcntl
+    import struct
+
+    with contextlib.suppress(OSError):
+        rows, cols = struct.unpack("hh", fcntl.ioctl(1, termios.TIOCGWINSZ, b"\0" * 4))
+        api.call("POST", f"/containers/{box}/resize?h={rows}&w={cols}")
 
 
 @contextlib.contextmanager
@@ -306,12 +292,13 @@ def _raw_terminal(*, enabled: bool) -> Iterator[None]:
         termios.tcsetattr(0, termios.TCSADRAIN, saved)
 
 
-def remove_leftovers(client: DockerClient) -> list[str]:
+def remove_leftovers(api: Endpoint) -> list[str]:
     """Remove containers whose codex-box was killed (SIGKILL gives no chance to clean)."""
+    query = urllib.parse.quote(f'{{"label":["{container.LABEL_OWNER}"]}}')
     removed = []
-    for box in client.containers.list(all=True, filters={"label": container.LABEL_OWNER}):
-        if container.owner_is_gone(box.labels.get(container.LABEL_OWNER, "")):
-            with contextlib.suppress(Exception):
-                box.remove(force=True)
-                removed.append(box.name)
+    for box in api.call("GET", f"/containers/json?all=1&filters={query}") or []:
+        if container.owner_is_gone((box.get("Labels") or {}).get(container.LABEL_OWNER, "")):
+            with contextlib.suppress(OSError):
+                api.call("DELETE", f"/containers/{box['Id']}?force=1&v=1")
+                removed.append(str(box.get("Names", [box["Id"][:12]])[0]).lstrip("/"))
     return removed

@@ -156,8 +156,8 @@ def test_dash_t_gives_the_command_a_tty(dbox):
 def test_print_spec_shows_the_engine_request_and_runs_nothing(cli, workspace):
     ran = cli("run", "--backend", "docker", "--print-spec", "--profile", "workspace", "--",
               "touch", "ran")
-    request = json.loads(ran.stdout)["request"]
-    assert request["network_mode"] == "none" and request["read_only"] is True
-    assert request["cap_drop"] == ["ALL"]
-    assert any(o.startswith("seccomp={") for o in request["security_opt"])
+    host = json.loads(ran.stdout)["request"]["HostConfig"]
+    assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"]
+    assert any(o.startswith("seccomp={") for o in host["SecurityOpt"])
     assert not (workspace / "ran").exists()

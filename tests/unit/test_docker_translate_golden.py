@@ -1,4 +1,4 @@
-"""Golden tests for the Docker backend's pure ``translate(spec)``: the WHOLE create request.
+"""Golden tests for the Docker backend's pure ``translate(spec)``: the WHOLE create body.
 
 Regenerate with ``UPDATE_GOLDEN=1 pytest tests/unit/test_docker_translate_golden.py``;
 that writes the files and fails, so that each new golden is read before it is trusted.
@@ -25,7 +25,7 @@ def normalise(request: dict[str, Any]) -> dict[str, Any]:
     """The seccomp JSON content is long: replace it by the file it must equal."""
     out = json.loads(json.dumps(request))
     options = []
-    for option in out.get("security_opt", []):
+    for option in out["HostConfig"].get("SecurityOpt", []):
         if option.startswith("seccomp="):
             content = json.loads(option.removeprefix("seccomp="))
             matches = [p.name for p in seccomp_dir().glob("*.json")
@@ -34,7 +34,7 @@ def normalise(request: dict[str, Any]) -> dict[str, Any]:
             option = f"seccomp=<seccomp-profiles/{matches[0]}>"
         options.append(option)
     if options:
-        out["security_opt"] = options
+        out["HostConfig"]["SecurityOpt"] = options
     return out
 
 
@@ -51,16 +51,16 @@ def test_docker_request_matches_the_golden_file(name: str, codex_home: Path) -> 
 
 @pytest.mark.parametrize("name", ["offline", "workspace", "net-read-only", "workspace-net"])
 def test_every_sandboxed_request_is_hardened(name: str, codex_home: Path) -> None:
-    request = translate(fixed_spec(name, codex_home=codex_home))
-    assert request["cap_drop"] == ["ALL"]
-    assert request["read_only"] is True
-    assert request["privileged"] is False
-    assert "no-new-privileges:true" in request["security_opt"]
-    assert not any("docker.sock" in m["Source"] for m in request["mounts"])
+    host = translate(fixed_spec(name, codex_home=codex_home))["HostConfig"]
+    assert host["CapDrop"] == ["ALL"]
+    assert host["ReadonlyRootfs"] is True
+    assert host["Privileged"] is False
+    assert "no-new-privileges:true" in host["SecurityOpt"]
+    assert not any("docker.sock" in m["Source"] for m in host["Mounts"])
 
 
 def test_trusted_is_not_privileged_and_keeps_the_engine_socket_out(codex_home: Path) -> None:
-    request = translate(fixed_spec("trusted", codex_home=codex_home))
-    assert request["privileged"] is False
-    assert "cap_drop" not in request and "security_opt" not in request
-    assert [(m["Source"], m["ReadOnly"]) for m in request["mounts"]] == [("/work/proj", False)]
+    host = translate(fixed_spec("trusted", codex_home=codex_home))["HostConfig"]
+    assert host["Privileged"] is False
+    assert "CapDrop" not in host and "SecurityOpt" not in host
+    assert [(m["Source"], m["ReadOnly"]) for m in host["Mounts"]] == [("/work/proj", False)]
