@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .environment import sandbox_environment
-from .errors import ConfigError, Refused
+from .errors import ConfigError
 from .profile import Access, Profile
 from .spec import (
     DEFAULT_DOCKER_HOST,
@@ -24,26 +24,7 @@ from .spec import (
     Limits,
     SandboxSpec,
 )
-
-# Writable roots that would make "read-only root filesystem" meaningless.
-_SYSTEM_DIRS = frozenset(
-    [
-        "/",
-        "/bin",
-        "/boot",
-        "/dev",
-        "/etc",
-        "/lib",
-        "/lib32",
-        "/lib64",
-        "/proc",
-        "/run",
-        "/sbin",
-        "/sys",
-        "/usr",
-        "/var",
-    ]
-)
+from .write_roots import inside, refuse_unsafe
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,12 +72,14 @@ def compile_spec(profile: Profile, request: Request) -> SandboxSpec:
             )
         )
     # Protected whenever the workspace is writable at all, also through a wider grant.
-    workspace_writable = any(_inside(workspace, root) for root in writable)
+    workspace_writable = any(inside(workspace, root) for root in writable)
     protected = tuple(
         os.path.join(workspace, p) for p in profile.protected_paths if workspace_writable
     )
     for root in writable:
-        _refuse_dangerous_root(root, protected, request.codex_home)
+        refuse_unsafe(
+            root, protected=protected, codex_home=request.codex_home, user_home=request.home
+        )
     extra = {"CODEX_BOX_PROFILE": profile.name, "CODEX_BOX_SESSION": request.session_id}
     if not profile.allows_network():
         extra["CODEX_SANDBOX_NETWORK_DISABLED"] = "1"
@@ -139,32 +122,6 @@ def _existing_dir(raw: str, cwd: str, *, what: str) -> str:
             hint="create it or pass another --workspace",
         )
     return path
-
-
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def _refuse_dangerous_root(root: str, protected: tuple[str, ...], codex_home: str) -> None:
-    # `root` is a realpath: compare with the system directories' real paths too
-    # (/bin is /usr/bin on merged-/usr systems).
-    if root in _SYSTEM_DIRS or root in {os.path.realpath(d) for d in _SYSTEM_DIRS}:
-        raise Refused(
-            f"refusing to make {root} writable: it is a system directory",
-            hint="pass a project directory as --workspace",
-        )
-    # The sandbox must never rewrite its own config, profiles, grants or audit log.
-    home = os.path.realpath(codex_home)
-    if _inside(root, home):
-        raise Refused(
-            f"refusing to make {root} writable: it is inside CODEX_HOME ({home})",
-            hint="use a project directory outside CODEX_HOME",
-        )
-    if _inside(home, root) and not any(_inside(home, p) for p in protected):
-        raise Refused(
-            f"refusing to make {root} writable: it contains CODEX_HOME ({home})",
-            hint="use a workspace that does not contain CODEX_HOME, or move CODEX_HOME",
-        )
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)

@@ -133,7 +133,7 @@ def test_a_workspace_equal_to_codex_home_is_refused(
     compile_: Callable[..., SandboxSpec], codex_home: Path
 ) -> None:
     with pytest.raises(Refused, match="inside CODEX_HOME"):
-        compile_("workspace", workspace=str(codex_home))
+        compile_("workspace", workspace=str(codex_home), home="/nonexistent-home")
 
 
 def test_a_workspace_that_contains_codex_home_is_refused(
@@ -156,9 +156,11 @@ def test_a_workspace_that_contains_codex_home_is_fine_when_it_is_read_only(
 def test_codex_home_inside_a_protected_path_of_the_workspace_is_allowed(
     compile_: Callable[..., SandboxSpec], home: Path, codex_home: Path
 ) -> None:
-    # The common case: workspace = ~ and CODEX_HOME = ~/.codex, which stays read-only.
-    spec = compile_("workspace", workspace=str(home), codex_home=str(codex_home))
-    assert f"{home.resolve()}/.codex" in spec.protected_paths
+    # A project whose CODEX_HOME is its own .codex, which stays read-only.
+    project = home.parent / "project"
+    (project / ".codex").mkdir(parents=True)
+    spec = compile_("workspace", workspace=str(project), codex_home=str(project / ".codex"))
+    assert f"{project.resolve()}/.codex" in spec.protected_paths
 
 
 def test_a_workspace_inside_codex_home_is_refused(
@@ -197,7 +199,7 @@ def test_a_writable_path_containing_codex_home_is_refused(
     store: ProfileStore, make_request: MakeRequest, write_profile: Callable[[str, str], Path]
 ) -> None:
     write_profile("homewrite", 'extends: offline\nfilesystem:\n  writable_paths: ["~"]\n')
-    with pytest.raises(Refused, match="contains CODEX_HOME"):
+    with pytest.raises(Refused, match="home directory"):
         compile_spec(store.get("homewrite"), make_request())
 
 
@@ -415,4 +417,49 @@ def test_a_workspace_inside_codex_home_names_the_reason(
 ) -> None:
     (codex_home / "profiles").mkdir()
     with pytest.raises(Refused, match="inside CODEX_HOME"):
-        compile_("workspace", workspace=str(codex_home / "profiles"))
+        compile_("workspace", workspace=str(codex_home / "profiles"), home="/nonexistent-home")
+
+
+@pytest.mark.parametrize("root", ["/usr/local/bin", "/etc/cron.d", "/var/spool", "/var/lib"])
+def test_write_roots_inside_system_trees_are_refused(
+    compile_: Callable[..., SandboxSpec], root: str
+) -> None:
+    if not Path(root).is_dir():
+        pytest.skip(f"{root} does not exist here")
+    with pytest.raises(Refused, match="system directory"):
+        compile_("workspace", workspace=root)
+
+
+def test_scratch_space_under_var_tmp_may_be_a_workspace(
+    compile_: Callable[..., SandboxSpec], tmp_path: Path
+) -> None:
+    scratch = Path(f"/var/tmp/codex-box-unit-{tmp_path.name}")
+    scratch.mkdir()
+    try:
+        assert compile_("workspace", workspace=str(scratch)).workspace == str(scratch)
+    finally:
+        scratch.rmdir()
+
+
+def test_the_home_directory_and_its_dot_directories_are_refused(
+    compile_: Callable[..., SandboxSpec], home: Path
+) -> None:
+    (home / ".ssh").mkdir()
+    (home / "src").mkdir()
+    for root in (home, home / ".ssh"):
+        with pytest.raises(Refused, match="home directory"):
+            compile_("workspace", workspace=str(root), codex_home="/nonexistent-codex")
+    assert compile_("workspace", workspace=str(home / "src"),
+                    codex_home="/nonexistent-codex").workspace == str((home / "src").resolve())
+
+
+def test_codex_box_own_installation_is_never_writable(
+    compile_: Callable[..., SandboxSpec],
+) -> None:
+    """A run that could edit the package or its venv would run code unsandboxed next time."""
+    import orchestrator
+
+    repo = Path(orchestrator.__file__).resolve().parent.parent
+    with pytest.raises(Refused, match="own installation"):
+        compile_("workspace", workspace=str(repo), home="/nonexistent-home",
+                 codex_home="/nonexistent-codex")
