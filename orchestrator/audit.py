@@ -60,7 +60,8 @@ class AuditLog:
             else v
             for k, v in record.items()
         }
-        line = (json.dumps({"timestamp": now_utc(), **clean}, ensure_ascii=False) + "\n").encode()
+        # ASCII: argv that is not valid UTF-8 (surrogate escapes) must not lose the record.
+        line = (json.dumps({"timestamp": now_utc(), **clean}, ensure_ascii=True) + "\n").encode()
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -18,7 +18,7 @@ import typer
 from . import __version__, log
 from .audit import DECISIONS, LOG_NAME, Query, parse_time, read
 from .config import codex_home, load_config
-from .errors import CodexBoxError
+from .errors import EXIT_SETUP, CodexBoxError
 from .profile import Network
 from .profile_store import ProfileStore
 from .resolve import resolve_profile
@@ -367,4 +367,14 @@ def gc_cmd() -> None:
 
 
 def main() -> None:
-    app(prog_name="codex-box")
+    try:
+        app(prog_name="codex-box")
+    except Exception as exc:  # a bug, not bad input: still one line and a documented code
+        if os.environ.get("CODEX_BOX_DEBUG"):
+            raise
+        typer.echo(
+            f"codex-box: internal error: {type(exc).__name__}: {exc} — nothing more "
+            "was run; rerun with CODEX_BOX_DEBUG=1 for the traceback and report it",
+            err=True,
+        )
+        raise SystemExit(EXIT_SETUP) from None

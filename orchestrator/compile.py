@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .environment import sandbox_environment
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 from .profile import Access, Profile
 from .spec import (
     DEFAULT_DOCKER_HOST,
@@ -69,6 +69,7 @@ def compile_spec(profile: Profile, request: Request) -> SandboxSpec:
                 _expand(raw, request.home),
                 request.cwd,
                 what=f"writable path in profile {profile.name}",
+                error=ConfigError,  # the profile file is wrong, not the command line
             )
         )
     # Protected whenever the workspace is writable at all, also through a wider grant.
@@ -114,10 +115,12 @@ def _expand(raw: str, home: str) -> str:
     return home + raw[1:] if raw == "~" or raw.startswith("~/") else raw
 
 
-def _existing_dir(raw: str, cwd: str, *, what: str) -> str:
+def _existing_dir(
+    raw: str, cwd: str, *, what: str, error: type[ConfigError | UsageError] = UsageError
+) -> str:
     path = os.path.realpath(os.path.join(cwd, raw))
     if not os.path.isdir(path):
-        raise ConfigError(
+        raise error(
             f"{what} {raw!r} is not an existing directory",
             hint="create it or pass another --workspace",
         )
@@ -145,7 +148,7 @@ def _cpus(text: str) -> float | None:
     except ValueError:
         value = -1.0
     if not 0 <= value <= 1024:
-        raise ConfigError(
+        raise UsageError(
             f"--cpus {text!r} is not a CPU count", hint="use e.g. 1, 0.5, or 0 for no limit"
         )
     return value or None
@@ -160,7 +163,7 @@ def _image(name: str | None) -> str:
     if name is None:
         return DEFAULT_IMAGE
     if not _IMAGE.match(name) or ".." in name:
-        raise ConfigError(
+        raise UsageError(
             f"--image {name!r} is not an image reference",
             hint="use e.g. codex-box/base or debian:bookworm (lower case)",
         )
@@ -170,7 +173,7 @@ def _image(name: str | None) -> str:
 def _duration(text: str) -> float | None:
     match = _DURATION.match(text)
     if not match:
-        raise ConfigError(f"--timeout {text!r} is not a duration", hint="use e.g. 30, 2.5s, 5m, 1h")
+        raise UsageError(f"--timeout {text!r} is not a duration", hint="use e.g. 30, 2.5s, 5m, 1h")
     value = (
         float(match.group(1))
         * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[(match.group(2) or "s").lower()]
@@ -181,13 +184,13 @@ def _duration(text: str) -> float | None:
 def _size(text: str) -> int | None:
     match = _SIZE.match(text)
     if not match:
-        raise ConfigError(
+        raise UsageError(
             f"--memory {text!r} is not a size", hint="use e.g. 512m, 2g, or 0 for no limit"
         )
     exact = float(match.group(1)) * 1024 ** "bkmgt".index((match.group(2) or "b").lower())
     value = int(exact)
     if 0 < exact < 16 * 1024**2:
-        raise ConfigError(
+        raise UsageError(
             f"--memory {text!r} is below 16 MiB",
             hint="nothing useful runs in less; use 0 for no limit",
         )
@@ -196,10 +199,15 @@ def _size(text: str) -> int | None:
 
 def _count(text: str) -> int | None:
     if not text.strip().isdecimal() or not text.strip().isascii():
-        raise ConfigError(
+        raise UsageError(
             f"--pids {text!r} is not a whole number", hint="use e.g. 256, or 0 for no limit"
         )
     value = int(text)
+    if value > 4_194_304:  # the kernel's pid_max ceiling
+        raise UsageError(
+            f"--pids {text!r} is more than any kernel allows",
+            hint="use at most 4194304, or 0 for no limit",
+        )
     if 0 < value < 8:
-        raise ConfigError(f"--pids {text!r} is too small", hint="allow at least 8 processes, or 0")
+        raise UsageError(f"--pids {text!r} is too small", hint="allow at least 8 processes, or 0")
     return value or None

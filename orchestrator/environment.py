@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from .errors import ConfigError
+from .errors import UsageError
 
 SECRET_MARKERS = ("KEY", "SECRET", "TOKEN", "PASS", "CREDENTIAL", "JWT")
 # Matched as whole words only: GIT_AUTHOR_NAME is not a secret, NPM_AUTH and GH_PAT are.
@@ -44,7 +44,7 @@ def sandbox_environment(
     for item in passthrough:
         name, sep, value = item.partition("=")
         if not _NAME.match(name):
-            raise ConfigError(
+            raise UsageError(
                 f"--env {item!r}: '{name}' is not a variable name",
                 hint="use --env NAME or --env NAME=VALUE",
             )
@@ -53,7 +53,7 @@ def sandbox_environment(
         elif name in host:
             env[name] = host[name]
         else:
-            raise ConfigError(
+            raise UsageError(
                 f"--env {name}: not set in this environment",
                 hint=f"export {name} first, or pass --env {name}=VALUE",
             )

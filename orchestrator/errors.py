@@ -49,6 +49,12 @@ class AuditError(CodexBoxError):
     """The audit log cannot be written; codex-box refuses to launch without it."""
 
 
+class UsageError(CodexBoxError):
+    """A flag's value is malformed (``--timeout xyz``): the command line is wrong."""
+
+    exit_code = EXIT_USAGE
+
+
 class Refused(CodexBoxError):
     """The profile (or, later, the execution policy) refuses this launch."""
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from .errors import SandboxSetupError
 
-DIRECTORY_NAMES = frozenset({".git", ".codex"})
+FILE_NAMES = frozenset({".codex-profile"})  # every other protected name holds a directory
 
 
 def _state_files(state_dir: Path, workspace: str) -> tuple[Path, Path, Path]:
@@ -102,7 +102,7 @@ def held(workspace: str, protected: tuple[str, ...], *, state_dir: Path) -> Iter
 
 def _create(path: str) -> None:
     try:
-        if os.path.basename(path) in DIRECTORY_NAMES:
+        if os.path.basename(path) not in FILE_NAMES:
             os.mkdir(path, 0o700)
         else:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))

@@ -288,6 +288,8 @@ class _ProfileParser:
                     f"expected a list of strings, got {value!r}",
                     'write a YAML list, e.g. ["~/.cache/pip"]',
                 )
+            for item in value:
+                self._check_path(dotted, item)
             return tuple(value)
         if value is not None and value not in SECCOMP_NAMES:
             raise self.fail(
@@ -297,6 +299,22 @@ class _ProfileParser:
                 f"{', '.join(SECCOMP_NAMES)} (files in seccomp-profiles/)",
             )
         return value
+
+    def _check_path(self, dotted: str, item: str) -> None:
+        if dotted == "filesystem.protected_paths" and (
+            "/" in item or item in (".", "..") or "\0" in item
+        ):
+            raise self.fail(
+                dotted,
+                f"{item!r} is not a name inside the workspace",
+                "list single names such as .github (no slashes, not . or ..)",
+            )
+        if dotted == "filesystem.writable_paths" and not (
+            item.startswith("/") or item == "~" or item.startswith("~/")
+        ):
+            raise self.fail(
+                dotted, f"{item!r} is not an absolute path", "write /abs/path or ~/path"
+            )
 
     def _check_tightens(self, dotted: str, old: Any, new: Any, base: Profile) -> None:
         field = _FIELDS[dotted]

@@ -9,6 +9,7 @@ Does not own: asking for the opt-in itself (``runner``/``cli``).
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -91,23 +92,13 @@ def find_profile_file(workspace: Path) -> tuple[Path, str] | None:
     """
     for directory in (workspace, *workspace.parents):
         path = directory / PROFILE_FILE
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (FileNotFoundError, NotADirectoryError):
+        text = _read_profile_file(path)
+        if text is None:
             continue
-        except IsADirectoryError as exc:
-            raise ConfigError(
-                f"{path} is a directory", hint="it must be a file holding a profile name"
-            ) from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                f"cannot read {path}: {exc}", hint="fix its permissions or encoding (UTF-8)"
-            ) from exc
         names = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
         names = [n for n in names if n]
         if not names:
             continue
-        _refuse_foreign(path)
         if len(names) > 1 or " " in names[0]:
             raise ConfigError(
                 f"{path}: expected one profile name, got {' '.join(names)!r}",
@@ -117,10 +108,46 @@ def find_profile_file(workspace: Path) -> tuple[Path, str] | None:
     return None
 
 
-def _refuse_foreign(path: Path) -> None:
+MAX_PROFILE_FILE = 4096
+
+
+def _read_profile_file(path: Path) -> str | None:
+    """The file's text, or None when there is none. A sandboxed command may have put
+    anything under this name in a directory it could write: a FIFO (a read would hang),
+    a link to /dev/zero (it would never end), a symlink elsewhere. Only a small regular
+    file that you or root own, and nobody else may write, is read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {path}: {exc.strerror}",
+            hint="it must be a regular file (not a symlink) holding a profile name",
+        ) from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(
+                f"{path} is not a regular file", hint="it must be a file holding a profile name"
+            )
+        _refuse_foreign(path, info)
+        data = os.read(fd, MAX_PROFILE_FILE + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_PROFILE_FILE:
+        raise ConfigError(
+            f"{path} is larger than {MAX_PROFILE_FILE} bytes", hint="it holds one profile name"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read {path}: not UTF-8", hint="write the name in UTF-8") from exc
+
+
+def _refuse_foreign(path: Path, info: os.stat_result) -> None:
     """Another user must not choose your profile: a .codex-profile counts only if you
     or root own it and nobody else may write it (think /tmp/.codex-profile)."""
-    info = path.stat()
     if info.st_uid not in (os.getuid(), 0):
         raise Refused(
             f"{path} is owned by uid {info.st_uid}, not by you or root",

@@ -116,6 +116,8 @@ def translate(spec: SandboxSpec) -> dict[str, Any]:
         "devices": list(DEVICE_FILES),
         "deny_tcp": spec.network is Network.NONE,
         "scope": True,
+        # Without a network namespace of its own, scoping is the only barrier.
+        "scope_required": spec.network is not Network.NONE,
     }
     plan["seccomp"] = spec.seccomp_profile
     plan["capabilities"] = spec.capabilities.value
@@ -172,7 +174,8 @@ class _Run:
             str(plan_r),
             str(status_w),
         ]
-        debug("native launch", argv=argv, plan=plan)
+        # Values passed with --env may be secrets: the debug log names them only.
+        debug("native launch", argv=argv, plan={**plan, "env": sorted(plan["env"])})
         slave = None  # None: the command inherits our stdin/stdout/stderr
         if plan["own_pty"]:
             master, slave = open_pty()
@@ -188,6 +191,14 @@ class _Run:
                 stdout=slave,
                 stderr=slave,
             )
+        except OSError as exc:
+            os.close(plan_w)
+            os.close(self.status_r)
+            if self.relay is not None:
+                os.close(self.relay.master)
+            raise SandboxSetupError(
+                f"cannot start the native launcher: {exc}", hint="nothing was run"
+            ) from exc
         finally:
             os.close(plan_r)
             os.close(status_w)
@@ -213,6 +224,7 @@ class _Run:
                     return self._wait_for(proc, remaining)
                 except subprocess.TimeoutExpired:
                     self.timed_out = True
+                    deadline = None  # killed once; now wait for it to be gone
                     self._kill(proc)
                 except KeyboardInterrupt:
                     self._interrupt(proc)

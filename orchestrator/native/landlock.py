@@ -100,6 +100,7 @@ def enforce(
     device_files: Iterable[str],
     deny_tcp: bool,
     scope: bool,
+    scope_required: bool = False,
 ) -> int:
     """Restrict this thread (and its future children) for good. Returns the ABI used.
 
@@ -120,6 +121,14 @@ def enforce(
         attr.handled_access_net = NET_BIND_TCP | NET_CONNECT_TCP
     if scope and abi >= 6:
         attr.scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
+    elif scope_required:
+        # Sharing the host's network namespace, only scoping keeps the host's abstract
+        # sockets (containerd-shim, X11, D-Bus) out of reach: no scoping, no run.
+        raise LandlockUnavailable(
+            0,
+            f"Landlock ABI {abi} cannot scope abstract Unix sockets (need ≥ 6, kernel "
+            "6.12); a profile with network shares the host's namespace without it",
+        )
     # The kernel accepts a larger struct when the fields it does not know are zero.
     size = ctypes.sizeof(_RulesetAttr)
     ruleset = syscall(

@@ -107,8 +107,13 @@ def _run_unsandboxed(plan: dict[str, Any], status: Status) -> NoReturn:
     _join_cgroups(plan)
     _apply_limits(plan)  # trusted lifts the sandbox, not the limits the user asked for
     prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans re-parent to us, not to the host's init
+    launcher = os.getpid()
     child = os.fork()
     if child == 0:
+        # No pid namespace here: the command must die with us if codex-box is killed.
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != launcher:
+            os._exit(EXIT_SETUP)
         _exec_command(plan, status)
     _relay_signals_to(child)
     code = _reap_until(child, status)
@@ -170,9 +175,9 @@ def _pass_on_reports(report: int, status: Status) -> None:
     """Relay pid 1's reports until it exits: checked, bounded, never blocking pid 1."""
     budget, pending = _REPORT_BUDGET, b""
     while chunk := os.read(report, 65536):
-        if budget <= 0:
-            continue  # keep draining so pid 1 can never block on a full pipe
         budget -= len(chunk)
+        if budget < 0:
+            continue  # keep draining so pid 1 can never block on a full pipe
         *lines, pending = (pending + chunk).split(b"\n")
         for line in lines:
             with contextlib.suppress(ValueError):
@@ -222,6 +227,7 @@ def _init(
         device_files=ll["devices"],
         deny_tcp=ll["deny_tcp"],
         scope=ll["scope"],
+        scope_required=ll["scope_required"],
     )
     _apply_limits(plan)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core files full of secrets

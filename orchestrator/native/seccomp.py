@@ -161,7 +161,13 @@ def load(filter_: Filter) -> int:
         loaded = 0
         for rule in filter_.rules:
             number = lib.seccomp_syscall_resolve_name(rule.name.encode())
-            if number < 0:
+            if number == -1:  # unknown to this libseccomp: it is older than the policy
+                raise SeccompError(
+                    0,
+                    f"libseccomp does not know the syscall {rule.name!r}; "
+                    "the filter would silently miss it (update libseccomp2)",
+                )
+            if number < 0:  # a pseudo-number: not a syscall on this architecture
                 continue
             if rule.action == filter_.default_action:
                 continue

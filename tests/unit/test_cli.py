@@ -275,7 +275,7 @@ def test_a_bad_limit_is_refused_before_anything_runs(
     ran = cli("run", "--memory", "lots", *touch(marker), input="")
     assert_refused_and_audited(
         ran,
-        code=125,
+        code=2,  # a malformed flag value is a usage error
         stderr="--memory 'lots' is not a size",
         marker=marker,
         codex_home=codex_home,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.compile import Request, compile_spec, parse_limits
-from orchestrator.errors import EXIT_SETUP, ConfigError, Refused
+from orchestrator.errors import EXIT_USAGE, ConfigError, Refused, UsageError
 from orchestrator.profile import Capabilities, Network
 from orchestrator.profile_store import ProfileStore
 from orchestrator.spec import DEFAULT_MEMORY_BYTES, DEFAULT_PIDS, Limits, SandboxSpec
@@ -44,7 +44,7 @@ def test_workspace_becomes_an_absolute_realpath(
 
 
 def test_a_workspace_that_does_not_exist_is_an_error(compile_: Callable[..., SandboxSpec]) -> None:
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(UsageError) as info:
         compile_("offline", workspace="does-not-exist")
     assert "'does-not-exist'" in info.value.message and "--workspace" in info.value.hint
 
@@ -276,9 +276,9 @@ def test_bad_limit_values_are_errors_with_a_hint(
     kwargs: dict[str, str], flag: str, hint: str
 ) -> None:
     args: dict[str, str | None] = {"timeout": None, "memory": None, "pids": None, **kwargs}
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(UsageError) as info:
         parse_limits(**args)
-    assert info.value.exit_code == EXIT_SETUP
+    assert info.value.exit_code == EXIT_USAGE
     assert flag in info.value.message
     assert hint in info.value.hint
 
@@ -289,12 +289,12 @@ def test_limits_reach_the_spec(compile_: Callable[..., SandboxSpec]) -> None:
 
 
 def test_a_tiny_nonzero_memory_request_is_an_error_not_unlimited() -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(UsageError):
         parse_limits(timeout=None, memory="0.5", pids=None)
 
 
-def test_a_non_decimal_digit_pids_value_is_a_config_error() -> None:
-    with pytest.raises(ConfigError):
+def test_a_non_decimal_digit_pids_value_is_a_usage_error() -> None:
+    with pytest.raises(UsageError):
         parse_limits(timeout=None, memory=None, pids="²")
 
 
@@ -341,14 +341,14 @@ def test_env_name_value_sets_a_variable(compile_: Callable[..., SandboxSpec]) ->
 
 
 def test_env_name_that_is_not_set_is_an_error(compile_: Callable[..., SandboxSpec]) -> None:
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(UsageError) as info:
         compile_("offline", environ={}, env_names=("GITHUB_TOKEN",))
     assert "--env GITHUB_TOKEN" in info.value.message
     assert "GITHUB_TOKEN=VALUE" in info.value.hint
 
 
 def test_env_with_an_invalid_name_is_an_error(compile_: Callable[..., SandboxSpec]) -> None:
-    with pytest.raises(ConfigError, match="is not a variable name"):
+    with pytest.raises(UsageError, match="is not a variable name"):
         compile_("offline", env_names=("1BAD=x",))
 
 

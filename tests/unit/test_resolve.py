@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -148,7 +149,29 @@ def test_profile_file_with_two_words_on_one_line_is_an_error(workspace: Path) ->
 
 def test_profile_file_that_is_a_directory_is_an_error(workspace: Path) -> None:
     (workspace / ".codex-profile").mkdir()
-    with pytest.raises(ConfigError, match="is a directory"):
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        find_profile_file(workspace)
+
+
+def test_a_fifo_or_device_planted_as_codex_profile_neither_hangs_nor_is_read(
+    workspace: Path,
+) -> None:
+    """A sandboxed command may plant these in a directory it can write."""
+    fifo = workspace / "fifo" / ".codex-profile"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        find_profile_file(fifo.parent)
+    link = workspace / "link"
+    link.mkdir()
+    (link / ".codex-profile").symlink_to("/dev/zero")
+    with pytest.raises(ConfigError, match="cannot read"):
+        find_profile_file(link)
+
+
+def test_an_oversized_codex_profile_is_refused(workspace: Path) -> None:
+    (workspace / ".codex-profile").write_text("workspace\n" + "#" * 10_000)
+    with pytest.raises(ConfigError, match="larger than"):
         find_profile_file(workspace)
 
 

@@ -367,3 +367,21 @@ def test_a_bad_user_profile_does_not_break_the_built_ins(
     write_profile("broken", "extends: [\n")
     assert store.get("offline").name == "offline"
     assert store.get("danger-full-access").name == "trusted"
+
+
+@pytest.mark.parametrize("bad", ["../outside", "/etc", "a/b", ".."])
+def test_protected_paths_must_be_single_names_inside_the_workspace(
+    store: ProfileStore, write_profile: Callable[[str, str], Path], bad: str
+) -> None:
+    names = f'[.git, .codex, .codex-profile, "{bad}"]'
+    write_profile("mine", f"extends: workspace\nfilesystem:\n  protected_paths: {names}\n")
+    with pytest.raises(ConfigError, match="not a name inside the workspace"):
+        store.get("mine")
+
+
+def test_writable_paths_must_be_absolute(
+    store: ProfileStore, write_profile: Callable[[str, str], Path]
+) -> None:
+    write_profile("mine", 'extends: workspace\nfilesystem:\n  writable_paths: ["build"]\n')
+    with pytest.raises(ConfigError, match="not an absolute path"):
+        store.get("mine")
