@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,6 @@ PARENT_NAME = "codex-box"
 @dataclass(frozen=True, slots=True)
 class RunCgroup:
     dirs: tuple[Path, ...]  # one per hierarchy (one on v2; pids + memory on v1)
-    version: int
 
     @property
     def procs_files(self) -> list[str]:
@@ -118,8 +118,14 @@ def _sweep_stale(parent: Path) -> list[str]:
         owner = entry.name.split("-", 1)[0]
         if not entry.is_dir() or not owner.isdigit() or _alive(int(owner)):
             continue
-        with contextlib.suppress(OSError):  # not empty: its processes are still dying
-            entry.rmdir()
+        # Its codex-box is gone; whatever still runs in it (a trusted run's daemon, a
+        # launcher PDEATHSIG missed) ends now.
+        group = RunCgroup(dirs=(entry,))
+        for pid in group.pids():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        group.remove(wait_s=2.0)
+        if not entry.exists():
             removed.append(str(entry))
     return removed
 
@@ -155,7 +161,7 @@ def _create_v1(run_id: str, limits: Limits, own: dict[str, str]) -> RunCgroup | 
         return None
     pids_dir = _make_run_dir(pids_root / own.get("pids", "/").lstrip("/") / PARENT_NAME, run_id)
     mem_dir = _make_run_dir(mem_root / own.get("memory", "/").lstrip("/") / PARENT_NAME, run_id)
-    group = RunCgroup(dirs=(pids_dir, mem_dir), version=1)
+    group = RunCgroup(dirs=(pids_dir, mem_dir))
     try:
         if limits.pids is not None:
             (pids_dir / "pids.max").write_text(str(limits.pids))
@@ -181,7 +187,7 @@ def _create_v2(run_id: str, limits: Limits, own: str) -> RunCgroup | None:
         (parent.parent / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in wanted))
     (parent / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in wanted))
     run_dir = _make_run_dir(parent, run_id)
-    group = RunCgroup(dirs=(run_dir,), version=2)
+    group = RunCgroup(dirs=(run_dir,))
     try:
         if limits.pids is not None:
             (run_dir / "pids.max").write_text(str(limits.pids))

@@ -23,6 +23,7 @@ from typing import Any
 from ..errors import SandboxSetupError
 from ..log import debug
 from ..native import landlock
+from ..native.libc import CLONE_NEWUSER, unshare
 from ..native.proctree import kill_tree, parent_of, wait_gone
 from ..profile import Capabilities, Network
 from ..spec import RunResult, SandboxSpec
@@ -59,14 +60,9 @@ class LinuxBackend:
         abi = landlock.abi_version()
         if abi < landlock.MIN_ABI:
             return Availability(False, f"Landlock ABI {abi} < {landlock.MIN_ABI}")
-        try:
-            with open("/proc/sys/user/max_user_namespaces", encoding="ascii") as handle:
-                if int(handle.read()) == 0:
-                    return Availability(
-                        False, "user namespaces disabled (sysctl user.max_user_namespaces=0)"
-                    )
-        except OSError:
-            return Availability(False, "user namespaces not supported by this kernel")
+        problem = _user_namespace_problem()
+        if problem:
+            return Availability(False, problem)
         try:
             ctypes.CDLL("libseccomp.so.2")
         except OSError:
@@ -106,6 +102,7 @@ def translate(spec: SandboxSpec) -> dict[str, Any]:
         "writable_roots": list(spec.writable_roots),
         "private_tmp": private_tmp,
         "hidden": list(HIDDEN),
+        "tmpfs_bytes": spec.limits.memory_bytes,
         "protected": list(spec.protected_paths),
         "require_protected": bool(spec.protected_paths),
         "mask_host_unix_sockets": True,
@@ -324,3 +321,23 @@ class _Run:
             oom_killed=oom,
             detail=detail,
         )
+
+
+def _user_namespace_problem() -> str | None:
+    """Try it: sysctls, AppArmor (Ubuntu ≥ 23.10) and seccomp'd containers can all
+    forbid user namespaces, and only a real unshare tells."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            unshare(CLONE_NEWUSER)
+            os._exit(0)
+        except OSError as exc:
+            os._exit(exc.errno or 1)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code == 0:
+        return None
+    return (
+        f"cannot create user namespaces ({os.strerror(code)}); check "
+        "user.max_user_namespaces, or on Ubuntu kernel.apparmor_restrict_unprivileged_userns"
+    )

@@ -39,6 +39,9 @@ class Relay:
     def __init__(self, master: int) -> None:
         self.master = master
         self.stdin_open = True
+        self.pending = b""  # input the command has not taken yet
+        # Never block on the command: a full pty must not stop the clock of --timeout.
+        os.set_blocking(master, False)
 
     def wait(self, proc: subprocess.Popen[bytes], timeout: float | None) -> int:
         """Relay until ``proc`` exits; ``subprocess.TimeoutExpired`` after ``timeout``."""
@@ -48,31 +51,40 @@ class Relay:
             if remaining is not None and remaining <= 0:
                 raise subprocess.TimeoutExpired(proc.args, timeout or 0)
             wait = 0.05 if remaining is None else min(0.05, remaining)
-            fds = [self.master, 0] if self.stdin_open else [self.master]
-            ready, _, _ = select.select(fds, [], [], wait)
+            reading = [self.master] + ([0] if self.stdin_open and not self.pending else [])
+            writing = [self.master] if self.pending else []
+            ready, writable, _ = select.select(reading, writing, [], wait)
             if self.master in ready:
                 self._copy_out()
             if 0 in ready:
-                self._copy_in()
+                self._read_in()
+            if writable:
+                self._flush_in()
         self._drain()
         return proc.returncode
 
     def _copy_out(self) -> bool:
         try:
             data = os.read(self.master, 65536)
+        except BlockingIOError:
+            return False
         except OSError:  # EIO: every slave descriptor is closed
             return False
         if data:
             os.write(1, data)
         return bool(data)
 
-    def _copy_in(self) -> None:
+    def _read_in(self) -> None:
         data = os.read(0, 65536)
-        if data:
-            os.write(self.master, data)
-        else:
+        if not data:
             self.stdin_open = False
-            os.write(self.master, b"\x04")  # end of input, as Ctrl-D at a terminal
+            data = b"\x04"  # end of input, as Ctrl-D at a terminal
+        self.pending += data
+
+    def _flush_in(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            written = os.write(self.master, self.pending)
+            self.pending = self.pending[written:]
 
     def _drain(self) -> None:
         while select.select([self.master], [], [], 0)[0] and self._copy_out():

@@ -276,14 +276,15 @@ def _build_filesystem(spec: dict[str, Any], sockets: list[str], keep: dict[str, 
             keep[path] = os.open(path, os.O_PATH | os.O_CLOEXEC)
     mounts.make_everything_read_only(except_under=writable)
     mounts.mount_proc()
-    mounts.private_devpts()  # the host's other terminals are not ours to read or type into
+    mounts.minimal_dev()  # the host's disks, consoles and other terminals stay outside
     for hidden, writable_tmpfs in [
         *((t, True) for t in spec["private_tmp"]),
         *((h, False) for h in spec["hidden"]),
     ]:
         if not os.path.isdir(hidden) or os.path.islink(hidden):
             continue
-        mounts.mount_tmpfs(hidden)
+        # A private tmpfs lives in memory: cap it at the run's memory limit, if any.
+        mounts.mount_tmpfs(hidden, size=spec["tmpfs_bytes"] if writable_tmpfs else None)
         for path, fd in keep.items():  # bind back what the tmpfs hides
             if mounts.is_under(path, hidden) and path != hidden:
                 mounts.ensure_mountpoint(path, directory=os.path.isdir(f"/proc/self/fd/{fd}"))

@@ -109,8 +109,9 @@ def mount_proc() -> None:
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
 
 
-def mount_tmpfs(target: str, *, mode: int = 0o1777) -> None:
-    mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode:o}")
+def mount_tmpfs(target: str, *, mode: int = 0o1777, size: int | None = None) -> None:
+    options = f"mode={mode:o}" + (f",size={size}" if size else "")
+    mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, options)
 
 
 def ensure_mountpoint(path: str, *, directory: bool) -> None:
@@ -120,13 +121,41 @@ def ensure_mountpoint(path: str, *, directory: bool) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
 
 
-def private_devpts() -> None:
-    """A new devpts instance over /dev/pts, and its ptmx over /dev/ptmx: ptys made
-    inside are the sandbox's own, and the host's terminals are not there to open."""
+# The device files a program may expect; everything else of the host's /dev (disks,
+# consoles and their /dev/vcs* screen contents, other terminals) is left out.
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+
+
+def minimal_dev() -> None:
+    """A fresh, read-only /dev holding only ``DEVICES`` (bound from the host), a private
+    devpts (ptys made inside are the sandbox's own), /dev/shm and the usual links."""
+    held = {
+        name: os.open(f"/dev/{name}", os.O_PATH | os.O_CLOEXEC)
+        for name in DEVICES
+        if os.path.exists(f"/dev/{name}")
+    }
+    mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755")
+    try:
+        for name, fd in held.items():
+            ensure_mountpoint(f"/dev/{name}", directory=False)
+            mount(f"/proc/self/fd/{fd}", f"/dev/{name}", None, MS_BIND)
+    finally:
+        for fd in held.values():
+            os.close(fd)
+    for directory in ("pts", "shm"):
+        os.mkdir(f"/dev/{directory}", 0o755)
     mount(
         "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"
     )
-    mount("/dev/pts/ptmx", "/dev/ptmx", None, MS_BIND)
+    for link, target in (
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
+        os.symlink(target, f"/dev/{link}")
+    remount("/dev", read_only=True)
 
 
 def host_unix_sockets() -> list[str]:

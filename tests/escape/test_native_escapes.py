@@ -430,3 +430,28 @@ def test_a_codex_profile_owned_by_another_user_is_refused(cli, native_available,
     ran = cli("run", "--backend", "native", "--", "true")
     assert ran.returncode == 126
     assert "owned by uid 65534" in ran.stderr
+
+
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_dev_holds_only_harmless_devices(sandbox, profile):
+    """The host's disks, consoles (/dev/vcs* hold screen contents) and terminals stay out."""
+    ran = sandbox(profile, "ls", "/dev")
+    assert ran.returncode == 0, ran.stderr
+    assert set(ran.stdout.split()) == {"fd", "full", "null", "ptmx", "pts", "random", "shm",
+                                       "stderr", "stdin", "stdout", "tty", "urandom", "zero"}
+    host = set(os.listdir("/dev"))
+    assert host - set(ran.stdout.split()), "control: the host has more in /dev"
+
+
+@pytest.mark.parametrize("profile", ["offline", "workspace"])
+def test_offline_profiles_create_no_socket_but_unix(sandbox, profile):
+    """seccomp, not only the network namespace: every family but AF_UNIX is refused."""
+    probe = ("import socket\nfor fam, kind in [(socket.AF_INET, socket.SOCK_STREAM), "
+             "(socket.AF_INET6, socket.SOCK_DGRAM), (socket.AF_NETLINK, socket.SOCK_RAW), "
+             "(socket.AF_PACKET, socket.SOCK_RAW), (socket.AF_UNIX, socket.SOCK_STREAM)]:\n"
+             "    try:\n        socket.socket(fam, kind).close(); print(int(fam), 'ok')\n"
+             "    except OSError as e:\n        print(int(fam), e.errno)")
+    ran = sandbox(profile, SANDBOX_PYTHON, "-I", "-c", probe)
+    assert ran.returncode == 0, ran.stderr
+    results = dict(line.split() for line in ran.stdout.splitlines())
+    assert results == {"2": "97", "10": "97", "16": "97", "17": "97", "1": "ok"}

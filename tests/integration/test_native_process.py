@@ -76,3 +76,19 @@ def test_dash_t_honours_the_timeout(sandbox):
     ran = sandbox("offline", "sleep", "30", flags=("-t", "--timeout", "1"))
     assert ran.returncode == 124
     assert time.monotonic() - started < 5
+
+
+def test_dash_t_keeps_the_timeout_even_when_the_command_reads_nothing(
+        native_available, base_env, workspace):
+    """A full pty must not block the relay past --timeout (found by review)."""
+    started = time.monotonic()
+    feeder = subprocess.Popen(["yes"], stdout=subprocess.PIPE)
+    try:
+        ran = subprocess.run([CODEX_BOX, "run", "--backend", "native", "-t", "--timeout", "2",
+                              "--", "sleep", "15"], stdin=feeder.stdout, cwd=workspace,
+                             env=base_env, capture_output=True, timeout=30, check=False)
+    finally:
+        feeder.kill()
+        feeder.wait()
+    assert ran.returncode == 124
+    assert time.monotonic() - started < 8
