@@ -266,8 +266,9 @@ def test_no_launcher_file_descriptor_leaks_into_the_command(sandbox, profile):
 
 @pytest.mark.parametrize("profile", SANDBOXED)
 def test_setuid_binaries_grant_nothing(sandbox, profile, tmp_path):
-    ran = sandbox(profile, "sh", "-c", "su -c 'id -u' nobody 2>&1; "
+    ran = sandbox(profile, "sh", "-c", "su -s /bin/sh -c 'echo became-$(id -u)' nobody 2>&1; "
                   "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status")
+    assert "became-" not in ran.stdout, "su switched user inside the sandbox"
     assert "NoNewPrivs:\t1" in ran.stdout
     assert "CapEff:\t0000000000000000" in ran.stdout
 

@@ -35,10 +35,13 @@ def test_every_sandboxed_profile_reads_the_whole_filesystem(sandbox, profile):
 
 
 @pytest.mark.parametrize("profile", SANDBOXED)
-def test_no_sandboxed_profile_can_write_home(sandbox, profile, home):
-    ran = sandbox(profile, "sh", "-c", f"echo x > {home}/planted")
-    assert ran.returncode != 0
-    assert not (home / "planted").exists()
+def test_no_sandboxed_profile_can_write_home(sandbox, profile, outside):
+    """$HOME outside /tmp (which write profiles hide), so only the sandbox can stop it."""
+    ran = sandbox(profile, "sh", "-c", 'echo x > "$HOME/planted" && echo WROTE',
+                  env={"HOME": str(outside)})
+    assert "WROTE" not in ran.stdout
+    assert "Read-only file system" in ran.stderr or "Permission denied" in ran.stderr
+    assert not (outside / "planted").exists()
 
 
 @pytest.mark.parametrize("profile", WRITE_PROFILES)
