@@ -16,9 +16,9 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from . import __version__, log
-from .audit import DECISIONS, LOG_NAME, Query, parse_time, read
+from .audit import DECISIONS, LOG_NAME, OPERATIONS, Query, parse_time, read
 from .config import codex_home, load_config
-from .errors import EXIT_SETUP, CodexBoxError
+from .errors import EXIT_SETUP, CodexBoxError, UsageError, did_you_mean
 from .profile import Network
 from .profile_store import ProfileStore
 from .resolve import resolve_profile
@@ -272,6 +272,14 @@ def _merge_parent_option(ctx: typer.Context, name: str, value: str | None) -> st
     return value if value is not None else outer
 
 
+def _one_of(flag: str, value: str | None, choices: tuple[str, ...]) -> None:
+    if value is not None and value not in choices:
+        raise UsageError(
+            f"{flag} {value!r} is not one of the recorded values",
+            hint=f"{did_you_mean(value, choices)}use one of: {', '.join(choices)}",
+        )
+
+
 def _confirm_on_tty(question: str) -> bool:
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         return False
@@ -335,13 +343,8 @@ def audit_cmd(
     from .views import audit_line
 
     try:
-        if decision is not None and decision not in DECISIONS:
-            from .errors import ConfigError, did_you_mean
-
-            raise ConfigError(
-                f"--decision {decision!r} is not a decision",
-                hint=f"{did_you_mean(decision, DECISIONS)}use one of: {', '.join(DECISIONS)}",
-            )
+        _one_of("--decision", decision, DECISIONS)
+        _one_of("--operation", operation, OPERATIONS)
         query = Query(
             decision=decision,
             operation=operation,

@@ -70,15 +70,11 @@ def canonical_name(name: str) -> str:
     return ALIASES.get(name, name)
 
 
-def codex_home_profiles(codex_home: Path) -> Path:
-    return codex_home / "profiles"
-
-
 class ProfileStore:
     """Built-ins loaded eagerly (they are tiny); user profiles on first use."""
 
     def __init__(self, *, codex_home: Path) -> None:
-        self._user_dir = codex_home_profiles(codex_home)
+        self._user_dir = codex_home / "profiles"
         self._builtins = {n: _load_file(BUILTIN_DIR / f"{n}.yaml", {}) for n in BUILTIN_NAMES}
         self._users: dict[str, Profile] | None = None
 

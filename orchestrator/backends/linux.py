@@ -48,6 +48,7 @@ DEVICE_FILES = (
     "/dev/pts",
 )
 GRACE_S = 2.0
+PLAN_VERSION = 1  # the launcher refuses a plan written for another version
 STATUS_BUDGET = 256 * 1024  # the launcher writes a few hundred bytes
 
 
@@ -83,7 +84,7 @@ def translate(spec: SandboxSpec) -> dict[str, Any]:
     """Pure: the launch plan for ``spec``. Host facts (cgroup paths, our pid) are added
     by ``run`` as ``cgroup_procs`` and ``parent_pid``."""
     plan: dict[str, Any] = {
-        "version": 1,
+        "version": PLAN_VERSION,
         "argv": list(spec.argv),
         "env": spec.env_dict(),
         "cwd": spec.workspace,
@@ -97,7 +98,6 @@ def translate(spec: SandboxSpec) -> dict[str, Any]:
         return plan
     private_tmp = list(PRIVATE_TMP) if spec.private_tmp else []
     plan["mounts"] = {
-        "read_only_rootfs": spec.rootfs_read_only,
         "workspace": spec.workspace,
         "writable_roots": list(spec.writable_roots),
         "private_tmp": private_tmp,
@@ -117,7 +117,6 @@ def translate(spec: SandboxSpec) -> dict[str, Any]:
         "scope_required": spec.network is not Network.NONE,
     }
     plan["seccomp"] = spec.seccomp_profile
-    plan["capabilities"] = spec.capabilities.value
     if spec.capabilities is not Capabilities.NONE or not spec.rootfs_read_only:
         raise SandboxSetupError(
             f"profile {spec.profile} keeps capabilities or a writable root inside a sandbox",

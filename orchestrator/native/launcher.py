@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
-from . import caps, landlock, mounts, seccomp
+from . import caps, filesystem, landlock, mounts, seccomp
 from .libc import (
     CLONE_NEWIPC,
     CLONE_NEWNET,
@@ -53,6 +53,7 @@ FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 # relaying them too would deliver each twice.
 IGNORED = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 EXIT_SETUP = 125
+PLAN_VERSION = 1  # must match backends.linux.PLAN_VERSION (a test checks)
 
 
 class Status:
@@ -81,6 +82,10 @@ def main(argv: list[str]) -> NoReturn:
     plan: dict[str, Any] = json.loads(_read_all(int(argv[1])))
     status = Status(int(argv[2]))
     try:
+        if plan.get("version") != PLAN_VERSION:  # e.g. an upgrade between plan and launch
+            raise ValueError(
+                f"launch plan version {plan.get('version')!r}, launcher understands {PLAN_VERSION}"
+            )
         if not plan["sandbox"]:
             _run_unsandboxed(plan, status)
         _launch(plan, status)
@@ -128,7 +133,7 @@ def _launch(plan: dict[str, Any], status: Status) -> NoReturn:
     # there (a repository under /tmp, resolv.conf's target) are out of reach.
     sockets = mounts.host_unix_sockets() if plan["mounts"]["mask_host_unix_sockets"] else []
     syscall_filter = seccomp.load_file(plan["seccomp"])
-    keep = _files_to_keep(plan["mounts"])
+    keep = filesystem.files_to_keep(plan["mounts"])
     uid, gid = os.geteuid(), os.getegid()
     flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
     if plan["network"] == "none":
@@ -218,7 +223,7 @@ def _init(
     if select.select([lifeline], [], [], 0)[0]:  # EOF: the launcher already died
         os._exit(EXIT_SETUP)
     os.close(lifeline)
-    _build_filesystem(plan["mounts"], sockets, keep)
+    filesystem.build(plan["mounts"], sockets, keep)
     prctl(PR_SET_NO_NEW_PRIVS, 1)
     ll = plan["landlock"]
     landlock.enforce(
@@ -253,54 +258,6 @@ def _reap_until(child: int, status: Status) -> int:
             else:
                 status.send(exit=code)
             return code
-
-
-def _files_to_keep(spec: dict[str, Any]) -> dict[str, int]:
-    """O_PATH descriptors for what must stay visible under a tmpfs we put on top: the
-    workspace and write roots, and a resolv.conf that links into /run."""
-    paths = [*spec["writable_roots"], spec["workspace"]]
-    resolv = os.path.realpath("/etc/resolv.conf")
-    if os.path.isfile(resolv):
-        paths.append(resolv)
-    return {p: os.open(p, os.O_PATH | os.O_CLOEXEC) for p in dict.fromkeys(paths)}
-
-
-def _build_filesystem(spec: dict[str, Any], sockets: list[str], keep: dict[str, int]) -> None:
-    mounts.make_private()
-    writable: list[str] = spec["writable_roots"]
-    for root in writable:
-        mounts.bind(root, root, read_only=False)  # its own mount: the read-only pass skips it
-    for path in list(keep):
-        if path in writable:  # hold the fresh bind, not the mount beneath it
-            os.close(keep[path])
-            keep[path] = os.open(path, os.O_PATH | os.O_CLOEXEC)
-    mounts.make_everything_read_only(except_under=writable)
-    mounts.mount_proc()
-    mounts.minimal_dev()  # the host's disks, consoles and other terminals stay outside
-    for hidden, writable_tmpfs in [
-        *((t, True) for t in spec["private_tmp"]),
-        *((h, False) for h in spec["hidden"]),
-    ]:
-        if not os.path.isdir(hidden) or os.path.islink(hidden):
-            continue
-        # A private tmpfs lives in memory: cap it at the run's memory limit, if any.
-        mounts.mount_tmpfs(hidden, size=spec["tmpfs_bytes"] if writable_tmpfs else None)
-        for path, fd in keep.items():  # bind back what the tmpfs hides
-            if mounts.is_under(path, hidden) and path != hidden:
-                mounts.ensure_mountpoint(path, directory=os.path.isdir(f"/proc/self/fd/{fd}"))
-                mounts.bind(f"/proc/self/fd/{fd}", path, read_only=path not in writable)
-        if not writable_tmpfs:
-            mounts.remount(hidden, read_only=True)
-    for fd in keep.values():
-        os.close(fd)
-    for path in spec["protected"]:
-        if os.path.islink(path):
-            raise OSError(errno.ELOOP, f"protected path {path} is a symlink")
-        if os.path.lexists(path):
-            mounts.bind(path, path, read_only=True)
-        elif spec["require_protected"]:
-            raise OSError(errno.ENOENT, f"protected path {path} has no placeholder")
-    mounts.mask_sockets(sockets)
 
 
 def _join_cgroups(plan: dict[str, Any]) -> None:

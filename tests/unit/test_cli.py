@@ -483,9 +483,9 @@ def test_audit_shows_the_records_of_refused_runs(cli: Cli, marker: Path, codex_h
     assert "unknown profile" in printed[1]["reason"]
 
 
-def test_audit_with_an_unknown_decision_exits_125_with_a_suggestion(cli: Cli) -> None:
+def test_audit_with_an_unknown_decision_is_a_usage_error_with_a_suggestion(cli: Cli) -> None:
     ran = cli("audit", "--decision", "deny", input="")
-    assert ran.returncode == 125
+    assert ran.returncode == 2
     assert "did you mean 'denied'?" in ran.stderr
 
 

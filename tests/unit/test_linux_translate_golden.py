@@ -116,10 +116,10 @@ def test_offline_golden_has_no_network_and_nothing_writable() -> None:
     plan = load_golden("offline")
     assert plan["sandbox"] is True and plan["network"] == "none"
     assert plan["mounts"]["writable_roots"] == [] and plan["mounts"]["private_tmp"] == []
-    assert plan["mounts"]["read_only_rootfs"] is True
+    assert plan["landlock"]["read"] == ["/"] and "/run" in plan["mounts"]["hidden"]
     assert plan["landlock"]["write"] == [] and plan["landlock"]["deny_tcp"] is True
     assert plan["seccomp"] == f"{SECCOMP_PLACEHOLDER}/offline.json"
-    assert plan["capabilities"] == "none"
+    assert plan["landlock"]["scope"] is True
     assert plan["env"]["CODEX_SANDBOX_NETWORK_DISABLED"] == "1"
 
 
@@ -183,3 +183,10 @@ def test_no_network_profiles_deny_tcp_in_landlock(codex_home: Path) -> None:
         fixed_spec("workspace-net", codex_home=codex_home), network=Network.NONE
     )
     assert translate(spec)["landlock"]["deny_tcp"] is True
+
+
+def test_the_launcher_understands_the_plan_version_translate_writes() -> None:
+    from orchestrator.backends import linux
+    from orchestrator.native import launcher
+
+    assert launcher.PLAN_VERSION == linux.PLAN_VERSION
