@@ -121,7 +121,7 @@ def _docker_missing() -> str | None:
 
     endpoint = Endpoint(os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST)
     try:
-        endpoint.version()
+        endpoint.ping()
     except OSError as exc:
         return f"no Docker engine at {endpoint.url} ({exc}); run scripts/start-dockerd.sh"
     missing = [image for image in TEST_IMAGES if not endpoint.has_image(image)]

@@ -38,7 +38,7 @@ class DockerBackend:
     def availability(self, spec: SandboxSpec | None = None) -> Availability:
         endpoint = Endpoint(spec.docker_host if spec else DEFAULT_DOCKER_HOST)
         try:
-            version = endpoint.version()
+            server = endpoint.ping()
             if spec is not None and not endpoint.has_image(spec.image):
                 return Availability(
                     False,
@@ -46,11 +46,7 @@ class DockerBackend:
                 )
         except OSError as exc:
             return Availability(False, f"no Docker engine answers at {endpoint.url} ({exc})")
-        return Availability(
-            True,
-            f"Docker {version.get('Version', '?')} "
-            f"(API {version.get('ApiVersion', '?')}) at {endpoint.url}",
-        )
+        return Availability(True, f"{server} at {endpoint.url}")
 
     def translate(self, spec: SandboxSpec) -> Mapping[str, Any]:
         return translate(spec)

@@ -1,17 +1,16 @@
-"""A minimal Docker Engine API client over the engine's socket (stdlib only).
+"""A minimal Docker Engine API client over the engine's socket (stdlib ``socket`` only).
 
-Owns: HTTP/1.1 requests to a Docker-API endpoint (unix socket or tcp) with a timeout
-on every call, the engine's JSON error messages, and hijacking a connection for
-attach. Does not own: which calls to make (``docker.py``).
+Owns: HTTP/1.1 requests to a Docker-API endpoint (unix socket or tcp) with a timeout on
+every call, the engine's JSON error messages, and hijacking a connection for attach.
+Does not own: which calls to make (``docker.py``).
 
-Why not docker-py on this path: importing it (and requests) costs ~100 ms per launch,
-more than the engine needs to start a container here; the handful of calls a run makes
-are the same ones the docker CLI makes, and are specified by the Engine API.
+Why not docker-py (or even ``http.client``) on this path: a run makes the same handful
+of calls the docker CLI makes, and importing docker-py and requests cost ~100 ms per
+launch — half of what the engine needs to start a container here.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 import urllib.parse
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 API_TIMEOUT_S = 60.0  # any single call; waiting for the command passes its own
+PROBE_TIMEOUT_S = 1.5  # `auto` must decide quickly even when an engine hangs
 
 
 class EngineError(OSError):
@@ -30,99 +30,134 @@ class EngineError(OSError):
         self.message = message
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float | None) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self.unix_path)
-        self.sock = sock
+    def data(self) -> Any:
+        text = self.body.decode(errors="replace")
+        try:
+            return json.loads(text) if text.strip() else None
+        except ValueError:
+            return text
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     url: str  # unix:///path or tcp://host:port (plain http)
-    api: str = ""  # e.g. "/v1.41"; empty: the engine's default
 
-    def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
+    def _connect(self, timeout: float | None) -> socket.socket:
         parsed = urllib.parse.urlparse(self.url)
         if parsed.scheme == "unix":
-            return _UnixConnection(parsed.path, timeout)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            try:
+                sock.connect(parsed.path)
+            except OSError:
+                sock.close()
+                raise
+            return sock
         if parsed.scheme in ("tcp", "http"):
-            return http.client.HTTPConnection(
-                parsed.hostname or "localhost", parsed.port or 2375, timeout=timeout
+            return socket.create_connection(
+                (parsed.hostname or "localhost", parsed.port or 2375), timeout=timeout
             )
         raise OSError(f"unsupported engine endpoint {self.url!r}")
 
+    def _send(
+        self, sock: socket.socket, method: str, path: str, body: bytes, extra: str = ""
+    ) -> None:
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: docker\r\nContent-Length: {len(body)}\r\n"
+            f"Content-Type: application/json\r\n{extra}\r\n"
+        )
+        sock.sendall(head.encode() + body)
+
     def request(
         self, method: str, path: str, body: Any = None, *, timeout: float | None = API_TIMEOUT_S
-    ) -> tuple[int, Any]:
-        """(status, decoded JSON or text). Raises OSError when nothing answers in time."""
-        conn = self._connection(timeout)
-        headers = {"Host": "localhost"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
+    ) -> Response:
+        """One request on its own connection. Raises OSError (TimeoutError included)
+        when nothing answers in time."""
+        payload = json.dumps(body).encode() if body is not None else b""
+        sock = self._connect(timeout)
         try:
-            conn.request(method, self.api + path, body=data, headers=headers)
-            response = conn.getresponse()
-            raw = response.read(8 << 20)
-        except (http.client.HTTPException, ValueError) as exc:
-            raise OSError(str(exc)) from exc
+            self._send(sock, method, path, payload, "Connection: close\r\n")
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+                if len(raw) > 16 << 20:
+                    raise OSError("engine answer larger than 16 MiB")
         finally:
-            conn.close()
-        text = raw.decode(errors="replace")
-        try:
-            return response.status, json.loads(text) if text else None
-        except ValueError:
-            return response.status, text
+            sock.close()
+        return _parse(raw)
 
     def call(
         self, method: str, path: str, body: Any = None, *, timeout: float | None = API_TIMEOUT_S
     ) -> Any:
-        status, data = self.request(method, path, body, timeout=timeout)
-        if status >= 400:
+        response = self.request(method, path, body, timeout=timeout)
+        data = response.data()
+        if response.status >= 400:
             message = data.get("message") if isinstance(data, dict) else str(data)
-            raise EngineError(status, str(message or "").strip())
+            raise EngineError(response.status, str(message or "").strip())
         return data
 
     def hijack(self, path: str) -> socket.socket:
         """POST ``path`` asking to upgrade the connection to a raw stream (attach)."""
-        parsed = urllib.parse.urlparse(self.url)
-        if parsed.scheme != "unix":
-            raise OSError("attach needs a unix socket endpoint")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(API_TIMEOUT_S)
-        sock.connect(parsed.path)
-        sock.sendall(
-            f"POST {self.api}{path} HTTP/1.1\r\nHost: localhost\r\n"
-            "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode()
-        )
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = sock.recv(1)  # byte by byte: nothing of the stream may be consumed
-            if not chunk:
-                raise OSError("engine closed the attach connection")
-            head += chunk
-        status = int(head.split(b" ", 2)[1])
-        if status not in (101, 200):
+        sock = self._connect(API_TIMEOUT_S)
+        try:
+            self._send(sock, "POST", path, b"", "Connection: Upgrade\r\nUpgrade: tcp\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(1)  # byte by byte: nothing of the stream may be consumed
+                if not chunk:
+                    raise OSError("engine closed the attach connection")
+                head += chunk
+            status = int(head.split(b" ", 2)[1])
+            if status not in (101, 200):
+                raise EngineError(status, head.decode(errors="replace").splitlines()[0])
+        except BaseException:
             sock.close()
-            raise EngineError(status, head.decode(errors="replace").splitlines()[0])
+            raise
         sock.settimeout(None)
         return sock
 
-    def version(self) -> dict[str, Any]:
-        status, data = self.request("GET", "/version", timeout=1.5)
-        if status != 200 or not isinstance(data, dict):
-            raise OSError(f"engine at {self.url} answered HTTP {status} to /version")
-        return data
+    def ping(self) -> str:
+        """The engine's server string (e.g. ``Docker/20.10.24 (linux)``), cheaply."""
+        response = self.request("GET", "/_ping", timeout=PROBE_TIMEOUT_S)
+        if response.status != 200:
+            raise OSError(f"engine at {self.url} answered HTTP {response.status} to /_ping")
+        return response.headers.get("server", "engine")
 
     def has_image(self, image: str) -> bool:
-        status, _ = self.request(
-            "GET", f"/images/{urllib.parse.quote(image, safe='')}/json", timeout=1.5
-        )
-        return status == 200
+        quoted = urllib.parse.quote(image, safe="")
+        return self.request("GET", f"/images/{quoted}/json", timeout=PROBE_TIMEOUT_S).status == 200
+
+
+def _parse(raw: bytes) -> Response:
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep:
+        raise OSError("malformed answer from the engine")
+    lines = head.decode("latin-1").split("\r\n")
+    try:
+        status = int(lines[0].split(" ", 2)[1])
+    except (IndexError, ValueError) as exc:
+        raise OSError(f"malformed status line from the engine: {lines[0]!r}") from exc
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        body = _dechunk(body)
+    return Response(status, headers, body)
+
+
+def _dechunk(body: bytes) -> bytes:
+    out, rest = b"", body
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out, rest = out + rest[:size], rest[size + 2 :]
+    return out
