@@ -17,10 +17,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import ConfigError, did_you_mean
 from .profile import Access, Capabilities, Network, Profile
+from .profiles import compiled
 
 BUILTIN_DIR = Path(__file__).parent / "profiles"
 BUILTIN_NAMES = ("offline", "net-read-only", "workspace", "workspace-net", "trusted")
@@ -34,8 +33,6 @@ ALIASES: Mapping[str, str] = {
 }
 
 SECCOMP_NAMES = ("offline", "default")
-# libyaml's C loader when PyYAML has it: parsing the built-ins is on every launch's path.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +72,10 @@ class ProfileStore:
 
     def __init__(self, *, codex_home: Path) -> None:
         self._user_dir = codex_home / "profiles"
-        self._builtins = {n: _load_file(BUILTIN_DIR / f"{n}.yaml", {}) for n in BUILTIN_NAMES}
+        self._builtins = {
+            n: _ProfileParser(BUILTIN_DIR / f"{n}.yaml", "", compiled.PROFILES[n], {}).parse()
+            for n in BUILTIN_NAMES
+        }
         self._users: dict[str, Profile] | None = None
 
     def builtins(self) -> Mapping[str, Profile]:
@@ -114,6 +114,8 @@ class ProfileStore:
 
 
 def _load_file(path: Path, builtins: Mapping[str, Profile]) -> Profile:
+    import yaml  # only user profiles need the parser: built-ins load from `compiled`
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -121,7 +123,8 @@ def _load_file(path: Path, builtins: Mapping[str, Profile]) -> Profile:
             f"cannot read profile {path}: {exc.strerror}", hint="check the file's permissions"
         ) from exc
     try:
-        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 -- a safe loader
+        # libyaml's C loader when PyYAML has it.
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -342,6 +345,10 @@ def _show(value: Any) -> str:
 
 def _line_of(text: str, dotted: str) -> str:
     """``":N"`` for the line where ``dotted`` (e.g. ``filesystem.root``) is written."""
+    import yaml
+
+    if not text:
+        return ""
     try:
         node = yaml.compose(text)
     except yaml.YAMLError:

@@ -171,3 +171,15 @@ def test_a_sandboxed_profile_with_a_writable_root_maps_to_danger_full_access() -
     )
     assert profile.allows_write() and profile.allows_full_write()
     assert profile.to_sandbox_policy() == DangerFullAccess()
+
+
+def test_the_compiled_builtins_match_their_yaml() -> None:
+    """Launches load orchestrator/profiles/compiled.py; the YAML files are the truth."""
+    import yaml
+
+    from orchestrator.profiles import compiled
+    from tests.conftest import REPO
+
+    sources = sorted((REPO / "orchestrator" / "profiles").glob("*.yaml"))
+    assert {p.stem: yaml.safe_load(p.read_text()) for p in sources} == compiled.PROFILES, (
+        "run: .venv/bin/python scripts/compile_profiles.py")
