@@ -152,11 +152,11 @@ class _Run:
             proc = self._spawn(plan)
             status = self._wait(proc)
         finally:
+            oom = False
             if group is not None:
-                oom = group.oom_killed()
+                with contextlib.suppress(OSError, ValueError):  # never hide the real outcome
+                    oom = group.oom_killed()
                 group.remove()
-            else:
-                oom = False
         return self._result(status, time.monotonic() - started, oom)
 
     def _spawn(self, plan: dict[str, Any]) -> subprocess.Popen[bytes]:
@@ -289,7 +289,7 @@ class _Run:
         if "setup_error" in seen:
             raise SandboxSetupError(
                 f"native sandbox setup failed: {seen['setup_error']}",
-                hint="nothing was run; the host lacks a feature the profile needs",
+                hint="nothing was run; the sandbox could not be built as the profile asks",
             )
         if self.spec.sandboxed and "sandboxed" not in seen and not self.timed_out:
             raise SandboxSetupError(
