@@ -13,6 +13,7 @@ import os
 import socket
 from dataclasses import dataclass
 
+from ..native.proctree import start_time
 from ..profile import Network
 from ..spec import SandboxSpec
 
@@ -64,14 +65,9 @@ def seccomp_json(spec: SandboxSpec) -> str | None:
         return json.dumps(json.load(handle), separators=(",", ":"))
 
 
-def _start_time(pid: int) -> str:
-    with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-        return handle.read().rsplit(")", 1)[1].split()[19]
-
-
 def owner_label() -> str:
     pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+    return f"{socket.gethostname()}:{pid}:{start_time(pid)}"
 
 
 def owner_is_gone(label: str) -> bool:
@@ -81,10 +77,7 @@ def owner_is_gone(label: str) -> bool:
     pid, _, started = rest.partition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
-    try:
-        return _start_time(int(pid)) != started
-    except (OSError, IndexError):
-        return True
+    return start_time(int(pid)) != started
 
 
 def signal_of(status_code: int, *, sent: int | None) -> int | None:

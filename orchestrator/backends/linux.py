@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import json
 import os
 import signal
@@ -304,8 +303,7 @@ class _Run:
         else:
             code = returncode
         detail = ""
-        if "exec_errno" in seen:
-            code = 127 if seen["exec_errno"] in (errno.ENOENT, errno.ENOTDIR) else 126
+        if "exec_errno" in seen:  # the launcher already exited 127/126 for it
             detail = f"{seen['argv0']}: {os.strerror(seen['exec_errno'])} (inside the sandbox)"
         if self.timed_out:
             code, detail = 124, f"timed out after {self.spec.limits.timeout_s:g}s; killed"

@@ -12,13 +12,24 @@ import signal
 import time
 
 
-def parent_of(pid: int) -> int | None:
+def stat_field(pid: int, index: int) -> str | None:
+    """Field ``index`` of /proc/PID/stat counted after the command name (0 = state),
+    or None when the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
             # The command name may hold spaces and parentheses: split after the last ')'.
-            return int(handle.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
+            return handle.read().rsplit(")", 1)[1].split()[index]
+    except (OSError, IndexError):
         return None
+
+
+def parent_of(pid: int) -> int | None:
+    ppid = stat_field(pid, 1)
+    return int(ppid) if ppid is not None and ppid.isdigit() else None
+
+
+def start_time(pid: int) -> str | None:
+    return stat_field(pid, 19)
 
 
 def children_map() -> dict[int, list[int]]:
