@@ -83,14 +83,43 @@ def docker_engine() -> Engine | None:
     return Engine("docker", recipe_of, import_tar)
 
 
+def podman_engine() -> Engine | None:
+    """Podman through its CLI: podman-py has no image import, and the API service need
+    not be running to build images."""
+    import shutil
+
+    podman = shutil.which("podman")
+    if podman is None:
+        return None
+    if subprocess.run([podman, "info"], capture_output=True, check=False).returncode != 0:
+        return None
+
+    def recipe_of(image: str) -> str | None:
+        out = subprocess.run(
+            [podman, "image", "inspect", "--format", f'{{{{index .Labels "{LABEL}"}}}}', image],
+            capture_output=True, text=True, check=False,
+        )
+        return out.stdout.strip() or None if out.returncode == 0 else None
+
+    def import_tar(tar: Path, image: str, recipe: str) -> None:
+        subprocess.run(
+            [podman, "import", "--quiet", "--change", f"LABEL {LABEL}={recipe}",
+             "--change", 'CMD ["/bin/sh"]', str(tar), image],
+            check=True, stdout=subprocess.DEVNULL,
+        )
+
+    return Engine("podman", recipe_of, import_tar)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(RECIPES))
     parser.add_argument("--force", action="store_true", help="rebuild even if unchanged")
     args = parser.parse_args()
-    engines = [e for e in (docker_engine(),) if e is not None]
+    engines = [e for e in (docker_engine(), podman_engine()) if e is not None]
     if not engines:
-        print("images: no container engine answers (start dockerd); nothing to build",
+        print("images: no container engine answers (start dockerd, or install podman); "
+              "nothing to build",
               file=sys.stderr)
         return 1
     for name in [args.only] if args.only else list(RECIPES):

@@ -1,23 +1,18 @@
 """The Docker backend: ``SandboxSpec`` → Engine API create body (pure) → run.
 
 Owns: ``translate`` (the whole ``POST /containers/create`` body, golden-tested), the
-availability probe, ``run`` (create, attach, start, wait, inspect, remove), and turning
-every engine error into a ``CodexBoxError`` in one place (``_engine_errors``).
-Does not own: what all container engines share (``container.py``) or HTTP
-(``engine_api.py``).
+availability probe, the Engine API calls of a run (``DockerOps``), and turning every
+engine error into a ``CodexBoxError`` in one place (``_engine_errors``).
+Does not own: what all container engines share (``container.py``), the order of a
+run's calls (``lifecycle.py``) or HTTP (``engine_api.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import signal
-import sys
-import termios
-import time
-import tty
+import socket
 import urllib.parse
 from collections.abc import Iterator, Mapping
-from types import FrameType
 from typing import Any
 
 from ..errors import BackendUnavailable, CodexBoxError, SandboxSetupError
@@ -25,11 +20,9 @@ from ..log import debug
 from ..profile import Capabilities
 from ..spec import DEFAULT_DOCKER_HOST, RunResult, SandboxSpec
 from . import container
-from .attach import AttachedStreams
 from .base import Availability
 from .engine_api import Endpoint, EngineError
-
-GRACE_S = 2.0
+from .lifecycle import ContainerRun, StartRefused
 
 
 class DockerBackend:
@@ -52,7 +45,14 @@ class DockerBackend:
         return translate(spec)
 
     def run(self, spec: SandboxSpec) -> RunResult:
-        return _DockerRun(spec).execute()
+        request = translate(spec)
+        request["Labels"] = {**request["Labels"], container.LABEL_OWNER: container.owner_label()}
+        debug(
+            "docker create",
+            body={k: v for k, v in request.items() if k != "HostConfig"},
+            host_config={k: v for k, v in request["HostConfig"].items() if k != "SecurityOpt"},
+        )
+        return ContainerRun(spec, DockerOps(spec), backend=self.name).execute(request)
 
     def gc(self) -> list[str]:
         endpoint = Endpoint(DEFAULT_DOCKER_HOST)
@@ -141,151 +141,50 @@ def _engine_errors(spec: SandboxSpec) -> Iterator[None]:
         ) from exc
 
 
-class _DockerRun:
+class DockerOps:
+    """The Engine API calls of one run (``lifecycle.EngineOps``)."""
+
+    engine = "Docker"
+
     def __init__(self, spec: SandboxSpec) -> None:
         self.spec = spec
         self.api = Endpoint(spec.docker_host)
-        self.sent: int | None = None  # the last signal we forwarded
-        self.timed_out = False
 
-    def execute(self) -> RunResult:
-        body = translate(self.spec)
-        body["Labels"] = {**body["Labels"], container.LABEL_OWNER: container.owner_label()}
-        debug(
-            "docker create",
-            body={k: v for k, v in body.items() if k != "HostConfig"},
-            host_config={k: v for k, v in body["HostConfig"].items() if k != "SecurityOpt"},
-        )
-        started = time.monotonic()
-        with _engine_errors(self.spec):
-            remove_leftovers(self.api)
-            box = self.api.call("POST", "/containers/create", body)["Id"]
+    def errors(self) -> contextlib.AbstractContextManager[None]:
+        return _engine_errors(self.spec)
+
+    def sweep(self) -> list[str]:
+        return remove_leftovers(self.api)
+
+    def create(self, request: Mapping[str, Any]) -> str:
+        return str(self.api.call("POST", "/containers/create", request)["Id"])
+
+    def attach(self, box: str) -> socket.socket:
+        return self.api.hijack(f"/containers/{box}/attach?stream=1&stdin=1&stdout=1&stderr=1")
+
+    def start(self, box: str) -> None:
         try:
-            with _engine_errors(self.spec):
-                code = self._attach_start_wait(box)
-                oom = bool(self.api.call("GET", f"/containers/{box}/json")["State"]["OOMKilled"])
-        finally:
-            with contextlib.suppress(OSError):  # never mask the real outcome
-                self.api.call("DELETE", f"/containers/{box}?force=1&v=1")
-        return self._result(code, oom, time.monotonic() - started)
+            self.api.call("POST", f"/containers/{box}/start")
+        except EngineError as exc:
+            raise StartRefused(exc.message) from exc
 
-    def _attach_start_wait(self, box: str) -> int:
-        sock = self.api.hijack(f"/containers/{box}/attach?stream=1&stdin=1&stdout=1&stderr=1")
-        streams = AttachedStreams(sock, tty=self.spec.tty)
-        with _raw_terminal(enabled=self.spec.tty):
-            streams.start()
-            try:
-                self.api.call("POST", f"/containers/{box}/start")
-            except EngineError as exc:
-                streams.finish(timeout=1)
-                raise _not_startable(exc, self.spec) from exc
-            if self.spec.tty:
-                _copy_window_size(self.api, box)
-            code = self._wait(box)
-            streams.finish()
-        return code
+    def wait(self, box: str, timeout: float) -> int:
+        return int(self.api.call("POST", f"/containers/{box}/wait", timeout=timeout)["StatusCode"])
 
-    def _kill(self, box: str, sig: int = signal.SIGKILL) -> None:
+    def kill(self, box: str, sig: int) -> None:
         with contextlib.suppress(OSError):
             self.api.call("POST", f"/containers/{box}/kill?signal={int(sig)}")
 
-    def _wait(self, box: str) -> int:
-        deadline = (
-            None
-            if self.spec.limits.timeout_s is None
-            else time.monotonic() + self.spec.limits.timeout_s
-        )
+    def oom_killed(self, box: str) -> bool:
+        return bool(self.api.call("GET", f"/containers/{box}/json")["State"]["OOMKilled"])
 
-        def forward(signum: int, _frame: FrameType | None) -> None:
-            self.sent = signum
-            self._kill(box, signum)
+    def remove(self, box: str) -> None:
+        with contextlib.suppress(OSError):  # never mask the real outcome
+            self.api.call("DELETE", f"/containers/{box}?force=1&v=1")
 
-        previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
-        try:
-            while True:
-                remaining = None if deadline is None else max(0.1, deadline - time.monotonic())
-                try:
-                    status = self.api.call("POST", f"/containers/{box}/wait", timeout=remaining)
-                    return int(status["StatusCode"])
-                except TimeoutError:
-                    if deadline is None or time.monotonic() < deadline:
-                        raise
-                    self.timed_out = True
-                    self._kill(box)
-                except KeyboardInterrupt:
-                    self._interrupt(box)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-    def _interrupt(self, box: str) -> None:
-        """Ctrl-C: the command does not share our terminal; pass SIGINT on, then insist."""
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-            self.sent = sig
-            self._kill(box, sig)
-            with contextlib.suppress(TimeoutError, KeyboardInterrupt):
-                self.api.call("POST", f"/containers/{box}/wait", timeout=GRACE_S)
-                return
-
-    def _result(self, code: int, oom: bool, duration: float) -> RunResult:
-        detail = ""
-        if self.timed_out:
-            code, detail = 124, f"timed out after {self.spec.limits.timeout_s:g}s; killed"
-        elif oom:
-            detail = "killed by the OOM killer (memory limit reached)"
-        return RunResult(
-            exit_code=code,
-            backend="docker",
-            duration_s=duration,
-            signal=signal.SIGKILL if oom else container.signal_of(code, sent=self.sent),
-            timed_out=self.timed_out,
-            oom_killed=oom,
-            detail=detail,
-        )
-
-
-def _not_startable(exc: EngineError, spec: SandboxSpec) -> CodexBoxError:
-    """A start failure that is the command's fault (not found, not executable) maps to
-    126/127 like a shell; anything else is a setup failure."""
-    text = exc.message.lower()
-    for needle, code, what in (
-        ("not found", 127, "command not found"),
-        ("no such file", 127, "command not found"),
-        ("permission denied", 126, "command not executable"),
-    ):
-        if needle in text:
-            error = CodexBoxError(
-                f"{what} inside the container: {spec.argv[0]}",
-                hint=f"is it installed in {spec.image}?",
-            )
-            error.exit_code = code
-            return error
-    return SandboxSetupError(
-        f"Docker could not start the container: {exc.message}", hint="nothing was run"
-    )
-
-
-def _copy_window_size(api: Endpoint, box: str) -> None:
-    import fcntl
-    import struct
-
-    with contextlib.suppress(OSError):
-        rows, cols = struct.unpack("hh", fcntl.ioctl(1, termios.TIOCGWINSZ, b"\0" * 4))
-        api.call("POST", f"/containers/{box}/resize?h={rows}&w={cols}")
-
-
-@contextlib.contextmanager
-def _raw_terminal(*, enabled: bool) -> Iterator[None]:
-    """With -t on a real terminal, keystrokes go to the container unprocessed."""
-    if not (enabled and sys.stdin.isatty()):
-        yield
-        return
-    saved = termios.tcgetattr(0)
-    tty.setraw(0)
-    try:
-        yield
-    finally:
-        termios.tcsetattr(0, termios.TCSADRAIN, saved)
+    def resize(self, box: str, rows: int, cols: int) -> None:
+        with contextlib.suppress(OSError):
+            self.api.call("POST", f"/containers/{box}/resize?h={rows}&w={cols}")
 
 
 def remove_leftovers(api: Endpoint) -> list[str]:

@@ -1,0 +1,186 @@
+"""One container run, the same on every engine: create → attach → start → wait → remove.
+
+Owns: the order of the calls (attach before start, so no output is lost), the timeout
+(kill, then 124), Ctrl-C and SIGTERM/SIGHUP forwarding, removal on every way out, OOM
+and signal reporting, and mapping a start failure that is the command's fault to
+126/127 like a shell.
+Does not own: how an engine is called or how its errors read (``EngineOps``
+implementations in ``docker.py`` and ``podman.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import sys
+import termios
+import time
+import tty
+from collections.abc import Iterator, Mapping
+from types import FrameType
+from typing import Any, Protocol
+
+from ..errors import CodexBoxError, SandboxSetupError
+from ..spec import RunResult, SandboxSpec
+from . import container
+from .attach import AttachedStreams
+
+GRACE_S = 2.0  # per signal, when Ctrl-C escalates SIGINT → SIGTERM → SIGKILL
+WAIT_SLICE_S = 60.0  # a wait without deadline is re-issued so no HTTP call hangs forever
+
+
+class StartRefused(Exception):
+    """The engine created the container but could not start the command."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class EngineOps(Protocol):
+    """The handful of engine calls a run makes. Each raises ``CodexBoxError`` (already
+    translated), ``TimeoutError`` from ``wait``, or ``StartRefused`` from ``start``."""
+
+    engine: str  # "Docker", "Podman": for messages
+
+    def errors(self) -> contextlib.AbstractContextManager[None]: ...
+    def sweep(self) -> list[str]: ...  # remove containers whose codex-box was SIGKILLed
+    def create(self, request: Mapping[str, Any]) -> str: ...
+    def attach(self, box: str) -> socket.socket: ...
+    def start(self, box: str) -> None: ...
+    def wait(self, box: str, timeout: float) -> int: ...
+    def kill(self, box: str, sig: int) -> None: ...  # never raises
+    def oom_killed(self, box: str) -> bool: ...
+    def remove(self, box: str) -> None: ...  # never raises
+    def resize(self, box: str, rows: int, cols: int) -> None: ...  # never raises
+
+
+class ContainerRun:
+    def __init__(self, spec: SandboxSpec, ops: EngineOps, *, backend: str) -> None:
+        self.spec = spec
+        self.ops = ops
+        self.backend = backend
+        self.sent: int | None = None  # the last signal we forwarded
+        self.timed_out = False
+
+    def execute(self, request: Mapping[str, Any]) -> RunResult:
+        started = time.monotonic()
+        with self.ops.errors():
+            self.ops.sweep()
+            box = self.ops.create(request)
+        try:
+            with self.ops.errors():
+                code = self._attach_start_wait(box)
+                oom = self.ops.oom_killed(box)
+        finally:
+            self.ops.remove(box)  # on every way out: error, Ctrl-C, timeout
+        return self._result(code, oom, time.monotonic() - started)
+
+    def _attach_start_wait(self, box: str) -> int:
+        streams = AttachedStreams(self.ops.attach(box), tty=self.spec.tty)
+        with _raw_terminal(enabled=self.spec.tty):
+            streams.start()
+            try:
+                self.ops.start(box)
+            except StartRefused as exc:
+                streams.finish(timeout=1)
+                raise _not_startable(exc.message, self.spec, self.ops.engine) from exc
+            if self.spec.tty:
+                _copy_window_size(self.ops, box)
+            code = self._wait(box)
+            streams.finish()
+        return code
+
+    def _wait(self, box: str) -> int:
+        limit = self.spec.limits.timeout_s
+        deadline = None if limit is None else time.monotonic() + limit
+
+        def forward(signum: int, _frame: FrameType | None) -> None:
+            self.sent = signum
+            self.ops.kill(box, signum)
+
+        previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
+        try:
+            while True:
+                remaining = WAIT_SLICE_S if deadline is None else deadline - time.monotonic()
+                try:
+                    return self.ops.wait(box, max(0.1, min(remaining, WAIT_SLICE_S)))
+                except TimeoutError:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        self.timed_out = True
+                        self.ops.kill(box, signal.SIGKILL)
+                except KeyboardInterrupt:
+                    self._interrupt(box)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _interrupt(self, box: str) -> None:
+        """Ctrl-C: the command does not share our terminal; pass SIGINT on, then insist."""
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            self.sent = sig
+            self.ops.kill(box, sig)
+            with contextlib.suppress(TimeoutError, KeyboardInterrupt):
+                self.ops.wait(box, GRACE_S)
+                return
+
+    def _result(self, code: int, oom: bool, duration: float) -> RunResult:
+        detail = ""
+        if self.timed_out:
+            code, detail = 124, f"timed out after {self.spec.limits.timeout_s:g}s; killed"
+        elif oom:
+            detail = "killed by the OOM killer (memory limit reached)"
+        return RunResult(
+            exit_code=code,
+            backend=self.backend,
+            duration_s=duration,
+            signal=signal.SIGKILL if oom else container.signal_of(code, sent=self.sent),
+            timed_out=self.timed_out,
+            oom_killed=oom,
+            detail=detail,
+        )
+
+
+def _not_startable(message: str, spec: SandboxSpec, engine: str) -> CodexBoxError:
+    """A start failure that is the command's fault (not found, not executable) maps to
+    126/127 like a shell; anything else is a setup failure."""
+    text = message.lower()
+    for needle, code, what in (
+        ("not found", 127, "command not found"),
+        ("no such file", 127, "command not found"),
+        ("permission denied", 126, "command not executable"),
+    ):
+        if needle in text:
+            error = CodexBoxError(
+                f"{what} inside the container: {spec.argv[0]}",
+                hint=f"is it installed in {spec.image}?",
+            )
+            error.exit_code = code
+            return error
+    return SandboxSetupError(
+        f"{engine} could not start the container: {message}", hint="nothing was run"
+    )
+
+
+def _copy_window_size(ops: EngineOps, box: str) -> None:
+    import fcntl
+    import struct
+
+    with contextlib.suppress(OSError):
+        rows, cols = struct.unpack("hh", fcntl.ioctl(1, termios.TIOCGWINSZ, b"\0" * 4))
+        ops.resize(box, rows, cols)
+
+
+@contextlib.contextmanager
+def _raw_terminal(*, enabled: bool) -> Iterator[None]:
+    """With -t on a real terminal, keystrokes go to the container unprocessed."""
+    if not (enabled and sys.stdin.isatty()):
+        yield
+        return
+    saved = termios.tcgetattr(0)
+    tty.setraw(0)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(0, termios.TCSADRAIN, saved)
