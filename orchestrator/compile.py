@@ -21,6 +21,7 @@ from .spec import (
     DEFAULT_IMAGE,
     DEFAULT_MEMORY_BYTES,
     DEFAULT_PIDS,
+    DEFAULT_PODMAN_HOST,
     Limits,
     SandboxSpec,
 )
@@ -105,10 +106,21 @@ def compile_spec(profile: Profile, request: Request) -> SandboxSpec:
         ),
         image=_image(request.image),
         docker_host=request.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST,
+        podman_host=podman_host(request.environ, uid=request.uid),
         tty=request.tty,
         uid=request.uid,
         gid=request.gid,
     )
+
+
+def podman_host(environ: Mapping[str, str], *, uid: int) -> str:
+    """Podman's own convention: CONTAINER_HOST, else the rootful or rootless socket."""
+    if environ.get("CONTAINER_HOST"):
+        return environ["CONTAINER_HOST"]
+    runtime_dir = environ.get("XDG_RUNTIME_DIR")
+    if uid != 0 and runtime_dir:
+        return f"unix://{runtime_dir}/podman/podman.sock"
+    return DEFAULT_PODMAN_HOST
 
 
 def _expand(raw: str, home: str) -> str:

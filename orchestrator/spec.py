@@ -16,6 +16,7 @@ DEFAULT_MEMORY_BYTES: int | None = None
 DEFAULT_PIDS = 4096
 DEFAULT_IMAGE = "codex-box/base"  # container backends only; built by `make images`
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+DEFAULT_PODMAN_HOST = "unix:///run/podman/podman.sock"  # rootful; rootless: $XDG_RUNTIME_DIR
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,6 +49,7 @@ class SandboxSpec:
     gid: int
     image: str = DEFAULT_IMAGE  # container backends: the image to run the command in
     docker_host: str = DEFAULT_DOCKER_HOST  # DOCKER_HOST, resolved by compile
+    podman_host: str = DEFAULT_PODMAN_HOST  # CONTAINER_HOST, resolved by compile
 
     @property
     def workspace_writable(self) -> bool:

@@ -111,7 +111,7 @@ def sandbox(native_available: None, cli: Callable[..., Ran]) -> Callable[..., Ra
     return run
 
 
-BACKENDS = ("native", "docker")
+BACKENDS = ("native", "docker", "podman")
 TEST_IMAGES = ("codex-box/base", "codex-box/test")
 
 
@@ -138,12 +138,37 @@ def docker_available() -> Iterator[None]:
     yield
 
 
+def _podman_missing() -> str | None:
+    from orchestrator.backends.engine_api import Endpoint
+    from orchestrator.backends.podman_host import LIBPOD
+    from orchestrator.compile import podman_host
+
+    endpoint = Endpoint(podman_host(os.environ, uid=os.getuid()))
+    try:
+        endpoint.ping()
+    except OSError as exc:
+        return (f"no Podman service at {endpoint.url} ({exc}); run scripts/start-podman.sh")
+    missing = [image for image in TEST_IMAGES
+               if endpoint.request("GET", f"{LIBPOD}/images/{image.replace('/', '%2F')}/exists")
+               .status != 204]
+    return f"images missing in Podman: {', '.join(missing)}; run `make images`" if missing else None
+
+
+@pytest.fixture(scope="session")
+def podman_available() -> Iterator[None]:
+    missing = _podman_missing()
+    if missing:
+        if REQUIRE:
+            pytest.fail(f"Podman required (CODEX_BOX_REQUIRE_ENGINES=1) but: {missing}")
+        pytest.skip(missing)
+    yield
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """Each behavioural test runs on every backend; an absent engine skips locally and
     fails in CI."""
-    request.getfixturevalue("native_available" if request.param == "native"
-                            else "docker_available")
+    request.getfixturevalue(f"{request.param}_available")
     return str(request.param)
 
 

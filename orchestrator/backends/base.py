@@ -49,10 +49,13 @@ class Backend(Protocol):
 # name → "module:Class". Imported on demand only.
 REGISTRY: Mapping[str, str] = {
     "docker": "orchestrator.backends.docker:DockerBackend",
+    "podman": "orchestrator.backends.podman:PodmanBackend",
     "native": "orchestrator.backends.linux:LinuxBackend",
+    "kubernetes": "orchestrator.backends.kubernetes:KubernetesBackend",
 }
-# `auto` tries these in order (Podman joins when its issue lands).
-AUTO_ORDER = ("docker", "native")
+# `auto` tries these in order: an engine first (the strongest isolation a machine has
+# ready), then this OS's own sandbox. Kubernetes is only ever chosen by name.
+AUTO_ORDER = ("docker", "podman", "native")
 CHOICES = ("auto", *REGISTRY)
 
 
@@ -86,6 +89,6 @@ def select(requested: str, spec: SandboxSpec | None = None) -> Selection:
         skipped.append(f"{name}: {availability.reason}")
     raise BackendUnavailable(
         f"no backend can run this on {sys.platform}: " + "; ".join(skipped),
-        hint="start dockerd (and `make images`), or run natively on Linux with Landlock "
-        "(--backend native)",
+        hint="start dockerd or the Podman service (and `make images`), or run natively on "
+        "Linux with Landlock (--backend native)",
     )

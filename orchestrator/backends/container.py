@@ -80,6 +80,35 @@ def owner_is_gone(label: str) -> bool:
     return start_time(int(pid)) != started
 
 
+def kernel_saw_oom_kill(box_id: str, *, max_records: int = 50_000) -> bool:
+    """True when the kernel log records an OOM kill in the memory cgroup of container
+    ``box_id``. For engines that do not report it themselves (Podman 4 on cgroup v1
+    answers OOMKilled=false). False when the log cannot be read: then we cannot tell."""
+    try:
+        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        for _ in range(max_records):  # one record per read; bounded by the ring buffer
+            try:
+                record = os.read(fd, 8192)
+            except BrokenPipeError:  # a record was overwritten while we read: go on
+                continue
+            except BlockingIOError:
+                return False
+            if not record:
+                return False
+            if b"oom-kill:" in record and b"oom_memcg=" in record:
+                memcg = record.split(b"oom_memcg=", 1)[1].split(b",", 1)[0]
+                if box_id.encode() in memcg:
+                    return True
+        return False
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def signal_of(status_code: int, *, sent: int | None) -> int | None:
     """The signal that ended the command, when we know it: one we sent and whose
     128+N status came back, or SIGKILL from the OOM killer (reported separately)."""

@@ -40,7 +40,8 @@ class StartRefused(Exception):
 
 class EngineOps(Protocol):
     """The handful of engine calls a run makes. Each raises ``CodexBoxError`` (already
-    translated), ``TimeoutError`` from ``wait``, or ``StartRefused`` from ``start``."""
+    translated), ``TimeoutError`` from ``wait``, or ``StartRefused`` from ``start`` (or
+    from ``wait`` when the engine's init could not exec the command)."""
 
     engine: str  # "Docker", "Podman": for messages
 
@@ -83,12 +84,12 @@ class ContainerRun:
             streams.start()
             try:
                 self.ops.start(box)
-            except StartRefused as exc:
+                if self.spec.tty:
+                    _copy_window_size(self.ops, box)
+                code = self._wait(box)
+            except StartRefused as exc:  # from start, or from an init that could not exec
                 streams.finish(timeout=1)
                 raise _not_startable(exc.message, self.spec, self.ops.engine) from exc
-            if self.spec.tty:
-                _copy_window_size(self.ops, box)
-            code = self._wait(box)
             streams.finish()
         return code
 

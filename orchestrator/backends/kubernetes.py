@@ -1,0 +1,33 @@
+"""The Kubernetes backend: not built yet, and says so.
+
+Owns: an honest "not available" for ``--backend kubernetes`` (and in ``doctor``), so
+that naming it fails with a clear reason instead of an unknown-backend error.
+Does not own: Pod manifests or a cluster client (a later issue).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import BackendUnavailable
+from ..spec import RunResult, SandboxSpec
+from .base import Availability
+
+REASON = "not built yet: codex-box cannot run on a cluster in this version"
+
+
+class KubernetesBackend:
+    name = "kubernetes"
+
+    def availability(self, spec: SandboxSpec | None = None) -> Availability:
+        return Availability(False, REASON)
+
+    def translate(self, spec: SandboxSpec) -> Mapping[str, Any]:
+        raise BackendUnavailable(f"kubernetes backend {REASON}", hint="use --backend auto")
+
+    def run(self, spec: SandboxSpec) -> RunResult:
+        raise BackendUnavailable(f"kubernetes backend {REASON}", hint="use --backend auto")
+
+    def gc(self) -> list[str]:
+        return []
