@@ -359,6 +359,32 @@ def audit_cmd(
         typer.echo(json.dumps(record, ensure_ascii=False) if as_json else audit_line(record))
 
 
+@app.command("doctor")
+def doctor_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
+) -> None:
+    """Which backends work here, why not, their versions, and each profile's backend."""
+    from .doctor import diagnose
+
+    try:
+        report = diagnose(os.environ, os.getcwd())
+    except CodexBoxError as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json(report.as_dict())
+        return
+    for name, diagnosis in report.backends.items():
+        state = "available" if diagnosis.available else "unavailable"
+        typer.echo(f"{name:<11} {state:<12} {diagnosis.reason}")
+        for key, value in diagnosis.facts.items():
+            typer.echo(f"{'':<11}   {key}: {value}")
+        for note in diagnosis.notes:
+            typer.echo(f"{'':<11}   note: {note}")
+    typer.echo(f"profile → backend (tried in order: {' → '.join(report.order)})")
+    for profile, backend in report.profiles.items():
+        typer.echo(f"  {profile:<14} {backend}")
+
+
 @app.command("gc")
 def gc_cmd() -> None:
     """Remove what runs killed with SIGKILL left behind (containers, cgroups)."""

@@ -145,6 +145,20 @@ class Runner:
         return Outcome(prepared=prepared, result=result)
 
     def _prepare(self, *, probe: bool) -> Prepared:
+        resolution, spec = self.compile()
+        req = self.request
+        config = load_config(self.home)
+        requested = req.backend or req.environ.get(BACKEND_ENV) or config.backend or "auto"
+        if probe or requested == "auto":
+            selection = base.select(requested, spec)
+        else:  # --print-spec of a named backend: show its request even if it cannot run here
+            selection = base.Selection(base.load(requested), f"{requested}: named, not probed")
+        return Prepared(
+            resolution=resolution, spec=spec, backend=selection.backend, selection=selection
+        )
+
+    def compile(self) -> tuple[Resolution, SandboxSpec]:
+        """The profile that applies and the spec it becomes; no backend is chosen."""
         req = self.request
         config = load_config(self.home)
         workspace = os.path.realpath(os.path.join(req.cwd, req.workspace or "."))
@@ -189,14 +203,7 @@ class Runner:
                 tty=req.tty,
             ),
         )
-        requested = req.backend or req.environ.get(BACKEND_ENV) or config.backend or "auto"
-        if probe or requested == "auto":
-            selection = base.select(requested, spec)
-        else:  # --print-spec of a named backend: show its request even if it cannot run here
-            selection = base.Selection(base.load(requested), f"{requested}: named, not probed")
-        return Prepared(
-            resolution=resolution, spec=spec, backend=selection.backend, selection=selection
-        )
+        return resolution, spec
 
     def _describe(self, prepared: Prepared) -> dict[str, Any]:
         return {

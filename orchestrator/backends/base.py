@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import BackendUnavailable, ConfigError, did_you_mean
@@ -22,6 +22,16 @@ from ..spec import RunResult, SandboxSpec
 class Availability:
     ok: bool
     reason: str  # why not, or a short description of what enforces the spec
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Diagnosis:
+    """What `codex-box doctor` shows for one backend."""
+
+    available: bool
+    reason: str
+    facts: Mapping[str, str] = field(default_factory=dict)  # versions, features
+    notes: tuple[str, ...] = ()  # host quirks and what codex-box does about them
 
 
 @runtime_checkable
@@ -43,6 +53,10 @@ class Backend(Protocol):
 
     def gc(self) -> list[str]:
         """Remove what runs killed with SIGKILL left behind; names what was removed."""
+        ...
+
+    def diagnose(self, spec: SandboxSpec) -> Diagnosis:
+        """Bounded: availability for ``spec`` plus versions and host quirks, for doctor."""
         ...
 
 

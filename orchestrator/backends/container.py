@@ -22,7 +22,8 @@ LABEL_PROFILE = "codex-box.profile"
 LABEL_RUN = "codex-box.run"
 LABEL_OWNER = "codex-box.owner"  # host:pid:start-time of the codex-box that owns it
 # Writable tmpfs for write profiles; nothing executable-as-root may be planted there.
-TMP_OPTIONS = "rw,nosuid,nodev,mode=1777"
+TMP_MODE = "1777"
+TMP_OPTIONS = f"rw,nosuid,nodev,mode={TMP_MODE}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,8 @@ from ..log import debug
 from ..profile import Capabilities
 from ..spec import DEFAULT_DOCKER_HOST, RunResult, SandboxSpec
 from . import container
-from .base import Availability
-from .engine_api import Endpoint, EngineError
+from .base import Availability, Diagnosis
+from .engine_api import PROBE_TIMEOUT_S, Endpoint, EngineError
 from .lifecycle import ContainerRun, StartRefused
 
 
@@ -43,6 +43,24 @@ class DockerBackend:
 
     def translate(self, spec: SandboxSpec) -> Mapping[str, Any]:
         return translate(spec)
+
+    def diagnose(self, spec: SandboxSpec) -> Diagnosis:
+        availability = self.availability(spec)
+        facts: dict[str, str] = {"endpoint": spec.docker_host}
+        if availability.ok or "image" in availability.reason:
+            endpoint = Endpoint(spec.docker_host)
+            with contextlib.suppress(OSError):
+                info = endpoint.call("GET", "/info", timeout=PROBE_TIMEOUT_S)
+                security = [o.split(",")[0].removeprefix("name=") for o in info["SecurityOptions"]]
+                facts |= {
+                    "engine": f"Docker {info.get('ServerVersion', '?')}",
+                    "runtime": str(info.get("DefaultRuntime", "?")),
+                    "cgroups": f"{info.get('CgroupVersion', '?')} ({info.get('CgroupDriver')})",
+                    "seccomp": "yes" if "seccomp" in security else "no",
+                    "apparmor": "yes" if "apparmor" in security else "no (not in this kernel)",
+                    "user namespaces": "remapped" if "userns" in security else "not remapped",
+                }
+        return Diagnosis(available=availability.ok, reason=availability.reason, facts=facts)
 
     def run(self, spec: SandboxSpec) -> RunResult:
         request = translate(spec)

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import BackendUnavailable
 from ..spec import RunResult, SandboxSpec
-from .base import Availability
+from .base import Availability, Diagnosis
 
 REASON = "not built yet: codex-box cannot run on a cluster in this version"
 
@@ -31,3 +31,6 @@ class KubernetesBackend:
 
     def gc(self) -> list[str]:
         return []
+
+    def diagnose(self, spec: SandboxSpec) -> Diagnosis:
+        return Diagnosis(available=False, reason=REASON)

@@ -27,7 +27,7 @@ from ..native.proctree import kill_tree, parent_of, wait_gone
 from ..profile import Capabilities, Network
 from ..spec import RunResult, SandboxSpec
 from . import cgroups
-from .base import Availability
+from .base import Availability, Diagnosis
 from .pty_relay import Relay, open_pty
 
 PRIVATE_TMP = ("/tmp", "/dev/shm")  # noqa: S108 -- fresh tmpfs mounts, private to one run
@@ -71,6 +71,24 @@ class LinuxBackend:
 
     def translate(self, spec: SandboxSpec) -> Mapping[str, Any]:
         return translate(spec)
+
+    def diagnose(self, spec: SandboxSpec) -> Diagnosis:
+        availability = self.availability(spec)
+        cgroup_v2 = (cgroups.CGROUP_ROOT / "cgroup.controllers").exists()
+        facts = {
+            "kernel": os.uname().release,
+            "landlock ABI": str(landlock.abi_version()),
+            "seccomp": _libseccomp_version(),
+            "user namespaces": "no" if _user_namespace_problem() else "yes",
+            "cgroups": "v2" if cgroup_v2 else "v1",
+            "apparmor": "yes" if _apparmor_enabled() else "no (not in this kernel)",
+        }
+        notes: tuple[str, ...] = ()
+        if os.geteuid() != 0:
+            notes = ("not root: --memory needs a cgroup codex-box can write, else it is refused",)
+        return Diagnosis(
+            available=availability.ok, reason=availability.reason, facts=facts, notes=notes
+        )
 
     def run(self, spec: SandboxSpec) -> RunResult:
         return _Run(spec).execute()
@@ -318,6 +336,28 @@ class _Run:
             oom_killed=oom,
             detail=detail,
         )
+
+
+def _libseccomp_version() -> str:
+    try:
+        lib = ctypes.CDLL("libseccomp.so.2")
+    except OSError:
+        return "libseccomp missing"
+
+    class _Version(ctypes.Structure):
+        _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+
+    lib.seccomp_version.restype = ctypes.POINTER(_Version)
+    v = lib.seccomp_version().contents
+    return f"libseccomp {v.major}.{v.minor}.{v.micro}"
+
+
+def _apparmor_enabled() -> bool:
+    try:
+        with open("/sys/module/apparmor/parameters/enabled", encoding="ascii") as flag:
+            return flag.read().strip() == "Y"
+    except OSError:
+        return False
 
 
 def _user_namespace_problem() -> str | None:

@@ -25,7 +25,7 @@ from ..log import debug
 from ..profile import Capabilities
 from ..spec import DEFAULT_PODMAN_HOST, RunResult, SandboxSpec
 from . import container
-from .base import Availability
+from .base import Availability, Diagnosis
 from .engine_api import API_TIMEOUT_S, PROBE_TIMEOUT_S, Endpoint
 from .lifecycle import ContainerRun, StartRefused
 from .podman_host import LIBPOD, PodmanHost, probe
@@ -66,6 +66,29 @@ class PodmanBackend:
         if spec is not None and spec.sandboxed and not host.seccomp:
             return Availability(False, f"Podman at {url} has no seccomp support")
         return Availability(True, f"Podman {host.version} ({host.runtime}) at {url}")
+
+    def diagnose(self, spec: SandboxSpec) -> Diagnosis:
+        availability = self.availability(spec)
+        facts: dict[str, str] = {"endpoint": spec.podman_host}
+        host = self._hosts.get(spec.podman_host)
+        if host is None:
+            return Diagnosis(available=False, reason=availability.reason, facts=facts)
+        facts |= {
+            "engine": f"Podman {host.version}" + (" (rootless)" if host.rootless else ""),
+            "runtime": f"{host.runtime_choice() or host.runtime} ({host.runtime_version})",
+            "cgroups": host.cgroups + (" hybrid" if host.hybrid_cgroups else ""),
+            "seccomp": "yes" if host.seccomp else "no",
+            "apparmor": "yes" if host.apparmor else "no (not in this kernel)",
+            "rlimits": "raised by the runtime"
+            if host.can_raise_rlimits
+            else ("explicit ulimits" if host.can_raise_rlimits is False else "unknown (remote)"),
+        }
+        return Diagnosis(
+            available=availability.ok,
+            reason=availability.reason,
+            facts=facts,
+            notes=tuple(host.quirks()),
+        )
 
     def translate(self, spec: SandboxSpec) -> Mapping[str, Any]:
         with _engine_errors(spec.podman_host, spec.image):
@@ -117,9 +140,11 @@ def translate(spec: SandboxSpec, host: PodmanHost) -> dict[str, Any]:
                 }
                 for b in container.binds(spec)
             ),
+            # podman-py drops a tmpfs mount's "options"; it maps "mode" (Podman adds
+            # nosuid,nodev itself — checked from inside by the behavioural suite).
             *(
-                {"type": "tmpfs", "source": "tmpfs", "target": target, "options": options}
-                for target, options in container.tmpfs(spec).items()
+                {"type": "tmpfs", "source": "tmpfs", "target": target, "mode": container.TMP_MODE}
+                for target in container.tmpfs(spec)
             ),
         ],
     }

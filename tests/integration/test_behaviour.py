@@ -75,6 +75,17 @@ def test_write_profiles_get_a_private_writable_tmp(box, profile):
 
 
 @pytest.mark.parametrize("profile", WRITE_PROFILES)
+def test_the_private_tmp_is_sticky_world_writable_and_nosuid_nodev(box, profile):
+    """Engines drop tmpfs options silently (podman-py): look at the mount from inside."""
+    ran = box(profile, "sh", "-c", "stat -c %a /tmp; grep ' /tmp ' /proc/mounts")
+    assert ran.returncode == 0, ran.stderr
+    mode, mount = ran.stdout.splitlines()[:2]
+    assert mode == "1777"
+    options = mount.split()[3].split(",")
+    assert "nosuid" in options and "nodev" in options and "rw" in options
+
+
+@pytest.mark.parametrize("profile", WRITE_PROFILES)
 def test_git_hooks_cannot_be_planted_in_an_existing_repository(box, profile, workspace):
     (workspace / ".git" / "hooks").mkdir(parents=True)
     ran = box(profile, "sh", "-c",

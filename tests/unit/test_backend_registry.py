@@ -16,7 +16,7 @@ def test_loading_an_unknown_backend_is_a_config_error_listing_the_choices() -> N
         base.load("nope")
     assert info.value.exit_code == EXIT_SETUP
     assert "unknown backend 'nope'" in info.value.message
-    assert "choose one of: auto, docker, native" in info.value.hint
+    assert "choose one of: auto, docker, podman, native, kubernetes" in info.value.hint
 
 
 def test_a_misspelt_backend_gets_a_suggestion() -> None:
@@ -37,7 +37,7 @@ def test_registered_backend_satisfies_the_backend_protocol(name: str) -> None:
     backend = base.load(name)
     assert isinstance(backend, Backend)
     assert backend.name == name
-    for method in ("availability", "translate", "run"):
+    for method in ("availability", "translate", "run", "gc", "diagnose"):
         assert callable(getattr(backend, method)), method
     assert list(inspect.signature(backend.translate).parameters) == ["spec"]
     assert list(inspect.signature(backend.run).parameters) == ["spec"]
@@ -70,9 +70,23 @@ def test_select_raises_listing_every_reason_when_nothing_is_available(
     with pytest.raises(BackendUnavailable) as info:
         base.select("auto")
     assert "docker: no docker here" in info.value.message
+    assert "podman: no podman here" in info.value.message
     assert "native: no native here" in info.value.message
     assert info.value.exit_code == EXIT_SETUP
     assert info.value.hint
+
+
+def test_auto_tries_engines_first_then_the_native_sandbox_and_never_kubernetes() -> None:
+    assert base.AUTO_ORDER == ("docker", "podman", "native")
+
+
+def test_kubernetes_answers_not_available_with_a_reason_and_refuses_to_run() -> None:
+    backend = base.load("kubernetes")
+    assert not backend.availability().ok
+    assert "not built yet" in backend.availability().reason
+    with pytest.raises(BackendUnavailable) as info:
+        base.select("kubernetes")
+    assert "kubernetes: not built yet" in info.value.message
 
 
 def test_something_without_translate_is_not_a_backend() -> None:

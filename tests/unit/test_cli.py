@@ -115,7 +115,7 @@ def test_unknown_backend_exits_125_with_the_choices(
     denied = assert_refused_and_audited(
         ran, code=125, stderr="unknown backend 'dockr'", marker=marker, codex_home=codex_home
     )
-    assert "choose one of: auto, docker, native" in ran.stderr
+    assert "choose one of: auto, docker, podman, native, kubernetes" in ran.stderr
     assert denied["profile"] == "workspace"
 
 
