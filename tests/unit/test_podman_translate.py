@@ -151,7 +151,7 @@ def test_doctor_notes_explain_the_rlimit_quirk_with_the_values_used() -> None:
 
 def test_the_service_facts_are_read_from_the_process_itself() -> None:
     """Our own pid stands in for the service: same /proc files, known answers."""
-    rlimits = dict((n, (s, h)) for n, s, h in _rlimits(os.getpid()))
+    rlimits = {n: (s, h) for n, s, h in _rlimits(os.getpid())}
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)
     if nofile[1] != resource.RLIM_INFINITY:
         assert rlimits["nofile"] == nofile
