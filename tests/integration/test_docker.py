@@ -123,14 +123,16 @@ def test_an_unreachable_engine_is_a_clear_error(cli, workspace):
     assert not (workspace / "ran").exists()
 
 
-def test_auto_picks_docker_when_it_answers_and_native_when_it_does_not(cli):
+def test_auto_picks_docker_when_it_answers_and_native_when_no_engine_does(cli):
     with_engine = json.loads(cli("run", "--print-spec", "--", "true").stdout)
     assert with_engine["backend"] == "docker"
     without = cli("run", "--print-spec", "--", "true",
-                  env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+                  env={"DOCKER_HOST": "unix:///nonexistent/docker.sock",
+                       "CONTAINER_HOST": "unix:///nonexistent/podman.sock"})
     data = json.loads(without.stdout)
     assert data["backend"] == "native"
     assert any(s.startswith("docker: no Docker engine answers") for s in data["skipped"])
+    assert any(s.startswith("podman: no Podman service answers") for s in data["skipped"])
 
 
 def test_trusted_is_unconfined_but_not_privileged_and_has_no_engine_socket(cli, workspace):
