@@ -1,7 +1,8 @@
-"""Sandbox-escape attempts against the native backend, one attack per test, every
-sandboxed profile. Where an attack would succeed on an unprotected host, a `trusted`
-control run shows it does — so each pass means the sandbox stopped it, not that the
-attack was broken.
+"""Sandbox-escape attempts, one attack per test, every sandboxed profile; those taking
+the ``box`` fixture run on every backend (native, docker, podman), the ``sandbox`` ones
+attack what only the native launcher has (its pty, its status pipe, its /run masking).
+Where an attack would succeed on an unprotected host, a control run shows it does — so
+each pass means the sandbox stopped it, not that the attack was broken.
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ def unfiltered(native_available, tmp_path_factory):
 
 @pytest.mark.parametrize("profile", SANDBOXED)
 def test_namespace_keyring_io_uring_ptrace_and_personality_syscalls_are_denied(
-        sandbox, profile, unfiltered):
-    inside = _probe(sandbox, profile)
+        box, profile, unfiltered):
+    inside = _probe(box, profile)
     for name, errno_inside in inside.items():
         expected = ENOSYS if name == "clone3" else EPERM
         assert errno_inside == expected, f"{name}: errno {errno_inside} inside the sandbox"
@@ -85,8 +86,8 @@ def test_namespace_keyring_io_uring_ptrace_and_personality_syscalls_are_denied(
 
 
 @pytest.mark.parametrize("profile", SANDBOXED)
-def test_unshare_and_mount_tools_fail(sandbox, profile):
-    ran = sandbox(profile, "sh", "-c", "unshare -Ur true && echo UNSHARED; "
+def test_unshare_and_mount_tools_fail(box, profile):
+    ran = box(profile, "sh", "-c", "unshare -Ur true && echo UNSHARED; "
                   "mount -t tmpfs none /mnt 2>/dev/null && echo MOUNTED; echo end")
     assert "end" in ran.stdout
     assert "UNSHARED" not in ran.stdout and "MOUNTED" not in ran.stdout
@@ -112,19 +113,19 @@ print("result", r, ctypes.get_errno())
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="i386/x32 ABIs exist on x86_64")
 @pytest.mark.parametrize("profile", SANDBOXED)
-def test_syscalls_through_the_i386_abi_kill_the_process(sandbox, profile, tmp_path):
+def test_syscalls_through_the_i386_abi_kill_the_process(box, profile, tmp_path):
     control = subprocess.run([SANDBOX_PYTHON, "-I", "-c", INT80], capture_output=True,
                              text=True, check=False, cwd=tmp_path)
     assert control.stdout.strip() == "result 0", "control: int 0x80 unshare works unprotected"
-    ran = sandbox(profile, SANDBOX_PYTHON, "-I", "-c", INT80)
+    ran = box(profile, SANDBOX_PYTHON, "-I", "-c", INT80)
     assert "result" not in ran.stdout
     assert ran.returncode == 128 + signal.SIGSYS
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="x32 exists on x86_64 only")
 @pytest.mark.parametrize("profile", SANDBOXED)
-def test_syscalls_through_the_x32_abi_do_not_get_through(sandbox, profile):
-    ran = sandbox(profile, SANDBOX_PYTHON, "-I", "-c", X32)
+def test_syscalls_through_the_x32_abi_do_not_get_through(box, profile):
+    ran = box(profile, SANDBOX_PYTHON, "-I", "-c", X32)
     assert "result 0 " not in ran.stdout
     assert ran.returncode == 128 + signal.SIGSYS or "result -1 38" in ran.stdout
 
@@ -179,14 +180,14 @@ except OSError as exc:
 
 
 @pytest.mark.parametrize("profile", SANDBOXED)
-def test_host_unix_socket_daemons_are_unreachable(sandbox, profile):
+def test_host_unix_socket_daemons_are_unreachable(box, profile):
     """Like the Docker socket or an SSH agent: a daemon outside is a way out."""
     path = f"/var/tmp/codex-box-daemon-{uuid.uuid4().hex[:8]}.sock"
     with unix_server(path) as server:
         control = subprocess.run([SANDBOX_PYTHON, "-I", "-c", CONNECT_UNIX, path],
                                  capture_output=True, text=True, check=False)
         assert "CONNECTED" in control.stdout
-        ran = sandbox(profile, SANDBOX_PYTHON, "-I", "-c", CONNECT_UNIX, path)
+        ran = box(profile, SANDBOX_PYTHON, "-I", "-c", CONNECT_UNIX, path)
         time.sleep(0.2)
     assert "refused" in ran.stdout, ran.stdout + ran.stderr
     assert len(server.hits) == 1, "only the control connected"
@@ -204,7 +205,7 @@ except OSError as exc:
 
 
 @pytest.mark.parametrize("profile", SANDBOXED)
-def test_host_abstract_unix_sockets_are_unreachable(sandbox, profile):
+def test_host_abstract_unix_sockets_are_unreachable(box, profile):
     name = f"codex-box-abstract-{uuid.uuid4().hex[:8]}"
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind("\0" + name)
@@ -213,17 +214,17 @@ def test_host_abstract_unix_sockets_are_unreachable(sandbox, profile):
         control = subprocess.run([SANDBOX_PYTHON, "-I", "-c", ABSTRACT, name],
                                  capture_output=True, text=True, check=False)
         assert "CONNECTED" in control.stdout
-        ran = sandbox(profile, SANDBOX_PYTHON, "-I", "-c", ABSTRACT, name)
+        ran = box(profile, SANDBOX_PYTHON, "-I", "-c", ABSTRACT, name)
     finally:
         server.close()
     assert "refused" in ran.stdout, ran.stdout + ran.stderr
 
 
 @pytest.mark.parametrize("profile", SANDBOXED)
-def test_host_processes_cannot_be_signalled(sandbox, profile):
+def test_host_processes_cannot_be_signalled(box, profile):
     victim = subprocess.Popen(["sleep", "30"])
     try:
-        ran = sandbox(profile, "sh", "-c", f"kill -9 {victim.pid}; echo end")
+        ran = box(profile, "sh", "-c", f"kill -9 {victim.pid}; echo end")
         time.sleep(0.2)
         assert "end" in ran.stdout
         assert victim.poll() is None, "a host process was killed from inside the sandbox"
@@ -233,22 +234,45 @@ def test_host_processes_cannot_be_signalled(sandbox, profile):
 
 
 @pytest.mark.parametrize("profile", SANDBOXED)
-def test_kernel_tunables_and_the_kernel_log_cannot_be_written(sandbox, profile):
+def test_kernel_tunables_and_the_kernel_log_cannot_be_written(box, profile):
     before = Path("/proc/sys/kernel/core_pattern").read_text()
-    ran = sandbox(profile, "sh", "-c",
+    hostname = Path("/proc/sys/kernel/hostname").read_text()
+    marker = f"codex-box-escape-{uuid.uuid4().hex[:12]}"
+    ran = box(profile, "sh", "-c",
                   "echo '|/bin/sh -c pwned' > /proc/sys/kernel/core_pattern; "
-                  "echo h > /proc/sysrq-trigger; echo codex-box-escape > /dev/kmsg; "
+                  f"echo h > /proc/sysrq-trigger; echo {marker} > /dev/kmsg; "
                   "echo codex-box > /proc/sys/kernel/hostname; echo end")
     assert "end" in ran.stdout
     assert Path("/proc/sys/kernel/core_pattern").read_text() == before
-    assert ran.stderr.count("cannot create") == 4, ran.stderr
+    assert Path("/proc/sys/kernel/hostname").read_text() == hostname
+    assert ran.stderr.count("cannot create") >= 3, ran.stderr  # core_pattern, sysrq, hostname
+    # An engine's /dev is the container's own tmpfs: `> /dev/kmsg` may make a file
+    # there. What matters is the host's kernel log.
+    assert marker not in _kernel_log(), "the sandbox wrote to the host's kernel log"
+
+
+def _kernel_log() -> str:
+    """The host's kernel ring buffer (as root), non-blocking, bounded."""
+    records = []
+    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        for _ in range(100_000):
+            try:
+                records.append(os.read(fd, 8192).decode(errors="replace"))
+            except BrokenPipeError:
+                continue
+            except BlockingIOError:
+                break
+    finally:
+        os.close(fd)
+    return "".join(records)
 
 
 @pytest.mark.parametrize("profile", SANDBOXED)
-def test_seed_shell_escape_through_bash_c_stays_sandboxed(sandbox, profile):
+def test_seed_shell_escape_through_bash_c_stays_sandboxed(box, profile):
     """Seed: test_sandbox_blocks_shell_escape_bash — nesting shells changes nothing."""
     target = f"/etc/codex-box-escape-{uuid.uuid4().hex[:8]}"
-    ran = sandbox(profile, "bash", "-c",
+    ran = box(profile, "bash", "-c",
                   f"bash -c \"sh -c 'echo pwned > {target}'\"; "
                   f"exec {SANDBOX_PYTHON} -c \"open('{target}', 'w')\"")
     assert ran.returncode != 0
@@ -265,8 +289,8 @@ def test_no_launcher_file_descriptor_leaks_into_the_command(sandbox, profile):
 
 
 @pytest.mark.parametrize("profile", SANDBOXED)
-def test_setuid_binaries_grant_nothing(sandbox, profile, tmp_path):
-    ran = sandbox(profile, "sh", "-c", "su -s /bin/sh -c 'echo became-$(id -u)' nobody 2>&1; "
+def test_setuid_binaries_grant_nothing(box, profile, tmp_path):
+    ran = box(profile, "sh", "-c", "su -s /bin/sh -c 'echo became-$(id -u)' nobody 2>&1; "
                   "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status")
     assert "became-" not in ran.stdout, "su switched user inside the sandbox"
     assert "NoNewPrivs:\t1" in ran.stdout
@@ -287,13 +311,13 @@ for family in (40, 40 | (1 << 32)):  # AF_VSOCK, and AF_VSOCK with junk in the h
 
 
 @pytest.mark.parametrize("profile", SANDBOXED)
-def test_vsock_is_refused_even_with_junk_in_the_high_bits(sandbox, profile, tmp_path):
+def test_vsock_is_refused_even_with_junk_in_the_high_bits(box, profile, tmp_path):
     """The kernel reads the family as an int; a 64-bit compare would let 1<<32|40 through."""
     control = subprocess.run([SANDBOX_PYTHON, "-I", "-c", VSOCK], capture_output=True,
                              text=True, check=False, cwd=tmp_path)
     if "OPENED" not in control.stdout:
         pytest.skip("this host has no AF_VSOCK support: nothing to escape to")
-    ran = sandbox(profile, SANDBOX_PYTHON, "-I", "-c", VSOCK)
+    ran = box(profile, SANDBOX_PYTHON, "-I", "-c", VSOCK)
     assert ran.returncode == 0, ran.stderr
     assert "OPENED" not in ran.stdout
     assert ran.stdout.count("refused 97") == 2  # EAFNOSUPPORT from the filter
@@ -346,12 +370,12 @@ def test_the_sandbox_cannot_forge_codex_box_status_messages(sandbox, profile):
 
 
 @pytest.mark.parametrize("profile", SANDBOXED)
-def test_other_terminals_on_the_host_are_not_reachable(sandbox, profile):
+def test_other_terminals_on_the_host_are_not_reachable(box, profile):
     master, slave = os.openpty()
     try:
         name = os.ttyname(slave)
         os.write(master, b"typed-by-the-admin\n")
-        ran = sandbox(profile, "sh", "-c", f"head -c 8 < {name}; echo hi > {name}; "
+        ran = box(profile, "sh", "-c", f"head -c 8 < {name}; echo hi > {name}; "
                       "ls /dev/pts; echo end")
         assert "end" in ran.stdout
         assert "typed-by" not in ran.stdout
@@ -384,9 +408,9 @@ print("setid files:", sum(1 for m in modes if m & 0o6000))
 
 
 @pytest.mark.parametrize("profile", ["workspace", "workspace-net"])
-def test_no_set_id_file_can_be_made(sandbox, profile, workspace):
+def test_no_set_id_file_can_be_made(box, profile, workspace):
     """Run as root, a setuid file left in the workspace would be root for other users."""
-    ran = sandbox(profile, SANDBOX_PYTHON, "-I", "-c", SETID)
+    ran = box(profile, SANDBOX_PYTHON, "-I", "-c", SETID)
     assert ran.returncode == 0, ran.stderr
     assert "ALLOWED" not in ran.stdout
     assert "setid files: 0" in ran.stdout
@@ -394,12 +418,12 @@ def test_no_set_id_file_can_be_made(sandbox, profile, workspace):
 
 
 @pytest.mark.parametrize("name", [".codex-profile", ".git"])
-def test_a_symlinked_protected_path_refuses_the_run(sandbox, workspace, name):
+def test_a_symlinked_protected_path_refuses_the_run(box, workspace, name):
     target = Path(f"/var/tmp/codex-box-link-target-{uuid.uuid4().hex[:8]}")
     target.mkdir()
     try:
         (workspace / name).symlink_to(target)
-        ran = sandbox("workspace", "sh", "-c", f"rm {name}; echo workspace-net > {name}")
+        ran = box("workspace", "sh", "-c", f"rm {name}; echo workspace-net > {name}")
         assert ran.returncode == 125
         assert f"{name} is a symlink" in ran.stderr
         assert (workspace / name).is_symlink()
@@ -434,25 +458,28 @@ def test_a_codex_profile_owned_by_another_user_is_refused(cli, native_available,
 
 
 @pytest.mark.parametrize("profile", SANDBOXED)
-def test_dev_holds_only_harmless_devices(sandbox, profile):
+def test_dev_holds_only_harmless_devices(box, profile):
     """The host's disks, consoles (/dev/vcs* hold screen contents) and terminals stay out."""
-    ran = sandbox(profile, "ls", "/dev")
+    ran = box(profile, "ls", "/dev")
     assert ran.returncode == 0, ran.stderr
-    assert set(ran.stdout.split()) == {"fd", "full", "null", "ptmx", "pts", "random", "shm",
-                                       "stderr", "stdin", "stdout", "tty", "urandom", "zero"}
+    expected = {"fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin",
+                "stdout", "tty", "urandom", "zero"}
+    if box.backend != "native":
+        expected.add("mqueue")  # the container's own POSIX message queues (its IPC namespace)
+    assert set(ran.stdout.split()) == expected
     host = set(os.listdir("/dev"))
     assert host - set(ran.stdout.split()), "control: the host has more in /dev"
 
 
 @pytest.mark.parametrize("profile", ["offline", "workspace"])
-def test_offline_profiles_create_no_socket_but_unix(sandbox, profile):
+def test_offline_profiles_create_no_socket_but_unix(box, profile):
     """seccomp, not only the network namespace: every family but AF_UNIX is refused."""
     probe = ("import socket\nfor fam, kind in [(socket.AF_INET, socket.SOCK_STREAM), "
              "(socket.AF_INET6, socket.SOCK_DGRAM), (socket.AF_NETLINK, socket.SOCK_RAW), "
              "(socket.AF_PACKET, socket.SOCK_RAW), (socket.AF_UNIX, socket.SOCK_STREAM)]:\n"
              "    try:\n        socket.socket(fam, kind).close(); print(int(fam), 'ok')\n"
              "    except OSError as e:\n        print(int(fam), e.errno)")
-    ran = sandbox(profile, SANDBOX_PYTHON, "-I", "-c", probe)
+    ran = box(profile, SANDBOX_PYTHON, "-I", "-c", probe)
     assert ran.returncode == 0, ran.stderr
     results = dict(line.split() for line in ran.stdout.splitlines())
     assert results == {"2": "97", "10": "97", "16": "97", "17": "97", "1": "ok"}
