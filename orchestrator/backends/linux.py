@@ -28,6 +28,7 @@ from ..profile import Capabilities, Network
 from ..spec import RunResult, SandboxSpec
 from . import cgroups
 from .base import Availability, Diagnosis
+from .hostinfo import apparmor_enabled, cgroup_layout
 from .pty_relay import Relay, open_pty
 
 PRIVATE_TMP = ("/tmp", "/dev/shm")  # noqa: S108 -- fresh tmpfs mounts, private to one run
@@ -74,14 +75,13 @@ class LinuxBackend:
 
     def diagnose(self, spec: SandboxSpec) -> Diagnosis:
         availability = self.availability(spec)
-        cgroup_v2 = (cgroups.CGROUP_ROOT / "cgroup.controllers").exists()
         facts = {
             "kernel": os.uname().release,
             "landlock ABI": str(landlock.abi_version()),
             "seccomp": _libseccomp_version(),
             "user namespaces": "no" if _user_namespace_problem() else "yes",
-            "cgroups": "v2" if cgroup_v2 else "v1",
-            "apparmor": "yes" if _apparmor_enabled() else "no (not in this kernel)",
+            "cgroups": cgroup_layout(),
+            "apparmor": "yes" if apparmor_enabled() else "no (not in this kernel)",
         }
         notes: tuple[str, ...] = ()
         if os.geteuid() != 0:
@@ -350,14 +350,6 @@ def _libseccomp_version() -> str:
     lib.seccomp_version.restype = ctypes.POINTER(_Version)
     v = lib.seccomp_version().contents
     return f"libseccomp {v.major}.{v.minor}.{v.micro}"
-
-
-def _apparmor_enabled() -> bool:
-    try:
-        with open("/sys/module/apparmor/parameters/enabled", encoding="ascii") as flag:
-            return flag.read().strip() == "Y"
-    except OSError:
-        return False
 
 
 def _user_namespace_problem() -> str | None:

@@ -43,13 +43,20 @@ class PodmanBackend:
     name = "podman"
 
     def __init__(self) -> None:
-        self._hosts: dict[str, PodmanHost] = {}
+        self._hosts: dict[str, PodmanHost | OSError] = {}
 
-    def host(self, url: str) -> PodmanHost:
-        """The probed service at ``url`` (once per backend object). Raises OSError."""
+    def host(self, url: str, *, full: bool = False) -> PodmanHost:
+        """The probed service at ``url``, probed once per backend object (a service that
+        did not answer is not asked again). Raises OSError."""
         if url not in self._hosts:
-            self._hosts[url] = probe(url)
-        return self._hosts[url]
+            try:
+                self._hosts[url] = probe(url, full=full)
+            except OSError as exc:
+                self._hosts[url] = exc
+        known = self._hosts[url]
+        if isinstance(known, OSError):
+            raise known
+        return known
 
     def availability(self, spec: SandboxSpec | None = None) -> Availability:
         url = spec.podman_host if spec else DEFAULT_PODMAN_HOST
@@ -63,14 +70,17 @@ class PodmanBackend:
             return Availability(
                 False, f"no Podman service answers at {url} ({exc}); {START_HINT.format(url=url)}"
             )
-        if spec is not None and spec.sandboxed and not host.seccomp:
+        if spec is not None and spec.sandboxed and host.seccomp is False:
             return Availability(False, f"Podman at {url} has no seccomp support")
-        return Availability(True, f"Podman {host.version} ({host.runtime}) at {url}")
+        return Availability(True, f"Podman {host.version} at {url}")
 
     def diagnose(self, spec: SandboxSpec) -> Diagnosis:
-        availability = self.availability(spec)
         facts: dict[str, str] = {"endpoint": spec.podman_host}
-        host = self._hosts.get(spec.podman_host)
+        try:
+            host = self.host(spec.podman_host, full=True)
+        except OSError:
+            host = None
+        availability = self.availability(spec)  # reuses the probe (or its failure)
         if host is None:
             return Diagnosis(available=False, reason=availability.reason, facts=facts)
         facts |= {
