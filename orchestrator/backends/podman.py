@@ -126,7 +126,10 @@ def translate(spec: SandboxSpec, host: PodmanHost) -> dict[str, Any]:
     request: dict[str, Any] = {
         "image": spec.image,
         "command": list(spec.argv),
-        "entrypoint": [],  # the command is ours, not an argument of the image's entrypoint
+        # The command is ours, not an argument of the image's entrypoint. Podman reads an
+        # empty list as "unset" (the image's entrypoint runs, our argv as its arguments);
+        # [""] is its "no entrypoint" (`podman run --entrypoint ""`).
+        "entrypoint": [""],
         "working_dir": spec.workspace,
         "user": f"{spec.uid}:{spec.gid}",  # files written in the workspace stay the user's
         "environment": dict(spec.env),
