@@ -354,6 +354,17 @@ def _client(url: str) -> PodmanClient:
     return PodmanClient(base_url=base, timeout=API_TIMEOUT_S)
 
 
+INIT_PATH = "/run/podman-init"  # where Podman mounts catatonit in the container
+
+
+def _process_argv(inspected: Mapping[str, Any]) -> list[str]:
+    """The argv the container will exec (after its init, if it has one)."""
+    path, args = inspected.get("Path"), list(inspected.get("Args") or [])
+    if path == INIT_PATH:
+        return args[1:] if args[:1] == ["--"] else args
+    return [str(path), *args]
+
+
 def verify_created(request: Mapping[str, Any], inspected: Mapping[str, Any]) -> None:
     """Fail closed when the created container is not what was asked for: podman-py and
     older Podman services ignore some options without an error."""
@@ -377,6 +388,8 @@ def verify_created(request: Mapping[str, Any], inspected: Mapping[str, Any]) -> 
         problems.append(
             f"OCI runtime {inspected.get('OCIRuntime')!r} instead of {request['runtime']!r}"
         )
+    if (process := _process_argv(inspected)) != list(request["command"]):
+        problems.append(f"command {process!r} instead of {list(request['command'])!r}")
     if problems:
         raise SandboxSetupError(
             "Podman created the container without what was asked: " + "; ".join(problems),

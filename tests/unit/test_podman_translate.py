@@ -164,7 +164,8 @@ def _inspected(request: dict[str, Any], **override: Any) -> dict[str, Any]:
     host = {"ReadonlyRootfs": request["read_only"], "NetworkMode": request["network_mode"],
             "SecurityOpt": ["no-new-privileges"], "CapAdd": [],
             "PidsLimit": request.get("pids_limit", 0), "Memory": request.get("mem_limit", 0)}
-    top = {"EffectiveCaps": None, "OCIRuntime": "runc"}
+    top = {"EffectiveCaps": None, "OCIRuntime": "runc", "Path": "/run/podman-init",
+           "Args": ["--", *request["command"]]}
     for key, value in override.items():
         (top if key in top else host)[key] = value
     return {**top, "HostConfig": host}
@@ -177,7 +178,9 @@ def _inspected(request: dict[str, Any], **override: Any) -> dict[str, Any]:
      ({"SecurityOpt": []}, "no-new-privileges"),
      ({"EffectiveCaps": ["CAP_SYS_ADMIN"]}, "capabilities"),
      ({"PidsLimit": 0}, "pids limit"),
-     ({"Memory": 0}, "memory limit")],
+     ({"Memory": 0}, "memory limit"),
+     ({"Args": ["--", "/bin/echo", "IMAGE-ENTRYPOINT", "make", "test"]}, "command"),
+     ({"Path": "/bin/entrypoint.sh", "Args": ["make", "test"]}, "command")],
 )
 def test_a_container_created_without_what_was_asked_is_refused(
     override: dict[str, Any], problem: str, codex_home: Path
