@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo images test test-unit lint bench bench-docker clean
+.PHONY: help install demo images test test-unit test-escape lint bench bench-docker bench-podman clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ test: $(STAMP) ## the whole suite: unit, integration (real kernel, engines), esc
 test-unit: $(STAMP) ## unit tests only (no kernel features needed)
 	$(BIN)/pytest -q tests/unit
 
+test-escape: $(STAMP) ## the sandbox-escape suite, on every backend present
+	$(BIN)/pytest -q tests/escape
+
 lint: $(STAMP) ## ruff + mypy --strict on orchestrator/, seccomp JSON validation
 	$(BIN)/ruff check orchestrator tests bench
 	$(BIN)/ruff format --check orchestrator
@@ -40,6 +43,9 @@ bench: $(STAMP) ## native launch overhead side by side (needs bubblewrap for the
 
 bench-docker: $(STAMP) ## codex-box --backend docker vs raw docker run, alternating pairs
 	$(BIN)/python bench/docker_overhead.py
+
+bench-podman: $(STAMP) ## codex-box --backend podman vs the same raw podman run (local CLI and via the API)
+	$(BIN)/python bench/podman_overhead.py
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .demo-home .pytest_cache .mypy_cache .ruff_cache

@@ -14,29 +14,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from pairs import Pairs, import_ms, python_startup_ms
+
 VENV_BIN = Path(sys.executable).parent
-
-
-def timed(argv: list[str], **kw: object) -> float:
-    start = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, **kw)  # type: ignore[call-overload]
-    return time.perf_counter() - start
-
-
-def import_ms(module: str) -> float:
-    out = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"],
-                         capture_output=True, text=True, check=True).stderr
-    match = re.search(rf"\|\s+(\d+) \| {re.escape(module)}\n", out)
-    return int(match.group(1)) / 1000 if match else float("nan")
 
 
 def extra_calls_ms() -> float:
@@ -64,23 +51,14 @@ def main() -> None:
     raw = ["docker", "run", "--rm", "--network", "none", "--read-only", "--cap-drop", "ALL",
            "codex-box/test", "true"]
     kw = {"cwd": home / "ws", "env": env}
-    timed(ours, **kw), timed(raw, **kw)  # warm-up
-    ratios, mine, theirs = [], [], []
-    for i in range(args.pairs):
-        if i % 2:
-            b, a = timed(raw, **kw), timed(ours, **kw)
-        else:
-            a, b = timed(ours, **kw), timed(raw, **kw)
-        mine.append(a)
-        theirs.append(b)
-        ratios.append(a / b)
+    pairs = Pairs()
+    pairs.run(ours, {"raw": raw}, args.pairs, **kw)
     print(f"{args.pairs} alternating pairs")
-    print(f"  codex-box --backend docker   median {statistics.median(mine) * 1000:7.1f} ms")
-    print(f"  raw docker run (hardened)    median {statistics.median(theirs) * 1000:7.1f} ms")
-    print(f"  median ratio                 {statistics.median(ratios):.2f} (target <= 1.3)")
-    startup = statistics.median(timed([sys.executable, "-c", "pass"]) for _ in range(10))
+    print(f"  codex-box --backend docker   median {pairs.median_ms(pairs.ours):7.1f} ms")
+    print(f"  raw docker run (hardened)    median {pairs.median_ms(pairs.peers['raw']):7.1f} ms")
+    print(f"  median ratio                 {pairs.ratio('raw'):.2f} (target <= 1.3)")
     print("where codex-box's own time goes:")
-    print(f"  python start-up                {startup * 1000:7.1f} ms")
+    print(f"  python start-up                {python_startup_ms():7.1f} ms")
     for module in ("orchestrator.cli", "orchestrator.backends.docker"):
         print(f"  import {module:24}{import_ms(module):7.1f} ms (cumulative)")
     print(f"  extra engine calls (ping, image, leftovers, inspect) {extra_calls_ms():5.1f} ms")
