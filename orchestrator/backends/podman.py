@@ -255,9 +255,8 @@ class PodmanOps:
     def sweep(self) -> list[str]:
         """Remove containers whose codex-box was killed (SIGKILL gives no chance to clean)."""
         removed = []
-        for box in self.client.containers.list(
-            all=True, filters={"label": [container.LABEL_OWNER]}
-        ):
+        # A plain string: podman-py str()s a list value into "['...']", matching nothing.
+        for box in self.client.containers.list(all=True, filters={"label": container.LABEL_OWNER}):
             if container.owner_is_gone(box.labels.get(container.LABEL_OWNER, "")):
                 with contextlib.suppress(Exception):
                     box.remove(force=True, v=True)
