@@ -48,7 +48,7 @@ def test_the_options_podman_py_could_drop_are_in_force_inside(cli):
     script = ("ulimit -n; ulimit -u; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null "
               "|| cat /sys/fs/cgroup/pids.max; touch /usr/x 2>&1; stat -c %a /tmp")
     ran = cli("run", "--backend", "podman", "--profile", "workspace", "--pids", "77", "--",
-              "sh", "-c", script)
+              "bash", "-c", script)
     assert ran.returncode == 0, ran.stderr
     nofile, nproc, pids, touch, tmp_mode = ran.stdout.splitlines()
     assert nofile.isdigit() and nproc.isdigit(), "explicit, finite rlimits"
