@@ -2,8 +2,10 @@
 
 Owns: the engine-neutral container description (binds, tmpfs, labels, user, limits,
 seccomp JSON), the owner label that lets a later run find containers whose codex-box
-was killed, and mapping an engine's exit status to ``RunResult`` fields.
-Does not own: any engine's API or its errors (``docker.py``; Podman's later).
+was killed, and mapping an engine's exit status to ``RunResult`` fields (with the
+kernel log as the witness of an OOM kill an engine did not notice).
+Does not own: any engine's API or its errors (``docker.py``, ``podman.py``) or the
+order of a run's calls (``lifecycle.py``).
 """
 
 from __future__ import annotations
