@@ -26,4 +26,9 @@ def debug(message: str, /, **fields: Any) -> None:
         return
     from loguru import logger
 
-    logger.opt(depth=1).bind(**fields).debug(message + (" {extra}" if fields else ""))
+    # Fields go through loguru's formatting as an argument: a "{extra}" placeholder in
+    # the message itself is printed literally, and braces in values must stay inert.
+    if fields:
+        logger.opt(depth=1).debug("{} {}", message, fields)
+    else:
+        logger.opt(depth=1).debug("{}", message)

@@ -306,6 +306,7 @@ class PodmanOps:
         if code == 1 and self.spec is not None and self._command_missing(box, self.spec):
             raise StartRefused(f"{self.spec.argv[0]}: executable file not found")
         self.last_code = code
+        debug("podman wait", box=box, code=code)
         return code
 
     def _command_missing(self, box: str, spec: SandboxSpec) -> bool:
@@ -326,8 +327,10 @@ class PodmanOps:
         return True
 
     def kill(self, box: str, sig: int) -> None:
-        with contextlib.suppress(Exception):
+        try:
             self.boxes[box].kill(signal=int(sig))
+        except Exception as exc:  # it may have ended on its own meanwhile
+            debug("podman kill failed", box=box, signal=sig, error=repr(exc))
 
     def oom_killed(self, box: str) -> bool:
         if self.boxes[box].inspect()["State"].get("OOMKilled"):
@@ -337,8 +340,10 @@ class PodmanOps:
         return limited and self.last_code == 137 and container.kernel_saw_oom_kill(box)
 
     def remove(self, box: str) -> None:
-        with contextlib.suppress(Exception):  # never mask the real outcome
+        try:
             self.boxes[box].remove(force=True, v=True)
+        except Exception as exc:  # never mask the real outcome
+            debug("podman remove failed", box=box, error=repr(exc))
 
     def resize(self, box: str, rows: int, cols: int) -> None:
         with contextlib.suppress(Exception):

@@ -36,8 +36,14 @@ def cli_of(engine: str, *args: str, check: bool = True) -> str:
                           timeout=60).stdout.strip()
 
 
-def leftovers(engine: str, label: str = "codex-box.owner") -> str:
-    return cli_of(engine, "ps", "-aq", "--filter", f"label={label}")
+def leftovers(engine: str, session: str) -> str:
+    """Containers of this test's own session (other codex-box runs may share the engine)."""
+    return cli_of(engine, "ps", "-aq", "--filter", f"label=codex-box.session={session}")
+
+
+@pytest.fixture
+def session() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
@@ -117,22 +123,23 @@ def test_an_exit_137_without_a_memory_limit_is_not_called_oom(ebox):
     assert json.loads(ran.stderr.strip().splitlines()[-1])["oom_killed"] is False
 
 
-def test_a_container_left_by_a_killed_codex_box_is_removed_by_gc(engine, base_env, workspace):
+def test_a_container_left_by_a_killed_codex_box_is_removed_by_gc(engine, base_env, workspace,
+                                                                session):
     marker, set_m = marker_for(f"{engine}-orphan")
     proc = subprocess.Popen([CODEX_BOX, "run", "--backend", engine, "--profile", "offline",
                              "--", "bash", "-c", f'{set_m}; exec -a "$M" sleep 60'],
-                            cwd=workspace, env=base_env)
+                            cwd=workspace, env={**base_env, "CODEX_BOX_SESSION": session})
     deadline = time.monotonic() + 20
     while not processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert processes_with(marker), "the container never started"
     proc.kill()  # SIGKILL: no chance to remove the container
     proc.wait()
-    assert leftovers(engine), "expected a leftover"
+    assert leftovers(engine, session), "expected a leftover"
     gc = subprocess.run([CODEX_BOX, "gc"], capture_output=True, text=True, env=base_env,
                         check=True)
     assert f"{engine}: removed" in gc.stdout
-    assert leftovers(engine) == ""
+    assert leftovers(engine, session) == ""
     deadline = time.monotonic() + 10
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -140,11 +147,13 @@ def test_a_container_left_by_a_killed_codex_box_is_removed_by_gc(engine, base_en
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
-def test_signalling_codex_box_stops_and_removes_its_container(engine, base_env, workspace, how):
+def test_signalling_codex_box_stops_and_removes_its_container(engine, base_env, workspace, how,
+                                                              session):
     marker, set_m = marker_for(f"{engine}-signalled")
     proc = subprocess.Popen([CODEX_BOX, "run", "--backend", engine, "--profile", "offline",
                              "--", "bash", "-c", f'{set_m}; exec -a "$M" sleep 60'],
-                            cwd=workspace, env=base_env, stderr=subprocess.PIPE, text=True)
+                            cwd=workspace, env={**base_env, "CODEX_BOX_SESSION": session},
+                            stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
     while not processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -153,15 +162,16 @@ def test_signalling_codex_box_stops_and_removes_its_container(engine, base_env, 
     code = proc.wait(timeout=20)
     assert code == 128 + how, proc.stderr.read() if proc.stderr else ""
     assert processes_with(marker) == []
-    assert leftovers(engine) == "", "the container must be removed"
+    assert leftovers(engine, session) == "", "the container must be removed"
 
 
-def test_a_timeout_exits_124_and_leaves_no_container(ebox, engine):
+def test_a_timeout_exits_124_and_leaves_no_container(ebox, engine, session):
     started = time.monotonic()
-    ran = ebox("offline", "sh", "-c", "trap '' TERM; sleep 60", flags=("--timeout", "2"))
+    ran = ebox("offline", "sh", "-c", "trap '' TERM; sleep 60", flags=("--timeout", "2"),
+               env={"CODEX_BOX_SESSION": session})
     assert ran.returncode == 124
     assert time.monotonic() - started < 20
-    assert leftovers(engine) == ""
+    assert leftovers(engine, session) == ""
 
 
 def test_a_missing_image_is_a_clear_error_and_nothing_runs(ebox, workspace):
