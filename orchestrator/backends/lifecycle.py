@@ -30,6 +30,32 @@ GRACE_S = 2.0  # per signal, when Ctrl-C escalates SIGINT → SIGTERM → SIGKIL
 WAIT_SLICE_S = 60.0  # a wait without deadline is re-issued so no HTTP call hangs forever
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class _Stopped(BaseException):
+    """SIGTERM/SIGHUP arrived while no command was running to forward it to."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
+    raise _Stopped(signum)
+
+
+@contextlib.contextmanager
+def _deferred_signals() -> Iterator[None]:
+    """Hold SIGTERM/SIGHUP/SIGINT until the block ends; then they are delivered."""
+    held = {*STOP_SIGNALS, signal.SIGINT}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 class StartRefused(Exception):
     """The engine created the container but could not start the command."""
 
@@ -67,16 +93,43 @@ class ContainerRun:
 
     def execute(self, request: Mapping[str, Any]) -> RunResult:
         started = time.monotonic()
-        with self.ops.errors():
-            self.ops.sweep()
-            box = self.ops.create(request)
+        # Until the wait forwards them to the container, SIGTERM/SIGHUP end the run
+        # through the `finally` below (their default action would kill codex-box and
+        # leave the container running).
+        previous = {s: signal.signal(s, _raise_stopped) for s in STOP_SIGNALS}
         try:
             with self.ops.errors():
-                code = self._attach_start_wait(box)
-                oom = self.ops.oom_killed(box)
+                self.ops.sweep()
+            box: str | None = None
+            try:
+                # While a container is being created or removed, no signal may interrupt:
+                # one created on the engine whose id we never got could not be removed.
+                # A signal held here is delivered on leaving the block, with `box` set.
+                with _deferred_signals(), self.ops.errors():
+                    box = self.ops.create(request)
+                with self.ops.errors():
+                    code = self._attach_start_wait(box)
+                    oom = self.ops.oom_killed(box)
+            finally:
+                if box is not None:
+                    with _deferred_signals():
+                        self.ops.remove(box)  # on every way out: error, Ctrl-C, timeout
+        except _Stopped as stop:
+            return self._stopped(stop.signum, time.monotonic() - started)
         finally:
-            self.ops.remove(box)  # on every way out: error, Ctrl-C, timeout
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return self._result(code, oom, time.monotonic() - started)
+
+    def _stopped(self, signum: int, duration: float) -> RunResult:
+        name = signal.Signals(signum).name
+        return RunResult(
+            exit_code=128 + signum,
+            backend=self.backend,
+            duration_s=duration,
+            signal=signum,
+            detail=f"codex-box got {name} before the command ended; the container was removed",
+        )
 
     def _attach_start_wait(self, box: str) -> int:
         streams = AttachedStreams(self.ops.attach(box), tty=self.spec.tty)

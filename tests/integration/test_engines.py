@@ -232,3 +232,21 @@ def test_an_images_entrypoint_never_wraps_the_command(ebox, entrypoint_image):
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout == "ran:zero:one two\n"
     assert "IMAGE-ENTRYPOINT" not in ran.stdout and "IMAGE-CMD" not in ran.stdout
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_the_moment_the_container_exists_still_removes_it(engine, base_env, workspace,
+                                                                   session, how):
+    """Between create and the wait, a signal used to kill codex-box and leave the
+    container running; now any moment after create ends in removal."""
+    proc = subprocess.Popen([CODEX_BOX, "run", "--backend", engine, "--profile", "offline",
+                             "--", "sleep", "60"], cwd=workspace, stderr=subprocess.PIPE,
+                            env={**base_env, "CODEX_BOX_SESSION": session}, text=True)
+    deadline = time.monotonic() + 20
+    while not leftovers(engine, session) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert leftovers(engine, session), "the container never appeared"
+    proc.send_signal(how)
+    assert proc.wait(timeout=30) == 128 + how
+    time.sleep(0.5)  # an engine-side removal is synchronous; this only guards the listing
+    assert leftovers(engine, session) == "", "the container must be removed"

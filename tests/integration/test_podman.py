@@ -12,12 +12,17 @@ from orchestrator.compile import seccomp_dir
 
 pytestmark = pytest.mark.usefixtures("podman_available")
 NO_DOCKER = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+NO_ENGINE = {**NO_DOCKER, "CONTAINER_HOST": "unix:///nonexistent/podman.sock"}
 
 
-def test_auto_picks_podman_when_docker_does_not_answer(cli):
+def test_auto_picks_podman_when_docker_does_not_answer_and_native_when_neither_does(cli):
     data = json.loads(cli("run", "--print-spec", "--", "true", env=NO_DOCKER).stdout)
     assert data["backend"] == "podman"
     assert any(s.startswith("docker: no Docker engine answers") for s in data["skipped"])
+    without = json.loads(cli("run", "--print-spec", "--", "true", env=NO_ENGINE).stdout)
+    assert without["backend"] == "native"
+    assert any(s.startswith("podman: no Podman service answers at "
+                            "unix:///nonexistent/podman.sock") for s in without["skipped"])
 
 
 def test_auto_runs_on_podman_when_docker_does_not_answer(cli):
