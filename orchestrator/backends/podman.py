@@ -62,6 +62,8 @@ class PodmanBackend:
         url = spec.podman_host if spec else DEFAULT_PODMAN_HOST
         try:
             host = self.host(url)
+            if spec is not None and (problem := cannot_enforce(spec, host)):
+                return Availability(False, f"Podman at {url} {problem}")
             if spec is not None and not _has_image(url, spec.image):
                 return Availability(
                     False, f"image {spec.image} is not in Podman at {url} (run `make images`)"
@@ -70,8 +72,6 @@ class PodmanBackend:
             return Availability(
                 False, f"no Podman service answers at {url} ({exc}); {START_HINT.format(url=url)}"
             )
-        if spec is not None and spec.sandboxed and host.seccomp is False:
-            return Availability(False, f"Podman at {url} has no seccomp support")
         return Availability(True, f"Podman {host.version} at {url}")
 
     def diagnose(self, spec: SandboxSpec) -> Diagnosis:
@@ -117,6 +117,18 @@ class PodmanBackend:
         with contextlib.suppress(CodexBoxError), ops.errors():
             return ops.sweep()
         return []
+
+
+def cannot_enforce(spec: SandboxSpec, host: PodmanHost) -> str | None:
+    """Why ``host`` would run ``spec`` with less than it asks (then we do not run it)."""
+    if spec.sandboxed and host.seccomp is False:
+        return "has no seccomp support"
+    limits = spec.limits
+    limited = limits.pids is not None or limits.memory_bytes is not None or limits.cpus
+    if host.rootless and host.cgroups == "v1" and limited:
+        # Podman then only warns "resource limits are not supported and ignored".
+        return "is rootless on cgroup v1, where it ignores pids/memory/cpu limits"
+    return None
 
 
 def translate(spec: SandboxSpec, host: PodmanHost) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.backends.podman import translate, verify_created
+from orchestrator.backends.podman import PodmanBackend, translate, verify_created
 from orchestrator.backends.podman_host import PodmanHost, _has_capability, _rlimits
 from orchestrator.compile import podman_host, seccomp_dir
 from orchestrator.errors import SandboxSetupError
@@ -212,3 +212,27 @@ def test_the_podman_socket_follows_podmans_own_convention(
     environ: dict[str, str], uid: int, expected: str
 ) -> None:
     assert podman_host(environ, uid=uid) == expected
+
+
+@pytest.mark.parametrize(
+    ("changes", "limits", "refused"),
+    [({}, Limits(), None),
+     ({"rootless": True, "cgroups": "v2"}, Limits(), None),
+     ({"rootless": True, "cgroups": "v1"}, Limits(), "ignores pids/memory/cpu limits"),
+     ({"rootless": True, "cgroups": "v1"}, Limits(pids=None), None),
+     ({"seccomp": False}, Limits(), "no seccomp support")],
+)
+def test_a_service_that_would_drop_part_of_the_spec_is_not_available(
+    changes: dict[str, Any], limits: Limits, refused: str | None, codex_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import orchestrator.backends.podman as podman_backend
+
+    monkeypatch.setattr(podman_backend, "_has_image", lambda url, image: True)
+    backend = PodmanBackend()
+    spec = dataclasses.replace(fixed_spec("offline", codex_home=codex_home), limits=limits)
+    backend._hosts[spec.podman_host] = dataclasses.replace(HOST, **changes)
+    availability = backend.availability(spec)
+    assert availability.ok is (refused is None)
+    if refused:
+        assert refused in availability.reason
