@@ -44,7 +44,7 @@ bench: $(STAMP) ## native launch overhead side by side (needs bubblewrap for the
 bench-docker: $(STAMP) ## codex-box --backend docker vs raw docker run, alternating pairs
 	$(BIN)/python bench/docker_overhead.py
 
-bench-podman: $(STAMP) ## codex-box --backend podman vs the same raw podman run (local CLI and via the API)
+bench-podman: $(STAMP) ## codex-box --backend podman vs the same hardened raw podman run, alternating pairs
 	$(BIN)/python bench/podman_overhead.py
 
 clean: ## remove the venv and caches
