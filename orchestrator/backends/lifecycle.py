@@ -154,7 +154,7 @@ class ContainerRun:
             self.sent = signum
             self.ops.kill(box, signum)
 
-        previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
+        previous = {s: signal.signal(s, forward) for s in STOP_SIGNALS}
         try:
             while True:
                 remaining = WAIT_SLICE_S if deadline is None else deadline - time.monotonic()
