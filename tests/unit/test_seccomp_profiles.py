@@ -19,19 +19,13 @@ from orchestrator.native.seccomp import (
     load_file,
     parse,
 )
+from orchestrator.seccomp_lint import REQUIRED_DENIED
 
 ERRNO = ACTIONS["SCMP_ACT_ERRNO"]
 ALLOW = ACTIONS["SCMP_ACT_ALLOW"]
 EPERM, EAFNOSUPPORT, ENOSYS = 1, 97, 38
 AF_UNIX = 1
 
-REQUIRED_DENIED = (
-    "mount", "umount2", "pivot_root", "unshare", "setns", "keyctl", "add_key", "request_key",
-    "bpf", "perf_event_open", "ptrace", "process_vm_readv", "process_vm_writev", "kexec_load",
-    "init_module", "finit_module", "delete_module", "open_by_handle_at", "name_to_handle_at",
-    "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register", "swapon",
-    "swapoff", "reboot", "acct", "settimeofday", "clock_settime",
-)  # fmt: skip
 
 CLONE_NEW = {
     "CLONE_NEWNS": 0x00020000,
