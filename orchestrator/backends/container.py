@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..native.proctree import start_time
@@ -83,33 +84,47 @@ def owner_is_gone(label: str) -> bool:
     return start_time(int(pid)) != started
 
 
-def kernel_saw_oom_kill(box_id: str, *, max_records: int = 50_000) -> bool:
-    """True when the kernel log records an OOM kill in the memory cgroup of container
-    ``box_id``. For engines that do not report it themselves (Podman 4 on cgroup v1
-    answers OOMKilled=false). False when the log cannot be read: then we cannot tell."""
+def kernel_log(*, max_records: int = 100_000) -> Iterator[bytes]:
+    """The kernel's log records, oldest first, without blocking (one record per read;
+    bounded by the ring buffer). Nothing when /dev/kmsg cannot be read."""
     try:
         fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
-        return False
+        return
     try:
-        for _ in range(max_records):  # one record per read; bounded by the ring buffer
+        for _ in range(max_records):
             try:
                 record = os.read(fd, 8192)
             except BrokenPipeError:  # a record was overwritten while we read: go on
                 continue
-            except BlockingIOError:
-                return False
+            except OSError:  # BlockingIOError: the end of the log
+                return
             if not record:
-                return False
-            if b"oom-kill:" in record and b"oom_memcg=" in record:
-                memcg = record.split(b"oom_memcg=", 1)[1].split(b",", 1)[0]
-                if box_id.encode() in memcg:
-                    return True
-        return False
-    except OSError:
-        return False
+                return
+            yield record
     finally:
         os.close(fd)
+
+
+def kernel_saw_oom_kill(box_id: str) -> bool:
+    """True when the kernel log records an OOM kill in the memory cgroup of container
+    ``box_id``. For engines that do not report it themselves (Podman 4 on cgroup v1
+    answers OOMKilled=false). False when the log cannot be read: then we cannot tell."""
+    for record in kernel_log():
+        if b"oom-kill:" in record and b"oom_memcg=" in record:
+            memcg = record.split(b"oom_memcg=", 1)[1].split(b",", 1)[0]
+            if box_id.encode() in memcg:
+                return True
+    return False
+
+
+def ending_detail(spec: SandboxSpec, *, timed_out: bool, oom: bool) -> str | None:
+    """The one-line reason a run ended early, the same on every backend."""
+    if timed_out:
+        return f"timed out after {spec.limits.timeout_s:g}s; killed"
+    if oom:
+        return "killed by the OOM killer (memory limit reached)"
+    return None
 
 
 def signal_of(status_code: int, *, sent: int | None) -> int | None:

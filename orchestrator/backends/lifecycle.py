@@ -180,11 +180,9 @@ class ContainerRun:
                 return
 
     def _result(self, code: int, oom: bool, duration: float) -> RunResult:
-        detail = ""
+        detail = container.ending_detail(self.spec, timed_out=self.timed_out, oom=oom) or ""
         if self.timed_out:
-            code, detail = 124, f"timed out after {self.spec.limits.timeout_s:g}s; killed"
-        elif oom:
-            detail = "killed by the OOM killer (memory limit reached)"
+            code = 124
         return RunResult(
             exit_code=code,
             backend=self.backend,

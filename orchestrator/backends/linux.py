@@ -26,7 +26,7 @@ from ..native.libc import CLONE_NEWUSER, unshare
 from ..native.proctree import kill_tree, parent_of, wait_gone
 from ..profile import Capabilities, Network
 from ..spec import RunResult, SandboxSpec
-from . import cgroups
+from . import cgroups, container
 from .base import Availability, Diagnosis
 from .hostinfo import apparmor_enabled, cgroup_layout
 from .pty_relay import Relay, open_pty
@@ -323,10 +323,9 @@ class _Run:
         detail = ""
         if "exec_errno" in seen:  # the launcher already exited 127/126 for it
             detail = f"{seen['argv0']}: {os.strerror(seen['exec_errno'])} (inside the sandbox)"
+        detail = container.ending_detail(self.spec, timed_out=self.timed_out, oom=oom) or detail
         if self.timed_out:
-            code, detail = 124, f"timed out after {self.spec.limits.timeout_s:g}s; killed"
-        elif oom:
-            detail = "killed by the OOM killer (memory limit reached)"
+            code = 124
         return RunResult(
             exit_code=code,
             backend=self.name,

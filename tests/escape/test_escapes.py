@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.backends.container import kernel_log
 from tests.conftest import CODEX_BOX, SANDBOX_PYTHON
 from tests.servers import unix_server
 
@@ -252,20 +253,8 @@ def test_kernel_tunables_and_the_kernel_log_cannot_be_written(box, profile):
 
 
 def _kernel_log() -> str:
-    """The host's kernel ring buffer (as root), non-blocking, bounded."""
-    records = []
-    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        for _ in range(100_000):
-            try:
-                records.append(os.read(fd, 8192).decode(errors="replace"))
-            except BrokenPipeError:
-                continue
-            except BlockingIOError:
-                break
-    finally:
-        os.close(fd)
-    return "".join(records)
+    """The host's kernel ring buffer (as root), through the backend's own bounded reader."""
+    return b"".join(kernel_log()).decode(errors="replace")
 
 
 @pytest.mark.parametrize("profile", SANDBOXED)
