@@ -23,7 +23,7 @@ from . import placeholders
 from .audit import LOG_NAME, AuditLog, Sanitizer
 from .backends import base
 from .compile import Request, compile_spec
-from .config import codex_home, load_config
+from .config import Config, codex_home, load_config
 from .errors import AuditError, CodexBoxError, Refused
 from .profile_store import ProfileStore
 from .resolve import Resolution, resolve_profile
@@ -82,6 +82,7 @@ class Runner:
             self.home / LOG_NAME, sanitizer=Sanitizer(user=_user_name(), home=user_home)
         )
         self._resolution: Resolution | None = None
+        self._loaded_config: Config | None = None
         self._base_record: dict[str, Any] = {
             "operation": "command_exec",
             "target": shlex.join(request.argv),
@@ -147,7 +148,7 @@ class Runner:
     def _prepare(self, *, probe: bool) -> Prepared:
         resolution, spec = self.compile()
         req = self.request
-        config = load_config(self.home)
+        config = self._config()
         requested = req.backend or req.environ.get(BACKEND_ENV) or config.backend or "auto"
         if probe or requested == "auto":
             selection = base.select(requested, spec)
@@ -157,10 +158,16 @@ class Runner:
             resolution=resolution, spec=spec, backend=selection.backend, selection=selection
         )
 
+    def _config(self) -> Config:
+        """config.toml, read once per run (compile and backend selection both need it)."""
+        if self._loaded_config is None:
+            self._loaded_config = load_config(self.home)
+        return self._loaded_config
+
     def compile(self) -> tuple[Resolution, SandboxSpec]:
         """The profile that applies and the spec it becomes; no backend is chosen."""
         req = self.request
-        config = load_config(self.home)
+        config = self._config()
         workspace = os.path.realpath(os.path.join(req.cwd, req.workspace or "."))
         resolution = resolve_profile(
             flag=req.profile,
