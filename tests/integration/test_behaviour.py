@@ -202,11 +202,16 @@ def _no_container_of(run_id: str) -> bool:
 
 def test_timeout_exits_124_quickly_and_leaves_no_process_behind(box, base_env, workspace):
     marker, set_m = marker_for("timeout")
-    # A background sleeper that double-forks away from the command must die too.
-    script = f'{set_m}; (setsid bash -c "exec -a $M-bg sleep 60" &); exec -a "$M-fg" sleep 60'
+    # Both ignore SIGTERM, and a background sleeper double-forks away into its own
+    # session: a polite stop reaches neither, and both must still die.
+    script = (f'{set_m}; trap "" TERM; (setsid bash -c "exec -a $M-bg sleep 60" &); '
+              'exec -a "$M-fg" sleep 60')
     started = time.monotonic()
     proc = _start_and_see(box, base_env, workspace, "offline", script, f"{marker}-bg",
                           f"{marker}-fg", flags=("--timeout", "3"))
+    for pid in processes_with(marker):
+        ignored = int(status_fields(Path(f"/proc/{pid}/status").read_text())["SigIgn"], 16)
+        assert ignored & (1 << (signal.SIGTERM - 1)), "the sleepers really ignore SIGTERM"
     _, stderr = proc.communicate(timeout=30)
     elapsed = time.monotonic() - started
     assert proc.returncode == 124, stderr

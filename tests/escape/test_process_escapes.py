@@ -1,0 +1,172 @@
+"""Process and kernel attacks, every sandboxed profile x every backend: entering other
+namespaces, chroot, tracing a sibling or a host process, reading a host process's
+environment, loading kernel modules, writing /sys. Each is judged by its effect on the
+host (the host process is not traced, its secret is not printed, the /sys value is
+unchanged) and, where the host allows it, by an unsandboxed control that succeeds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SANDBOX_PYTHON
+
+SANDBOXED = ("offline", "net-read-only", "workspace", "workspace-net")
+EPERM = 1
+
+NAMESPACES = r"""
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+def errno_of(r):
+    return 0 if r == 0 else ctypes.get_errno()
+for ns in ("net", "mnt", "pid", "uts", "ipc"):
+    fd = os.open(f"/proc/self/ns/{ns}", os.O_RDONLY)
+    print(f"setns-{ns}", errno_of(libc.setns(fd, 0)))
+    os.close(fd)
+print("chroot", errno_of(libc.chroot(b"/")))
+"""
+
+
+def _results(text: str) -> dict[str, int]:
+    return {k: int(v) for k, v in (line.split() for line in text.splitlines() if line)}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the control needs a root host")
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_setns_and_chroot_are_refused(box, profile, tmp_path):
+    control = subprocess.run([SANDBOX_PYTHON, "-I", "-c", NAMESPACES], capture_output=True,
+                             text=True, check=True, cwd=tmp_path)
+    assert set(_results(control.stdout).values()) == {0}, f"control: {control.stdout}"
+    ran = box(profile, SANDBOX_PYTHON, "-I", "-c", NAMESPACES)
+    got = _results(ran.stdout)
+    assert len(got) == 6, ran.stdout + ran.stderr
+    assert set(got.values()) == {EPERM}, got
+    tools = box(profile, "sh", "-c", "nsenter -t 1 -m -u true && echo ENTERED; "
+                "chroot / true && echo CHROOTED; echo end")
+    assert "end" in tools.stdout and "ENTERED" not in tools.stdout \
+        and "CHROOTED" not in tools.stdout
+
+
+TRACE = r"""
+import ctypes, os, signal, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+PTRACE_ATTACH, PTRACE_SEIZE = 16, 0x4206
+pids = [int(p) for p in sys.argv[1:]]
+sibling = os.fork()
+if sibling == 0:
+    time.sleep(5)
+    os._exit(0)
+for pid in [sibling, *pids]:
+    for request in (PTRACE_ATTACH, PTRACE_SEIZE):
+        ctypes.set_errno(0)
+        r = libc.ptrace(request, pid, None, None)
+        print(f"ptrace-{request}-{'sibling' if pid == sibling else 'host'}",
+              0 if r == 0 else ctypes.get_errno())
+    try:
+        with open(f"/proc/{pid}/mem", "rb") as mem:
+            mem.read(1)
+        print(f"mem-{'sibling' if pid == sibling else 'host'}", 0)
+    except OSError as exc:
+        print(f"mem-{'sibling' if pid == sibling else 'host'}", exc.errno or 1)
+os.kill(sibling, signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_ptrace_of_a_sibling_or_a_host_process_is_refused(box, profile):
+    host = subprocess.Popen(["sleep", "30"])
+    try:
+        ran = box(profile, SANDBOX_PYTHON, "-I", "-c", TRACE, str(host.pid))
+        got = _results(ran.stdout)
+        assert got, ran.stderr
+        assert all(got[k] == EPERM for k in got if k.startswith("ptrace-")), got
+        # /proc/<host pid> is not even visible (own pid namespace): reading its memory fails
+        assert got["mem-host"] != 0
+        status = Path(f"/proc/{host.pid}/status").read_text()
+        assert "TracerPid:\t0" in status and "State:\tS" in status, status
+    finally:
+        host.kill()
+        host.wait()
+
+
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_a_host_process_environment_cannot_be_read(box, profile):
+    secret = f"codex-box-secret-{uuid.uuid4().hex}"
+    env = {**os.environ, "HOST_ONLY_SECRET": secret}
+    host = subprocess.Popen(["sleep", "30"], env=env)
+    try:
+        deadline = time.monotonic() + 5  # until the child has exec'd sleep
+        while b"HOST_ONLY" not in (control := Path(f"/proc/{host.pid}/environ").read_bytes()) \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert secret.encode() in control, "control: the host can read it"
+        ran = box(profile, "sh", "-c", f"cat /proc/{host.pid}/environ; "
+                  "cat /proc/[0-9]*/environ; cat /proc/1/environ; "
+                  "tr '\\0' '\\n' < /proc/self/environ; echo end")
+        assert "end" in ran.stdout, ran.stderr
+        assert secret not in ran.stdout + ran.stderr
+    finally:
+        host.kill()
+        host.wait()
+
+
+MODULE = r"""
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+fd = os.open("/dev/null", os.O_RDONLY)
+for name, number in (("finit_module", 313), ("init_module", 175)):
+    ctypes.set_errno(0)
+    if name == "finit_module":
+        r = libc.syscall(ctypes.c_long(number), ctypes.c_long(fd), ctypes.c_char_p(b""), 0)
+    else:
+        r = libc.syscall(ctypes.c_long(number), ctypes.c_char_p(b"\0" * 64), 64,
+                         ctypes.c_char_p(b""))
+    print(name, 0 if r == 0 else ctypes.get_errno())
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86_64 syscall numbers")
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_kernel_modules_cannot_be_loaded(box, profile, tmp_path):
+    """Refused by the seccomp filter before the kernel looks at the image (EPERM);
+    unsandboxed, root gets past that check to the image itself (a different errno).
+    This kernel has no module support, so no real module can serve as the control."""
+    control = _results(subprocess.run([SANDBOX_PYTHON, "-I", "-c", MODULE],
+                                      capture_output=True, text=True, check=True,
+                                      cwd=tmp_path).stdout)
+    ran = box(profile, SANDBOX_PYTHON, "-I", "-c", MODULE)
+    assert _results(ran.stdout) == {"finit_module": EPERM, "init_module": EPERM}, \
+        ran.stdout + ran.stderr
+    if os.geteuid() == 0:
+        assert EPERM not in control.values(), f"control: root passes the check {control}"
+    tools = box(profile, "sh", "-c", "insmod /dev/null && echo LOADED; "
+                "modprobe dummy && echo LOADED; echo end")
+    assert "end" in tools.stdout and "LOADED" not in tools.stdout
+
+
+SYS_KNOB = Path("/sys/kernel/mm/ksm/pages_to_scan")
+
+
+@pytest.mark.skipif(not SYS_KNOB.exists(), reason="needs KSM's pages_to_scan in /sys")
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_sys_cannot_be_written(box, profile):
+    before = SYS_KNOB.read_text()
+    wanted = str(int(before) + 7)
+    try:
+        ran = box(profile, "sh", "-c", f"echo {wanted} > {SYS_KNOB}; "
+                  "echo 1 > /sys/kernel/mm/ksm/run; echo end")
+        assert "end" in ran.stdout, ran.stderr
+        assert SYS_KNOB.read_text() == before, "the sandbox changed a /sys tunable"
+        assert ran.stderr.count("cannot create") + ran.stderr.count("Read-only") >= 2, \
+            ran.stderr
+    finally:
+        if SYS_KNOB.read_text() != before:  # only if the attack worked: put it back
+            SYS_KNOB.write_text(before)
