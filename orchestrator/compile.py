@@ -100,6 +100,9 @@ def compile_spec(profile: Profile, request: Request) -> SandboxSpec:
         writable_roots=tuple(dict.fromkeys(writable)),
         protected_paths=protected,
         seccomp_profile=str(seccomp_dir() / f"{profile.seccomp}.json") if profile.seccomp else None,
+        # Its YAML's process.apparmor (a user profile inherits its built-in's); never
+        # for an unsandboxed profile (trusted: no confinement of ours, by design).
+        apparmor_profile=profile.apparmor if profile.sandboxed else None,
         capabilities=profile.capabilities,
         limits=parse_limits(
             timeout=request.timeout, memory=request.memory, pids=request.pids, cpus=request.cpus

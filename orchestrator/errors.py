@@ -45,6 +45,11 @@ class SandboxSetupError(CodexBoxError):
     """The sandbox could not be set up exactly as asked; nothing was run."""
 
 
+class AppArmorError(CodexBoxError):
+    """codex-box's AppArmor profiles cannot be checked or loaded here (no parser, no
+    AppArmor in the kernel, not root, or a profile does not compile)."""
+
+
 class AuditError(CodexBoxError):
     """The audit log cannot be written; codex-box refuses to launch without it."""
 

@@ -65,6 +65,7 @@ class Profile:
     protected_paths: tuple[str, ...] = DEFAULT_PROTECTED
     sandboxed: bool = True
     seccomp: str | None = "default"
+    apparmor: str | None = None  # an AppArmor profile in apparmor/, for container backends
     capabilities: Capabilities = Capabilities.NONE
     requires_opt_in: bool = False
     extends: str | None = None

@@ -33,6 +33,15 @@ ALIASES: Mapping[str, str] = {
 }
 
 SECCOMP_NAMES = ("offline", "default")
+# Files in apparmor/, the profile names they load under. Strictness order for user
+# profiles: the two without network, then the two with it (each pair is the same
+# policy, so a user profile may keep its own pair's first name or tighten).
+APPARMOR_NAMES = (
+    "codex-box-offline",
+    "codex-box-workspace",
+    "codex-box-net-read-only",
+    "codex-box-workspace-net",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +61,7 @@ _FIELDS: Mapping[str, _Field] = {
     "filesystem.protected_paths": _Field("protected_paths", list),
     "process.sandboxed": _Field("sandboxed", bool, (True, False)),
     "process.seccomp": _Field("seccomp", (str, type(None)), ("offline", "default", None)),
+    "process.apparmor": _Field("apparmor", (str, type(None)), (*APPARMOR_NAMES, None)),
     "process.capabilities": _Field(
         "capabilities", Capabilities, (Capabilities.NONE, Capabilities.DEFAULT)
     ),
@@ -290,12 +300,17 @@ class _ProfileParser:
             for item in value:
                 self._check_path(dotted, item)
             return tuple(value)
-        if value is not None and value not in SECCOMP_NAMES:
+        kind, names, where = (
+            ("AppArmor", APPARMOR_NAMES, "apparmor/")
+            if dotted == "process.apparmor"
+            else ("seccomp", SECCOMP_NAMES, "seccomp-profiles/")
+        )
+        if value is not None and value not in names:
             raise self.fail(
                 dotted,
-                f"unknown seccomp profile {value!r}",
-                f"{did_you_mean(str(value), SECCOMP_NAMES)}use one of: "
-                f"{', '.join(SECCOMP_NAMES)} (files in seccomp-profiles/)",
+                f"unknown {kind} profile {value!r}",
+                f"{did_you_mean(str(value), names)}use one of: "
+                f"{', '.join(names)} (files in {where})",
             )
         return value
 

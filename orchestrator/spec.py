@@ -42,6 +42,9 @@ class SandboxSpec:
     writable_roots: tuple[str, ...]  # absolute; the workspace first when it is writable
     protected_paths: tuple[str, ...]  # absolute; read-only even inside a writable root
     seccomp_profile: str | None  # absolute path of an OCI seccomp JSON
+    # The AppArmor profile container backends ask for, where the host has it loaded
+    # (a name from apparmor/; None: the engine's default applies).
+    apparmor_profile: str | None = None
     capabilities: Capabilities
     limits: Limits = field(default_factory=Limits)
     tty: bool = False

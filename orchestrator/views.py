@@ -38,6 +38,7 @@ def profile_dict(profile: Profile) -> dict[str, Any]:
         "process": {
             "sandboxed": profile.sandboxed,
             "seccomp": profile.seccomp,
+            "apparmor": profile.apparmor,
             "capabilities": profile.capabilities.value,
             "requires_opt_in": profile.requires_opt_in,
         },

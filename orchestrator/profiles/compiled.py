@@ -10,7 +10,11 @@ PROFILES: dict[str, dict[str, Any]] = {
         "filesystem": {"private_tmp": False, "root": "read-only", "workspace": "read-only"},
         "name": "net-read-only",
         "network": "read-only",
-        "process": {"capabilities": "none", "seccomp": "default"},
+        "process": {
+            "apparmor": "codex-box-net-read-only",
+            "capabilities": "none",
+            "seccomp": "default",
+        },
     },
     "offline": {
         "description": "Read-only filesystem, no network. The default: "
@@ -18,7 +22,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "filesystem": {"private_tmp": False, "root": "read-only", "workspace": "read-only"},
         "name": "offline",
         "network": "none",
-        "process": {"capabilities": "none", "seccomp": "offline"},
+        "process": {"apparmor": "codex-box-offline", "capabilities": "none", "seccomp": "offline"},
     },
     "trusted": {
         "description": "Full access, no sandbox. Explicit opt-in only.",
@@ -26,6 +30,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "name": "trusted",
         "network": "full",
         "process": {
+            "apparmor": None,
             "capabilities": "default",
             "requires_opt_in": True,
             "sandboxed": False,
@@ -37,13 +42,21 @@ PROFILES: dict[str, dict[str, Any]] = {
         "filesystem": {"private_tmp": True, "root": "read-only", "workspace": "read-write"},
         "name": "workspace",
         "network": "none",
-        "process": {"capabilities": "none", "seccomp": "offline"},
+        "process": {
+            "apparmor": "codex-box-workspace",
+            "capabilities": "none",
+            "seccomp": "offline",
+        },
     },
     "workspace-net": {
         "description": "Write the workspace and a private /tmp; network allowed.",
         "filesystem": {"private_tmp": True, "root": "read-only", "workspace": "read-write"},
         "name": "workspace-net",
         "network": "full",
-        "process": {"capabilities": "none", "seccomp": "default"},
+        "process": {
+            "apparmor": "codex-box-workspace-net",
+            "capabilities": "none",
+            "seccomp": "default",
+        },
     },
 }

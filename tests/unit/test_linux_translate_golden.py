@@ -57,6 +57,7 @@ def fixed_spec(name: str, *, codex_home: Path) -> SandboxSpec:
         if writable
         else (),
         seccomp_profile=str(seccomp_dir() / f"{profile.seccomp}.json") if profile.seccomp else None,
+        apparmor_profile=profile.apparmor if profile.sandboxed else None,
         capabilities=profile.capabilities,
         limits=Limits(timeout_s=None, memory_bytes=2 * 1024**3, pids=512),
         uid=1000,

@@ -60,6 +60,7 @@ def test_user_profile_inherits_everything_it_does_not_override(
         "protected_paths",
         "sandboxed",
         "seccomp",
+        "apparmor",
         "capabilities",
         "requires_opt_in",
     ):
@@ -222,6 +223,11 @@ def test_wrong_type_names_file_key_and_fix(
         ("filesystem:\n  root: readonly\n", "filesystem.root", "did you mean 'read-only'?"),
         ("process:\n  capabilities: nne\n", "process.capabilities", "did you mean 'none'?"),
         ("process:\n  seccomp: ofline\n", "process.seccomp", "did you mean 'offline'?"),
+        (
+            "process:\n  apparmor: codex-box-workspac\n",
+            "process.apparmor",
+            "did you mean 'codex-box-workspace'?",
+        ),
     ],
 )
 def test_bad_enum_value_lists_the_choices_and_suggests_one(
@@ -307,6 +313,8 @@ def test_a_name_that_differs_from_the_file_stem_is_an_error(
         ("workspace", "process:\n  sandboxed: false\n", "process.sandboxed"),
         ("workspace", "process:\n  seccomp: default\n", "process.seccomp"),
         ("workspace-net", "process:\n  seccomp: null\n", "process.seccomp"),
+        ("workspace", "process:\n  apparmor: null\n", "process.apparmor"),
+        ("offline", "process:\n  apparmor: codex-box-workspace-net\n", "process.apparmor"),
         ("workspace", "process:\n  capabilities: default\n", "process.capabilities"),
         ("trusted", "process:\n  requires_opt_in: false\n", "process.requires_opt_in"),
     ],
