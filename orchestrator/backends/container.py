@@ -1,9 +1,10 @@
 """What every container engine backend derives from a ``SandboxSpec`` in the same way.
 
 Owns: the engine-neutral container description (binds, tmpfs, labels, user, limits,
-seccomp JSON), the owner label that lets a later run find containers whose codex-box
-was killed, and mapping an engine's exit status to ``RunResult`` fields (with the
-kernel log as the witness of an OOM kill an engine did not notice).
+seccomp JSON, the AppArmor decision's label), the owner label that lets a later run
+find containers whose codex-box was killed, and mapping an engine's exit status to
+``RunResult`` fields (with the kernel log as the witness of an OOM kill an engine did
+not notice).
 Does not own: any engine's API or its errors (``docker.py``, ``podman.py``) or the
 order of a run's calls (``lifecycle.py``).
 """
@@ -15,15 +16,21 @@ import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..native.proctree import start_time
 from ..profile import Network
 from ..spec import SandboxSpec
 
+if TYPE_CHECKING:  # the native backend imports this module too: no AppArmor on its path
+    from ..apparmor import Decision
+
 LABEL_SESSION = "codex-box.session"
 LABEL_PROFILE = "codex-box.profile"
 LABEL_RUN = "codex-box.run"
 LABEL_OWNER = "codex-box.owner"  # host:pid:start-time of the codex-box that owns it
+# The AppArmor profile asked for, or what applies instead and why (apparmor.decide).
+LABEL_APPARMOR = "codex-box.apparmor"
 # Writable tmpfs for write profiles; nothing executable-as-root may be planted there.
 TMP_MODE = "1777"
 TMP_OPTIONS = f"rw,nosuid,nodev,mode={TMP_MODE}"
@@ -53,8 +60,13 @@ def tmpfs(spec: SandboxSpec) -> dict[str, str]:
     return {"/tmp": TMP_OPTIONS} if spec.private_tmp else {}  # noqa: S108 -- a fresh tmpfs
 
 
-def labels(spec: SandboxSpec) -> dict[str, str]:
-    return {LABEL_SESSION: spec.session_id, LABEL_PROFILE: spec.profile, LABEL_RUN: spec.run_id}
+def labels(spec: SandboxSpec, apparmor: Decision | None = None) -> dict[str, str]:
+    """The run's identity, and the AppArmor decision where AppArmor is on: on the
+    container itself it shows in ``--print-spec`` and in the engine's inspect output."""
+    out = {LABEL_SESSION: spec.session_id, LABEL_PROFILE: spec.profile, LABEL_RUN: spec.run_id}
+    if apparmor is not None and (text := apparmor.profile or apparmor.note):
+        out[LABEL_APPARMOR] = text
+    return out
 
 
 def network_mode(spec: SandboxSpec) -> str:

@@ -1,4 +1,4 @@
-"""The Docker backend: ``SandboxSpec`` → Engine API create body (pure) → run.
+"""The Docker backend: ``SandboxSpec`` + probed host → Engine API create body (pure) → run.
 
 Owns: ``translate`` (the whole ``POST /containers/create`` body, golden-tested), the
 availability probe, the Engine API calls of a run (``DockerOps``), and turning every
@@ -15,6 +15,7 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from .. import apparmor
 from ..errors import BackendUnavailable, CodexBoxError, SandboxSetupError
 from ..log import debug
 from ..profile import Capabilities
@@ -23,6 +24,8 @@ from . import container
 from .base import Availability, Diagnosis
 from .engine_api import PROBE_TIMEOUT_S, Endpoint, EngineError
 from .lifecycle import ContainerRun, StartRefused
+
+ENGINE_DEFAULT = "docker-default"  # the AppArmor profile Docker applies when none is asked
 
 
 class DockerBackend:
@@ -42,28 +45,37 @@ class DockerBackend:
         return Availability(True, f"{server} at {endpoint.url}")
 
     def translate(self, spec: SandboxSpec) -> Mapping[str, Any]:
-        return translate(spec)
+        return translate(spec, apparmor.probe(spec.docker_host))
 
     def diagnose(self, spec: SandboxSpec) -> Diagnosis:
         availability = self.availability(spec)
         facts: dict[str, str] = {"endpoint": spec.docker_host}
+        notes: list[str] = []
         if availability.ok or "image" in availability.reason:
             endpoint = Endpoint(spec.docker_host)
             with contextlib.suppress(OSError):
                 info = endpoint.call("GET", "/info", timeout=PROBE_TIMEOUT_S)
                 security = [o.split(",")[0].removeprefix("name=") for o in info["SecurityOptions"]]
+                # The same host facts translate decides from.
+                armor = apparmor.probe(spec.docker_host)
+                armor_fact, armor_note = apparmor.diagnosis(armor, engine_default=ENGINE_DEFAULT)
+                if "apparmor" in security and not armor.enabled:  # a remote engine
+                    armor_fact = f"yes, on the engine's host ({ENGINE_DEFAULT}; ours not asked for)"
+                notes += [armor_note] if armor_note else []
                 facts |= {
                     "engine": f"Docker {info.get('ServerVersion', '?')}",
                     "runtime": str(info.get("DefaultRuntime", "?")),
                     "cgroups": f"{info.get('CgroupVersion', '?')} ({info.get('CgroupDriver')})",
                     "seccomp": "yes" if "seccomp" in security else "no",
-                    "apparmor": "yes" if "apparmor" in security else "no (not in this kernel)",
+                    "apparmor": armor_fact,
                     "user namespaces": "remapped" if "userns" in security else "not remapped",
                 }
-        return Diagnosis(available=availability.ok, reason=availability.reason, facts=facts)
+        return Diagnosis(
+            available=availability.ok, reason=availability.reason, facts=facts, notes=tuple(notes)
+        )
 
     def run(self, spec: SandboxSpec) -> RunResult:
-        request = translate(spec)
+        request = translate(spec, apparmor.probe(spec.docker_host))
         request["Labels"] = {**request["Labels"], container.LABEL_OWNER: container.owner_label()}
         debug(
             "docker create",
@@ -79,9 +91,11 @@ class DockerBackend:
         return []
 
 
-def translate(spec: SandboxSpec) -> dict[str, Any]:
-    """Pure: the body of ``POST /containers/create`` for ``spec`` (what ``docker run``
-    sends). ``run`` adds only the owner label: which codex-box process owns it."""
+def translate(spec: SandboxSpec, armor_host: apparmor.HostAppArmor) -> dict[str, Any]:
+    """Pure: the body of ``POST /containers/create`` for ``spec`` on a host whose
+    AppArmor is ``armor_host`` (what ``docker run`` sends). ``run`` adds only the owner
+    label: which codex-box process owns it."""
+    armor = apparmor.decide(spec.apparmor_profile, armor_host, engine_default=ENGINE_DEFAULT)
     host: dict[str, Any] = {
         "NetworkMode": container.network_mode(spec),
         "ReadonlyRootfs": spec.rootfs_read_only,
@@ -106,6 +120,7 @@ def translate(spec: SandboxSpec) -> dict[str, Any]:
         host["SecurityOpt"] = [
             "no-new-privileges:true",
             *([f"seccomp={seccomp}"] if seccomp else []),
+            *([f"apparmor={armor.profile}"] if armor.profile else []),
         ]
     limits = spec.limits
     if limits.pids is not None:
@@ -122,7 +137,7 @@ def translate(spec: SandboxSpec) -> dict[str, Any]:
         "WorkingDir": spec.workspace,
         "User": f"{spec.uid}:{spec.gid}",  # files written in the workspace stay the user's
         "Env": [f"{k}={v}" for k, v in spec.env],
-        "Labels": container.labels(spec),
+        "Labels": container.labels(spec, armor),
         "Tty": spec.tty,
         # StdinOnce: closing our stdin ends the command's input without the engine also
         # ending the output stream.

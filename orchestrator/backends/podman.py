@@ -20,6 +20,7 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .. import apparmor
 from ..errors import BackendUnavailable, CodexBoxError, SandboxSetupError
 from ..log import debug
 from ..profile import Capabilities
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 START_HINT = "start it: podman system service --time=0 {url} &"
 CPU_PERIOD_US = 100_000
+ENGINE_DEFAULT = "containers-default"  # the AppArmor profile Podman applies when none is asked
 
 
 class PodmanBackend:
@@ -83,12 +85,17 @@ class PodmanBackend:
         availability = self.availability(spec)  # reuses the probe (or its failure)
         if host is None:
             return Diagnosis(available=False, reason=availability.reason, facts=facts)
+        armor_fact, armor_note = apparmor.diagnosis(
+            host.apparmor_host(), engine_default=ENGINE_DEFAULT
+        )
+        if host.rootless and not host.apparmor:
+            armor_fact = "no (rootless Podman applies none)"
         facts |= {
             "engine": f"Podman {host.version}" + (" (rootless)" if host.rootless else ""),
             "runtime": f"{host.runtime_choice() or host.runtime} ({host.runtime_version})",
             "cgroups": host.cgroups + (" hybrid" if host.hybrid_cgroups else ""),
             "seccomp": "yes" if host.seccomp else "no",
-            "apparmor": "yes" if host.apparmor else "no (not in this kernel)",
+            "apparmor": armor_fact,
             "rlimits": "raised by the runtime"
             if host.can_raise_rlimits
             else ("explicit ulimits" if host.can_raise_rlimits is False else "unknown (remote)"),
@@ -97,7 +104,7 @@ class PodmanBackend:
             available=availability.ok,
             reason=availability.reason,
             facts=facts,
-            notes=tuple(host.quirks()),
+            notes=(*host.quirks(), *([armor_note] if armor_note else [])),
         )
 
     def translate(self, spec: SandboxSpec) -> Mapping[str, Any]:
@@ -134,7 +141,11 @@ def cannot_enforce(spec: SandboxSpec, host: PodmanHost) -> str | None:
 def translate(spec: SandboxSpec, host: PodmanHost) -> dict[str, Any]:
     """Pure: the keyword arguments of podman-py's ``containers.create`` for ``spec`` on
     ``host``. Only keywords podman-py really maps are used (``nano_cpus`` and ``tmpfs``
-    are silently dropped or refused by it; see ENVIRONMENT.md)."""
+    are silently dropped or refused by it; see ENVIRONMENT.md; ``security_opt`` becomes
+    SELinux options, so AppArmor goes by ``apparmor_profile``)."""
+    armor = apparmor.decide(
+        spec.apparmor_profile, host.apparmor_host(), engine_default=ENGINE_DEFAULT
+    )
     request: dict[str, Any] = {
         "image": spec.image,
         "command": list(spec.argv),
@@ -145,7 +156,7 @@ def translate(spec: SandboxSpec, host: PodmanHost) -> dict[str, Any]:
         "working_dir": spec.workspace,
         "user": f"{spec.uid}:{spec.gid}",  # files written in the workspace stay the user's
         "environment": dict(spec.env),
-        "labels": container.labels(spec),
+        "labels": container.labels(spec, armor),
         "tty": spec.tty,
         "stdin_open": True,
         "init": True,  # zombies are reaped; signals reach the command
@@ -179,6 +190,8 @@ def translate(spec: SandboxSpec, host: PodmanHost) -> dict[str, Any]:
         request["no_new_privileges"] = True
         if spec.seccomp_profile:
             request["seccomp_profile_path"] = spec.seccomp_profile  # a path on the server
+        if armor.profile:
+            request["apparmor_profile"] = armor.profile
     limits = spec.limits
     if limits.pids is not None:
         request["pids_limit"] = limits.pids
@@ -400,6 +413,11 @@ def verify_created(request: Mapping[str, Any], inspected: Mapping[str, Any]) -> 
         problems.append(f"pids limit {host.get('PidsLimit')}")
     if request.get("mem_limit") is not None and host.get("Memory") != request["mem_limit"]:
         problems.append(f"memory limit {host.get('Memory')}")
+    if (
+        request.get("apparmor_profile")
+        and inspected.get("AppArmorProfile") != request["apparmor_profile"]
+    ):
+        problems.append(f"AppArmor profile {inspected.get('AppArmorProfile')!r}")
     if request.get("runtime") and inspected.get("OCIRuntime") != request["runtime"]:
         problems.append(
             f"OCI runtime {inspected.get('OCIRuntime')!r} instead of {request['runtime']!r}"

@@ -23,6 +23,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from ..apparmor import HostAppArmor, loaded_profiles
 from .engine_api import PROBE_TIMEOUT_S, Endpoint
 from .hostinfo import apparmor_enabled, cgroup_layout
 
@@ -41,13 +42,18 @@ class PodmanHost:
     cgroups: str  # "v1" or "v2"
     hybrid_cgroups: bool  # v1 with a v2 hierarchy mounted beside it
     seccomp: bool | None  # None: not asked
-    apparmor: bool
+    apparmor: bool  # Podman applies AppArmor (never rootless: Podman does not there)
     rootless: bool
     # None when the service is not local (its process cannot be inspected).
     can_raise_rlimits: bool | None = None
     rlimits: tuple[tuple[str, int, int], ...] = ()  # the service's own (name, soft, hard)
     runc: str | None = None  # runc on this host, for when crun cannot work here
     init: bool = True  # catatonit present (containers get an init that reaps zombies)
+    # AppArmor profiles the kernel enforces, read locally (empty for a remote service).
+    apparmor_loaded: tuple[str, ...] = ()
+
+    def apparmor_host(self) -> HostAppArmor:
+        return HostAppArmor(enabled=self.apparmor, loaded=self.apparmor_loaded)
 
     def ulimits(self) -> list[dict[str, Any]]:
         """Explicit ulimits at the service's own hard limits, when the runtime could not
@@ -109,6 +115,7 @@ def probe(url: str, *, full: bool = False) -> PodmanHost:
         rlimits=() if local is None else _rlimits(local),
         runc=shutil.which("runc"),
         init=any(os.path.exists(path) for path in INIT_PATHS),
+        apparmor_loaded=loaded_profiles() if local is not None else (),
     )
 
 
@@ -117,6 +124,9 @@ def _local_probe(url: str, pid: int) -> PodmanHost:
     if response.status != 200:
         raise OSError(f"Podman at {url} answered HTTP {response.status} to _ping")
     layout = cgroup_layout()
+    rootless = os.stat(f"/proc/{pid}").st_uid != 0
+    # As /libpod/info reports it: Podman applies no AppArmor when rootless.
+    armored = apparmor_enabled() and not rootless
     return PodmanHost(
         version=response.headers.get("libpod-api-version", "?"),
         runtime=None,  # not asked: crun is not installed, so no choice depends on it
@@ -124,12 +134,13 @@ def _local_probe(url: str, pid: int) -> PodmanHost:
         cgroups=layout.split()[0],
         hybrid_cgroups=layout == "v1 hybrid",
         seccomp=None,  # not asked: the suite checks the filter from inside every backend
-        apparmor=apparmor_enabled(),
-        rootless=os.stat(f"/proc/{pid}").st_uid != 0,
+        apparmor=armored,
+        rootless=rootless,
         can_raise_rlimits=_has_capability(pid, CAP_SYS_RESOURCE),
         rlimits=_rlimits(pid),
         runc=shutil.which("runc"),
         init=any(os.path.exists(path) for path in INIT_PATHS),
+        apparmor_loaded=loaded_profiles() if armored else (),
     )
 
 

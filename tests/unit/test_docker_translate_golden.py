@@ -13,12 +13,20 @@ from typing import Any
 
 import pytest
 
-from orchestrator.backends.docker import translate
+from orchestrator.apparmor import HostAppArmor
+from orchestrator.backends.docker import translate as translate_on
 from orchestrator.compile import seccomp_dir
+from orchestrator.spec import SandboxSpec
 from tests.unit.test_linux_translate_golden import PROFILES, fixed_spec
 
 GOLDEN_DIR = Path(__file__).parent / "golden" / "docker"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+# This machine's shape: a kernel without AppArmor (test_apparmor.py covers the others).
+HOST = HostAppArmor(enabled=False)
+
+
+def translate(spec: SandboxSpec) -> dict[str, Any]:
+    return translate_on(spec, HOST)
 
 
 def normalise(request: dict[str, Any]) -> dict[str, Any]:

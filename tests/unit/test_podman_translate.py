@@ -19,6 +19,7 @@ from orchestrator.backends.podman import PodmanBackend, translate, verify_create
 from orchestrator.backends.podman_host import PodmanHost, _has_capability, _rlimits
 from orchestrator.compile import podman_host, seccomp_dir
 from orchestrator.errors import SandboxSetupError
+from orchestrator.profile_store import APPARMOR_NAMES
 from orchestrator.spec import Limits
 from tests.unit.test_linux_translate_golden import PROFILES, fixed_spec
 
@@ -106,6 +107,14 @@ def test_podman_py_maps_every_security_option_into_the_spec_generator(
     tmp = [m for m in payload["mounts"] if m["type"] == "tmpfs"]
     assert tmp == ([{"destination": "/tmp", "options": ["mode=1777"], "source": "tmpfs",
                      "type": "tmpfs"}] if spec.private_tmp else [])
+    # AppArmor (on a host that has ours loaded): by apparmor_profile, since podman-py
+    # turns security_opt into SELinux options.
+    armored = translate(spec, dataclasses.replace(HOST, apparmor=True,
+                                                  apparmor_loaded=APPARMOR_NAMES))
+    armored_payload = CreateMixin._render_payload(dict(armored))
+    assert armored_payload.get("apparmor_profile") == spec.apparmor_profile
+    assert (spec.apparmor_profile is None) == (name == "trusted")
+    assert not armored_payload.get("selinux_opts")
 
 
 def test_a_cpu_limit_becomes_a_quota_never_the_silently_dropped_nano_cpus(
