@@ -33,11 +33,12 @@ test-unit: $(STAMP) ## unit tests only (no kernel features needed)
 test-escape: $(STAMP) ## the sandbox-escape suite, on every backend present
 	$(BIN)/pytest -q tests/escape
 
-lint: $(STAMP) ## ruff + mypy --strict on orchestrator/, seccomp JSON validation
+lint: $(STAMP) ## ruff + mypy --strict on orchestrator/, seccomp JSON validation, AppArmor compile check
 	$(BIN)/ruff check orchestrator tests bench
 	$(BIN)/ruff format --check orchestrator
 	$(BIN)/mypy --strict orchestrator
 	$(BIN)/python -m orchestrator.seccomp_lint
+	$(BIN)/codex-box apparmor check
 
 bench: $(STAMP) ## native launch overhead side by side (needs bubblewrap for the peer)
 	$(BIN)/python bench/launch_overhead.py

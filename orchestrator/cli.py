@@ -33,6 +33,11 @@ app = typer.Typer(
 )
 profiles_app = typer.Typer(help="List profiles, or `profiles show NAME` for one in full.")
 app.add_typer(profiles_app, name="profiles")
+apparmor_app = typer.Typer(
+    no_args_is_help=True,
+    help="codex-box's AppArmor profiles (apparmor/), applied by Docker and Podman where loaded.",
+)
+app.add_typer(apparmor_app, name="apparmor")
 
 
 def _fail(exc: CodexBoxError) -> NoReturn:
@@ -384,6 +389,46 @@ def doctor_cmd(
     typer.echo(f"profile → backend (tried in order: {' → '.join(report.order)})")
     for profile, backend in report.profiles.items():
         typer.echo(f"  {profile:<14} {backend}")
+
+
+@apparmor_app.command("check")
+def apparmor_check(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Profile files (default: every shipped codex-box-* profile)."),
+    ] = None,
+) -> None:
+    """Compile the profiles without loading them (no AppArmor needed in the kernel).
+
+    Exit 0 when all compile, 1 when one does not (file:line printed), 125 without
+    apparmor_parser."""
+    from . import apparmor
+
+    try:
+        problems = apparmor.check(paths or None)
+    except CodexBoxError as exc:
+        _fail(exc)
+    for problem in problems:
+        typer.echo(f"codex-box: apparmor: {problem}", err=True)
+    if problems:
+        raise typer.Exit(apparmor.EXIT_CHECK_FAILED)
+    typer.echo(f"apparmor: {len(paths or apparmor.shipped())} profiles compile")
+
+
+@apparmor_app.command("install")
+def apparmor_install() -> None:
+    """Load the profiles into the kernel (as root; until the next boot).
+
+    Exit 0 when loaded; 125 when this host cannot load them (no AppArmor in the kernel,
+    no apparmor_parser, not root) or a profile fails to load."""
+    from . import apparmor
+
+    try:
+        loaded = apparmor.install()
+    except CodexBoxError as exc:
+        _fail(exc)
+    for name in loaded:
+        typer.echo(f"apparmor: loaded {name}")
 
 
 @app.command("gc")
