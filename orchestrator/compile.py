@@ -19,7 +19,7 @@ from .profile import Access, Profile
 from .spec import (
     DEFAULT_DOCKER_HOST,
     DEFAULT_IMAGE,
-    DEFAULT_MEMORY_BYTES,
+    DEFAULT_MEMORY_SHARE,
     DEFAULT_PIDS,
     DEFAULT_PODMAN_HOST,
     Limits,
@@ -151,10 +151,22 @@ def parse_limits(
 ) -> Limits:
     return Limits(
         timeout_s=_duration(timeout) if timeout is not None else None,
-        memory_bytes=_size(memory) if memory is not None else DEFAULT_MEMORY_BYTES,
+        memory_bytes=_size(memory) if memory is not None else default_memory_bytes(),
+        memory_is_default=memory is None,
         pids=_count(pids) if pids is not None else DEFAULT_PIDS,
         cpus=_cpus(cpus) if cpus is not None else None,
     )
+
+
+def default_memory_bytes(meminfo: str = "/proc/meminfo") -> int | None:
+    """DEFAULT_MEMORY_SHARE of the host's RAM, in whole MiB; None if unknown."""
+    try:
+        with open(meminfo, encoding="ascii") as lines:
+            total_kib = next(int(ln.split()[1]) for ln in lines if ln.startswith("MemTotal:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    mib = int(total_kib * DEFAULT_MEMORY_SHARE) // 1024
+    return mib * 1024 * 1024 if mib >= 16 else None
 
 
 def _cpus(text: str) -> float | None:

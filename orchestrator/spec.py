@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 
 from .profile import Capabilities, Network
 
-# No memory limit unless asked: only a cgroup can enforce one for a whole process
-# tree (and its tmpfs), and codex-box refuses a limit it cannot enforce.
-DEFAULT_MEMORY_BYTES: int | None = None
+# Unless --memory says otherwise, a run may use at most half the host's RAM: a memory
+# bomb then meets its own cgroup's OOM killer instead of the host's, which could pick
+# any process (the engine, the user's editor). A default the host cannot enforce (no
+# writable cgroup) is dropped, unlike an explicit --memory, which is then refused.
+DEFAULT_MEMORY_SHARE = 0.5
 DEFAULT_PIDS = 4096
 DEFAULT_IMAGE = "codex-box/base"  # container backends only; built by `make images`
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
@@ -22,7 +24,8 @@ DEFAULT_PODMAN_HOST = "unix:///run/podman/podman.sock"  # rootful; rootless: $XD
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
     timeout_s: float | None = None  # None: no timeout
-    memory_bytes: int | None = DEFAULT_MEMORY_BYTES  # None: unlimited
+    memory_bytes: int | None = None  # None: unlimited
+    memory_is_default: bool = False  # True: not asked for (best effort where no cgroup)
     pids: int | None = DEFAULT_PIDS  # None: explicitly unlimited (--pids 0)
     cpus: float | None = None  # None: no CPU quota
 

@@ -107,7 +107,11 @@ def translate(spec: SandboxSpec) -> dict[str, Any]:
         "cwd": spec.workspace,
         "sandbox": spec.sandboxed,
         "network": spec.network.value,
-        "limits": {"pids": spec.limits.pids, "memory_bytes": spec.limits.memory_bytes},
+        "limits": {
+            "pids": spec.limits.pids,
+            "memory_bytes": spec.limits.memory_bytes,
+            "memory_required": not spec.limits.memory_is_default,
+        },
         "cgroup_procs": [],
         "parent_pid": 0,
     }

@@ -280,7 +280,8 @@ def _apply_limits(plan: dict[str, Any]) -> None:
                 "run as a normal user, give codex-box a writable cgroup, or --pids 0",
             )
         resource.setrlimit(resource.RLIMIT_NPROC, (limits["pids"], limits["pids"]))
-    if limits["memory_bytes"] is not None:
+    if limits["memory_bytes"] is not None and limits["memory_required"]:
+        # (The default share of RAM is dropped here: documented as best effort.)
         # RLIMIT_DATA/AS are per process and blind to tmpfs and shared memory: refuse
         # rather than pretend a limit holds.
         raise OSError(

@@ -9,6 +9,7 @@ import json
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +85,30 @@ def test_a_memory_bomb_is_killed_at_the_limit_and_reported(box, profile):
     assert result["oom_killed"] is True, result
     assert "memory" in ran.stderr.lower()
     assert probe.slowest < 2.0, f"the host stalled: {probe.slowest:.2f}s"
+
+
+OWN_MEMORY_LIMIT = r"""
+import os
+candidates = []
+for line in open("/proc/self/cgroup").read().splitlines():
+    _, controllers, path = line.split(":", 2)
+    if controllers == "":
+        candidates += [f"/sys/fs/cgroup{path}/memory.max", "/sys/fs/cgroup/memory.max"]
+    elif "memory" in controllers.split(","):
+        candidates += [f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes",
+                       "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+for path in candidates:
+    if os.path.exists(path):
+        print("LIMIT", open(path).read().strip())
+        break
+"""
+
+
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_without_memory_a_run_is_still_capped_at_half_the_ram(box, profile):
+    """A memory bomb with no --memory must meet its own cgroup, not the host's OOM
+    killer: the default cap is visible from inside."""
+    total_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    half = total_kib // 2 // 1024 * 1024 * 1024
+    ran = box(profile, SANDBOX_PYTHON, "-I", "-c", OWN_MEMORY_LIMIT)
+    assert f"LIMIT {half}" in ran.stdout, ran.stdout + ran.stderr

@@ -251,7 +251,7 @@ def test_print_spec_carries_the_limits(cli: Cli, print_env: dict[str, str]) -> N
     plan = print_spec(cli, print_env, "--memory", "1g", "--pids", "64", "--", "true")[
         "request"
     ]
-    assert plan["limits"] == {"memory_bytes": 1024**3, "pids": 64}
+    assert plan["limits"] == {"memory_bytes": 1024**3, "pids": 64, "memory_required": True}
 
 
 def test_print_spec_for_trusted_with_opt_in_shows_no_sandbox_and_runs_nothing(

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.compile import Request, compile_spec, parse_limits
+from orchestrator.compile import Request, compile_spec, default_memory_bytes, parse_limits
 from orchestrator.errors import EXIT_USAGE, ConfigError, Refused, UsageError
 from orchestrator.profile import Capabilities, Network
 from orchestrator.profile_store import ProfileStore
-from orchestrator.spec import DEFAULT_MEMORY_BYTES, DEFAULT_PIDS, Limits, SandboxSpec
+from orchestrator.spec import DEFAULT_PIDS, Limits, SandboxSpec
 
 MakeRequest = Callable[..., Request]
 ALL = ("offline", "net-read-only", "workspace", "workspace-net", "trusted")
@@ -249,8 +249,26 @@ def test_zero_means_no_limit() -> None:
 
 def test_unset_limits_get_the_defaults() -> None:
     limits = parse_limits(timeout=None, memory=None, pids=None)
-    assert limits == Limits(timeout_s=None, memory_bytes=DEFAULT_MEMORY_BYTES, pids=DEFAULT_PIDS)
-    assert limits.memory_bytes is None and limits.pids == 4096  # no memory limit unless asked
+    total_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    half = total_kib // 2 // 1024 * 1024 * 1024
+    assert limits == Limits(timeout_s=None, memory_bytes=half, memory_is_default=True,
+                            pids=DEFAULT_PIDS)
+    assert limits.pids == 4096
+
+
+def test_the_default_memory_limit_is_half_the_ram_and_unknown_ram_means_none(
+        tmp_path: Path) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:        2048000 kB\nMemFree: 1 kB\n")
+    assert default_memory_bytes(str(meminfo)) == 1000 * 1024 * 1024
+    meminfo.write_text("garbage\n")
+    assert default_memory_bytes(str(meminfo)) is None
+    assert default_memory_bytes(str(tmp_path / "absent")) is None
+
+
+def test_an_explicit_memory_limit_is_not_a_default() -> None:
+    assert not parse_limits(timeout=None, memory="1g", pids=None).memory_is_default
+    assert not parse_limits(timeout=None, memory="0", pids=None).memory_is_default
 
 
 def test_pids_are_parsed() -> None:
