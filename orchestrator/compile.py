@@ -105,7 +105,12 @@ def compile_spec(profile: Profile, request: Request) -> SandboxSpec:
         apparmor_profile=profile.apparmor if profile.sandboxed else None,
         capabilities=profile.capabilities,
         limits=parse_limits(
-            timeout=request.timeout, memory=request.memory, pids=request.pids, cpus=request.cpus
+            timeout=request.timeout,
+            memory=request.memory,
+            pids=request.pids,
+            cpus=request.cpus,
+            # trusted runs unconfined by design: only limits the user asks for.
+            default_memory=profile.sandboxed,
         ),
         image=_image(request.image),
         docker_host=request.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST,
@@ -147,12 +152,21 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$", re.IGNORECASE)
 
 
 def parse_limits(
-    *, timeout: str | None, memory: str | None, pids: str | None, cpus: str | None = None
+    *,
+    timeout: str | None,
+    memory: str | None,
+    pids: str | None,
+    cpus: str | None = None,
+    default_memory: bool = True,
 ) -> Limits:
+    if memory is not None:
+        memory_bytes = _size(memory)
+    else:
+        memory_bytes = default_memory_bytes() if default_memory else None
     return Limits(
         timeout_s=_duration(timeout) if timeout is not None else None,
-        memory_bytes=_size(memory) if memory is not None else default_memory_bytes(),
-        memory_is_default=memory is None,
+        memory_bytes=memory_bytes,
+        memory_is_default=memory is None and memory_bytes is not None,
         pids=_count(pids) if pids is not None else DEFAULT_PIDS,
         cpus=_cpus(cpus) if cpus is not None else None,
     )

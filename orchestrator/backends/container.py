@@ -69,6 +69,17 @@ def labels(spec: SandboxSpec, apparmor: Decision | None = None) -> dict[str, str
     return out
 
 
+def memory_limit(spec: SandboxSpec, engine_url: str, *, cgroup_limits: bool = True) -> int | None:
+    """The memory limit to ask the engine for. An explicit ``--memory`` always; the
+    default (a share of *this* host's RAM) only for an engine on a local socket whose
+    cgroups can hold it: a remote engine's host has its own RAM, and a host that cannot
+    apply limits would refuse the whole run for a limit nobody asked for."""
+    limits = spec.limits
+    if limits.memory_bytes is None or not limits.memory_is_default:
+        return limits.memory_bytes
+    return limits.memory_bytes if engine_url.startswith("unix://") and cgroup_limits else None
+
+
 def network_mode(spec: SandboxSpec) -> str:
     return "none" if spec.network is Network.NONE else "bridge"
 

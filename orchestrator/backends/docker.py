@@ -125,9 +125,9 @@ def translate(spec: SandboxSpec, armor_host: apparmor.HostAppArmor) -> dict[str,
     limits = spec.limits
     if limits.pids is not None:
         host["PidsLimit"] = limits.pids
-    if limits.memory_bytes is not None:
-        host["Memory"] = limits.memory_bytes
-        host["MemorySwap"] = limits.memory_bytes  # swap must not stretch the limit
+    if (memory := container.memory_limit(spec, spec.docker_host)) is not None:
+        host["Memory"] = memory
+        host["MemorySwap"] = memory  # swap must not stretch the limit
     if limits.cpus is not None:
         host["NanoCpus"] = int(limits.cpus * 1e9)
     return {

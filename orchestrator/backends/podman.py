@@ -131,11 +131,18 @@ def cannot_enforce(spec: SandboxSpec, host: PodmanHost) -> str | None:
     if spec.sandboxed and host.seccomp is False:
         return "has no seccomp support"
     limits = spec.limits
-    limited = limits.pids is not None or limits.memory_bytes is not None or limits.cpus
-    if host.rootless and host.cgroups == "v1" and limited:
+    # The default memory cap is not asked for there (container.memory_limit): only a
+    # limit the user gave makes the run unenforceable.
+    memory = limits.memory_bytes is not None and not limits.memory_is_default
+    limited = limits.pids is not None or memory or limits.cpus
+    if _ignores_limits(host) and limited:
         # Podman then only warns "resource limits are not supported and ignored".
         return "is rootless on cgroup v1, where it ignores pids/memory/cpu limits"
     return None
+
+
+def _ignores_limits(host: PodmanHost) -> bool:
+    return host.rootless and host.cgroups == "v1"
 
 
 def translate(spec: SandboxSpec, host: PodmanHost) -> dict[str, Any]:
@@ -195,9 +202,10 @@ def translate(spec: SandboxSpec, host: PodmanHost) -> dict[str, Any]:
     limits = spec.limits
     if limits.pids is not None:
         request["pids_limit"] = limits.pids
-    if limits.memory_bytes is not None:
-        request["mem_limit"] = limits.memory_bytes
-        request["memswap_limit"] = limits.memory_bytes  # swap must not stretch the limit
+    memory = container.memory_limit(spec, spec.podman_host, cgroup_limits=not _ignores_limits(host))
+    if memory is not None:
+        request["mem_limit"] = memory
+        request["memswap_limit"] = memory  # swap must not stretch the limit
     if limits.cpus is not None:
         request["cpu_period"] = CPU_PERIOD_US
         request["cpu_quota"] = int(limits.cpus * CPU_PERIOD_US)

@@ -129,6 +129,26 @@ def test_a_symlinked_system_directory_is_refused_as_a_writable_workspace(
         compile_("workspace", workspace="/bin")
 
 
+@pytest.mark.parametrize("inside_checkout", ["seccomp-profiles", "apparmor", "orchestrator"])
+def test_codex_box_own_profiles_and_code_are_refused_as_a_writable_workspace(
+    compile_: Callable[..., SandboxSpec], inside_checkout: str
+) -> None:
+    # A sandbox that could rewrite them would loosen the next run's confinement.
+    root = Path(__file__).resolve().parents[2] / inside_checkout
+    with pytest.raises(Refused, match="codex-box's own installation"):
+        compile_("workspace", workspace=str(root), home="/nonexistent-home")
+
+
+def test_trusted_gets_no_default_memory_cap_but_sandboxed_profiles_do(
+    compile_: Callable[..., SandboxSpec],
+) -> None:
+    assert compile_("trusted").limits.memory_bytes is None
+    sandboxed = compile_("offline").limits
+    assert sandboxed.memory_is_default and sandboxed.memory_bytes == default_memory_bytes()
+    explicit = compile_("trusted", memory="64m").limits
+    assert explicit.memory_bytes == 64 * 2**20 and not explicit.memory_is_default
+
+
 def test_a_workspace_equal_to_codex_home_is_refused(
     compile_: Callable[..., SandboxSpec], codex_home: Path
 ) -> None:

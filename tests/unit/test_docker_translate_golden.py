@@ -6,6 +6,7 @@ that writes the files and fails, so that each new golden is read before it is tr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from orchestrator.apparmor import HostAppArmor
 from orchestrator.backends.docker import translate as translate_on
 from orchestrator.compile import seccomp_dir
-from orchestrator.spec import SandboxSpec
+from orchestrator.spec import Limits, SandboxSpec
 from tests.unit.test_linux_translate_golden import PROFILES, fixed_spec
 
 GOLDEN_DIR = Path(__file__).parent / "golden" / "docker"
@@ -72,3 +73,18 @@ def test_trusted_is_not_privileged_and_keeps_the_engine_socket_out(codex_home: P
     assert host["Privileged"] is False
     assert "CapDrop" not in host and "SecurityOpt" not in host
     assert [(m["Source"], m["ReadOnly"]) for m in host["Mounts"]] == [("/work/proj", False)]
+
+
+@pytest.mark.parametrize(("url", "asked"), [("unix:///var/run/docker.sock", True),
+                                            ("tcp://10.0.0.5:2375", False)])
+def test_the_default_memory_cap_is_not_sent_to_a_remote_engine(
+    url: str, asked: bool, codex_home: Path
+) -> None:
+    # The default is a share of *this* host's RAM; a remote engine's host has its own.
+    default = Limits(memory_bytes=2**30, memory_is_default=True)
+    spec = dataclasses.replace(
+        fixed_spec("offline", codex_home=codex_home), limits=default, docker_host=url)
+    host = translate(spec)["HostConfig"]
+    assert ("Memory" in host) is asked and host.get("MemorySwap") == host.get("Memory")
+    explicit = dataclasses.replace(spec, limits=Limits(memory_bytes=2**30))
+    assert translate(explicit)["HostConfig"]["Memory"] == 2**30

@@ -229,6 +229,11 @@ def test_the_podman_socket_follows_podmans_own_convention(
      ({"rootless": True, "cgroups": "v2"}, Limits(), None),
      ({"rootless": True, "cgroups": "v1"}, Limits(), "ignores pids/memory/cpu limits"),
      ({"rootless": True, "cgroups": "v1"}, Limits(pids=None), None),
+     # The default memory cap (nobody asked for it) does not make the run unenforceable.
+     ({"rootless": True, "cgroups": "v1"},
+      Limits(pids=None, memory_bytes=2**30, memory_is_default=True), None),
+     ({"rootless": True, "cgroups": "v1"}, Limits(pids=None, memory_bytes=2**30),
+      "ignores pids/memory/cpu limits"),
      ({"seccomp": False}, Limits(), "no seccomp support")],
 )
 def test_a_service_that_would_drop_part_of_the_spec_is_not_available(
@@ -245,3 +250,22 @@ def test_a_service_that_would_drop_part_of_the_spec_is_not_available(
     assert availability.ok is (refused is None)
     if refused:
         assert refused in availability.reason
+
+
+@pytest.mark.parametrize(
+    ("changes", "url", "asked"),
+    [({}, "unix:///run/podman/podman.sock", True),
+     ({"rootless": True, "cgroups": "v1"}, "unix:///run/podman/podman.sock", False),
+     ({}, "tcp://10.0.0.5:8888", False)],
+)
+def test_the_default_memory_cap_is_asked_for_only_where_it_means_this_hosts_ram(
+    changes: dict[str, Any], url: str, asked: bool, codex_home: Path
+) -> None:
+    default = Limits(memory_bytes=2**30, memory_is_default=True)
+    spec = dataclasses.replace(
+        fixed_spec("offline", codex_home=codex_home), limits=default, podman_host=url)
+    request = translate(spec, dataclasses.replace(HOST, **changes))
+    assert ("mem_limit" in request) is asked
+    assert request.get("memswap_limit") == request.get("mem_limit")
+    explicit = dataclasses.replace(spec, limits=Limits(memory_bytes=2**30))
+    assert translate(explicit, dataclasses.replace(HOST, **changes))["mem_limit"] == 2**30
