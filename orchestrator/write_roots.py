@@ -43,7 +43,8 @@ def inside(path: str, root: str) -> bool:
 
 def installation() -> tuple[str, ...]:
     """Where the code that runs before any sandbox lives: the venv, the interpreter and
-    its standard library, and this package with its seccomp profiles."""
+    its standard library, and this package with its seccomp and AppArmor profiles (a
+    sandbox that could rewrite them would loosen the next run's confinement)."""
     package = Path(__file__).resolve().parent
     paths = {
         sys.prefix,
@@ -51,6 +52,7 @@ def installation() -> tuple[str, ...]:
         sys.executable,
         str(package),
         str(package.parent / "seccomp-profiles"),
+        str(package.parent / "apparmor"),
     }
     return tuple(sorted({os.path.realpath(p) for p in paths}))
 
