@@ -11,9 +11,13 @@ putting the decision into an engine's request (``backends/docker.py``,
 printing (``cli.py``).
 
 Why only where the profile is loaded: an engine asked for a profile the kernel does not
-have fails to start the container. Where AppArmor is on but ours is not loaded, the
-engine applies its own default (docker-default, containers-default): weaker than ours,
-not nothing, so the run goes ahead and the decision says so instead of failing it.
+have fails to start the container. Where AppArmor is on but ours is not loaded (or the
+list of loaded profiles is unreadable: it is root's only), the engine applies its own
+default (docker-default, containers-default). That default differs from ours (it lacks
+our network denials for the no-network profiles; ours keeps docker-default's /proc and
+/sys denials) but is not nothing, and the seccomp filter, capabilities and namespaces
+are the same either way: the run goes ahead and the decision says so in the
+``codex-box.apparmor`` label and in ``doctor`` instead of failing it.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ LOADED_FILE = "/sys/kernel/security/apparmor/profiles"
 # the kernel and answers the same on every machine (else the parser probes the kernel).
 FEATURES_FILE = "/usr/share/apparmor-features/features"
 INSTALL_HINT = "run `codex-box apparmor install` as root"
+UNREADABLE = "which profiles are loaded is unknown (not root)"
 TIMEOUT_S = 120.0
 EXIT_CHECK_FAILED = 1  # `apparmor check`: a profile does not compile (a lint verdict)
 _PARSER_ERROR = re.compile(
@@ -59,14 +64,17 @@ def host_enforces() -> bool:
     return apparmor_enabled()
 
 
-def loaded_profiles(path: str = LOADED_FILE) -> tuple[str, ...]:
-    """Profiles the kernel enforces, sorted (lines "name (mode)"). One in complain mode
-    is left out: it only logs, which is weaker than the engine default used instead."""
+def loaded_profiles(path: str = LOADED_FILE) -> tuple[str, ...] | None:
+    """Profiles the kernel enforces, sorted (lines "name (mode)"); None when the list
+    cannot be read (it is readable by root only). One in complain mode is left out: it
+    only logs, which is weaker than the engine default used instead."""
     try:
         with open(path, encoding="utf-8") as listing:
             lines = listing.read().splitlines()
-    except OSError:
+    except FileNotFoundError:
         return ()
+    except OSError:
+        return None
     split = (line.rsplit(" (", 1) for line in lines if line.endswith(")"))
     return tuple(sorted(parts[0] for parts in split if parts[-1] == "enforce)"))
 
@@ -76,7 +84,7 @@ class HostAppArmor:
     """What an engine's host does with AppArmor: the input of ``decide``."""
 
     enabled: bool
-    loaded: tuple[str, ...] = ()  # profiles in enforce mode
+    loaded: tuple[str, ...] | None = ()  # profiles in enforce mode; None: unreadable
 
 
 def probe(engine_url: str) -> HostAppArmor:
@@ -102,6 +110,8 @@ def decide(name: str | None, host: HostAppArmor, *, engine_default: str) -> Deci
     applies instead of ours."""
     if name is None or not host.enabled:
         return Decision(None)
+    if host.loaded is None:
+        return Decision(None, f"{engine_default} ({UNREADABLE}: {name} not asked for)")
     if name in host.loaded:
         return Decision(name)
     return Decision(None, f"{engine_default} ({name} is not loaded: {INSTALL_HINT})")
@@ -112,6 +122,11 @@ def diagnosis(host: HostAppArmor, *, engine_default: str) -> tuple[str, str | No
     note that says what containers get instead and how to fix it."""
     if not host.enabled:
         return "no (not in this kernel)", None
+    if host.loaded is None:
+        return f"yes; {UNREADABLE}", (
+            f"AppArmor is on but {LOADED_FILE} is readable by root only: containers get "
+            f"{engine_default}, not codex-box's profiles; run codex-box as root to use them"
+        )
     loaded = [n for n in APPARMOR_NAMES if n in host.loaded]
     missing = [n for n in APPARMOR_NAMES if n not in host.loaded]
     fact = f"yes; codex-box profiles loaded: {', '.join(loaded) or 'none'}"
@@ -171,11 +186,32 @@ def install() -> list[str]:
         raise AppArmorError(
             "loading AppArmor profiles needs root", hint="run: sudo codex-box apparmor install"
         )
+    files = shipped()
+    refuse_unsafe_files([profiles_dir(), profiles_dir() / "abstractions", *files])
     loaded = []
-    for path in shipped():
+    for path in files:
         _run([binary, "--replace", "--write-cache", "-I", str(profiles_dir()), str(path)], path)
         loaded.append(path.name)
     return loaded
+
+
+def refuse_unsafe_files(paths: Iterable[Path]) -> None:
+    """Loading a profile as root trusts its text with every container's confinement:
+    refuse files (or their directories, or included abstractions) that someone other
+    than root could have written."""
+    abstractions = profiles_dir() / "abstractions"
+    extra = sorted(abstractions.iterdir()) if abstractions.is_dir() else []
+    for path in [*paths, *extra]:
+        try:
+            info = path.stat()
+        except OSError as exc:
+            raise AppArmorError(f"{path}: cannot be read ({exc.strerror})") from exc
+        if info.st_uid != 0 or info.st_mode & 0o022:
+            raise AppArmorError(
+                f"{path}: owned by uid {info.st_uid} with mode {info.st_mode & 0o7777:o}; "
+                "refusing to load AppArmor profiles that anyone but root could have changed",
+                hint=f"chown root and chmod go-w {path}, or install codex-box as root",
+            )
 
 
 def _run(argv: list[str], path: Path) -> None:

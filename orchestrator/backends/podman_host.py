@@ -50,7 +50,7 @@ class PodmanHost:
     runc: str | None = None  # runc on this host, for when crun cannot work here
     init: bool = True  # catatonit present (containers get an init that reaps zombies)
     # AppArmor profiles the kernel enforces, read locally (empty for a remote service).
-    apparmor_loaded: tuple[str, ...] = ()
+    apparmor_loaded: tuple[str, ...] | None = ()  # None: unreadable (not root)
 
     def apparmor_host(self) -> HostAppArmor:
         return HostAppArmor(enabled=self.apparmor, loaded=self.apparmor_loaded)

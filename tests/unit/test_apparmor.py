@@ -116,7 +116,11 @@ def test_every_profile_denies_mounts_tracing_and_host_kernel_interfaces(name: st
     for path in ("@{PROC}/sys/**", "/sys/**", "@{PROC}/sysrq-trigger", "@{PROC}/kcore",
                  "@{PROC}/*/mem", "@{PROC}/*/task/*/mem"):
         assert "w" in file_denied(profile, path), path
-    for path in ("@{PROC}/sysrq-trigger", "@{PROC}/kcore", "@{PROC}/*/mem"):
+    for path in ("@{PROC}/*", "@{PROC}/{acpi,asound,bus,driver,dynamic_debug,fs,irq,pressure,"
+                 "scsi,sysvipc,tty}/**"):
+        assert "w" in file_denied(profile, path), path
+    for path in ("@{PROC}/sysrq-trigger", "@{PROC}/kcore", "@{PROC}/*/mem",
+                 "/dev/{mem,kmem,port,kmsg}", "/sys/devices/virtual/powercap/**"):
         assert "r" in file_denied(profile, path), path
     denied_caps = {cap for rule in profile if rule.startswith("deny capability ")
                    for cap in rule.split()[2:]}
@@ -227,6 +231,31 @@ def test_install_refuses_without_a_parser_or_root(
     assert info.value.exit_code == EXIT_SETUP
 
 
+@pytest.mark.parametrize("loosen", ["group-writable", "other-writable", "not-root"])
+def test_install_refuses_profiles_that_someone_else_could_have_changed(
+    loosen: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the copied profiles root's ownership")
+    copy = tmp_path / "apparmor"
+    shutil.copytree(apparmor.profiles_dir(), copy)
+    for path in [copy, *copy.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    target = copy / "abstractions" / "codex-box-base"
+    monkeypatch.setattr(apparmor, "profiles_dir", lambda: copy)
+    monkeypatch.setattr(apparmor, "host_enforces", lambda: True)
+    monkeypatch.setattr(apparmor, "parser", lambda: "/usr/sbin/apparmor_parser")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("nothing may load"))
+    if loosen == "not-root":
+        os.chown(target, 1000, 1000)
+    else:
+        target.chmod(0o664 if loosen == "group-writable" else 0o646)
+    with pytest.raises(AppArmorError, match="anyone but root") as info:
+        apparmor.install()
+    assert str(target) in info.value.message and info.value.exit_code == EXIT_SETUP
+
+
 def test_install_replaces_each_profile_and_writes_the_cache(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -256,6 +285,18 @@ def test_only_profiles_in_enforce_mode_count_as_loaded(tmp_path: Path) -> None:
     assert apparmor.loaded_profiles(str(listing)) == (
         "/usr/bin/man", "codex-box-offline", "docker-default")
     assert apparmor.loaded_profiles(str(tmp_path / "absent")) == ()
+
+
+def test_an_unreadable_list_of_loaded_profiles_is_unknown_and_said_so(tmp_path: Path) -> None:
+    # /sys/kernel/security/apparmor/profiles is root's only: a user's codex-box cannot
+    # tell whether ours is loaded, so it asks for none and says why.
+    assert apparmor.loaded_profiles(str(tmp_path)) is None  # EISDIR: an OSError like EACCES
+    unknown = HostAppArmor(enabled=True, loaded=None)
+    decision = apparmor.decide("codex-box-offline", unknown, engine_default="docker-default")
+    assert decision.profile is None
+    assert decision.note and "not root" in decision.note and "docker-default" in decision.note
+    fact, note = apparmor.diagnosis(unknown, engine_default="docker-default")
+    assert "unknown (not root)" in fact and note and "root only" in note
 
 
 def test_a_remote_engine_gets_none_of_ours(monkeypatch: pytest.MonkeyPatch) -> None:
