@@ -24,7 +24,7 @@ from typing import Any
 from .errors import AuditError, ConfigError
 
 DECISIONS = ("allowed", "denied", "requires_approval")
-OPERATIONS = ("command_exec",)
+OPERATIONS = ("command_exec", "approval")
 LOG_NAME = "audit.log"
 
 
@@ -56,7 +56,7 @@ class AuditLog:
     def append(self, record: Mapping[str, Any]) -> None:
         clean = {
             k: self.sanitize(v)
-            if k in ("target", "workspace", "reason") and isinstance(v, str)
+            if k in ("target", "workspace", "reason", "policy_reason") and isinstance(v, str)
             else v
             for k, v in record.items()
         }

@@ -38,6 +38,8 @@ apparmor_app = typer.Typer(
     help="codex-box's AppArmor profiles (apparmor/), applied by Docker and Podman where loaded.",
 )
 app.add_typer(apparmor_app, name="apparmor")
+policy_app = typer.Typer(no_args_is_help=True, help="The execution policy's rule files.")
+app.add_typer(policy_app, name="policy")
 
 
 def _fail(exc: CodexBoxError) -> NoReturn:
@@ -121,7 +123,7 @@ def _backend_for_show(
         trust_opt_in=True,
     )
     try:
-        selection = Runner(request).prepare(audit=False).selection
+        selection = Runner(request).prepare(audit=False, policy=False).selection
     except CodexBoxError as exc:
         return f"none — {exc.one_line()}"
     skipped = f" (skipped {'; '.join(selection.skipped)})" if selection.skipped else ""
@@ -185,6 +187,20 @@ def run(
             "--yes-i-trust-this-workspace", help="Opt in to a profile that needs it (trusted)."
         ),
     ] = False,
+    approve: Annotated[
+        bool,
+        typer.Option(
+            "--approve",
+            help="Run a command the policy cannot verify without asking (recorded in the audit).",
+        ),
+    ] = False,
+    policy_mode: Annotated[
+        str | None,
+        typer.Option(
+            "--policy-mode",
+            help="enforce (default) | audit-only (record the decision, refuse nothing) | off.",
+        ),
+    ] = None,
     print_spec: Annotated[
         bool,
         typer.Option(
@@ -223,11 +239,13 @@ def run(
         image=image,
         tty=tty,
         trust_opt_in=trust,
+        approve=approve,
+        policy_mode=policy_mode,
     )
     runner = Runner(request, confirm=_confirm_on_tty)
     try:
         if print_spec:
-            prepared = runner.prepare(probe=False)
+            prepared = runner.prepare(probe=False, policy=False)
             _emit_json(
                 {
                     "backend": prepared.backend.name,
@@ -286,10 +304,86 @@ def _one_of(flag: str, value: str | None, choices: tuple[str, ...]) -> None:
         )
 
 
-def _confirm_on_tty(question: str) -> bool:
+def _confirm_on_tty(question: str) -> bool | None:
+    """The user's answer; None when there is no terminal to ask on."""
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
-        return False
+        return None
     return typer.confirm(question, default=False, err=True)
+
+
+@app.command("check", context_settings={"allow_interspersed_args": False})
+def check_cmd(
+    ctx: typer.Context,
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[--] COMMAND [ARGS]...", help="The command to judge."),
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", "-p", help="Judge as under this profile.")
+    ] = None,
+    workspace: Annotated[
+        str | None, typer.Option(help="Workspace directory (default: cwd).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Print the execution policy's decision for COMMAND, its matched rules and reasons,
+    resolved exactly as `run` would (profile, workspace, rule files); run nothing.
+    Exit 0 whatever the decision (125 for a bad profile or policy file)."""
+    from . import gate
+
+    profile = _merge_parent_option(ctx, "profile", profile)
+    workspace = _merge_parent_option(ctx, "workspace", workspace)
+    if not command:
+        typer.echo("codex-box: no command given — e.g. codex-box check -- rm -rf build", err=True)
+        raise typer.Exit(2)
+    environ = dict(os.environ)
+    runner = Runner(
+        RunRequest(
+            argv=tuple(command),
+            environ=environ,
+            cwd=os.getcwd(),
+            profile=profile,
+            workspace=workspace,
+            trust_opt_in=True,  # nothing runs: no opt-in to ask for
+        )
+    )
+    try:
+        _, spec = runner.compile()
+        evaluation = gate.evaluate(
+            spec, home=environ.get("HOME") or str(Path.home()), codex_home=runner.home
+        )
+    except CodexBoxError as exc:
+        _fail(exc)
+    if as_json:
+        _emit_json({**evaluation.as_json(), "profile": spec.profile, "workspace": spec.workspace})
+        return
+    typer.echo(f"{evaluation.decision.label}: {' '.join(command)}")
+    for finding in evaluation.findings:
+        rule = f"  [{finding.rule}]" if finding.rule else ""
+        shown = " ".join(finding.command) or "(whole line)"
+        typer.echo(f"  {finding.decision.label:<10} {shown}: {finding.reason}{rule}")
+    typer.echo(f"  profile {spec.profile}, workspace {spec.workspace}")
+
+
+@policy_app.command("test")
+def policy_test(
+    files: Annotated[list[Path], typer.Argument(help="Policy files (*.policy).")],
+    project: Annotated[
+        bool,
+        typer.Option("--project", help="Check as a project's .codex/rules file (tighten only)."),
+    ] = False,
+) -> None:
+    """Load each file and check every rule's examples (match/not_match,
+    should_match/should_not_match). Exit 0 when all pass, 125 with file:line otherwise."""
+    from .policy import load_file
+
+    for path in files:
+        try:
+            rules = load_file(path, tighten_only=project)
+        except CodexBoxError as exc:
+            _fail(exc)
+        count = len(rules.prefix) + len(rules.programs) + len(rules.pipes)
+        typer.echo(f"{path}: {count} rules, every example passes")
 
 
 @profiles_app.callback(invoke_without_command=True)

@@ -22,6 +22,8 @@ from .errors import ConfigError, did_you_mean
 from .profile_store import canonical_name
 
 _SANDBOX_KEYS = ("mode", "profile", "network_access", "backend")
+_POLICY_KEYS = ("mode",)
+POLICY_MODES = ("enforce", "audit-only", "off")
 
 
 def codex_home(environ: Mapping[str, str]) -> Path:
@@ -35,6 +37,7 @@ class Config:
     path: Path
     profile: str | None = None  # already mapped through aliases and network_access
     backend: str | None = None
+    policy_mode: str | None = None  # [policy] mode: enforce | audit-only | off
 
 
 def load_config(home: Path) -> Config:
@@ -78,7 +81,28 @@ def _settings(path: Path, data: dict[str, Any]) -> dict[str, Any]:
             )
     profile = _with_network(mode, network) if mode else None
     backend = _opt_str(path, "sandbox.backend", sandbox.get("backend"))
-    return {"profile": profile, "backend": backend}
+    return {"profile": profile, "backend": backend, "policy_mode": _policy_mode(path, data)}
+
+
+def _policy_mode(path: Path, data: dict[str, Any]) -> str | None:
+    policy = data.get("policy", {})
+    if not isinstance(policy, dict):
+        raise ConfigError(
+            f"{path}: 'policy' must be a table", hint="write [policy] on its own line"
+        )
+    for key in policy:
+        if key not in _POLICY_KEYS:
+            raise ConfigError(
+                f"{path}: unknown key 'policy.{key}'",
+                hint=f"{did_you_mean(key, _POLICY_KEYS)}allowed: {', '.join(_POLICY_KEYS)}",
+            )
+    mode = _opt_str(path, "policy.mode", policy.get("mode"))
+    if mode is not None and mode not in POLICY_MODES:
+        raise ConfigError(
+            f"{path}: policy.mode {mode!r} is not a policy mode",
+            hint=f"{did_you_mean(mode, POLICY_MODES)}use one of: {', '.join(POLICY_MODES)}",
+        )
+    return mode
 
 
 def _with_network(mode: str, network: bool | None) -> str:

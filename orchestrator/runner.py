@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import placeholders
+from . import gate, placeholders
 from .audit import LOG_NAME, AuditLog, Sanitizer
 from .backends import base
 from .compile import Request, compile_spec
@@ -29,7 +29,7 @@ from .profile_store import ProfileStore
 from .resolve import Resolution, resolve_profile
 from .spec import RunResult, SandboxSpec
 
-Confirm = Callable[[str], bool]
+Confirm = Callable[[str], bool | None]  # None: nobody can be asked (no terminal)
 SESSION_ENV = "CODEX_BOX_SESSION"
 BACKEND_ENV = "CODEX_BOX_BACKEND"
 
@@ -50,6 +50,8 @@ class RunRequest:
     image: str | None = None
     tty: bool = False
     trust_opt_in: bool = False
+    approve: bool = False  # run an unverified command without asking (audited)
+    policy_mode: str | None = None  # flag; else config [policy] mode, else "enforce"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,6 +60,7 @@ class Prepared:
     spec: SandboxSpec
     backend: base.Backend
     selection: base.Selection
+    verdict: gate.Verdict | None = None  # None: the policy was not consulted (--print-spec)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,15 +93,16 @@ class Runner:
             "run_id": self.run_id,
         }
 
-    def prepare(self, *, probe: bool = True, audit: bool = True) -> Prepared:
+    def prepare(self, *, probe: bool = True, audit: bool = True, policy: bool = True) -> Prepared:
         """Everything up to (not including) launching; refusals are audited.
 
         ``probe=False`` (``--print-spec``) skips checking that a *named* backend can run
         here: showing what it would do needs no kernel feature. ``auto`` always probes.
-        ``audit=False`` is for questions (``--show-profile``) that launch nothing.
+        ``audit=False`` is for questions (``--show-profile``) that launch nothing;
+        ``policy=False`` skips the execution policy (nothing will be launched).
         """
         try:
-            return self._prepare(probe=probe)
+            return self._prepare(probe=probe, policy=policy)
         except CodexBoxError as exc:
             if audit:
                 self._record_denied(exc)
@@ -145,17 +149,37 @@ class Runner:
         )
         return Outcome(prepared=prepared, result=result)
 
-    def _prepare(self, *, probe: bool) -> Prepared:
+    def _prepare(self, *, probe: bool, policy: bool) -> Prepared:
         resolution, spec = self.compile()
         req = self.request
         config = self._config()
+        # Before any backend is chosen: a refused command never waits on an engine.
+        verdict = self.judge(spec) if policy else None
         requested = req.backend or req.environ.get(BACKEND_ENV) or config.backend or "auto"
         if probe or requested == "auto":
             selection = base.select(requested, spec)
         else:  # --print-spec of a named backend: show its request even if it cannot run here
             selection = base.Selection(base.load(requested), f"{requested}: named, not probed")
         return Prepared(
-            resolution=resolution, spec=spec, backend=selection.backend, selection=selection
+            resolution=resolution,
+            spec=spec,
+            backend=selection.backend,
+            selection=selection,
+            verdict=verdict,
+        )
+
+    def judge(self, spec: SandboxSpec) -> gate.Verdict:
+        """The execution policy's verdict; raises Refused for forbidden, or unverified
+        without approval (an approval asked is recorded either way)."""
+        req = self.request
+        return gate.decide(
+            spec,
+            mode=gate.policy_mode(req.policy_mode, self._config().policy_mode),
+            home=req.environ.get("HOME") or str(Path.home()),
+            codex_home=self.home,
+            approve=req.approve,
+            confirm=self.confirm,
+            record=self._write,
         )
 
     def _config(self) -> Config:
@@ -218,6 +242,7 @@ class Runner:
             "profile_source": prepared.resolution.source.value,
             "backend": prepared.backend.name,
             "workspace": prepared.spec.workspace,
+            **(prepared.verdict.fields() if prepared.verdict else {}),
         }
 
     def _record_denied(self, exc: CodexBoxError) -> None:
@@ -227,6 +252,7 @@ class Runner:
             if resolution
             else {}
         )
+        extra |= exc.fields if isinstance(exc, gate.PolicyRefused) else {}
         try:
             self._write(
                 {**extra, "phase": "decided", "decision": "denied", "reason": exc.one_line()}

@@ -25,6 +25,9 @@ CODEX_BOX = str(Path(sys.executable).parent / "codex-box")
 SANDBOX_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 
 
+AUDIT_ONLY_CONFIG = '[policy]\nmode = "audit-only"\n'
+
+
 @dataclass
 class Ran:
     returncode: int
@@ -48,8 +51,13 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def codex_home(home: Path) -> Path:
+    """A fresh CODEX_HOME whose config puts the execution policy in audit-only mode:
+    the sandbox suites test the sandbox alone (their attacks are commands the policy
+    would refuse before any sandbox started). tests/unit/test_policy_*.py test the policy
+    in enforce mode, by flag or by their own config."""
     path = home / ".codex"
     path.mkdir()
+    (path / "config.toml").write_text(AUDIT_ONLY_CONFIG)
     return path
 
 

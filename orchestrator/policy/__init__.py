@@ -1,0 +1,24 @@
+"""The execution policy: every command line is judged before any sandbox starts.
+
+``load_policy`` reads the Starlark rule files; ``Policy(rules).evaluate(argv, context)``
+returns an ``Evaluation`` whose decision is safe, match, unverified or forbidden.
+"""
+
+from __future__ import annotations
+
+from .decision import Decision, Evaluation, Finding
+from .engine import Context, Policy
+from .loader import DEFAULT_POLICY, PolicyError, load_file, load_policy, policy_files
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "Context",
+    "Decision",
+    "Evaluation",
+    "Finding",
+    "Policy",
+    "PolicyError",
+    "load_file",
+    "load_policy",
+    "policy_files",
+]
