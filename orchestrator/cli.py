@@ -308,7 +308,15 @@ def _confirm_on_tty(question: str) -> bool | None:
     """The user's answer; None when there is no terminal to ask on."""
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         return None
-    return typer.confirm(question, default=False, err=True)
+    # Not click's confirm: it writes the prompt's last character to stdout (through
+    # input()), which would land in the output of the command being approved.
+    sys.stderr.write(f"codex-box: {question} [y/N]: ")
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except (OSError, KeyboardInterrupt):
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 @app.command("check", context_settings={"allow_interspersed_args": False})

@@ -24,12 +24,20 @@ run() { step "$@"; "$CB" "$@"; echo "→ exit $?"; }
 
 run --show-profile
 run profiles
-run run --backend native --profile offline -- sh -c 'head -1 /etc/os-release; echo x > /etc/x'
+# The execution policy judges every command before any sandbox starts.
+run check -- bash -lc 'ls && rm -rf /'
+run run --backend native --profile workspace -- rm -rf /
+run run --backend native --profile workspace -- python3 -c 'print(1)'
+run run --backend native --profile workspace -- sh -c 'ls | wc -l && echo built > out.txt'
+# From here on the policy only records (audit-only): these show the sandbox itself
+# stopping what a command tries.
+AO=--policy-mode=audit-only
+run run $AO --backend native --profile offline -- sh -c 'head -1 /etc/os-release; echo x > /etc/x'
 sleep 0.3
-run run --backend native --profile offline -- curl -sS --max-time 3 "http://127.0.0.1:$PORT/"
-run run --backend native --profile workspace-net -- curl -sS --max-time 3 "http://127.0.0.1:$PORT/"
-run run --backend native --profile workspace -- sh -c 'echo built > out.txt && cat out.txt; echo evil > .git/hooks/pre-commit; echo workspace-net > .codex-profile'
-run run --backend native --profile workspace -- grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status
-run run --backend native --profile workspace --timeout 1 -- sleep 30
+run run $AO --backend native --profile offline -- curl -sS --max-time 3 "http://127.0.0.1:$PORT/"
+run run $AO --backend native --profile workspace-net -- curl -sS --max-time 3 "http://127.0.0.1:$PORT/"
+run run $AO --backend native --profile workspace -- sh -c 'echo built > out.txt && cat out.txt; echo evil > .git/hooks/pre-commit; echo workspace-net > .codex-profile'
+run run $AO --backend native --profile workspace -- grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status
+run run $AO --backend native --profile workspace --timeout 1 -- sleep 30
 run run --backend native --profile trusted -- true
 run audit --decision denied
