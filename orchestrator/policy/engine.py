@@ -135,7 +135,14 @@ class Policy:
                     )
                 )
         if not matched:
-            out.append(_unverified(argv, f"no rule covers '{argv[0]}'"))
+            if any(program.program == argv[0] for program in self.rules.programs):
+                reason = (
+                    f"'{argv[0]}' is used in a way its define_program rules do not cover "
+                    "(an option they do not list, or an argument of the wrong type)"
+                )
+            else:
+                reason = f"no rule covers '{argv[0]}'"
+            out.append(_unverified(argv, reason))
 
     def _writes(
         self,
