@@ -11,7 +11,7 @@ Does not own: the rules' syntax (``loader``), shell grammar (``shell``), wrapper
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..write_roots import inside
 from .decision import Decision, Evaluation, Finding
@@ -81,6 +81,17 @@ class Policy:
         for problem in script.problems:
             out.append(Finding(decision=problem.decision, command=by, reason=problem.reason))
         for pipeline in script.pipelines:
+            if len(pipeline) == 1 and pipeline[0].argv[:1] in (("cd",), ("pushd",)):
+                if not pipeline[0].complete:
+                    continue  # its target is computed at run time: already Unverified
+                # Later relative paths are relative to where cd went (a cd inside a
+                # subshell is applied to the rest too: stricter, never looser).
+                moved = _cd(pipeline[0].argv, context)
+                if moved is None:
+                    out.append(_unverified(pipeline[0].argv, "a cd whose target is not literal"))
+                else:
+                    context = moved
+                continue
             programs = [
                 self._command(list(command.words), context, out, depth=depth)
                 if command.complete
@@ -186,6 +197,16 @@ class Policy:
             rule=rule,
             writes=tuple(shown),
         )
+
+
+def _cd(argv: tuple[str, ...], context: Context) -> Context | None:
+    args = [a for a in argv[1:] if a not in ("-L", "-P", "--")]
+    if len(args) > 1 or (args and args[0].startswith("-")):
+        return None
+    target = args[0] if args else "~"
+    if target == "~" or target.startswith("~/"):
+        target = context.home + target[1:]
+    return replace(context, cwd=os.path.normpath(os.path.join(context.cwd, target)))
 
 
 def _target(word: Word, context: Context) -> tuple[str, str]:
