@@ -59,13 +59,13 @@ class Policy:
         shown = tuple(w.value for w in words)
         for problem in unwrapped.problems:
             out.append(Finding(decision=problem.decision, command=shown, reason=problem.reason))
-        if unwrapped.script is not None:
-            self._script(unwrapped.script, context, out, depth=depth + 1, by=shown)
-            return unwrapped.words[0].value if unwrapped.words else ""
-        if not unwrapped.words or unwrapped.stopped:
+        if not unwrapped.words or (unwrapped.stopped and unwrapped.script is None):
             return unwrapped.words[0].value if unwrapped.words else ""
         inner: list[Finding] = []
-        self._simple(unwrapped.words, context, inner)
+        if unwrapped.script is not None:
+            self._script(unwrapped.script, context, inner, depth=depth + 1, by=shown)
+        else:
+            self._simple(unwrapped.words, context, inner)
         if unwrapped.hidden_arguments:
             inner = [_hidden(f) for f in inner]
         out += inner
