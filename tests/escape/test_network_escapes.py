@@ -12,6 +12,7 @@ sandbox. Every attack also runs once unsandboxed (the control) and must reach it
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import uuid
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SANDBOX_PYTHON
+from tests.conftest import REQUIRE, SANDBOX_PYTHON
 
 SANDBOXED = ("offline", "net-read-only", "workspace", "workspace-net")
 NETWORK = ("net-read-only", "workspace-net")
@@ -276,23 +277,41 @@ for path in sys.argv[1:]:
     s.settimeout(3)
     try:
         s.connect(path)
-        s.sendall(b"GET /_ping HTTP/1.0\r\nHost: d\r\n\r\n")
-        print(path, "ANSWERED", s.recv(64))
     except OSError as exc:
         print(path, "refused", exc.errno)
+        continue
+    try:  # an engine's HTTP API answers its ping; containerd (gRPC) may just hang up
+        s.sendall(b"GET /_ping HTTP/1.0\r\nHost: d\r\n\r\n")
+        reply = s.recv(64)
+    except OSError:
+        reply = b""
+    print(path, "CONNECTED", reply[:12])
 """
-ENGINE_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock", "/run/podman/podman.sock")
+
+
+def _engine_sockets() -> list[str]:
+    """Every well-known engine socket path (each one is root on the host), with the
+    rootless Podman one where this session has a runtime directory."""
+    paths = ["/run/docker.sock", "/var/run/docker.sock", "/run/podman/podman.sock",
+             "/run/containerd/containerd.sock"]
+    if runtime_dir := os.environ.get("XDG_RUNTIME_DIR"):
+        paths.append(f"{runtime_dir}/podman/podman.sock")
+    return paths
 
 
 @pytest.mark.parametrize("profile", SANDBOXED)
 def test_the_docker_and_podman_sockets_are_unreachable(box, profile):
-    """Either engine socket is root on the host. The control proves each one this test
-    names is live and answering here."""
-    live = [p for p in ENGINE_SOCKETS if Path(p).is_socket()]
-    control = _control(PING_ENGINE, *live)
-    answered = [p for p in live if f"{p} ANSWERED" in control]
-    if box.backend != "native":
-        assert answered, f"control: the {box.backend} socket answers on the host\n{control}"
-    ran = box(profile, SANDBOX_PYTHON, "-I", "-c", PING_ENGINE, *answered)
-    assert "ANSWERED" not in ran.stdout, ran.stdout
-    assert ran.stdout.count("refused") == len(answered), ran.stdout + ran.stderr
+    """Any engine socket is root on the host. The control connects to every one that
+    exists here; the sandbox is handed exactly those, and each must be refused."""
+    existing = [p for p in _engine_sockets() if Path(p).is_socket()]
+    control = _control(PING_ENGINE, *existing)
+    reached = [p for p in existing if f"{p} CONNECTED" in control]
+    answered = [p for p in reached if f"{p} CONNECTED b'HTTP/1." in control]
+    if not answered and box.backend == "native" and not REQUIRE:
+        pytest.skip(f"no engine socket answers on this host: nothing to reach\n{control}")
+    assert answered, f"control: an engine socket answers on the host\n{control}"
+    assert all(Path(p).is_socket() for p in reached), reached
+    ran = box(profile, SANDBOX_PYTHON, "-I", "-c", PING_ENGINE, *reached)
+    assert "CONNECTED" not in ran.stdout, ran.stdout
+    for path in reached:  # each one tried, each one refused
+        assert f"{path} refused" in ran.stdout, ran.stdout + ran.stderr
