@@ -37,12 +37,14 @@ def _results(text: str) -> dict[str, int]:
     return {k: int(v) for k, v in (line.split() for line in text.splitlines() if line)}
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the control needs a root host")
 @pytest.mark.parametrize("profile", SANDBOXED)
 def test_setns_and_chroot_are_refused(box, profile, tmp_path):
-    control = subprocess.run([SANDBOX_PYTHON, "-I", "-c", NAMESPACES], capture_output=True,
-                             text=True, check=True, cwd=tmp_path)
-    assert set(_results(control.stdout).values()) == {0}, f"control: {control.stdout}"
+    # The control needs root (setns and chroot need CAP_SYS_ADMIN / CAP_SYS_CHROOT);
+    # without it only the control is left out, the attack still runs.
+    if os.geteuid() == 0:
+        control = subprocess.run([SANDBOX_PYTHON, "-I", "-c", NAMESPACES],
+                                 capture_output=True, text=True, check=True, cwd=tmp_path)
+        assert set(_results(control.stdout).values()) == {0}, f"control: {control.stdout}"
     ran = box(profile, SANDBOX_PYTHON, "-I", "-c", NAMESPACES)
     got = _results(ran.stdout)
     assert len(got) == 6, ran.stdout + ran.stderr
