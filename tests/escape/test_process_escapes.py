@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import SANDBOX_PYTHON
 
 SANDBOXED = ("offline", "net-read-only", "workspace", "workspace-net")
-EPERM = 1
+EPERM, EACCES = 1, 13
 
 NAMESPACES = r"""
 import ctypes, os
@@ -60,42 +60,85 @@ import ctypes, os, signal, sys, time
 libc = ctypes.CDLL(None, use_errno=True)
 libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
 PTRACE_ATTACH, PTRACE_SEIZE = 16, 0x4206
+SECRET = b"codex-box-sibling-secret"
+secret = ctypes.create_string_buffer(SECRET)  # at the same address in the forked sibling
 pids = [int(p) for p in sys.argv[1:]]
 sibling = os.fork()
 if sibling == 0:
     time.sleep(5)
     os._exit(0)
 for pid in [sibling, *pids]:
+    who = "sibling" if pid == sibling else "host"
     for request in (PTRACE_ATTACH, PTRACE_SEIZE):
         ctypes.set_errno(0)
         r = libc.ptrace(request, pid, None, None)
-        print(f"ptrace-{request}-{'sibling' if pid == sibling else 'host'}",
-              0 if r == 0 else ctypes.get_errno())
+        print(f"ptrace-{request}-{who}", 0 if r == 0 else ctypes.get_errno())
+    # /proc/<pid>/mem is ptrace by another name: read where the sibling keeps SECRET
+    # (a mapped address, so a failure is the access check, not an unmapped page).
     try:
-        with open(f"/proc/{pid}/mem", "rb") as mem:
-            mem.read(1)
-        print(f"mem-{'sibling' if pid == sibling else 'host'}", 0)
+        with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+            mem.seek(ctypes.addressof(secret))
+            got = mem.read(len(SECRET))
+        print(f"mem-{who}", 0 if got == SECRET else -1)  # -1: read, not the secret
     except OSError as exc:
-        print(f"mem-{'sibling' if pid == sibling else 'host'}", exc.errno or 1)
+        print(f"mem-{who}", exc.errno or 1)
 os.kill(sibling, signal.SIGKILL)
 """
 
 
+def _trace(box, profile: str, host_pid: int) -> dict[str, int]:
+    ran = box(profile, SANDBOX_PYTHON, "-I", "-c", TRACE, str(host_pid))
+    got = _results(ran.stdout)
+    assert set(got) == {f"{kind}-{who}" for who in ("sibling", "host")
+                        for kind in ("ptrace-16", f"ptrace-{0x4206}", "mem")}, \
+        ran.stdout + ran.stderr
+    return got
+
+
+@pytest.fixture(scope="module")
+def trace_control(tmp_path_factory) -> dict[str, int]:
+    """TRACE unsandboxed, on the sibling only (attaching to a host process would stop
+    it): a parent may trace its child and read the secret from its memory."""
+    ran = subprocess.run([SANDBOX_PYTHON, "-I", "-c", TRACE], capture_output=True, text=True,
+                         check=True, cwd=tmp_path_factory.mktemp("trace"))
+    control = _results(ran.stdout)
+    assert control["ptrace-16-sibling"] == 0 and control["mem-sibling"] == 0, \
+        f"control: unsandboxed, the sibling can be traced and its memory read: {control}"
+    return control
+
+
 @pytest.mark.parametrize("profile", SANDBOXED)
-def test_ptrace_of_a_sibling_or_a_host_process_is_refused(box, profile):
+def test_ptrace_of_a_sibling_or_a_host_process_is_refused(box, profile, trace_control):
     host = subprocess.Popen(["sleep", "30"])
     try:
-        ran = box(profile, SANDBOX_PYTHON, "-I", "-c", TRACE, str(host.pid))
-        got = _results(ran.stdout)
-        assert got, ran.stderr
+        got = _trace(box, profile, host.pid)
         assert all(got[k] == EPERM for k in got if k.startswith("ptrace-")), got
         # /proc/<host pid> is not even visible (own pid namespace): reading its memory fails
-        assert got["mem-host"] != 0
+        assert got["mem-host"] != 0, got
         status = Path(f"/proc/{host.pid}/status").read_text()
         assert "TracerPid:\t0" in status and "State:\tS" in status, status
     finally:
         host.kill()
         host.wait()
+
+
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_a_siblings_memory_cannot_be_read_through_proc_pid_mem(box, profile, trace_control):
+    """/proc/<pid>/mem is ptrace by another name (the same PTRACE_MODE_ATTACH check), so
+    where ptrace is refused, reading the sibling's memory must be refused too (EPERM or
+    EACCES), never return its secret. Any other outcome fails; the one known gap (the
+    secret is read) is reported as xfail, and the test passes once the sandbox closes it."""
+    host = subprocess.Popen(["sleep", "30"])
+    try:
+        got = _trace(box, profile, host.pid)
+    finally:
+        host.kill()
+        host.wait()
+    if got["mem-sibling"] == 0:
+        pytest.xfail(f"known gap on {box.backend}/{profile}: a sandboxed process reads its "
+                     "sibling's memory through /proc/<pid>/mem (seccomp refuses ptrace(2), "
+                     "not this); the sibling shares the sandbox's own confinement")
+    assert got["mem-sibling"] in (EPERM, EACCES), got
 
 
 @pytest.mark.parametrize("profile", SANDBOXED)
