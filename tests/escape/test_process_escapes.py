@@ -197,21 +197,48 @@ def test_kernel_modules_cannot_be_loaded(box, profile, tmp_path):
     assert "end" in tools.stdout and "LOADED" not in tools.stdout
 
 
-SYS_KNOB = Path("/sys/kernel/mm/ksm/pages_to_scan")
+KSM = Path("/sys/kernel/mm/ksm")
+# Host-wide KSM knobs: harmless to set back, and writable by root unsandboxed.
+SYS_TARGETS = (KSM / "pages_to_scan", KSM / "run", KSM / "sleep_millisecs")
 
-
-@pytest.mark.skipif(not SYS_KNOB.exists(), reason="needs KSM's pages_to_scan in /sys")
-@pytest.mark.parametrize("profile", SANDBOXED)
-def test_sys_cannot_be_written(box, profile):
-    before = SYS_KNOB.read_text()
-    wanted = str(int(before) + 7)
+SYS_WRITE = r"""
+import sys
+for target, value in zip(sys.argv[1::2], sys.argv[2::2]):
     try:
-        ran = box(profile, "sh", "-c", f"echo {wanted} > {SYS_KNOB}; "
-                  "echo 1 > /sys/kernel/mm/ksm/run; echo end")
-        assert "end" in ran.stdout, ran.stderr
-        assert SYS_KNOB.read_text() == before, "the sandbox changed a /sys tunable"
-        assert ran.stderr.count("cannot create") + ran.stderr.count("Read-only") >= 2, \
-            ran.stderr
+        with open(target, "w") as knob:
+            knob.write(value + "\n")
+        print(target, "WRITTEN")
+    except OSError as exc:
+        print(target, "refused", exc.errno)
+"""
+
+
+def _sys_write(argv: list[str]) -> list[str]:
+    return [a for path, value in argv for a in (str(path), value)]
+
+
+@pytest.mark.skipif(not all(t.exists() for t in SYS_TARGETS), reason="needs KSM's /sys knobs")
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_sys_cannot_be_written(box, profile, tmp_path):
+    before = {t: t.read_text() for t in SYS_TARGETS}
+    # A value each knob does not hold now (run: 0 stops, 1 starts KSM; never 2, which
+    # unmerges every page), so a write that got through would show on the host.
+    wanted = {t: str(int(v) + 7) for t, v in before.items()}
+    wanted[KSM / "run"] = "0" if before[KSM / "run"].strip() == "1" else "1"
+    try:
+        if os.geteuid() == 0:  # control: root writes each knob (its own value: no change)
+            control = subprocess.run([SANDBOX_PYTHON, "-I", "-c", SYS_WRITE, *_sys_write(
+                [(t, v.strip()) for t, v in before.items()])], capture_output=True,
+                text=True, check=True, cwd=tmp_path).stdout
+            for target in SYS_TARGETS:
+                assert f"{target} WRITTEN" in control, f"control: root writes {target}\n{control}"
+        ran = box(profile, SANDBOX_PYTHON, "-I", "-c", SYS_WRITE,
+                  *_sys_write(list(wanted.items())))
+        for target in SYS_TARGETS:  # each one attempted, each one refused
+            assert f"{target} refused" in ran.stdout, ran.stdout + ran.stderr
+            assert target.read_text() == before[target], f"the sandbox changed {target}"
+        assert "WRITTEN" not in ran.stdout, ran.stdout
     finally:
-        if SYS_KNOB.read_text() != before:  # only if the attack worked: put it back
-            SYS_KNOB.write_text(before)
+        for target, value in before.items():  # only if the attack worked: put it back
+            if target.read_text() != value:
+                target.write_text(value)
