@@ -76,12 +76,24 @@ def _positive_control(box, profile: str, ran, workspace: Path) -> None:
 CONTROL = "cat README; echo ok > control-written 2>/dev/null; "
 
 
+def _read_first(target: Path) -> str:
+    """The target's bytes, read before the attack: on the native backend the host's
+    /var/tmp is visible, so a write refused there is refused for writing, not because the
+    file is missing (checked by ``_target_was_readable``)."""
+    return f"cat {target} 2>/dev/null; "
+
+
+def _target_was_readable(box, ran) -> None:
+    assert ORIGINAL in ran.stdout or box.backend != "native", \
+        f"positive control: the target is readable on native\n{ran.stdout}{ran.stderr}"
+
+
 @pytest.mark.parametrize("profile", SANDBOXED)
 def test_writes_outside_by_absolute_path_dotdot_and_home_change_nothing(
         box, profile, workspace, home, target):
     dotdot = os.path.relpath(target, workspace)  # ../outside/target.txt
     assert dotdot.startswith("..")
-    script = (CONTROL + f"echo pwned >> {target}; echo pwned >> {dotdot}; "
+    script = (CONTROL + _read_first(target) + f"echo pwned >> {target}; echo pwned >> {dotdot}; "
               f"echo pwned >> ../../../../../..{target}; echo pwned >> \"$HOME/.bashrc\"; "
               f"echo pwned >> {home}/.bashrc; echo pwned > {home}/.profile; "
               f"echo pwned > {target.parent}/new-file; echo end")
@@ -90,6 +102,7 @@ def test_writes_outside_by_absolute_path_dotdot_and_home_change_nothing(
     _host_unchanged(target, home / ".bashrc")
     assert not (home / ".profile").exists() and not (target.parent / "new-file").exists()
     _positive_control(box, profile, ran, workspace)
+    _target_was_readable(box, ran)
 
 
 @pytest.mark.parametrize("profile", SANDBOXED)
@@ -98,13 +111,14 @@ def test_a_symlink_planted_in_the_workspace_does_not_lead_out(box, profile, work
     """One link shipped with the repository, one made from inside."""
     (workspace / "planted").symlink_to(target)
     (workspace / "planted-dir").symlink_to(target.parent)
-    script = (CONTROL + "echo pwned >> planted; echo pwned > planted-dir/new-file; "
+    script = (CONTROL + "cat planted; echo pwned >> planted; echo pwned > planted-dir/new-file; "
               f"ln -s {target} made-inside && echo pwned >> made-inside; echo end")
     ran = box(profile, "sh", "-c", script)
     assert "end" in ran.stdout, ran.stderr
     _host_unchanged(target)
     assert not (target.parent / "new-file").exists()
     _positive_control(box, profile, ran, workspace)
+    _target_was_readable(box, ran)  # through the planted link
 
 
 @pytest.mark.parametrize("profile", SANDBOXED)
@@ -113,13 +127,15 @@ def test_a_hard_link_made_in_the_workspace_does_not_lead_out(box, profile, works
     # Control: unsandboxed, the same link works (same filesystem, same user).
     os.link(target, workspace / "control-link")
     os.unlink(workspace / "control-link")
-    script = (CONTROL + f"ln {target} hard && echo LINKED && echo pwned >> hard; echo end")
+    script = (CONTROL + _read_first(target)
+              + f"ln {target} hard && echo LINKED && echo pwned >> hard; echo end")
     ran = box(profile, "sh", "-c", script)
     assert "end" in ran.stdout, ran.stderr
     assert "LINKED" not in ran.stdout
     _host_unchanged(target)
     assert os.stat(target).st_nlink == 1
     _positive_control(box, profile, ran, workspace)
+    _target_was_readable(box, ran)
 
 
 REOPEN = r"""
@@ -159,6 +175,14 @@ def test_reopening_through_proc_self_fd_and_root_does_not_gain_write(box, profil
     before = inside.read_text()
     ran = box(profile, SANDBOX_PYTHON, "-I", "-c", REOPEN, str(target), str(inside))
     _host_unchanged(target)
+    # Each path must have been opened for reading, or the write attempts never ran: on
+    # native both are visible; in a container the host's /var/tmp is simply not there.
+    assert f"{inside} unreadable" not in ran.stdout, ran.stdout + ran.stderr
+    if box.backend == "native":
+        assert f"{target} unreadable" not in ran.stdout, ran.stdout + ran.stderr
+        assert ran.stdout.count(f"{target} refused") == 5, ran.stdout + ran.stderr
+    else:
+        assert f"{target} unreadable 2" in ran.stdout, ran.stdout + ran.stderr
     assert f"{target} REOPENED" not in ran.stdout and f"{target} WRITTEN" not in ran.stdout
     if profile not in WRITE:
         assert inside.read_text() == before, "a read-only workspace was written via /proc"
