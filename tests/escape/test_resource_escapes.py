@@ -21,11 +21,14 @@ SANDBOXED = ("offline", "net-read-only", "workspace", "workspace-net")
 
 class HostProbe:
     """Starts `true` on the host every 100 ms while the attack runs (bounded: 300 tries)
-    and keeps the slowest round trip."""
+    and keeps the slowest round trip; with a marker, also the most processes carrying it
+    seen at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, marker: str | None = None) -> None:
         self.slowest = 0.0
         self.tries = 0
+        self.marker = marker
+        self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -35,6 +38,8 @@ class HostProbe:
             subprocess.run(["true"], check=True, timeout=30)
             self.slowest = max(self.slowest, time.monotonic() - started)
             self.tries += 1
+            if self.marker:
+                self.peak = max(self.peak, len(processes_with(self.marker)))
             self._stop.wait(0.1)
 
     def __enter__(self) -> HostProbe:
@@ -51,11 +56,18 @@ def test_a_fork_bomb_is_contained_and_ends_with_a_clear_result(box, profile):
     marker, set_m = marker_for("forkbomb")
     # The classic bomb, each copy renamed so the host can count what is left afterwards.
     bomb = f'{set_m}; b() {{ (exec -a "$M" sleep 30 &); b | b & }}; b; sleep 30'
-    with HostProbe() as probe:
+    with HostProbe(marker) as probe:
         ran = box(profile, "bash", "-c", bomb, flags=("--pids", "128", "--timeout", "6",
                                                       "--json"))
     assert ran.returncode == 124, ran.stderr[-2000:]
     assert "timed out" in ran.stderr
+    # The limit was hit, not merely set: bash reports each fork refused with EAGAIN
+    # ("fork: retry: Resource temporarily unavailable"), and the host never saw more
+    # bomb processes at once than the 128 allowed (the bash copies count too).
+    failures = ran.stderr.count("fork: retry: Resource temporarily unavailable") \
+        + ran.stderr.count("fork: Resource temporarily unavailable")
+    assert failures >= 1, f"the bomb never met the pids limit\n{ran.stderr[-2000:]}"
+    assert 0 < probe.peak <= 128, f"{probe.peak} bomb processes at once"
     assert probe.tries >= 5 and probe.slowest < 2.0, \
         f"the host stalled: slowest process start {probe.slowest:.2f}s"
     time.sleep(0.3)
