@@ -10,6 +10,7 @@ Does not own: the rules' syntax (``loader``), shell grammar (``shell``), wrapper
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from dataclasses import dataclass, replace
 
@@ -107,7 +108,23 @@ class Policy:
                         )
                     )
         for word, writer in script.writes:
-            out.append(self._writes(writer, [word], context, program=None, rule="redirection"))
+            out.extend(self._redirection(word, writer, context))
+
+    def _redirection(self, word: Word, writer: tuple[str, ...], context: Context) -> list[Finding]:
+        """An output redirection writes like ``tee FILE``: judged by the rules for tee
+        (their forbidden paths too), named after the command that redirects."""
+        judged: list[Finding] = []
+        self._simple([Word("tee"), word], context, judged)
+        return [
+            Finding(
+                decision=f.decision,
+                command=writer,
+                reason=f"redirection to {word.value}: {f.reason}",
+                rule=f.rule,
+                writes=f.writes,
+            )
+            for f in judged
+        ]
 
     # --- one simple command against the rules ----------------------------------------
 
@@ -182,6 +199,11 @@ class Policy:
                     writes=tuple(shown),
                 )
             problem = _outside(lexical, real, context)
+            if word.glob and problem is None:
+                reached = [p for p in context.protected_paths if _glob_reaches(word, p, context)]
+                problem = (
+                    f"a glob that can reach the protected path {reached[0]}" if reached else None
+                )
             if problem:
                 return Finding(
                     decision=Decision.FORBIDDEN,
@@ -217,13 +239,34 @@ def _target(word: Word, context: Context) -> tuple[str, str]:
     if value == "~" or value.startswith("~/"):
         value = context.home + value[1:]
     if word.glob:
+        # `*/../..` is the parent's parent whatever `*` matches: normalise first, then
+        # the glob names the directory it expands in (`/*` → `/`, `/et*/x` → `/`).
+        value = _normal(os.path.join(context.cwd, value))
         cut = min((value.index(c) for c in GLOB_CHARS if c in value), default=len(value))
         value = value[:cut]
-        value = value if value.endswith("/") or not value else os.path.dirname(value) or "."
-    path = os.path.normpath(os.path.join(context.cwd, value or "."))
-    if path.startswith("//"):
-        path = "/" + path.lstrip("/")
+        value = value if value.endswith("/") else os.path.dirname(value) or "/"
+    path = _normal(os.path.join(context.cwd, value or "."))
     return path, os.path.realpath(path)
+
+
+def _normal(path: str) -> str:
+    path = os.path.normpath(path)
+    return "/" + path.lstrip("/") if path.startswith("//") else path
+
+
+def _glob_reaches(word: Word, protected: str, context: Context) -> bool:
+    """Whether a glob could expand to a protected path, inside it or to a parent of it.
+    As in bash (dotglob off), a name starting with "." is matched only by a pattern
+    component that starts with "." too: `*` does not reach `.git`, `.g*` does."""
+    value = word.value
+    if value == "~" or value.startswith("~/"):
+        value = context.home + value[1:]
+    pattern = _normal(os.path.join(context.cwd, value)).split("/")
+    parts = protected.split("/")
+    return all(
+        fnmatch.fnmatchcase(p, g) and (g.startswith(".") or not p.startswith("."))
+        for p, g in zip(parts, pattern, strict=False)
+    )
 
 
 def _outside(lexical: str, real: str, context: Context) -> str | None:

@@ -148,7 +148,7 @@ class PrefixRule:
                 return False
         rest = argv[len(self.pattern) :]
         return not self.with_any or any(
-            fnmatch.fnmatchcase(arg, glob) for arg in rest for glob in self.with_any
+            _option_hits(arg, glob) for arg in rest for glob in self.with_any
         )
 
     def describe(self) -> str:
@@ -254,13 +254,36 @@ class RuleSet:
         )
 
 
+def _option_hits(arg: str, glob: str) -> bool:
+    """Whether ``arg`` is what a ``with_any`` glob names, in any spelling GNU getopt
+    accepts: ``-uo`` holds ``-o``; ``--outp=x`` abbreviates ``--output``."""
+    if fnmatch.fnmatchcase(arg, glob):
+        return True
+    if arg.startswith("--") and glob.startswith("--"):
+        name = arg.partition("=")[0]
+        long_name = glob.rstrip("*").partition("=")[0]
+        return len(name) > 3 and long_name.startswith(name)
+    if arg.startswith("-") and not arg.startswith("--") and len(arg) > 2:
+        # Combined short options: each letter may start an option (its value attached).
+        return any(fnmatch.fnmatchcase(f"-{arg[i:]}", glob) for i in range(2, len(arg)))
+    return False
+
+
+def _long(name: str, by_name: dict[str, Option]) -> Option | None:
+    """A long option by its full name or an unambiguous abbreviation (GNU getopt)."""
+    if name in by_name:
+        return by_name[name]
+    found = {o.name: o for n, o in by_name.items() if n.startswith("--") and n.startswith(name)}
+    return next(iter(found.values())) if len(found) == 1 and len(name) > 3 else None
+
+
 def _option(
     token: str, rest: list[str], by_name: dict[str, Option]
 ) -> list[tuple[Option, str | None]] | None:
     """One option token (taking its value from ``rest`` when separate); None if unknown."""
     if token.startswith("--"):
         name, eq, inline = token.partition("=")
-        option = by_name.get(name)
+        option = _long(name, by_name)
         if option is None or (option.value is None and eq):
             return None
         if option.value is None:

@@ -33,7 +33,8 @@ CODE_VARIABLES = frozenset(
     {"PATH", "IFS", "ENV", "BASH_ENV", "PS4", "PROMPT_COMMAND", "SHELLOPTS", "BASHOPTS",
      "PAGER", "MANPAGER", "EDITOR", "VISUAL", "LESSOPEN", "LESSCLOSE", "NODE_OPTIONS",
      "PERL5OPT", "PERL5LIB", "RUBYOPT", "RUBYLIB", "PYTHONPATH", "PYTHONSTARTUP",
-     "PYTHONHOME", "JAVA_TOOL_OPTIONS", "HOME", "XDG_CONFIG_HOME"}
+     "PYTHONHOME", "JAVA_TOOL_OPTIONS", "HOME", "XDG_CONFIG_HOME", "CDPATH",
+     "RIPGREP_CONFIG_PATH", "GREP_OPTIONS", "SED", "TAR_OPTIONS", "ZDOTDIR", "INPUTRC"}
 )  # fmt: skip
 CODE_VARIABLE_PREFIXES = ("LD_", "DYLD_", "GIT_", "BASH_FUNC_")
 
@@ -118,6 +119,11 @@ class _Walker:
             self.statements(node)
         elif kind == "function_definition":
             self.function(node)
+        elif kind in _CONTROL_FLOW:
+            # Which branch or how often is not known: the whole is Unverified, and every
+            # command inside is judged as if it ran (so a forbidden one still forbids).
+            self.unverified(f"control flow ('{kind.removesuffix('_statement')}') is not inspected")
+            self.statements(node)
         elif kind == "variable_assignment":
             self.assignment(node)
         else:
@@ -242,6 +248,9 @@ class _Walker:
             if "{" in text and ("," in text or ".." in text):
                 self.unverified(f"the word {text!r} uses brace expansion")
                 return []
+            if text.startswith("~") and not (text == "~" or text.startswith("~/")):
+                self.unverified(f"the word {text!r} expands to another user's home directory")
+                return []
             return [Word(text, glob=bool(GLOB_CHARS & set(text)), tilde=text.startswith("~"))]
         if kind == "raw_string":
             return [Word(text[1:-1])]
@@ -255,6 +264,10 @@ class _Walker:
                 return []
             return [Word(content)]
         if kind == "concatenation":
+            unquoted = "".join(self.text(c) for c in node.named_children if c.type == "word")
+            if "{" in unquoted and ("," in unquoted or ".." in unquoted):
+                self.unverified(f"the word {text!r} uses brace expansion")
+                return []
             parts: list[Word] = []
             for child in node.named_children:
                 got = self.word(child)
@@ -273,6 +286,10 @@ class _Walker:
         return []
 
 
+_CONTROL_FLOW = frozenset(
+    {"if_statement", "elif_clause", "else_clause", "while_statement", "for_statement",
+     "c_style_for_statement", "case_statement", "case_item", "do_group"}
+)  # fmt: skip
 _EXPANSIONS = frozenset(
     {"simple_expansion", "expansion", "command_substitution", "arithmetic_expansion",
      "process_substitution"}

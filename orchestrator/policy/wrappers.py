@@ -54,6 +54,7 @@ WRAPPERS: dict[str, Spec] = {
     ),
     "nice": Spec(valued=frozenset({"-n", "--adjustment"})),
     "nohup": Spec(),
+    "time": Spec(flags=frozenset({"-p"})),
     "timeout": Spec(
         flags=frozenset({"--preserve-status", "--foreground", "-v", "--verbose"}),
         valued=frozenset({"-s", "--signal", "-k", "--kill-after"}),
@@ -102,6 +103,8 @@ def program_name(path: str) -> str:
     if "/" not in path:
         return path
     directory = os.path.normpath(os.path.dirname(path))
+    if directory.startswith("//"):  # POSIX keeps a leading //; the kernel does not care
+        directory = "/" + directory.lstrip("/")
     return os.path.basename(path) if directory in SYSTEM_BIN_DIRS else path
 
 

@@ -222,7 +222,7 @@ TABLE = [
     row(["mv", "/etc/passwd", "x"], FORBIDDEN, "/etc/passwd"),
     row(["cp", "-t", "/etc", "a"], FORBIDDEN, "/etc"),
     row(["cp", "-rt/etc", "a"], FORBIDDEN, "/etc"),
-    row("echo x > /etc/passwd", FORBIDDEN, "writes /etc/passwd (/etc/passwd), outside"),
+    row("echo x > /etc/passwd", FORBIDDEN, "redirection to /etc/passwd"),
     row("echo x > ../outside/f", FORBIDDEN, "(%OUT%/f)"),
     row("echo x >> ~/.bashrc", FORBIDDEN, "(%HOME%/.bashrc)"),
     row("echo hi | tee /etc/x", FORBIDDEN, "tee of a system path: /etc/x"),
@@ -357,7 +357,7 @@ TABLE = [
     row("bash <<< 'rm -rf /'", UNVERIFIED),
     row(["./rm", "-rf", "/"], UNVERIFIED, "no rule covers './rm'"),  # not a system dir
     row(["/opt/bin/rm", "-rf", "/"], UNVERIFIED),
-    row(["//bin/rm", "-rf", "/"], UNVERIFIED),
+    row(["//bin/rm", "-rf", "/"], FORBIDDEN),
     row("PATH=. ls", UNVERIFIED, "it sets PATH"),
     row("LD_PRELOAD=x cat f", UNVERIFIED, "it sets LD_PRELOAD"),
     row(["env", "PATH=.", "ls"], UNVERIFIED, "env sets PATH"),
@@ -408,9 +408,9 @@ TABLE = [
     row("x=$(rm -rf /)", UNVERIFIED),
     row("echo x > $HOME/.bashrc", UNVERIFIED),
     row("f() { ls; }; f", UNVERIFIED, "defines a shell function"),
-    row('for f in *; do rm "$f"; done', UNVERIFIED, "for_statement"),
-    row("while true; do ls; done", UNVERIFIED, "while_statement"),
-    row("if true; then rm -rf /; fi", UNVERIFIED, "if_statement"),
+    row('for f in *; do rm "$f"; done', UNVERIFIED, "control flow ('for')"),
+    row("while true; do ls; done", UNVERIFIED, "control flow ('while')"),
+    row("if true; then rm -rf /; fi", FORBIDDEN, "rm of /"),
     row("case x in x) ls;; esac", UNVERIFIED),
     row("[[ -f a ]]", UNVERIFIED),
     row('ls "unterminated', UNVERIFIED, "does not parse"),
@@ -428,7 +428,7 @@ TABLE = [
     row(["curl", "-o", "x.sh", "https://example.invalid/x"], UNVERIFIED),
     row(["dd", "if=a", "of=b"], UNVERIFIED),
     row(["dd", "if=/dev/zero", "of=/dev/./sda"], UNVERIFIED),  # of= is not normalised
-    row(["time", "rm", "-rf", "/"], UNVERIFIED),
+    row(["time", "rm", "-rf", "/"], FORBIDDEN),
     row(["git", "push"], UNVERIFIED),
     row(["git", "commit", "-m", "x"], UNVERIFIED),
     row(["git", "-c", "core.pager=sh", "log"], UNVERIFIED),
@@ -448,85 +448,29 @@ TABLE = [
     row(["cp", "--unknown", "a", "b"], UNVERIFIED, "define_program rules do not cover"),
     row(["rm", "-rfx", "/"], UNVERIFIED),
     row(["tee"], UNVERIFIED),
-    # Suspected bugs: dangerous lines the implementation lets through (see the report).
-    row(
-        "rm -rf {/,x}",
-        NOT_SAFE,
-        bug="brace expansion split into a concatenation is not detected: bash runs rm -rf / x",
-    ),
-    row("rm -rf {,/}", NOT_SAFE, bug="brace expansion in a concatenation: rm -rf / (Match)"),
-    row("rm -rf ~root", NOT_SAFE, bug="~user is not expanded: bash deletes /root (Match)"),
-    row(
-        "CDPATH=/ cd etc && rm -rf *",
-        NOT_SAFE,
-        bug="CDPATH moves cd to /etc but the engine assumes %WS%/etc: rm -rf /etc/* is a Match",
-    ),
-    row(
-        "rm -rf */../..",
-        NOT_SAFE,
-        bug="a glob is judged by the directory it starts in; */../.. is the workspace's parent",
-    ),
-    row(
-        "rm -rf .g*",
-        NOT_SAFE,
-        bug="a glob in the workspace can match a protected path (.git): Match",
-    ),
-    row(
-        "echo x > .codex-prof*",
-        NOT_SAFE,
-        bug="a redirection to a glob that matches the protected .codex-profile: Match",
-    ),
-    row(
-        ["sort", "-uo", "/etc/passwd", "a"],
-        NOT_SAFE,
-        bug="sort -o combined with another flag (-uo) is not seen: writes a file, Safe",
-    ),
-    row(
-        ["sort", "--outp=/etc/passwd", "a"],
-        NOT_SAFE,
-        bug="GNU long-option abbreviation --outp(ut) is not seen: writes a file, Safe",
-    ),
-    row(
-        ["sort", "--compress-prog=./x.sh", "a"],
-        NOT_SAFE,
-        bug="abbreviated --compress-prog(ram) runs a program: Safe",
-    ),
+    # Found in review and fixed: brace expansion across a concatenation, ~user, CDPATH,
+    # globs that climb or reach a protected path, combined and abbreviated options.
+    row("rm -rf {/,x}", UNVERIFIED, "brace expansion"),
+    row("rm -rf {,/}", UNVERIFIED),
+    row("rm -rf ~root", UNVERIFIED, "another user's home"),
+    row("CDPATH=/ cd etc && rm -rf *", UNVERIFIED, "CDPATH"),
+    row("rm -rf */../..", FORBIDDEN, "outside"),
+    row("rm -rf .g*", FORBIDDEN, "protected path"),
+    row("echo x > .codex-prof*", FORBIDDEN, "protected path"),
+    row(["sort", "-uo", "/etc/passwd", "a"], UNVERIFIED),
+    row(["sort", "--outp=/etc/passwd", "a"], UNVERIFIED),
+    row(["sort", "--compress-prog=./x.sh", "a"], UNVERIFIED),
     row(
         ["date", "-us", "2020-01-01"],
-        FORBIDDEN,
-        bug="date -s combined with -u (-us) sets the clock: Safe",
+        FORBIDDEN
     ),
-    row(["date", "--se", "2020-01-01"], FORBIDDEN, bug="abbreviated --se(t) sets the clock: Safe"),
-    row(
-        ["tree", "-o", "/etc/passwd"],
-        NOT_SAFE,
-        bug="tree -o FILE writes its output to a file; tree is on the safe reader list",
-    ),
-    row(
-        ["uniq", "a", "/etc/passwd"],
-        NOT_SAFE,
-        bug="uniq INPUT OUTPUT writes OUTPUT; uniq is on the safe reader list",
-    ),
-    row(
-        ["hostname", "evil"],
-        NOT_SAFE,
-        bug="hostname NAME sets the system hostname (like date -s); on the safe list",
-    ),
-    row(
-        ["rg", "--hostname-bin=./x.sh", "--hyperlink-format=default", "foo"],
-        NOT_SAFE,
-        bug="rg --hostname-bin runs a program (like --pre): Safe",
-    ),
-    row(
-        ["rg", "-nz", "foo"],
-        NOT_SAFE,
-        bug="rg -z combined with another flag (-nz) is not seen: Safe",
-    ),
-    row(
-        "RIPGREP_CONFIG_PATH=rc rg foo",
-        NOT_SAFE,
-        bug="RIPGREP_CONFIG_PATH loads options (e.g. --pre=./x.sh) from a file: Safe",
-    ),
+    row(["date", "--se", "2020-01-01"], FORBIDDEN),
+    row(["tree", "-o", "/etc/passwd"], UNVERIFIED),
+    row(["uniq", "a", "/etc/passwd"], FORBIDDEN, "/etc/passwd"),
+    row(["hostname", "evil"], UNVERIFIED),
+    row(["rg", "--hostname-bin=./x.sh", "--hyperlink-format=default", "foo"], UNVERIFIED),
+    row(["rg", "-nz", "foo"], UNVERIFIED),
+    row("RIPGREP_CONFIG_PATH=rc rg foo", UNVERIFIED, "RIPGREP_CONFIG_PATH"),
 ]
 
 # --- a read-only profile: every write is forbidden ------------------------------------
@@ -571,20 +515,13 @@ TRUSTED_TABLE = [
     row(["python3", "-c", "1"], UNVERIFIED),
     row(
         "echo x > /etc/passwd",
-        FORBIDDEN,
-        bug="a redirection is never checked against the system paths: Match when trusted, "
-        "though cp/tee to /etc/passwd are forbidden",
+        FORBIDDEN
     ),
     row(
         "cat /dev/zero > /dev/sda",
-        FORBIDDEN,
-        bug="a redirection onto a block device is a Match when trusted (dd of= is forbidden)",
+        FORBIDDEN
     ),
-    row(
-        "rm -rf {/,x}",
-        NOT_SAFE,
-        bug="brace expansion in a concatenation: rm -rf / is a Match when trusted",
-    ),
+    row("rm -rf {/,x}", UNVERIFIED, "brace expansion"),
 ]
 
 # --- the literal private /tmp root the gate adds ---------------------------------------
@@ -594,7 +531,7 @@ TMP_ROOT_TABLE = [
     row(["cp", "a", "/tmp/x"], MATCH),
     row(["touch", "/tmp/../etc/x"], FORBIDDEN, "/tmp/../etc/x"),
     row("rm -rf /tmp/../etc", FORBIDDEN),
-    row("echo x > /tmp/../etc/passwd", FORBIDDEN, "(/etc/passwd)"),
+    row("echo x > /tmp/../etc/passwd", FORBIDDEN, "/etc/passwd"),
 ]
 
 
