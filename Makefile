@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo images test test-unit test-escape lint bench bench-docker bench-podman clean
+.PHONY: help install demo images test test-unit test-escape lint bench bench-docker bench-podman bench-policy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ bench-docker: $(STAMP) ## codex-box --backend docker vs raw docker run, alternat
 
 bench-podman: $(STAMP) ## codex-box --backend podman vs the same hardened raw podman run, alternating pairs
 	$(BIN)/python bench/podman_overhead.py
+
+bench-policy: $(STAMP) ## execution policy: µs per command over the decision table, load ms
+	$(BIN)/python bench/policy_eval.py
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .demo-home .pytest_cache .mypy_cache .ruff_cache
