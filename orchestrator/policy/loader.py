@@ -147,7 +147,7 @@ class _Builder:
             try:
                 form(**kwargs)
             except TypeError as exc:  # an unknown or missing keyword argument
-                raise _RuleError(str(exc).replace("Builder.", "")) from None
+                raise _RuleError(str(exc).replace("_Builder.", "")) from None
 
         return call
 
