@@ -17,7 +17,6 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from . import __version__, log
-from .audit import DECISIONS, LOG_NAME, OPERATIONS, Query, parse_time, read
 from .config import codex_home, load_config
 from .errors import EXIT_SETUP, CodexBoxError, UsageError, did_you_mean
 from .profile import Network
@@ -435,38 +434,6 @@ def profiles_show(
         typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip())
 
 
-@app.command("audit")
-def audit_cmd(
-    decision: Annotated[
-        str | None, typer.Option(help="allowed | denied | requires_approval")
-    ] = None,
-    operation: Annotated[str | None, typer.Option(help="e.g. command_exec")] = None,
-    session: Annotated[str | None, typer.Option(help="A session id.")] = None,
-    since: Annotated[str | None, typer.Option(help="ISO time or age (30m, 2h, 7d).")] = None,
-    until: Annotated[str | None, typer.Option(help="ISO time or age.")] = None,
-    limit: Annotated[int, typer.Option(help="Show at most the last N records (0 = all).")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines output.")] = False,
-) -> None:
-    """Show audit records, oldest first."""
-    from .views import audit_line
-
-    try:
-        _one_of("--decision", decision, DECISIONS)
-        _one_of("--operation", operation, OPERATIONS)
-        query = Query(
-            decision=decision,
-            operation=operation,
-            session=session,
-            since=parse_time(since) if since else None,
-            until=parse_time(until) if until else None,
-        )
-        records = list(read(codex_home(os.environ) / LOG_NAME, query))
-    except CodexBoxError as exc:
-        _fail(exc)
-    for record in records[-limit:] if limit > 0 else records:
-        typer.echo(json.dumps(record, ensure_ascii=False) if as_json else audit_line(record))
-
-
 @app.command("doctor")
 def doctor_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
@@ -541,6 +508,15 @@ def gc_cmd() -> None:
     for name in base.REGISTRY:
         for removed in base.load(name).gc():
             typer.echo(f"{name}: removed {removed}")
+
+
+def _register_audit() -> None:
+    from .cli_audit import audit_app
+
+    app.add_typer(audit_app, name="audit")
+
+
+_register_audit()
 
 
 def main() -> None:

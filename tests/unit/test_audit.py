@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.audit import AuditLog, Query, Sanitizer, parse_time, read
+from orchestrator.audit import AuditLog, Sanitizer
+from orchestrator.audit_query import Query, parse_time, read
 from orchestrator.errors import EXIT_SETUP, AuditError, ConfigError, Refused
 from orchestrator.runner import Runner, RunRequest
 

@@ -466,7 +466,7 @@ def test_audit_decision_denied_json_prints_only_denied_records(cli: Cli, codex_h
         },
     ]
     log.write_text("".join(json.dumps(e) + "\n" for e in entries))
-    ran = cli("audit", "--decision", "denied", "--json", input="")
+    ran = cli("audit", "--decision", "denied", "--jsonl", input="")
     assert ran.returncode == 0, ran.stderr
     printed = [json.loads(line) for line in ran.stdout.splitlines()]
     assert [p["target"] for p in printed] == ["b", "d"]
@@ -476,7 +476,7 @@ def test_audit_decision_denied_json_prints_only_denied_records(cli: Cli, codex_h
 def test_audit_shows_the_records_of_refused_runs(cli: Cli, marker: Path, codex_home: Path) -> None:
     cli("run", "--profile", "trusted", *touch(marker), input="")
     cli("run", "--profile", "ofline", *touch(marker), input="")
-    ran = cli("audit", "--decision", "denied", "--json", input="")
+    ran = cli("audit", "--decision", "denied", "--jsonl", input="")
     printed = [json.loads(line) for line in ran.stdout.splitlines()]
     assert len(printed) == 2
     assert "needs explicit opt-in" in printed[0]["reason"]
