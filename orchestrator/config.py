@@ -23,6 +23,7 @@ from .profile_store import canonical_name
 
 _SANDBOX_KEYS = ("mode", "profile", "network_access", "backend")
 _POLICY_KEYS = ("mode",)
+_AUDIT_KEYS = ("max_bytes", "keep", "syslog", "jsonl")
 POLICY_MODES = ("enforce", "audit-only", "off")
 
 
@@ -33,11 +34,22 @@ def codex_home(environ: Mapping[str, str]) -> Path:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AuditSettings:
+    """[audit]: rotation by size, and optional copies (syslog, a second JSONL file)."""
+
+    max_bytes: int = 10 * 1024 * 1024
+    keep: int = 5
+    syslog: bool = False
+    jsonl: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     path: Path
     profile: str | None = None  # already mapped through aliases and network_access
     backend: str | None = None
     policy_mode: str | None = None  # [policy] mode: enforce | audit-only | off
+    audit: AuditSettings = AuditSettings()
 
 
 def load_config(home: Path) -> Config:
@@ -81,21 +93,50 @@ def _settings(path: Path, data: dict[str, Any]) -> dict[str, Any]:
             )
     profile = _with_network(mode, network) if mode else None
     backend = _opt_str(path, "sandbox.backend", sandbox.get("backend"))
-    return {"profile": profile, "backend": backend, "policy_mode": _policy_mode(path, data)}
+    return {
+        "profile": profile,
+        "backend": backend,
+        "policy_mode": _policy_mode(path, data),
+        "audit": _audit(path, data),
+    }
+
+
+def _audit(path: Path, data: dict[str, Any]) -> AuditSettings:
+    table = _table(path, data, "audit", _AUDIT_KEYS)
+    settings = AuditSettings()
+    max_bytes, keep = table.get("max_bytes", settings.max_bytes), table.get("keep", settings.keep)
+    for key, value, low in (("max_bytes", max_bytes, 4096), ("keep", keep, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(
+                f"{path}: 'audit.{key}' must be a whole number ≥ {low}, got {value!r}",
+                hint="e.g. max_bytes = 10485760, keep = 5",
+            )
+    jsonl = _opt_str(path, "audit.jsonl", table.get("jsonl"))
+    return AuditSettings(
+        max_bytes=max_bytes,
+        keep=keep,
+        syslog=bool(_opt_bool(path, "audit.syslog", table.get("syslog"))),
+        jsonl=os.path.expanduser(jsonl) if jsonl else None,
+    )
+
+
+def _table(path: Path, data: dict[str, Any], name: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(
+            f"{path}: '{name}' must be a table", hint=f"write [{name}] on its own line"
+        )
+    for key in table:
+        if key not in keys:
+            raise ConfigError(
+                f"{path}: unknown key '{name}.{key}'",
+                hint=f"{did_you_mean(key, keys)}allowed: {', '.join(keys)}",
+            )
+    return table
 
 
 def _policy_mode(path: Path, data: dict[str, Any]) -> str | None:
-    policy = data.get("policy", {})
-    if not isinstance(policy, dict):
-        raise ConfigError(
-            f"{path}: 'policy' must be a table", hint="write [policy] on its own line"
-        )
-    for key in policy:
-        if key not in _POLICY_KEYS:
-            raise ConfigError(
-                f"{path}: unknown key 'policy.{key}'",
-                hint=f"{did_you_mean(key, _POLICY_KEYS)}allowed: {', '.join(_POLICY_KEYS)}",
-            )
+    policy = _table(path, data, "policy", _POLICY_KEYS)
     mode = _opt_str(path, "policy.mode", policy.get("mode"))
     if mode is not None and mode not in POLICY_MODES:
         raise ConfigError(

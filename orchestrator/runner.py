@@ -21,6 +21,7 @@ from typing import Any
 
 from . import gate, placeholders
 from .audit import LOG_NAME, AuditLog, Sanitizer
+from .audit_sinks import sinks_for
 from .backends import base
 from .compile import Request, compile_spec
 from .config import Config, codex_home, load_config
@@ -111,6 +112,27 @@ class Runner:
     def run(self, prepared: Prepared | None = None) -> Outcome:
         prepared = prepared or self.prepare()
         spec = prepared.spec
+        described = self._describe(prepared)
+        self._write(
+            {
+                **described,
+                "operation": "profile_resolve",
+                "decision": "allowed",
+                "target": spec.profile,
+                "reason": prepared.resolution.describe(),
+            }
+        )
+        skipped = prepared.selection.skipped
+        self._write(
+            {
+                **described,
+                "operation": "backend_select",
+                "decision": "allowed",
+                "target": prepared.backend.name,
+                "reason": prepared.selection.why
+                + (f" (skipped: {'; '.join(skipped)})" if skipped else ""),
+            }
+        )
         self._write(
             {
                 **self._describe(prepared),
@@ -128,6 +150,7 @@ class Runner:
             self._write(
                 {
                     **self._describe(prepared),
+                    "operation": "sandbox_setup",
                     "phase": "ended",
                     "decision": "denied",
                     "reason": f"sandbox setup failed: {exc.one_line()}",
@@ -183,9 +206,19 @@ class Runner:
         )
 
     def _config(self) -> Config:
-        """config.toml, read once per run (compile and backend selection both need it)."""
+        """config.toml, read once per run (compile and backend selection both need it).
+        Its [audit] settings apply from here on (a config that does not load is itself
+        recorded with the defaults)."""
         if self._loaded_config is None:
             self._loaded_config = load_config(self.home)
+            settings = self._loaded_config.audit
+            self.audit = AuditLog(
+                self.audit.path,
+                sanitizer=self.audit.sanitize,
+                max_bytes=settings.max_bytes,
+                keep=settings.keep,
+                sinks=sinks_for(settings),
+            )
         return self._loaded_config
 
     def compile(self) -> tuple[Resolution, SandboxSpec]:

@@ -7,6 +7,7 @@ when the kernel lacks a feature locally, a *failure* when CODEX_BOX_REQUIRE_ENGI
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -59,6 +60,38 @@ def codex_home(home: Path) -> Path:
     path.mkdir()
     (path / "config.toml").write_text(AUDIT_ONLY_CONFIG)
     return path
+
+
+AUDIT_SCHEMA = Path(__file__).resolve().parent.parent / "orchestrator" / "audit-record.schema.json"
+
+
+def audit_schema_errors(codex_home: Path) -> list[str]:
+    """Every record codex-box wrote under ``codex_home`` checked against the shipped
+    JSON Schema (hand-written test lines, without ``seq``, are not codex-box's)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(json.loads(AUDIT_SCHEMA.read_text()))
+    errors = []
+    for log in sorted(p for p in codex_home.glob("audit.log*") if p.is_file()):
+        for number, line in enumerate(log.read_text(errors="replace").splitlines(), 1):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and "seq" in record:
+                found = validator.iter_errors(record)
+                errors += [f"{log.name}:{number}: {e.message}" for e in found]
+    return errors
+
+
+@pytest.fixture(autouse=True)
+def _audit_records_match_the_schema(request: pytest.FixtureRequest) -> Iterator[None]:
+    # Asked for before the test runs, so it is torn down after this check.
+    home = request.getfixturevalue("codex_home") if "codex_home" in request.fixturenames else None
+    yield
+    if home is not None:
+        errors = audit_schema_errors(home)
+        assert not errors, "audit records that break the schema:\n" + "\n".join(errors[:10])
 
 
 @pytest.fixture

@@ -261,7 +261,13 @@ def test_a_memory_limit_is_enforced_and_reported(box):
 def test_every_launch_is_audited_before_and_after(box, codex_home):
     ran = box("workspace", "sh", "-c", "exit 7")
     assert ran.returncode == 7
-    records = [json.loads(ln) for ln in (codex_home / "audit.log").read_text().splitlines()]
+    every = [json.loads(ln) for ln in (codex_home / "audit.log").read_text().splitlines()]
+    assert [r["operation"] for r in every] == [
+        "profile_resolve", "backend_select", "command_exec", "command_exec"]
+    resolved, selected = every[:2]
+    assert resolved["target"] == "workspace" and "flag" in resolved["reason"]
+    assert selected["target"] == box.backend
+    records = every[2:]
     assert [r["phase"] for r in records] == ["decided", "ended"]
     decided, ended = records
     assert decided["decision"] == "allowed" and decided["profile"] == "workspace"

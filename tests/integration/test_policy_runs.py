@@ -26,7 +26,10 @@ NATIVE = ("--backend", "native")
 
 
 def records(codex_home: Path) -> list[dict[str, Any]]:
-    return [json.loads(ln) for ln in (codex_home / LOG_NAME).read_text().splitlines()]
+    """The launch's own records (approval, command_exec): profile_resolve and
+    backend_select records are tested in tests/unit/test_audit_chain.py."""
+    every = [json.loads(ln) for ln in (codex_home / LOG_NAME).read_text().splitlines()]
+    return [r for r in every if r["operation"] in ("approval", "command_exec")]
 
 
 def test_a_safe_command_runs_without_a_question_and_its_decision_is_audited(
