@@ -114,7 +114,7 @@ class AuditLog:
         self.path = path
         self.sanitize = sanitizer
         self.max_bytes = max_bytes
-        self.keep = keep
+        self.keep = max(1, keep)  # verify relies on a rotated file preceding a later start
         self.sinks = tuple(sinks)
 
     def append(self, record: Mapping[str, Any]) -> None:
@@ -179,15 +179,11 @@ class AuditLog:
 
     def _rotate(self) -> None:
         """audit.log → audit.log.1 → … → audit.log.KEEP; the oldest beyond KEEP goes."""
-        if self.keep:
-            rotated(self.path, self.keep).unlink(missing_ok=True)
+        rotated(self.path, self.keep).unlink(missing_ok=True)
         for index in range(self.keep - 1, 0, -1):
             if rotated(self.path, index).exists():
                 os.replace(rotated(self.path, index), rotated(self.path, index + 1))
-        if self.keep:
-            os.replace(self.path, rotated(self.path, 1))
-        else:
-            self.path.unlink()
+        os.replace(self.path, rotated(self.path, 1))
 
 
 def last_record(path: Path) -> tuple[int, str, bool]:

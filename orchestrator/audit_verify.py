@@ -44,7 +44,9 @@ def verify(path: Path) -> Report:
     report = Report()
     prev_hash: str | None = None  # None: the oldest kept record anchors the chain
     prev_seq: int | None = None
-    for file in log_files(path):
+    files = log_files(path)
+    single = len(files) == 1  # rotation always keeps at least one older file
+    for file in files:
         report.files.append(str(file))
         data = file.read_bytes()
         lines = data.split(b"\n")
@@ -68,6 +70,11 @@ def verify(path: Path) -> Report:
                 report.first_seq = seq
                 if seq == 1 and prev != GENESIS:
                     report.problems.append(f"{where}: first record does not start the chain")
+                elif seq != 1 and single:  # history starts later only after a rotation
+                    report.problems.append(
+                        f"{where}: first record does not start the chain: records before "
+                        f"seq {seq} are missing"
+                    )
             elif prev != prev_hash:
                 expected = (prev_seq or 0) + 1
                 what = (

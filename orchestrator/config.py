@@ -105,7 +105,8 @@ def _audit(path: Path, data: dict[str, Any]) -> AuditSettings:
     table = _table(path, data, "audit", _AUDIT_KEYS)
     settings = AuditSettings()
     max_bytes, keep = table.get("max_bytes", settings.max_bytes), table.get("keep", settings.keep)
-    for key, value, low in (("max_bytes", max_bytes, 4096), ("keep", keep, 0)):
+    # keep ≥ 1: rotation never throws the newest history away with the file it fills.
+    for key, value, low in (("max_bytes", max_bytes, 4096), ("keep", keep, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(
                 f"{path}: 'audit.{key}' must be a whole number ≥ {low}, got {value!r}",
