@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo images test test-unit test-escape lint bench bench-docker bench-podman bench-policy clean
+.PHONY: help install demo images test test-unit test-escape lint bench bench-docker bench-podman bench-policy bench-audit clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ bench-podman: $(STAMP) ## codex-box --backend podman vs the same hardened raw po
 
 bench-policy: $(STAMP) ## execution policy: µs per command over the decision table, load ms
 	$(BIN)/python bench/policy_eval.py
+
+bench-audit: $(STAMP) ## audit log: append records/s (fsync; 1 and 8 writers) and verify time on 100k records
+	$(BIN)/python bench/audit_bench.py
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .demo-home .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,357 @@
+"""Audit log speed, measured side by side in one run (never asserted in tests).
+
+    .venv/bin/python bench/audit_bench.py [--records 5000] [--verify-records 100000]
+
+In a fresh temporary directory under the home directory (mkdtemp(dir=~): the filesystem
+$CODEX_HOME = ~/.codex lives on by default; the output names it and its type), prints:
+  1. one writer: records/s of AuditLog(path, sanitizer=Sanitizer(...)).append(record)
+     with a realistic command_exec record (flock, tail read, O_APPEND write, fsync,
+     audit.head), beside the floor: os.write + os.fsync of a line of the same size to an
+     O_APPEND file held open in the same directory; blocks of each interleaved, so drift
+     hits both alike; the ratio, and p50/p99 per record;
+  2. 8 writer processes (`sys.executable -c`) appending N/8 records each to one log:
+     total records/s from the first writer's start to the last writer's end, then
+     `verify` of the result: chain intact and N records, or a FAILED line and exit 1
+     (a correctness check, not a timing one);
+  3. verify: a log of M records (rotated at the default max_bytes, as AuditLog would)
+     built with the real AuditLog when the one-writer rate says that takes <= 60 s, else
+     M-1 chained lines written directly in audit.py's format plus audit.head, then one
+     real AuditLog.append on top; `verify(path)` median of 3 (page cache warm), checked
+     ok and M records (FAILED and exit 1 otherwise).
+Targets (issue: audit log): >= 2,000 records/s one writer; verify of 100k records <= 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from orchestrator.audit import (  # noqa: E402
+    DEFAULT_MAX_BYTES,
+    GENESIS,
+    LOG_NAME,
+    TEXT_FIELDS,
+    AuditLog,
+    Sanitizer,
+    _write_head,
+    line_hash,
+    now_utc,
+    rotated,
+)
+from orchestrator.audit_verify import verify  # noqa: E402
+from orchestrator.config import codex_home  # noqa: E402
+
+TARGET_RATE = 2000.0  # records/s, one writer
+TARGET_VERIFY_S = 2.0  # seconds for 100k records
+BUILD_BUDGET_S = 60.0  # build the verify log with the real AuditLog if it fits in this
+WRITERS = 8
+COMMAND = "pytest -q tests/unit/test_audit.py -k 'chain and rotate' -xv"  # 60 chars
+
+CHILD = """
+import json, sys, time
+from pathlib import Path
+from orchestrator.audit import AuditLog, Sanitizer
+path, count, user, home, record = sys.argv[1:6]
+log = AuditLog(Path(path), sanitizer=Sanitizer(user=user, home=home))
+record = json.loads(record)
+print("ready", flush=True)
+sys.stdin.readline()
+start = time.monotonic()
+for _ in range(int(count)):
+    log.append(record)
+print(json.dumps([start, time.monotonic()]), flush=True)
+"""
+
+
+def make_record(home: str) -> dict[str, str]:
+    return {
+        "operation": "command_exec",
+        "phase": "decided",
+        "target": COMMAND,
+        "decision": "allowed",
+        "reason": "profile dev (workspace (.codex-box.yaml in the workspace))",
+        "session_id": "3f9c2a71be04",
+        "run_id": "a81d6e0c52f7",
+        "profile": "dev",
+        "backend": "native",
+        "workspace": f"{home}/src/codex-box",
+    }
+
+
+def filesystem(path: Path) -> str:
+    """'<mount point> (<type>)' of the mount holding ``path``, from /proc/self/mountinfo."""
+    real, best, kind = os.path.realpath(path), "", "?"
+    try:
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    for line in mounts:
+        left, _, right = line.partition(" - ")
+        point = left.split()[4]
+        inside = real == point or real.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, right.split()[0]
+    return f"{best} ({kind})"
+
+
+def existing_ancestor(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("inf")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
+
+
+def fail(message: str) -> None:
+    print(f"FAILED: {message}")
+    sys.exit(1)
+
+
+def check(path: Path, expected: int, what: str) -> float:
+    """verify(path): chain intact, no torn lines, ``expected`` records; seconds taken."""
+    start = time.perf_counter()
+    report = verify(path)
+    took = time.perf_counter() - start
+    if not report.ok or report.torn or report.records != expected:
+        fail(f"{what}: ok={report.ok} records={report.records} (expected {expected}) "
+             f"problems={report.problems[:3]} torn={report.torn[:3]}")
+    return took
+
+
+def one_writer(base: Path, n: int, record: dict[str, str], sanitizer: Sanitizer) -> dict:
+    warm = AuditLog(base / "warmup" / LOG_NAME, sanitizer=sanitizer)
+    warm.append(record)
+    line = (base / "warmup" / LOG_NAME).read_bytes()
+    directory = base / "single"
+    directory.mkdir()
+    log = AuditLog(directory / LOG_NAME, sanitizer=sanitizer)
+    raw_fd = os.open(directory / "raw.log",
+                     os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    os.write(raw_fd, line)  # warm-up, like the AuditLog one
+    os.fsync(raw_fd)
+
+    audit_times: list[float] = []
+    raw_times: list[float] = []
+    block = max(1, min(250, n // 10))
+    done = 0
+    try:
+        while done < n:
+            size = min(block, n - done)
+            for _ in range(size):
+                start = time.perf_counter()
+                log.append(record)
+                audit_times.append(time.perf_counter() - start)
+            for _ in range(size):
+                start = time.perf_counter()
+                os.write(raw_fd, line)
+                os.fsync(raw_fd)
+                raw_times.append(time.perf_counter() - start)
+            done += size
+    finally:
+        os.close(raw_fd)
+    check(directory / LOG_NAME, n, "one writer")
+    audit_bytes = (directory / LOG_NAME).stat().st_size
+    return {
+        "audit_rate": rate(n, sum(audit_times)),
+        "raw_rate": rate(n, sum(raw_times)),
+        "audit_p50_ms": statistics.median(audit_times) * 1e3,
+        "audit_p99_ms": pct(audit_times, 0.99) * 1e3,
+        "raw_p50_ms": statistics.median(raw_times) * 1e3,
+        "raw_p99_ms": pct(raw_times, 0.99) * 1e3,
+        "line_bytes": len(line),
+        "mean_line_bytes": audit_bytes / n,
+        "block": block,
+    }
+
+
+def many_writers(base: Path, n: int, record: dict[str, str], user: str, home: str) -> dict:
+    directory = base / "concurrent"
+    directory.mkdir()
+    path = directory / LOG_NAME
+    counts = [n // WRITERS + (1 if i < n % WRITERS else 0) for i in range(WRITERS)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(path), str(count), user, home,
+             json.dumps(record)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+        for count in counts
+    ]
+    for child in children:  # every interpreter up and imported before any writes
+        assert child.stdout is not None
+        if child.stdout.readline().strip() != "ready":
+            fail("a writer process did not start")
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    spans = []
+    for child in children:
+        out, _ = child.communicate()
+        if child.returncode != 0:
+            fail(f"a writer process exited {child.returncode}")
+        spans.append(json.loads(out))
+    wall = max(end for _, end in spans) - min(start for start, _ in spans)
+    verify_s = check(path, n, f"{WRITERS} writers")
+    return {"rate": rate(n, wall), "wall_s": wall, "per_writer": counts,
+            "verify_s": verify_s}
+
+
+def build_with_auditlog(path: Path, m: int, record: dict[str, str],
+                        sanitizer: Sanitizer, keep: int) -> float:
+    log = AuditLog(path, sanitizer=sanitizer, keep=keep)
+    start = time.perf_counter()
+    for _ in range(m):
+        log.append(record)
+    return time.perf_counter() - start
+
+
+def build_directly(path: Path, m: int, record: dict[str, str],
+                   sanitizer: Sanitizer, keep: int) -> float:
+    """M-1 chained lines in audit.py's format, rotated by DEFAULT_MAX_BYTES, audit.head;
+    then the M-th record by the real AuditLog, continuing the chain it finds."""
+    start = time.perf_counter()
+    clean = {k: sanitizer(v) if k in TEXT_FIELDS else v for k, v in record.items()}
+    files: list[list[bytes]] = [[]]
+    size, prev = 0, GENESIS
+    for seq in range(1, m):
+        fields = {"timestamp": now_utc(), "seq": seq, **clean, "prev": prev}
+        line = (json.dumps(fields, ensure_ascii=True) + "\n").encode()
+        if size and size + len(line) > DEFAULT_MAX_BYTES:
+            files.append([])
+            size = 0
+        files[-1].append(line)
+        size += len(line)
+        prev = line_hash(line)
+    for age, lines in enumerate(reversed(files)):  # newest is audit.log, then .1, .2 …
+        (rotated(path, age) if age else path).write_bytes(b"".join(lines))
+    if m > 1:
+        _write_head(path, m - 1, prev)
+    AuditLog(path, sanitizer=sanitizer, keep=keep).append(record)
+    return time.perf_counter() - start
+
+
+def verify_speed(base: Path, m: int, record: dict[str, str], sanitizer: Sanitizer,
+                 single_rate: float, line_bytes: float) -> dict:
+    directory = base / "verify"
+    directory.mkdir()
+    path = directory / LOG_NAME
+    keep = math.ceil(m * line_bytes * 1.2 / DEFAULT_MAX_BYTES) + 2  # nothing rotated away
+    estimate = m / single_rate
+    if estimate <= BUILD_BUDGET_S:
+        how = f"real AuditLog.append x {m} (estimated {estimate:.0f} s <= {BUILD_BUDGET_S:.0f} s)"
+        build_s = build_with_auditlog(path, m, record, sanitizer, keep)
+    else:
+        how = (f"{m - 1} lines written directly + 1 real AuditLog.append "
+               f"(AuditLog estimated {estimate:.0f} s > {BUILD_BUDGET_S:.0f} s)")
+        build_s = build_directly(path, m, record, sanitizer, keep)
+    times = []
+    files = 0
+    for _ in range(3):
+        start = time.perf_counter()
+        report = verify(path)
+        times.append(time.perf_counter() - start)
+        if not report.ok or report.torn or report.records != m:
+            fail(f"verify of the {m}-record log: ok={report.ok} records={report.records} "
+                 f"problems={report.problems[:3]} torn={report.torn[:3]}")
+        files = len(report.files)
+    total = sum(p.stat().st_size for p in directory.glob(LOG_NAME + "*"))
+    return {"how": how, "build_s": build_s, "build_rate": rate(m, build_s),
+            "median_s": statistics.median(times), "times": times, "files": files,
+            "mb": total / 1e6}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=5000)
+    parser.add_argument("--verify-records", type=int, default=100_000)
+    args = parser.parse_args()
+    if args.records < WRITERS or args.verify_records < 1:
+        parser.error(f"--records >= {WRITERS} and --verify-records >= 1")
+    n, m = args.records, args.verify_records
+
+    home = os.path.expanduser("~")
+    user = getpass.getuser()
+    sanitizer = Sanitizer(user=user, home=home)
+    record = make_record(home)
+    base = Path(tempfile.mkdtemp(prefix="codex-box-audit-bench-", dir=home))
+    ch = codex_home(os.environ)
+    same = os.stat(existing_ancestor(ch)).st_dev == os.stat(base).st_dev
+    print(f"directory: {base}  (tempfile.mkdtemp(dir=~), not /var/tmp)")
+    print(f"filesystem: {filesystem(base)}; $CODEX_HOME would be {ch}: "
+          f"{'same filesystem' if same else 'a DIFFERENT filesystem'}")
+    print(f"{os.uname().machine}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+
+    try:
+        one = one_writer(base, n, record, sanitizer)
+        print(f"\n1. one writer, {n} records, fsync each (blocks of {one['block']} "
+              "interleaved with the floor)")
+        print(f"   line: {one['line_bytes']} bytes (mean in the log "
+              f"{one['mean_line_bytes']:.0f})")
+        print(f"   {'':40} {'records/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+        print(f"   {'AuditLog.append':40} {one['audit_rate']:10.0f} "
+              f"{one['audit_p50_ms']:8.3f} {one['audit_p99_ms']:8.3f}"
+              f"   target >= {TARGET_RATE:,.0f}: "
+              f"{'met' if one['audit_rate'] >= TARGET_RATE else 'NOT met'}")
+        print(f"   {'floor: os.write + os.fsync (O_APPEND)':40} {one['raw_rate']:10.0f} "
+              f"{one['raw_p50_ms']:8.3f} {one['raw_p99_ms']:8.3f}")
+        ratio = one["raw_rate"] / one["audit_rate"]
+        print(f"   AuditLog takes {ratio:.2f}x the floor's time per record")
+
+        many = many_writers(base, n, record, user, home)
+        print(f"\n2. {WRITERS} writer processes x {many['per_writer'][0]} records "
+              f"(sys.executable -c), one log")
+        print(f"   total {many['rate']:.0f} records/s ({n} in {many['wall_s']:.2f} s, first "
+              f"start to last end)   one writer {one['audit_rate']:.0f} records/s")
+        print(f"   verify: chain intact, {n} records == {n}, no torn lines "
+              f"({many['verify_s'] * 1e3:.0f} ms)")
+
+        ver = verify_speed(base, m, record, sanitizer, one["audit_rate"],
+                           one["mean_line_bytes"])
+        print(f"\n3. verify of {m} records ({ver['files']} files, {ver['mb']:.1f} MB, "
+              f"rotated at {DEFAULT_MAX_BYTES // 2**20} MiB)")
+        print(f"   built by {ver['how']}: {ver['build_s']:.1f} s "
+              f"({ver['build_rate']:.0f} records/s)")
+        scaled = ver["median_s"] * 100_000 / m
+        print(f"   verify(path): median {ver['median_s']:.3f} s of 3 "
+              f"({', '.join(f'{t:.3f}' for t in ver['times'])}), "
+              f"{rate(m, ver['median_s']):.0f} records/s"
+              f"   target <= {TARGET_VERIFY_S:g} s per 100k: "
+              f"{'met' if scaled <= TARGET_VERIFY_S else 'NOT met'}")
+        print(f"   report.ok, report.records == {m}")
+
+        print(json.dumps({
+            "directory": str(base.parent), "filesystem": filesystem(base),
+            "one_writer_records_per_s": round(one["audit_rate"]),
+            "floor_records_per_s": round(one["raw_rate"]),
+            "ratio_audit_vs_floor": round(ratio, 2),
+            "writers_8_records_per_s": round(many["rate"]),
+            "verify_records": m, "verify_median_s": round(ver["median_s"], 3),
+        }))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
