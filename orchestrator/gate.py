@@ -126,6 +126,8 @@ def decide(
         {
             "operation": "approval",
             "decision": "requires_approval",
+            "profile": spec.profile,
+            "workspace": spec.workspace,
             "outcome": "approved" if approved else "refused",
             "approved_by": how,
             "reason": f"unverified: {_reasons(evaluation)}",
