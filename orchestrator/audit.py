@@ -26,15 +26,14 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .errors import AuditError
 from .log import debug
+from .redact import Redactor
 
 DECISIONS = ("allowed", "denied", "requires_approval")
 # The documented closed set (README: Audit log). A record of any other operation is a
@@ -85,20 +84,10 @@ def log_files(path: Path) -> list[Path]:
 Sink = Callable[[bytes], None]
 
 
-@dataclass(frozen=True, slots=True)
-class Sanitizer:
-    """Replaces the user's home directory and name with ``[USER]`` (seed: privacy-aware)."""
-
-    user: str
-    home: str
-
-    def __call__(self, text: str) -> str:
-        home = self.home.rstrip("/")
-        if home and home != "/":
-            text = re.sub(re.escape(home) + r"(?![\w.-])", "[USER]", text)
-        if self.user:
-            text = re.sub(rf"(?<![\w.-]){re.escape(self.user)}(?![\w-])", "[USER]", text)
-        return text
+# What every text field goes through before it is written (redact.py): the user's home
+# and name → [USER], secrets in argv, env-style assignments, headers, URLs and known key
+# shapes → [REDACTED].
+Sanitizer = Redactor
 
 
 class AuditLog:

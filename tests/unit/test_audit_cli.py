@@ -155,3 +155,18 @@ def test_an_audit_log_that_cannot_be_written_stops_the_launch(
     assert "cannot write audit log" in ran.stderr and "nothing is launched" in ran.stderr
     assert not marker.exists()
 
+
+
+def test_secrets_on_the_command_line_never_reach_the_log(
+    cli: Callable[..., Ran], codex_home: Path, home: Path
+) -> None:
+    secrets = ["hunter2-pass", "ghp_" + "a1B2" * 9, "sk-proj-" + "Z9y8X7w6" * 3,
+               "AKIA" + "ABCDEFGHIJKLMNOP", "s3cr3t-bearer-token-value"]  # fmt: skip
+    ran = cli("run", "--policy-mode", "enforce", "--", "curl", "-H",
+              f"Authorization: Bearer {secrets[4]}", f"https://bob:{secrets[0]}@example.invalid",
+              f"GITHUB_TOKEN={secrets[1]}", f"--api-key={secrets[2]}", secrets[3],
+              f"{home}/notes")  # fmt: skip
+    assert ran.returncode == 126  # unverified, no terminal: refused and recorded
+    text = (codex_home / "audit.log").read_text()
+    assert not [s for s in secrets if s in text], text
+    assert "[REDACTED]" in text and "[USER]/notes" in text and str(home) not in text
