@@ -170,3 +170,26 @@ def test_secrets_on_the_command_line_never_reach_the_log(
     text = (codex_home / "audit.log").read_text()
     assert not [s for s in secrets if s in text], text
     assert "[REDACTED]" in text and "[USER]/notes" in text and str(home) not in text
+
+
+def test_the_syslog_sink_sends_each_record_to_dev_log(
+    cli: Callable[..., Ran], codex_home: Path
+) -> None:
+    import socket
+
+    dev_log = Path("/dev/log")
+    if os.geteuid() != 0 or dev_log.exists():
+        pytest.skip("needs root and no syslog daemon: the test listens on /dev/log itself")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        listener.bind(str(dev_log))
+        listener.settimeout(10)
+        (codex_home / "config.toml").write_text('[audit]\nsyslog = true\n')
+        cli("run", "--profile", "ofline", "--", "true")  # refused: one denied record
+        message = listener.recv(65536).decode()
+    finally:
+        listener.close()
+        dev_log.unlink(missing_ok=True)
+    record = json.loads(message[message.index("{"):])
+    assert message.startswith("<")  # a syslog priority: authpriv.info
+    assert record == json.loads((codex_home / "audit.log").read_text())
