@@ -141,7 +141,9 @@ class AuditLog:
     def _append_locked(self, fields: dict[str, Any]) -> bytes:
         seq, prev, torn = last_record(self.path)
         size = self.path.stat().st_size if self.path.exists() else 0
-        record = {"timestamp": now_utc(), "seq": seq + 1, **fields, "prev": prev}
+        chained = ("timestamp", "seq", "prev")  # the writer's own: a caller cannot set them
+        own = {k: v for k, v in fields.items() if k not in chained}
+        record = {"timestamp": now_utc(), "seq": seq + 1, **own, "prev": prev}
         # ASCII: argv that is not valid UTF-8 (surrogate escapes) must not lose the record.
         line = (json.dumps(record, ensure_ascii=True) + "\n").encode()
         if size and size + len(line) > self.max_bytes:

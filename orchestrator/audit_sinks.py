@@ -11,12 +11,10 @@ from __future__ import annotations
 import fcntl
 import os
 import syslog
-from collections.abc import Callable
 from pathlib import Path
 
+from .audit import Sink
 from .config import AuditSettings
-
-Sink = Callable[[bytes], None]
 
 
 def to_syslog(line: bytes) -> None:
