@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .decision import Decision, Evaluation, Finding
 from .engine import Context, Policy
-from .loader import DEFAULT_POLICY, PolicyError, load_file, load_policy, policy_files
+from .loader import DEFAULT_POLICY, PolicyError, load_file, load_policy
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -20,5 +20,4 @@ __all__ = [
     "PolicyError",
     "load_file",
     "load_policy",
-    "policy_files",
 ]

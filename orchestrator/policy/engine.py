@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from ..write_roots import inside
 from .decision import Decision, Evaluation, Finding
-from .rules import Program, RuleSet, path_hits
+from .rules import Program, RuleSet, expand_home, path_hits
 from .shell import GLOB_CHARS, Word, parse
 from .wrappers import unwrap
 
@@ -191,24 +191,16 @@ class Policy:
                 for t in (lexical, real)
             ):
                 why = program.justification or f"{program.program} of a system path"
+                reason: str | None = f"{why}: {word.value}"
+            elif problem := _outside(lexical, real, context) or _glob_problem(word, context):
+                reason = f"writes {word.value} ({real}), {problem}"
+            else:
+                reason = None
+            if reason is not None:
                 return Finding(
                     decision=Decision.FORBIDDEN,
                     command=argv,
-                    reason=f"{why}: {word.value}",
-                    rule=rule,
-                    writes=tuple(shown),
-                )
-            problem = _outside(lexical, real, context)
-            if word.glob and problem is None:
-                reached = [p for p in context.protected_paths if _glob_reaches(word, p, context)]
-                problem = (
-                    f"a glob that can reach the protected path {reached[0]}" if reached else None
-                )
-            if problem:
-                return Finding(
-                    decision=Decision.FORBIDDEN,
-                    command=argv,
-                    reason=f"writes {word.value} ({real}), {problem}",
+                    reason=reason,
                     rule=rule,
                     writes=tuple(shown),
                 )
@@ -225,9 +217,7 @@ def _cd(argv: tuple[str, ...], context: Context) -> Context | None:
     args = [a for a in argv[1:] if a not in ("-L", "-P", "--")]
     if len(args) > 1 or (args and args[0].startswith("-")):
         return None
-    target = args[0] if args else "~"
-    if target == "~" or target.startswith("~/"):
-        target = context.home + target[1:]
+    target = expand_home(args[0] if args else "~", context.home)
     return replace(context, cwd=os.path.normpath(os.path.join(context.cwd, target)))
 
 
@@ -235,9 +225,7 @@ def _target(word: Word, context: Context) -> tuple[str, str]:
     """The absolute path a written argument names, lexically and with symlinks followed.
     A glob names the directory it expands in (``/*`` → ``/``); a leading ``~`` is the
     home directory (also unexpanded: judged as bash would have expanded it)."""
-    value = word.value
-    if value == "~" or value.startswith("~/"):
-        value = context.home + value[1:]
+    value = expand_home(word.value, context.home)
     if word.glob:
         # `*/../..` is the parent's parent whatever `*` matches: normalise first, then
         # the glob names the directory it expands in (`/*` → `/`, `/et*/x` → `/`).
@@ -254,13 +242,18 @@ def _normal(path: str) -> str:
     return "/" + path.lstrip("/") if path.startswith("//") else path
 
 
+def _glob_problem(word: Word, context: Context) -> str | None:
+    if not word.glob:
+        return None
+    reached = [p for p in context.protected_paths if _glob_reaches(word, p, context)]
+    return f"a glob that can reach the protected path {reached[0]}" if reached else None
+
+
 def _glob_reaches(word: Word, protected: str, context: Context) -> bool:
     """Whether a glob could expand to a protected path, inside it or to a parent of it.
     As in bash (dotglob off), a name starting with "." is matched only by a pattern
     component that starts with "." too: `*` does not reach `.git`, `.g*` does."""
-    value = word.value
-    if value == "~" or value.startswith("~/"):
-        value = context.home + value[1:]
+    value = expand_home(word.value, context.home)
     pattern = _normal(os.path.join(context.cwd, value)).split("/")
     parts = protected.split("/")
     return all(

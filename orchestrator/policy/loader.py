@@ -61,15 +61,6 @@ def load_policy(*, codex_home: Path | None = None, workspace: Path | None = None
     return rules
 
 
-def policy_files(*, codex_home: Path | None, workspace: Path | None) -> list[Path]:
-    files = [DEFAULT_POLICY]
-    if codex_home is not None:
-        files += sorted((codex_home / USER_RULES).glob("*.policy"))
-    if workspace is not None:
-        files += sorted(workspace.joinpath(*PROJECT_RULES).glob("*.policy"))
-    return files
-
-
 def load_file(path: Path, *, tighten_only: bool = False) -> RuleSet:
     """One policy file's rules; PolicyError naming file:line on any problem."""
     try:

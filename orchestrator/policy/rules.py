@@ -331,10 +331,16 @@ def _assign(kinds: tuple[ArgType, ...], values: list[str]) -> list[tuple[ArgType
     return pairs if all(arg_ok(kind, value) for kind, value in pairs) else None
 
 
+def expand_home(path: str, home: str) -> str:
+    """``~`` and ``~/x`` as bash expands them (``~user`` never reaches here: Unverified)."""
+    if home and (path == "~" or path.startswith("~/")):
+        return home.rstrip("/") + path[1:]
+    return path
+
+
 def path_hits(pattern: str, target: str, *, home: str) -> bool:
     """Whether the normalised absolute ``target`` is what a forbidden-path entry names."""
-    if pattern == "~" or pattern.startswith("~/"):
-        pattern = home.rstrip("/") + pattern[1:] if home else pattern
+    pattern = expand_home(pattern, home)
     if pattern.endswith("/**"):
         root = pattern[:-3] or "/"
         return target == root or target.startswith(root.rstrip("/") + "/")

@@ -200,8 +200,6 @@ def _option_length(value: str, spec: Spec, name: str) -> int | None:
         return 1  # -n5, -uNAME
     if name == "nice" and value[1:].lstrip("-").isdigit():
         return 1  # nice -5
-    if name == "stdbuf" and value[:2] in ("-i", "-o", "-e"):
-        return 1
     return None
 
 
