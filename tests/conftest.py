@@ -7,6 +7,7 @@ when the kernel lacks a feature locally, a *failure* when CODEX_BOX_REQUIRE_ENGI
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -92,6 +93,20 @@ def _audit_records_match_the_schema(request: pytest.FixtureRequest) -> Iterator[
     if home is not None:
         errors = audit_schema_errors(home)
         assert not errors, "audit records that break the schema:\n" + "\n".join(errors[:10])
+
+
+@contextlib.contextmanager
+def small_tmpfs(at: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``at`` (root only): a disk that fills or goes
+    read-only on demand, without touching the machine's real filesystems."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    at.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(at)], check=True)
+    try:
+        yield at
+    finally:
+        subprocess.run(["umount", "-l", str(at)], check=True)
 
 
 @pytest.fixture

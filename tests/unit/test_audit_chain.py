@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import random
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from orchestrator.audit import GENESIS, AuditLog, Sanitizer, line_hash, log_file
 from orchestrator.audit_query import Query, read
 from orchestrator.audit_verify import verify
 from orchestrator.errors import AuditError
+from tests.conftest import small_tmpfs as mounted_tmpfs
 
 NO_SANITIZING = Sanitizer(user="", home="")
 
@@ -202,15 +202,8 @@ def test_rotation_by_size_keeps_n_files_and_the_chain_runs_through_them(path: Pa
 
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
-    mount = tmp_path / "full"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
-    try:
+    with mounted_tmpfs(tmp_path / "full", "64k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 def test_a_full_filesystem_raises_and_leaves_only_whole_records(small_tmpfs: Path) -> None:

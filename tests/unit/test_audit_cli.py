@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.audit import AuditLog, Sanitizer
-from tests.conftest import CODEX_BOX, Ran
+from tests.conftest import CODEX_BOX, Ran, small_tmpfs
 
 
 def seed(codex_home: Path) -> None:
@@ -126,15 +126,8 @@ def test_a_second_jsonl_sink_gets_every_record(
 
 @pytest.fixture
 def tiny_home(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(mount)], check=True)
-    try:
+    with small_tmpfs(tmp_path / "tiny", "32k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 @pytest.mark.parametrize("state", ["full", "read-only"])
