@@ -12,8 +12,8 @@ from enum import StrEnum
 
 class Network(StrEnum):
     NONE = "none"
-    # Egress for reading only. Method filtering arrives with the egress proxy; until
-    # then backends give unfiltered egress and say so (see README "Honest limits").
+    # Egress for reading only, always through the egress proxy: GET, HEAD and OPTIONS
+    # for plain HTTP (and for HTTPS with network.inspect_tls), CONNECT otherwise.
     READ_ONLY = "read-only"
     FULL = "full"
 
@@ -70,9 +70,23 @@ class Profile:
     requires_opt_in: bool = False
     extends: str | None = None
     origin: str = "builtin"
+    # network.* (domains.py patterns): empty allow = every domain (on ports 80/443).
+    allow_domains: tuple[str, ...] = ()
+    deny_domains: tuple[str, ...] = ()
+    inspect_tls: bool = False
+    allow_local_hosts: bool = False
 
     def allows_network(self) -> bool:
         return self.network is not Network.NONE
+
+    def uses_egress_proxy(self) -> bool:
+        """Whether the sandbox's only way out is the egress proxy. `read-only` always
+        (methods are its point); `full` once any rule names what it may reach."""
+        if not self.sandboxed or self.network is Network.NONE:
+            return False
+        return self.network is Network.READ_ONLY or bool(
+            self.allow_domains or self.deny_domains or self.inspect_tls
+        )
 
     def allows_write(self) -> bool:
         return self.workspace is Access.READ_WRITE or self.allows_full_write()

@@ -17,6 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from . import domains
 from .errors import ConfigError, did_you_mean
 from .profile import Access, Capabilities, Network, Profile
 from .profiles import compiled
@@ -53,7 +54,12 @@ class _Field:
 
 
 _FIELDS: Mapping[str, _Field] = {
-    "network": _Field("network", Network, (Network.NONE, Network.READ_ONLY, Network.FULL)),
+    "network.mode": _Field("network", Network, (Network.NONE, Network.READ_ONLY, Network.FULL)),
+    # Domain lists (domains.py); their tightening is checked pattern by pattern.
+    "network.allow": _Field("allow_domains", tuple),
+    "network.deny": _Field("deny_domains", tuple),
+    "network.inspect_tls": _Field("inspect_tls", bool, (True, False)),
+    "network.allow_local_hosts": _Field("allow_local_hosts", bool, (False, True)),
     "filesystem.root": _Field("rootfs", Access, (Access.READ_ONLY, Access.READ_WRITE)),
     "filesystem.workspace": _Field("workspace", Access, (Access.READ_ONLY, Access.READ_WRITE)),
     "filesystem.private_tmp": _Field("private_tmp", bool, (False, True)),
@@ -68,8 +74,10 @@ _FIELDS: Mapping[str, _Field] = {
     "process.requires_opt_in": _Field("requires_opt_in", bool, (True, False)),
 }
 _TOP_KEYS = ("name", "description", "extends", "network", "filesystem", "process")
-_SECTIONS = ("filesystem", "process")
+_SECTIONS = ("network", "filesystem", "process")
 _OPTIONAL_IN_BUILTIN = {"filesystem.writable_paths", "filesystem.protected_paths"}
+_OPTIONAL_IN_BUILTIN |= {"network.allow", "network.deny", "network.inspect_tls"}
+_OPTIONAL_IN_BUILTIN |= {"network.allow_local_hosts"}
 _OPTIONAL_IN_BUILTIN |= {"process.sandboxed", "process.requires_opt_in"}
 
 
@@ -171,6 +179,9 @@ class _ProfileParser:
                     "unknown key",
                     f"{did_you_mean(str(key), _TOP_KEYS)}allowed: {', '.join(_TOP_KEYS)}",
                 )
+            if key == "network" and not isinstance(value, dict | None):
+                out["network.mode"] = value  # the short form: `network: read-only`
+                continue
             if key in _SECTIONS:
                 if value is None:
                     continue
@@ -290,6 +301,8 @@ class _ProfileParser:
                     "write true or false (unquoted)",
                 )
             return value
+        if field.kind is tuple:
+            return self._domains(dotted, value)
         if field.kind is list:
             if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
                 raise self.fail(
@@ -313,6 +326,20 @@ class _ProfileParser:
                 f"{', '.join(names)} (files in {where})",
             )
         return value
+
+    def _domains(self, dotted: str, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise self.fail(
+                dotted,
+                f"expected a non-empty list of domain patterns, got {value!r}",
+                'write e.g. ["pypi.org", "*.pythonhosted.org"]; omit the key for no rule',
+            )
+        for item in value:
+            try:
+                domains.parse(item)
+            except domains.PatternError as exc:
+                raise self.fail(dotted, str(exc), domains.SYNTAX) from exc
+        return tuple(value)
 
     def _check_path(self, dotted: str, item: str) -> None:
         if dotted == "filesystem.protected_paths" and (
@@ -341,6 +368,18 @@ class _ProfileParser:
                     "list them again; a user profile may only add protected paths",
                 )
             return
+        if field.attr == "allow_domains":
+            self._check_narrower_allow(dotted, old, new, base)
+            return
+        if field.attr == "deny_domains":
+            dropped = sorted(set(old) - set(new))
+            if dropped:
+                raise self.fail(
+                    dotted,
+                    f"drops denied domain(s) {', '.join(dropped)} that '{base.name}' denies",
+                    "list them again; a user profile may only add denied domains",
+                )
+            return
         if field.order is None:  # writable_paths: explicitly named grants are allowed
             return
         if field.order.index(new) > field.order.index(old):
@@ -350,6 +389,24 @@ class _ProfileParser:
                 "a user profile may only tighten the built-in it extends; "
                 "extend a more permissive built-in instead",
             )
+
+
+    def _check_narrower_allow(
+        self, dotted: str, old: tuple[str, ...], new: tuple[str, ...], base: Profile
+    ) -> None:
+        """An empty allow list admits every domain, so any list narrows it; otherwise
+        each new pattern must admit nothing the old list does not."""
+        if not old:
+            return
+        olds = [domains.parse(p) for p in old]
+        for text in new:
+            pattern = domains.parse(text)
+            if not any(o.covers(pattern) for o in olds):
+                raise self.fail(
+                    dotted,
+                    f"'{text}' is not within what '{base.name}' allows ({', '.join(old)})",
+                    "a user profile may only narrow the allow list it inherits",
+                )
 
 
 def _show(value: Any) -> str:
@@ -368,9 +425,11 @@ def _line_of(text: str, dotted: str) -> str:
         node = yaml.compose(text)
     except yaml.YAMLError:
         return ""
+    line = 0
     for part in dotted.split("."):
         if not isinstance(node, yaml.MappingNode):
-            return ""
+            # `network: read-only` answers for network.mode: point at that line.
+            return f":{line}" if line else ""
         for key_node, value_node in node.value:
             if key_node.value == part:
                 line = key_node.start_mark.line + 1

@@ -195,7 +195,11 @@ def test_unknown_nested_key_names_the_dotted_key_and_suggests_the_right_one(
 @pytest.mark.parametrize(
     ("body", "key", "fix"),
     [
-        ("network: 3\n", "network", "use one of the listed values"),
+        ("network: 3\n", "network.mode", "use one of the listed values"),
+        ("network:\n  mode: 3\n", "network.mode", "use one of the listed values"),
+        ("network:\n  allow: pypi.org\n", "network.allow", "omit the key"),
+        ("network:\n  allow: []\n", "network.allow", "omit the key"),
+        ("network:\n  inspect_tls: yes please\n", "network.inspect_tls", "true or false"),
         ("filesystem: true\n", "filesystem", "followed by indented keys"),
         ('process:\n  sandboxed: "yes"\n', "process.sandboxed", "true or false"),
         ("filesystem:\n  private_tmp: 1\n", "filesystem.private_tmp", "true or false"),
@@ -219,7 +223,7 @@ def test_wrong_type_names_file_key_and_fix(
 @pytest.mark.parametrize(
     ("body", "key", "suggestion"),
     [
-        ("network: ful\n", "network", "did you mean 'full'?"),
+        ("network: ful\n", "network.mode", "did you mean 'full'?"),
         ("filesystem:\n  root: readonly\n", "filesystem.root", "did you mean 'read-only'?"),
         ("process:\n  capabilities: nne\n", "process.capabilities", "did you mean 'none'?"),
         ("process:\n  seccomp: ofline\n", "process.seccomp", "did you mean 'offline'?"),
@@ -304,9 +308,9 @@ def test_a_name_that_differs_from_the_file_stem_is_an_error(
 @pytest.mark.parametrize(
     ("extends", "body", "key"),
     [
-        ("offline", "network: read-only\n", "network"),
-        ("net-read-only", "network: full\n", "network"),
-        ("workspace", "network: full\n", "network"),
+        ("offline", "network: read-only\n", "network.mode"),
+        ("net-read-only", "network: full\n", "network.mode"),
+        ("workspace", "network: full\n", "network.mode"),
         ("workspace", "filesystem:\n  root: read-write\n", "filesystem.root"),
         ("offline", "filesystem:\n  workspace: read-write\n", "filesystem.workspace"),
         ("offline", "filesystem:\n  private_tmp: true\n", "filesystem.private_tmp"),

@@ -1,0 +1,147 @@
+"""Domain patterns of ``network.allow`` / ``network.deny``: parse, refuse, match, compare.
+
+Owns: the pattern language and its checks — which patterns are too broad to mean
+anything (``*``, ``*.com``, ``*.co.uk``, ``*.github.io``), which host and port a pattern
+admits, and whether one pattern admits only what another does (a user profile may
+narrow an allow list, never widen it).
+Does not own: resolving names or the addresses they resolve to (``netproxy``).
+
+Forms: ``example.com`` (that name only), ``*.example.com`` (every name below it, not
+``example.com`` itself), an IP literal (``192.0.2.7``, ``[2001:db8::1]``), each with an
+optional ``:PORT`` or ``:*``. Without a port a pattern admits 80 and 443 only: naming a
+web host must not open its SSH or SMTP port.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from publicsuffixlist import PublicSuffixList
+
+DEFAULT_PORTS = (80, 443)
+SYNTAX = "write example.com, *.example.com or an IP, optionally with :PORT or :*"
+_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+
+
+class PatternError(ValueError):
+    """A pattern that means nothing safe; the message says why and how to write it."""
+
+
+@dataclass(frozen=True, slots=True)
+class DomainPattern:
+    text: str
+    host: str  # normalised; for a wildcard, the suffix below which names match
+    wildcard: bool
+    ports: tuple[int, ...] | None  # None: any port
+
+    def admits_host(self, host: str) -> bool:
+        if self.wildcard:
+            return host.endswith("." + self.host)
+        return host == self.host
+
+    def admits(self, host: str, port: int) -> bool:
+        """``host`` must already be normalised (``normalise_host``)."""
+        return self.admits_host(host) and (self.ports is None or port in self.ports)
+
+    def covers(self, other: DomainPattern) -> bool:
+        """True when everything ``other`` admits, this admits too."""
+        if self.ports is not None and (other.ports is None or set(other.ports) - set(self.ports)):
+            return False
+        if self.wildcard:
+            return other.host.endswith("." + self.host) or (
+                other.wildcard and other.host == self.host
+            )
+        return not other.wildcard and other.host == self.host
+
+
+def normalise_host(host: str) -> str:
+    """Lower-case ASCII (IDNA) name without a trailing dot, or a canonical IP literal.
+
+    Raises PatternError for what is neither: a proxy request naming such a host is
+    refused rather than guessed at.
+    """
+    host = host.strip().rstrip(".")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        ascii_name = host.encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise PatternError(f"{host!r} is not a valid host name") from exc
+    labels = ascii_name.split(".")
+    if not ascii_name or not all(_LABEL.match(label) for label in labels):
+        raise PatternError(f"{host!r} is not a valid host name")
+    if labels[-1].isdigit():  # 127.1, 0x7f.1 and friends: numeric forms some resolvers accept
+        raise PatternError(f"{host!r} is a numeric host that is not a plain IP address")
+    return ascii_name
+
+
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def parse(text: str) -> DomainPattern:
+    raw = text.strip()
+    host_part, ports = _split_port(raw)
+    wildcard = host_part.startswith("*.")
+    if host_part == "*" or host_part == "*.":
+        raise PatternError(
+            f"{raw!r} allows every host; omit network.allow for that, or name the domains"
+        )
+    if "*" in (host_part[2:] if wildcard else host_part):
+        raise PatternError(
+            f"{raw!r}: a wildcard may only be a whole first label, as in *.example.com"
+        )
+    host = normalise_host(host_part[2:] if wildcard else host_part)
+    if wildcard:
+        if is_ip_literal(host):
+            raise PatternError(f"{raw!r}: an IP address cannot take a wildcard")
+        if _public_suffixes().is_public(host):
+            raise PatternError(
+                f"{raw!r} is over-broad: {host} is a public suffix, so this admits "
+                f"every site registered under it; name the domain, e.g. *.example.{host}"
+            )
+    return DomainPattern(text=raw, host=host, wildcard=wildcard, ports=ports)
+
+
+def _split_port(raw: str) -> tuple[str, tuple[int, ...] | None]:
+    if raw.startswith("["):  # [v6]:port
+        end = raw.find("]")
+        if end < 0:
+            raise PatternError(f"{raw!r}: unclosed '['")
+        rest = raw[end + 1 :]
+        host, port = raw[: end + 1], rest[1:] if rest.startswith(":") else None
+        if rest and port is None:
+            raise PatternError(f"{raw!r}: expected :PORT after ']'")
+    elif raw.count(":") == 1:
+        host, port = raw.split(":")
+    else:
+        host, port = raw, None  # a bare name, or a bare IPv6 address
+    if port is None:
+        return host, DEFAULT_PORTS
+    if port == "*":
+        return host, None
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise PatternError(f"{raw!r}: port must be 1-65535 or *")
+    return host, (int(port),)
+
+
+@functools.cache
+def _public_suffixes() -> PublicSuffixList:
+    # The Public Suffix List (ICANN and private sections), bundled with the package:
+    # no download at run time, so a pattern's verdict never depends on the network.
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList()
