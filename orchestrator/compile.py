@@ -15,13 +15,16 @@ from pathlib import Path
 
 from .environment import sandbox_environment
 from .errors import ConfigError, UsageError
-from .profile import Access, Profile
+from .config import NetworkSettings
+from .profile import Access, Network, Profile
 from .spec import (
     DEFAULT_DOCKER_HOST,
     DEFAULT_IMAGE,
     DEFAULT_MEMORY_SHARE,
     DEFAULT_PIDS,
     DEFAULT_PODMAN_HOST,
+    READ_METHODS,
+    Egress,
     Limits,
     SandboxSpec,
 )
@@ -47,6 +50,7 @@ class Request:
     cpus: str | None = None
     image: str | None = None
     tty: bool = False
+    network: NetworkSettings = NetworkSettings()  # config.toml [network]
 
 
 def seccomp_dir() -> Path:
@@ -85,6 +89,9 @@ def compile_spec(profile: Profile, request: Request) -> SandboxSpec:
     extra = {"CODEX_BOX_PROFILE": profile.name, "CODEX_BOX_SESSION": request.session_id}
     if not profile.allows_network():
         extra["CODEX_SANDBOX_NETWORK_DISABLED"] = "1"
+    egress = _egress(profile, request)
+    if egress is not None:
+        extra |= proxy_environment(egress)
     env = sandbox_environment(request.environ, passthrough=request.env_names, extra=extra)
     return SandboxSpec(
         run_id=request.run_id,
@@ -118,7 +125,56 @@ def compile_spec(profile: Profile, request: Request) -> SandboxSpec:
         tty=request.tty,
         uid=request.uid,
         gid=request.gid,
+        egress=egress,
     )
+
+
+def _egress(profile: Profile, request: Request) -> Egress | None:
+    if not profile.uses_egress_proxy():
+        return None
+    ca_file = None
+    if profile.inspect_tls:
+        ca_file = os.path.join(request.codex_home, "run", request.run_id, "egress-ca.pem")
+    return Egress(
+        allow=profile.allow_domains,
+        deny=profile.deny_domains,
+        methods=READ_METHODS if profile.network is Network.READ_ONLY else None,
+        inspect_tls=profile.inspect_tls,
+        allow_local_hosts=profile.allow_local_hosts,
+        hosts=request.network.hosts,
+        upstream_ca=request.network.ca_bundle,
+        ca_file=ca_file,
+    )
+
+
+# Tools that read a CA bundle from the environment: with inspect_tls every HTTPS peer
+# the sandbox sees is the proxy, whose certificates only the session CA signs.
+CA_VARIABLES = (
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "PIP_CERT",
+    "GIT_SSL_CAINFO",
+)
+
+
+def proxy_environment(egress: Egress) -> dict[str, str]:
+    """The variables that point every common client at the proxy. They are a
+    convenience, not the barrier: a client that ignores them has no route at all."""
+    url = f"http://127.0.0.1:{egress.port}"
+    env: dict[str, str] = {}
+    for name, value in (
+        ("HTTP_PROXY", url),
+        ("HTTPS_PROXY", url),
+        ("ALL_PROXY", f"socks5h://127.0.0.1:{egress.port}"),
+        ("NO_PROXY", "localhost,127.0.0.1,::1"),
+    ):
+        env[name] = env[name.lower()] = value
+    env |= {"PIP_PROXY": url, "npm_config_proxy": url, "npm_config_https_proxy": url}
+    if egress.ca_file:
+        env |= dict.fromkeys(CA_VARIABLES, egress.ca_file)
+    return env
 
 
 def podman_host(environ: Mapping[str, str], *, uid: int) -> str:

@@ -11,6 +11,7 @@ are ignored; inside the ``[sandbox]`` table, which is ours, unknown keys are err
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from .profile_store import canonical_name
 _SANDBOX_KEYS = ("mode", "profile", "network_access", "backend")
 _POLICY_KEYS = ("mode",)
 _AUDIT_KEYS = ("max_bytes", "keep", "syslog", "jsonl")
+_NETWORK_KEYS = ("hosts", "ca_bundle")
 POLICY_MODES = ("enforce", "audit-only", "off")
 
 
@@ -44,12 +46,25 @@ class AuditSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkSettings:
+    """[network]: how the egress proxy resolves names and verifies upstream TLS.
+
+    ``hosts`` is the proxy's own /etc/hosts (name → IP); a name listed here is still
+    refused when its address is loopback, link-local or the host's own.
+    """
+
+    hosts: tuple[tuple[str, str], ...] = ()
+    ca_bundle: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     path: Path
     profile: str | None = None  # already mapped through aliases and network_access
     backend: str | None = None
     policy_mode: str | None = None  # [policy] mode: enforce | audit-only | off
     audit: AuditSettings = AuditSettings()
+    network: NetworkSettings = NetworkSettings()
 
 
 def load_config(home: Path) -> Config:
@@ -98,7 +113,37 @@ def _settings(path: Path, data: dict[str, Any]) -> dict[str, Any]:
         "backend": backend,
         "policy_mode": _policy_mode(path, data),
         "audit": _audit(path, data),
+        "network": _network(path, data),
     }
+
+
+def _network(path: Path, data: dict[str, Any]) -> NetworkSettings:
+    table = _table(path, data, "network", _NETWORK_KEYS)
+    hosts = table.get("hosts", {})
+    if not isinstance(hosts, dict):
+        raise ConfigError(
+            f"{path}: 'network.hosts' must be a table of name = \"IP\"",
+            hint='write [network.hosts] then e.g. "pypi.internal" = "10.0.0.5"',
+        )
+    pairs = []
+    for name, address in hosts.items():
+        try:
+            pairs.append((name.lower().rstrip("."), str(ipaddress.ip_address(address))))
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"{path}: network.hosts {name!r} = {address!r} is not an IP address",
+                hint='write the address as a string, e.g. "10.0.0.5"',
+            ) from exc
+    bundle = _opt_str(path, "network.ca_bundle", table.get("ca_bundle"))
+    if bundle is not None and not os.path.isfile(os.path.expanduser(bundle)):
+        raise ConfigError(
+            f"{path}: network.ca_bundle {bundle!r} is not a file",
+            hint="give the path of a PEM file of CA certificates",
+        )
+    return NetworkSettings(
+        hosts=tuple(sorted(pairs)),
+        ca_bundle=os.path.abspath(os.path.expanduser(bundle)) if bundle else None,
+    )
 
 
 def _audit(path: Path, data: dict[str, Any]) -> AuditSettings:

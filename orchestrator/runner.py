@@ -265,6 +265,7 @@ class Runner:
                 cpus=req.cpus,
                 image=req.image,
                 tty=req.tty,
+                network=config.network,
             ),
         )
         return resolution, spec

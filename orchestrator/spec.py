@@ -30,6 +30,31 @@ class Limits:
     cpus: float | None = None  # None: no CPU quota
 
 
+# The egress proxy's address on the sandbox's own loopback (its network namespace has
+# nothing else): one port for HTTP (absolute-form and CONNECT) and SOCKS5 alike.
+EGRESS_PORT = 3128
+READ_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Egress:
+    """What the egress proxy enforces for one run (``netproxy``)."""
+
+    allow: tuple[str, ...]  # domains.py patterns; empty: every domain (ports 80/443)
+    deny: tuple[str, ...]
+    methods: tuple[str, ...] | None  # None: any method; else e.g. READ_METHODS
+    inspect_tls: bool
+    allow_local_hosts: bool
+    # config.toml [network] hosts: names the proxy resolves to these addresses instead
+    # of asking DNS (the address checks still apply), and extra CAs it trusts upstream.
+    hosts: tuple[tuple[str, str], ...] = ()
+    upstream_ca: str | None = None
+    # inspect_tls: where the per-session CA certificate is written for the sandbox to
+    # trust (the same path inside every backend), created at launch, deleted after.
+    ca_file: str | None = None
+    port: int = EGRESS_PORT
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SandboxSpec:
     run_id: str
@@ -56,6 +81,9 @@ class SandboxSpec:
     image: str = DEFAULT_IMAGE  # container backends: the image to run the command in
     docker_host: str = DEFAULT_DOCKER_HOST  # DOCKER_HOST, resolved by compile
     podman_host: str = DEFAULT_PODMAN_HOST  # CONTAINER_HOST, resolved by compile
+    # Set: the sandbox gets a network namespace of its own whose only way out is the
+    # egress proxy on its loopback (``network`` then says what the proxy lets through).
+    egress: Egress | None = None
 
     @property
     def workspace_writable(self) -> bool:
