@@ -19,7 +19,6 @@ import typer
 from . import __version__, log
 from .config import codex_home, load_config
 from .errors import EXIT_SETUP, CodexBoxError, UsageError, did_you_mean
-from .profile import Network
 from .profile_store import ProfileStore
 from .resolve import resolve_profile
 from .runner import Runner, RunRequest
@@ -255,12 +254,6 @@ def run(
             )
             return
         prepared = runner.prepare()
-        if prepared.spec.network is Network.READ_ONLY:
-            typer.echo(
-                "codex-box: warning: net-read-only is not method-filtered yet (the egress "
-                "proxy has not landed): this run has ordinary egress",
-                err=True,
-            )
         outcome = runner.run(prepared)
     except CodexBoxError as exc:
         _fail(exc)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from .config import NetworkSettings
 from .environment import sandbox_environment
 from .errors import ConfigError, UsageError
-from .config import NetworkSettings
 from .profile import Access, Network, Profile
 from .spec import (
     DEFAULT_DOCKER_HOST,
@@ -50,7 +50,7 @@ class Request:
     cpus: str | None = None
     image: str | None = None
     tty: bool = False
-    network: NetworkSettings = NetworkSettings()  # config.toml [network]
+    network: NetworkSettings = field(default_factory=NetworkSettings)  # config [network]
 
 
 def seccomp_dir() -> Path:

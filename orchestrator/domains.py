@@ -92,9 +92,13 @@ def is_ip_literal(host: str) -> bool:
     return True
 
 
-def parse(text: str) -> DomainPattern:
+def parse(text: str, *, any_port: bool = False) -> DomainPattern:
+    """``any_port``: a pattern without a port admits every port (deny lists: denying
+    a host must not leave its other ports open)."""
     raw = text.strip()
     host_part, ports = _split_port(raw)
+    if any_port and ports == DEFAULT_PORTS and not _has_port(raw):
+        ports = None
     wildcard = host_part.startswith("*.")
     if host_part == "*" or host_part == "*.":
         raise PatternError(
@@ -114,6 +118,10 @@ def parse(text: str) -> DomainPattern:
                 f"every site registered under it; name the domain, e.g. *.example.{host}"
             )
     return DomainPattern(text=raw, host=host, wildcard=wildcard, ports=ports)
+
+
+def _has_port(raw: str) -> bool:
+    return raw.rsplit("]", 1)[-1].count(":") == 1 if raw.startswith("[") else raw.count(":") == 1
 
 
 def _split_port(raw: str) -> tuple[str, tuple[int, ...] | None]:

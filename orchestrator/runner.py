@@ -10,11 +10,12 @@ the decision record cannot be written nothing is launched.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shlex
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,10 +143,13 @@ class Runner:
             }
         )
         try:
-            with placeholders.held(
-                spec.workspace, spec.protected_paths, state_dir=self.home / "run"
+            with (
+                placeholders.held(
+                    spec.workspace, spec.protected_paths, state_dir=self.home / "run"
+                ),
+                self._egress(prepared) as egress,
             ):
-                result = prepared.backend.run(spec)
+                result = prepared.backend.run(spec, egress=egress)
         except CodexBoxError as exc:
             self._write(
                 {
@@ -171,6 +175,26 @@ class Runner:
             }
         )
         return Outcome(prepared=prepared, result=result)
+
+    @contextlib.contextmanager
+    def _egress(self, prepared: Prepared) -> Iterator[base.EgressPort | None]:
+        """The egress proxy for the run, when its profile filters the network; each
+        connection it refuses becomes a ``network_connect`` record."""
+        spec = prepared.spec
+        if spec.egress is None:
+            yield None
+            return
+        from .netproxy.session import ProxySession  # asyncio and TLS only when needed
+
+        described = self._describe(prepared)
+
+        def refused(fields: dict[str, Any]) -> None:
+            self._write(
+                {**described, **fields, "operation": "network_connect", "decision": "denied"}
+            )
+
+        with ProxySession(spec.egress, run_id=self.run_id, audit=refused) as session:
+            yield session
 
     def _prepare(self, *, probe: bool, policy: bool) -> Prepared:
         resolution, spec = self.compile()

@@ -9,6 +9,7 @@ Does not own: any backend's behaviour.
 from __future__ import annotations
 
 import importlib
+import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,15 @@ class Diagnosis:
     notes: tuple[str, ...] = ()  # host quirks and what codex-box does about them
 
 
+class EgressPort(Protocol):
+    """The egress proxy of a run, as a backend sees it (``netproxy.session``)."""
+
+    def serve(self, listener: socket.socket) -> None:
+        """Accept connections on ``listener``: a TCP socket the backend created on the
+        loopback of the sandbox's own network namespace."""
+        ...
+
+
 @runtime_checkable
 class Backend(Protocol):
     name: str
@@ -47,8 +57,9 @@ class Backend(Protocol):
         """Pure: the exact request this backend would make for ``spec``."""
         ...
 
-    def run(self, spec: SandboxSpec) -> RunResult:
-        """Run ``spec`` to completion; raise ``CodexBoxError`` if it cannot be enforced."""
+    def run(self, spec: SandboxSpec, *, egress: EgressPort | None = None) -> RunResult:
+        """Run ``spec`` to completion; raise ``CodexBoxError`` if it cannot be enforced
+        (``spec.egress`` without ``egress`` included: no proxy, no network)."""
         ...
 
     def gc(self) -> list[str]:

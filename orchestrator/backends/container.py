@@ -15,12 +15,12 @@ import json
 import os
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ..native.proctree import start_time
 from ..profile import Network
-from ..spec import SandboxSpec
+from ..spec import Limits, SandboxSpec
 
 if TYPE_CHECKING:  # the native backend imports this module too: no AppArmor on its path
     from ..apparmor import Decision
@@ -53,6 +53,8 @@ def binds(spec: SandboxSpec) -> list[Bind]:
         Bind(root, root, read_only=False) for root in spec.writable_roots if root != spec.workspace
     ]
     out += [Bind(path, path, read_only=True) for path in spec.protected_paths]
+    if spec.egress is not None and spec.egress.ca_file:  # the session CA, to trust
+        out.append(Bind(spec.egress.ca_file, spec.egress.ca_file, read_only=True))
     return out
 
 
@@ -81,7 +83,37 @@ def memory_limit(spec: SandboxSpec, engine_url: str, *, cgroup_limits: bool = Tr
 
 
 def network_mode(spec: SandboxSpec) -> str:
+    if spec.egress is not None:
+        # The holder's namespace has only a loopback, where the proxy listens.
+        return f"container:{netns_holder_name(spec)}"
     return "none" if spec.network is Network.NONE else "bridge"
+
+
+LABEL_ROLE = "codex-box.role"
+HOLDER_COMMAND = ("sleep", "infinity")
+
+
+def netns_holder_name(spec: SandboxSpec) -> str:
+    return f"codex-box-netns-{spec.run_id}"
+
+
+def netns_holder_spec(spec: SandboxSpec) -> SandboxSpec:
+    """The network holder of a filtered-egress run: a container with no network but
+    its loopback, that only sleeps. The command's container joins its namespace; the
+    proxy's listener is made there (``netns.listen_in``). Same image and hardening as
+    the run, nothing writable, nothing from the environment."""
+    return replace(
+        spec,
+        argv=HOLDER_COMMAND,
+        env=(("PATH", "/usr/local/bin:/usr/bin:/bin"),),
+        network=Network.NONE,
+        egress=None,
+        writable_roots=(),
+        protected_paths=(),
+        private_tmp=False,
+        tty=False,
+        limits=Limits(pids=8, memory_bytes=None),
+    )
 
 
 def seccomp_json(spec: SandboxSpec) -> str | None:

@@ -21,9 +21,9 @@ from ..log import debug
 from ..profile import Capabilities
 from ..spec import DEFAULT_DOCKER_HOST, RunResult, SandboxSpec
 from . import container
-from .base import Availability, Diagnosis
+from .base import Availability, Diagnosis, EgressPort
 from .engine_api import PROBE_TIMEOUT_S, Endpoint, EngineError
-from .lifecycle import ContainerRun, StartRefused
+from .lifecycle import ContainerRun, StartRefused, egress_holder
 
 ENGINE_DEFAULT = "docker-default"  # the AppArmor profile Docker applies when none is asked
 
@@ -74,15 +74,26 @@ class DockerBackend:
             available=availability.ok, reason=availability.reason, facts=facts, notes=tuple(notes)
         )
 
-    def run(self, spec: SandboxSpec) -> RunResult:
-        request = translate(spec, apparmor.probe(spec.docker_host))
-        request["Labels"] = {**request["Labels"], container.LABEL_OWNER: container.owner_label()}
+    def run(self, spec: SandboxSpec, *, egress: EgressPort | None = None) -> RunResult:
+        armor = apparmor.probe(spec.docker_host)
+        request = translate(spec, armor)
+        owner = {container.LABEL_OWNER: container.owner_label()}
+        request["Labels"] = {**request["Labels"], **owner}
+        holder = egress_holder(
+            spec,
+            egress,
+            translate=lambda one: translate(one, armor),
+            labels_key="Labels",
+            owner=owner,
+        )
         debug(
             "docker create",
             body={k: v for k, v in request.items() if k != "HostConfig"},
             host_config={k: v for k, v in request["HostConfig"].items() if k != "SecurityOpt"},
         )
-        return ContainerRun(spec, DockerOps(spec), backend=self.name).execute(request)
+        return ContainerRun(spec, DockerOps(spec), backend=self.name, holder=holder).execute(
+            request
+        )
 
     def gc(self) -> list[str]:
         endpoint = Endpoint(DEFAULT_DOCKER_HOST)
@@ -189,8 +200,12 @@ class DockerOps:
     def sweep(self) -> list[str]:
         return remove_leftovers(self.api)
 
-    def create(self, request: Mapping[str, Any]) -> str:
-        return str(self.api.call("POST", "/containers/create", request)["Id"])
+    def create(self, request: Mapping[str, Any], *, name: str | None = None) -> str:
+        query = f"?name={urllib.parse.quote(name)}" if name else ""
+        return str(self.api.call("POST", f"/containers/create{query}", request)["Id"])
+
+    def pid(self, box: str) -> int:
+        return int(self.api.call("GET", f"/containers/{box}/json")["State"]["Pid"])
 
     def attach(self, box: str) -> socket.socket:
         return self.api.hijack(f"/containers/{box}/attach?stream=1&stdin=1&stdout=1&stderr=1")

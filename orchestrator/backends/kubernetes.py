@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import BackendUnavailable
 from ..spec import RunResult, SandboxSpec
-from .base import Availability, Diagnosis
+from .base import Availability, Diagnosis, EgressPort
 
 REASON = "not built yet: codex-box cannot run on a cluster in this version"
 
@@ -26,7 +26,7 @@ class KubernetesBackend:
     def translate(self, spec: SandboxSpec) -> Mapping[str, Any]:
         raise BackendUnavailable(f"kubernetes backend {REASON}", hint="use --backend auto")
 
-    def run(self, spec: SandboxSpec) -> RunResult:
+    def run(self, spec: SandboxSpec, *, egress: EgressPort | None = None) -> RunResult:
         raise BackendUnavailable(f"kubernetes backend {REASON}", hint="use --backend auto")
 
     def gc(self) -> list[str]:

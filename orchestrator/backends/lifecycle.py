@@ -17,14 +17,16 @@ import sys
 import termios
 import time
 import tty
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Protocol
 
 from ..errors import CodexBoxError, SandboxSetupError
 from ..spec import RunResult, SandboxSpec
-from . import container
+from . import container, netns
 from .attach import AttachedStreams
+from .base import EgressPort
 
 GRACE_S = 2.0  # per signal, when Ctrl-C escalates SIGINT → SIGTERM → SIGKILL
 WAIT_SLICE_S = 60.0  # a wait without deadline is re-issued so no HTTP call hangs forever
@@ -73,7 +75,8 @@ class EngineOps(Protocol):
 
     def errors(self) -> contextlib.AbstractContextManager[None]: ...
     def sweep(self) -> list[str]: ...  # remove containers whose codex-box was SIGKILLed
-    def create(self, request: Mapping[str, Any]) -> str: ...
+    def create(self, request: Mapping[str, Any], *, name: str | None = None) -> str: ...
+    def pid(self, box: str) -> int: ...  # the host pid of a running container's init
     def attach(self, box: str) -> socket.socket: ...
     def start(self, box: str) -> None: ...
     def wait(self, box: str, timeout: float) -> int: ...
@@ -83,11 +86,56 @@ class EngineOps(Protocol):
     def resize(self, box: str, rows: int, cols: int) -> None: ...  # never raises
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Holder:
+    """The network holder of a filtered-egress run (``container.netns_holder_spec``)."""
+
+    request: Mapping[str, Any]
+    name: str
+    port: int
+    egress: EgressPort
+    # The command's create request, made to join the holder (pid known once started):
+    # for an engine that cannot name the holder in its request (podman-py).
+    join: Callable[[Mapping[str, Any], int], Mapping[str, Any]] | None = None
+
+
+def egress_holder(
+    spec: SandboxSpec,
+    egress: EgressPort | None,
+    *,
+    translate: Callable[[SandboxSpec], dict[str, Any]],
+    labels_key: str,
+    owner: Mapping[str, str],
+    join: Callable[[Mapping[str, Any], int], Mapping[str, Any]] | None = None,
+) -> Holder | None:
+    """The network holder of ``spec`` (None without filtered egress), translated by the
+    engine's own pure ``translate`` so it gets the run's image and hardening."""
+    if spec.egress is None:
+        return None
+    if egress is None:  # fail closed: no proxy, no run
+        raise SandboxSetupError(
+            "this profile's network goes through the egress proxy, but none was given",
+            hint="run through codex-box (Runner), which starts the proxy",
+        )
+    body = translate(container.netns_holder_spec(spec))
+    body[labels_key] = {**body[labels_key], **owner, container.LABEL_ROLE: "netns"}
+    return Holder(
+        request=body,
+        name=container.netns_holder_name(spec),
+        port=spec.egress.port,
+        egress=egress,
+        join=join,
+    )
+
+
 class ContainerRun:
-    def __init__(self, spec: SandboxSpec, ops: EngineOps, *, backend: str) -> None:
+    def __init__(
+        self, spec: SandboxSpec, ops: EngineOps, *, backend: str, holder: Holder | None = None
+    ) -> None:
         self.spec = spec
         self.ops = ops
         self.backend = backend
+        self.holder = holder
         self.sent: int | None = None  # the last signal we forwarded
         self.timed_out = False
 
@@ -101,7 +149,12 @@ class ContainerRun:
             with self.ops.errors():
                 self.ops.sweep()
             box: str | None = None
+            held: list[str] = []
             try:
+                if self.holder is not None:
+                    pid = self._start_holder(self.holder, held)
+                    if self.holder.join is not None:
+                        request = self.holder.join(request, pid)
                 # While a container is being created or removed, no signal may interrupt:
                 # one created on the engine whose id we never got could not be removed.
                 # A signal held here is delivered on leaving the block, with `box` set.
@@ -114,12 +167,33 @@ class ContainerRun:
                 if box is not None:
                     with _deferred_signals():
                         self.ops.remove(box)  # on every way out: error, Ctrl-C, timeout
+                for holder in held:
+                    with _deferred_signals():
+                        self.ops.remove(holder)
         except _Stopped as stop:
             return self._stopped(stop.signum, time.monotonic() - started)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return self._result(code, oom, time.monotonic() - started)
+
+    def _start_holder(self, holder: Holder, held: list[str]) -> int:
+        """Create and start the network holder, then hand the proxy a listener made in
+        its namespace — all before the command's container exists, so the command
+        never runs a moment without its only way out in place."""
+        with _deferred_signals(), self.ops.errors():
+            held.append(self.ops.create(holder.request, name=holder.name))
+        with self.ops.errors():
+            try:
+                self.ops.start(held[0])
+            except StartRefused as exc:
+                raise SandboxSetupError(
+                    f"cannot start the network holder container ({exc.message})",
+                    hint=f"the image {self.spec.image} needs `sleep`; nothing was run",
+                ) from exc
+            pid = self.ops.pid(held[0])
+        holder.egress.serve(netns.listen_in(pid, holder.port))
+        return pid
 
     def _stopped(self, signum: int, duration: float) -> RunResult:
         name = signal.Signals(signum).name

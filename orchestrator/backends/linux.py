@@ -12,6 +12,7 @@ import ctypes
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ from ..native.proctree import kill_tree, parent_of, wait_gone
 from ..profile import Capabilities, Network
 from ..spec import RunResult, SandboxSpec
 from . import cgroups, container
-from .base import Availability, Diagnosis
+from .base import Availability, Diagnosis, EgressPort
 from .hostinfo import apparmor_enabled, cgroup_layout
 from .pty_relay import Relay, open_pty
 
@@ -48,6 +49,7 @@ DEVICE_FILES = (
     "/dev/pts",
 )
 GRACE_S = 2.0
+EGRESS_HANDOVER_S = 10.0
 PLAN_VERSION = 1  # the launcher refuses a plan written for another version
 STATUS_BUDGET = 256 * 1024  # the launcher writes a few hundred bytes
 
@@ -90,8 +92,13 @@ class LinuxBackend:
             available=availability.ok, reason=availability.reason, facts=facts, notes=notes
         )
 
-    def run(self, spec: SandboxSpec) -> RunResult:
-        return _Run(spec).execute()
+    def run(self, spec: SandboxSpec, *, egress: EgressPort | None = None) -> RunResult:
+        if spec.egress is not None and egress is None:  # fail closed: no proxy, no run
+            raise SandboxSetupError(
+                "this profile's network goes through the egress proxy, but none was given",
+                hint="run through codex-box (Runner), which starts the proxy",
+            )
+        return _Run(spec, egress).execute()
 
     def gc(self) -> list[str]:
         return cgroups.sweep_stale()
@@ -135,8 +142,12 @@ def translate(spec: SandboxSpec) -> dict[str, Any]:
         "deny_tcp": spec.network is Network.NONE,
         "scope": True,
         # Without a network namespace of its own, scoping is the only barrier.
-        "scope_required": spec.network is not Network.NONE,
+        "scope_required": spec.network is not Network.NONE and spec.egress is None,
     }
+    if spec.egress is not None:
+        # A network namespace of its own whose loopback holds the proxy's port: the
+        # launcher makes the listener there and hands it to us (SCM_RIGHTS).
+        plan["egress_port"] = spec.egress.port
     plan["seccomp"] = spec.seccomp_profile
     if spec.capabilities is not Capabilities.NONE or not spec.rootfs_read_only:
         raise SandboxSetupError(
@@ -155,8 +166,10 @@ def translate(spec: SandboxSpec) -> dict[str, Any]:
 class _Run:
     name = LinuxBackend.name
 
-    def __init__(self, spec: SandboxSpec) -> None:
+    def __init__(self, spec: SandboxSpec, egress: EgressPort | None = None) -> None:
         self.spec = spec
+        self.egress = egress
+        self.egress_channel: socket.socket | None = None
         self.pid1: int | None = None
         self.relay: Relay | None = None
         self.messages: list[dict[str, Any]] = []
@@ -171,6 +184,7 @@ class _Run:
         started = time.monotonic()
         try:
             proc = self._spawn(plan)
+            self._serve_egress(proc)
             status = self._wait(proc)
         finally:
             oom = False
@@ -180,9 +194,39 @@ class _Run:
                 group.remove()
         return self._result(status, time.monotonic() - started, oom)
 
+    def _serve_egress(self, proc: subprocess.Popen[bytes]) -> None:
+        """Take the listener the launcher made in the sandbox's network namespace and
+        give it to the proxy, before pid 1 (and so the command) exists."""
+        channel = self.egress_channel
+        if channel is None or self.egress is None:
+            return
+        fds: list[int] = []
+        error: OSError | None = None
+        try:
+            channel.settimeout(EGRESS_HANDOVER_S)
+            _, fds, _, _ = socket.recv_fds(channel, 16, 1)
+        except OSError as exc:
+            error = exc
+        finally:
+            channel.close()
+        if not fds:
+            self._kill(proc)
+            proc.wait()
+            raise SandboxSetupError(
+                f"the native launcher did not open the egress proxy's port ({error or 'closed'})",
+                hint="nothing was run; `codex-box doctor` shows what this host lacks",
+            )
+        self.egress.serve(socket.socket(fileno=fds[0]))
+
     def _spawn(self, plan: dict[str, Any]) -> subprocess.Popen[bytes]:
         plan_r, plan_w = os.pipe()
         self.status_r, status_w = os.pipe()
+        passed = [plan_r, status_w]
+        child_channel = None
+        if "egress_port" in plan:
+            self.egress_channel, child_channel = socket.socketpair(socket.AF_UNIX)
+            plan["egress_fd"] = child_channel.fileno()
+            passed.append(child_channel.fileno())
         argv = [
             sys.executable,
             "-I",
@@ -201,7 +245,7 @@ class _Run:
             # The launcher's own environment is empty: the command's is in the plan.
             proc = subprocess.Popen(
                 argv,
-                pass_fds=(plan_r, status_w),
+                pass_fds=tuple(passed),
                 env={},
                 close_fds=True,
                 stdin=slave,
@@ -219,6 +263,8 @@ class _Run:
         finally:
             os.close(plan_r)
             os.close(status_w)
+            if child_channel is not None:
+                child_channel.close()
             if slave is not None:
                 os.close(slave)
         with os.fdopen(plan_w, "wb") as handle, contextlib.suppress(BrokenPipeError):

@@ -26,9 +26,9 @@ from ..log import debug
 from ..profile import Capabilities
 from ..spec import DEFAULT_PODMAN_HOST, RunResult, SandboxSpec
 from . import container
-from .base import Availability, Diagnosis
+from .base import Availability, Diagnosis, EgressPort
 from .engine_api import API_TIMEOUT_S, PROBE_TIMEOUT_S, Endpoint
-from .lifecycle import ContainerRun, StartRefused
+from .lifecycle import ContainerRun, StartRefused, egress_holder
 from .podman_host import LIBPOD, PodmanHost, probe
 
 if TYPE_CHECKING:
@@ -111,19 +111,35 @@ class PodmanBackend:
         with _engine_errors(spec.podman_host, spec.image):
             return translate(spec, self.host(spec.podman_host))
 
-    def run(self, spec: SandboxSpec) -> RunResult:
+    def run(self, spec: SandboxSpec, *, egress: EgressPort | None = None) -> RunResult:
         with _engine_errors(spec.podman_host, spec.image):
-            request = translate(spec, self.host(spec.podman_host))
-        request["labels"] = {**request["labels"], container.LABEL_OWNER: container.owner_label()}
+            host = self.host(spec.podman_host)
+            request = translate(spec, host)
+        owner = {container.LABEL_OWNER: container.owner_label()}
+        request["labels"] = {**request["labels"], **owner}
         debug("podman create", kwargs=request)
+        holder = egress_holder(
+            spec,
+            egress,
+            translate=lambda one: translate(one, host),
+            labels_key="labels",
+            owner=owner,
+            join=join_holder,
+        )
         ops = PodmanOps(spec.podman_host, spec=spec)
-        return ContainerRun(spec, ops, backend=self.name).execute(request)
+        return ContainerRun(spec, ops, backend=self.name, holder=holder).execute(request)
 
     def gc(self) -> list[str]:
         ops = PodmanOps(DEFAULT_PODMAN_HOST)
         with contextlib.suppress(CodexBoxError), ops.errors():
             return ops.sweep()
         return []
+
+
+def join_holder(request: Mapping[str, Any], pid: int) -> dict[str, Any]:
+    """podman-py sends ``container:NAME`` as an unknown network name; a namespace path
+    is its documented form (``ns:PATH``), so the command joins the holder by pid."""
+    return {**request, "network_mode": f"ns:/proc/{pid}/ns/net"}
 
 
 def cannot_enforce(spec: SandboxSpec, host: PodmanHost) -> str | None:
@@ -296,8 +312,8 @@ class PodmanOps:
                     removed.append(box.name)
         return removed
 
-    def create(self, request: Mapping[str, Any]) -> str:
-        box = self.client.containers.create(**request)
+    def create(self, request: Mapping[str, Any], *, name: str | None = None) -> str:
+        box = self.client.containers.create(**request, **({"name": name} if name else {}))
         self.boxes[box.id] = box
         try:
             verify_created(request, box.attrs)
@@ -305,6 +321,9 @@ class PodmanOps:
             self.remove(box.id)
             raise
         return str(box.id)
+
+    def pid(self, box: str) -> int:
+        return int(self.boxes[box].inspect()["State"]["Pid"])
 
     def attach(self, box: str) -> socket.socket:
         return Endpoint(self.url).hijack(
@@ -409,8 +428,11 @@ def verify_created(request: Mapping[str, Any], inspected: Mapping[str, Any]) -> 
     problems = []
     if bool(host.get("ReadonlyRootfs")) != bool(request["read_only"]):
         problems.append(f"read-only rootfs {host.get('ReadonlyRootfs')}")
-    if request["network_mode"] == "none" and host.get("NetworkMode") != "none":
+    wanted_net = request["network_mode"]
+    if wanted_net == "none" and host.get("NetworkMode") != "none":
         problems.append(f"network mode {host.get('NetworkMode')!r}")
+    if wanted_net.startswith("ns:") and host.get("NetworkMode") != wanted_net:
+        problems.append(f"network mode {host.get('NetworkMode')!r} instead of {wanted_net!r}")
     if request.get("no_new_privileges") and "no-new-privileges" not in (
         host.get("SecurityOpt") or []
     ):

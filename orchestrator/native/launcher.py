@@ -25,6 +25,7 @@ import os
 import resource
 import select
 import signal
+import socket
 import sys
 from typing import TYPE_CHECKING
 
@@ -136,10 +137,12 @@ def _launch(plan: dict[str, Any], status: Status) -> NoReturn:
     keep = filesystem.files_to_keep(plan["mounts"])
     uid, gid = os.geteuid(), os.getegid()
     flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
-    if plan["network"] == "none":
+    if plan["network"] == "none" or "egress_port" in plan:
         flags |= CLONE_NEWNET
     unshare(flags)
     _map_ids(uid, gid)
+    if "egress_port" in plan:
+        _hand_over_egress_listener(plan["egress_fd"], plan["egress_port"])
     report_r, report_w = os.pipe()
     lifeline_r, lifeline_w = os.pipe()
     pid = os.fork()
@@ -196,6 +199,30 @@ def _pass_on_reports(report: int, status: Status) -> None:
                     if checked:
                         status.send(**checked)
     os.close(report)
+
+
+def _hand_over_egress_listener(channel_fd: int, port: int) -> None:
+    """Bring up this namespace's loopback, listen on 127.0.0.1:port, and pass the
+    socket to codex-box, whose egress proxy accepts on it. The namespace has no other
+    interface: the proxy is the sandbox's only way out. Done before pid 1 exists, and
+    the command never holds either descriptor."""
+    with socket.socket(fileno=channel_fd) as channel:
+        _loopback_up()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+            listener.bind(("127.0.0.1", port))
+            listener.listen(128)
+            socket.send_fds(channel, [b"L"], [listener.fileno()])
+
+
+def _loopback_up() -> None:
+    import fcntl
+    import struct
+
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(sock, siocgifflags, request))[1]
+        fcntl.ioctl(sock, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
 
 
 def _map_ids(uid: int, gid: int) -> None:

@@ -102,8 +102,12 @@ def test_no_network_profiles_see_only_a_down_loopback(sandbox, profile):
     assert interfaces == ["lo"]
 
 
-def test_net_read_only_says_on_every_run_that_egress_is_not_filtered_yet(sandbox):
-    ran = sandbox("net-read-only", "true")
-    assert ran.returncode == 0
-    assert "not method-filtered" in ran.stderr
-    assert "not method-filtered" not in sandbox("workspace-net", "true").stderr
+def test_net_read_only_has_its_own_namespace_with_only_the_proxy_on_its_loopback(sandbox):
+    ran = sandbox("net-read-only", "sh", "-c", "cat /proc/net/dev; echo $HTTP_PROXY")
+    assert ran.returncode == 0, ran.stderr
+    lines = ran.stdout.splitlines()
+    interfaces = [ln.split(":")[0].strip() for ln in lines[2:-1]]
+    assert interfaces == ["lo"]
+    assert lines[-1] == "http://127.0.0.1:3128"
+
+

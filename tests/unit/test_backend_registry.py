@@ -40,7 +40,10 @@ def test_registered_backend_satisfies_the_backend_protocol(name: str) -> None:
     for method in ("availability", "translate", "run", "gc", "diagnose"):
         assert callable(getattr(backend, method)), method
     assert list(inspect.signature(backend.translate).parameters) == ["spec"]
-    assert list(inspect.signature(backend.run).parameters) == ["spec"]
+    run = inspect.signature(backend.run).parameters
+    assert list(run) == ["spec", "egress"]
+    assert run["egress"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert run["egress"].default is None
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

@@ -1,0 +1,10 @@
+"""The egress proxy: the only way out of a sandbox whose profile filters the network.
+
+Owns: deciding each connection (``rules``: domain allow/deny, ports, methods), resolving
+names itself and refusing local addresses (``addresses``, ``resolver``), speaking HTTP
+proxy, CONNECT and SOCKS5 (``http``, ``socks``, ``server``), terminating TLS with a
+per-session CA when asked (``tls``), and running in a thread beside the runner
+(``session``). Every refusal is audited through the callback the runner hands in.
+Does not own: putting the proxy in the sandbox's path — each backend does that, so no
+route but this one exists.
+"""

@@ -1,0 +1,226 @@
+"""HTTP/1.x on the wire, as strictly as a proxy that enforces rules must read it.
+
+Owns: reading and parsing a request head, the framing of its body, the head sent
+upstream, and relaying the response. Anything ambiguous — both Transfer-Encoding and
+Content-Length, a folded header, two Host headers, a transfer coding other than
+chunked — is refused with 400/501, because a proxy and an origin that frame a request
+differently let a second, unchecked request ride inside the first (request smuggling).
+Each client connection carries one request: the proxy asks for ``Connection: close``
+on both sides, so every request on the wire is one the proxy parsed and judged.
+Does not own: deciding (``rules``) or connecting (``server``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+MAX_HEAD = 64 * 1024
+CHUNK = 64 * 1024
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# Per-hop headers: they describe the client↔proxy connection, never the origin's.
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+    }
+)
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    method: str
+    target: str
+    version: str
+    headers: tuple[tuple[str, str], ...]
+
+    def values(self, name: str) -> list[str]:
+        return [v for k, v in self.headers if k.lower() == name]
+
+    def one(self, name: str) -> str | None:
+        found = self.values(name)
+        if len(found) > 1:
+            raise BadRequest(400, f"more than one {name} header")
+        return found[0] if found else None
+
+    @property
+    def expects_continue(self) -> bool:
+        return any(v.strip().lower() == "100-continue" for v in self.values("expect"))
+
+
+async def read_head(reader: asyncio.StreamReader, prefix: bytes = b"") -> bytes:
+    try:
+        return prefix + await reader.readuntil(b"\r\n\r\n")
+    except asyncio.LimitOverrunError as exc:
+        raise BadRequest(431, f"request head larger than {MAX_HEAD} bytes") from exc
+
+
+def parse_request(head: bytes) -> RequestHead:
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not _TOKEN.match(parts[0]) or not parts[2].startswith("HTTP/1."):
+        raise BadRequest(400, f"malformed request line {lines[0][:80]!r}")
+    headers = []
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not _TOKEN.match(name):
+            raise BadRequest(400, f"malformed header line {line[:80]!r}")
+        headers.append((name, value.strip()))
+    return RequestHead(method=parts[0], target=parts[1], version=parts[2], headers=tuple(headers))
+
+
+def split_authority(authority: str, default_port: int | None = None) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port``) of CONNECT, or a Host header."""
+    host, port = authority, ""
+    if authority.startswith("["):
+        end = authority.find("]")
+        host, rest = authority[1:end], authority[end + 1 :]
+        port = rest[1:] if rest.startswith(":") else ""
+    elif authority.count(":") == 1:
+        host, port = authority.split(":")
+    if not port:
+        if default_port is None:
+            raise BadRequest(400, f"{authority!r} names no port")
+        return host, default_port
+    if not port.isdigit():
+        raise BadRequest(400, f"{authority!r}: bad port")
+    return host, int(port)
+
+
+def split_absolute(target: str) -> tuple[str, int, str]:
+    """(host, port, origin-form path) of an absolute-form ``http://`` request target."""
+    parts = urlsplit(target)
+    if parts.scheme.lower() != "http" or not parts.hostname:
+        raise BadRequest(
+            400, f"expected an http:// URL, got {target[:80]!r} (HTTPS goes through CONNECT)"
+        )
+    try:
+        port = parts.port or 80
+    except ValueError as exc:
+        raise BadRequest(400, f"bad port in {target[:80]!r}") from exc
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.hostname, port, path
+
+
+def body_length(req: RequestHead) -> int | None:
+    """Bytes of body, or None for chunked."""
+    coding = req.values("transfer-encoding")
+    length = req.values("content-length")
+    if coding:
+        if length:
+            raise BadRequest(400, "both Transfer-Encoding and Content-Length")
+        if len(coding) != 1 or coding[0].lower() != "chunked":
+            raise BadRequest(501, f"transfer coding {', '.join(coding)!r} is not supported")
+        return None
+    if not length:
+        return 0
+    if len(set(length)) != 1 or not length[0].isdigit():
+        raise BadRequest(400, f"bad Content-Length {', '.join(length)!r}")
+    return int(length[0])
+
+
+def check_host_header(req: RequestHead, host: str, port: int) -> None:
+    """The origin picks its site by Host: it must name the host the proxy judged."""
+    given = req.one("host")
+    if given is None:
+        return
+    name, given_port = split_authority(given, default_port=port)
+    if name.lower().rstrip(".") != host or given_port != port:
+        raise BadRequest(400, f"Host header {given!r} does not match the request's {host}")
+
+
+def upstream_head(req: RequestHead, path: str, host: str, port: int) -> bytes:
+    default = port in (80, 443)
+    authority = host if default else f"{host}:{port}"
+    if ":" in host and not host.startswith("["):
+        authority = f"[{host}]" if default else f"[{host}]:{port}"
+    lines = [f"{req.method} {path} HTTP/1.1", f"Host: {authority}"]
+    lines += [
+        f"{k}: {v}" for k, v in req.headers if k.lower() not in _HOP_BY_HOP and k.lower() != "host"
+    ]
+    lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+async def relay_body(
+    length: int | None, reader: asyncio.StreamReader, out: asyncio.StreamWriter
+) -> None:
+    if length is not None:
+        left = length
+        while left:
+            data = await reader.read(min(CHUNK, left))
+            if not data:
+                raise asyncio.IncompleteReadError(b"", left)
+            out.write(data)
+            await out.drain()
+            left -= len(data)
+        return
+    while True:  # chunked: relay chunk by chunk, so the proxy knows where the body ends
+        line = await reader.readuntil(b"\r\n")
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError as exc:
+            raise BadRequest(400, "malformed chunk size") from exc
+        out.write(line)
+        if size == 0:
+            while (trailer := await reader.readuntil(b"\r\n")) != b"\r\n":
+                out.write(trailer)
+            out.write(b"\r\n")
+            await out.drain()
+            return
+        out.write(await reader.readexactly(size + 2))
+        await out.drain()
+
+
+async def relay_response(upstream: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
+    """The origin's response with its connection headers replaced by ``close``, then
+    the rest of the stream until the origin closes (it was asked to)."""
+    head = await upstream.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    kept = [lines[0]] + [
+        ln
+        for ln in lines[1:]
+        if ln and ln.partition(":")[0].strip().lower() not in ("connection", "keep-alive")
+    ]
+    client.write(("\r\n".join([*kept, "Connection: close"]) + "\r\n\r\n").encode("latin-1"))
+    await pipe(upstream, client)
+
+
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(CHUNK):
+        writer.write(data)
+        await writer.drain()
+    if writer.can_write_eof():
+        writer.write_eof()
+
+
+def refusal(status: int, reason: str) -> bytes:
+    phrase = {400: "Bad Request", 403: "Forbidden", 431: "Request Header Fields Too Large"}
+    phrase |= {501: "Not Implemented", 502: "Bad Gateway"}
+    text = reason.replace("\r", " ").replace("\n", " ")
+    body = f"codex-box egress proxy: {text}\n".encode()
+    head = (
+        f"HTTP/1.1 {status} {phrase.get(status, 'Error')}\r\n"
+        f"X-Codex-Box-Denied: {text}\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode("utf-8") + body

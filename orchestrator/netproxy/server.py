@@ -1,0 +1,264 @@
+"""One client connection through the egress proxy: sniff the protocol, judge, connect.
+
+Owns: the order of every decision for a connection — target (deny, allow, IP literals,
+ports), method, resolution, each resolved address — and refusing with 403 (HTTP) or
+SOCKS reply 2 plus an audit record. The first byte picks the protocol: 0x05 is SOCKS5,
+anything else HTTP (absolute-form requests and CONNECT).
+
+Tunnels (CONNECT, SOCKS) are opaque unless the rules need to see inside: with
+``inspect_tls`` the proxy terminates TLS with the session CA and judges every request;
+under a read-only network without it, a tunnel whose first byte is not a TLS handshake
+is plain HTTP and is parsed and judged too (so CONNECT to port 80 cannot carry a POST),
+while TLS stays domain-level control, as documented.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from ..spec import Egress
+from . import http
+from .addresses import IPAddress
+from .resolver import ResolveError, Resolver
+from .rules import Rules
+from .tls import SessionCA
+
+HEAD_TIMEOUT_S = 30.0
+SNIFF_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 10.0
+TLS_HANDSHAKE = 0x16
+Audit = Callable[[dict[str, Any]], None]
+
+
+class Refused(Exception):
+    def __init__(self, host: str, port: int, reason: str, *, status: int = 403) -> None:
+        super().__init__(reason)
+        self.host, self.port, self.reason, self.status = host, port, reason, status
+
+
+class Proxy:
+    def __init__(self, egress: Egress, *, audit: Audit, ca: SessionCA | None) -> None:
+        self.rules = Rules.of(egress)
+        self.resolver = Resolver(dict(egress.hosts))
+        self.audit = audit
+        self.ca = ca if egress.inspect_tls else None
+        self.upstream_tls = ssl.create_default_context()
+        if egress.upstream_ca:
+            self.upstream_tls.load_verify_locations(cafile=egress.upstream_ca)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            first = await asyncio.wait_for(reader.read(1), HEAD_TIMEOUT_S)
+            if first == b"\x05":
+                await self._socks(reader, writer)
+            elif first:
+                await self._http(first, reader, writer)
+        except http.BadRequest as exc:
+            self._record(None, 0, None, exc.reason)
+            writer.write(http.refusal(exc.status, exc.reason))
+        except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass  # the client or origin went away: nothing to answer
+        finally:
+            writer.close()
+
+    # -- HTTP: absolute-form requests and CONNECT ------------------------------------
+
+    async def _http(
+        self, first: bytes, reader: asyncio.StreamReader, w: asyncio.StreamWriter
+    ) -> None:
+        req = http.parse_request(
+            await asyncio.wait_for(http.read_head(reader, first), HEAD_TIMEOUT_S)
+        )
+        if req.method == "CONNECT":
+            host, port = http.split_authority(req.target)
+            try:
+                host, ips = await self._decide(host, port, None)
+            except Refused as exc:
+                w.write(http.refusal(exc.status, exc.reason))
+                return
+            w.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await w.drain()
+            await self._tunnel(host, port, ips, reader, w)
+            return
+        host, port, path = http.split_absolute(req.target)
+        try:
+            host, ips = await self._decide(host, port, req.method)
+            http.check_host_header(req, host, port)
+            up_r, up_w = await self._connect(host, ips, port, tls=False)
+        except Refused as exc:
+            w.write(http.refusal(exc.status, exc.reason))
+            return
+        await self._exchange(req, path, host, port, reader, w, up_r, up_w)
+
+    async def _exchange(
+        self,
+        req: http.RequestHead,
+        path: str,
+        host: str,
+        port: int,
+        reader: asyncio.StreamReader,
+        w: asyncio.StreamWriter,
+        up_r: asyncio.StreamReader,
+        up_w: asyncio.StreamWriter,
+    ) -> None:
+        """One judged request to an already connected origin, and its response."""
+        try:
+            length = http.body_length(req)
+            up_w.write(http.upstream_head(req, path, host, port))
+            if req.expects_continue:  # Expect is not forwarded: answer it here
+                w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await http.relay_body(length, reader, up_w)
+            await up_w.drain()
+            await http.relay_response(up_r, w)
+        finally:
+            up_w.close()
+
+    # -- tunnels -----------------------------------------------------------------------
+
+    async def _tunnel(
+        self,
+        host: str,
+        port: int,
+        ips: list[IPAddress],
+        reader: asyncio.StreamReader,
+        w: asyncio.StreamWriter,
+    ) -> None:
+        if self.ca is not None:
+            await w.start_tls(self.ca.context_for(host))
+            await self._inner_request(host, port, ips, reader, w, prefix=b"", tls=True)
+            return
+        prefix = b""
+        if self.rules.read_only:
+            prefix = await asyncio.wait_for(reader.read(1), SNIFF_TIMEOUT_S)
+            if not prefix:
+                return
+            if prefix[0] != TLS_HANDSHAKE:  # plain HTTP inside a tunnel: judge it
+                await self._inner_request(host, port, ips, reader, w, prefix=prefix, tls=False)
+                return
+        try:
+            up_r, up_w = await self._connect(host, ips, port, tls=False)
+        except Refused:
+            return  # the 200 is already sent: closing is the only answer left
+        up_w.write(prefix)
+        try:
+            await asyncio.gather(http.pipe(reader, up_w), http.pipe(up_r, w))
+        finally:
+            up_w.close()
+
+    async def _inner_request(
+        self,
+        host: str,
+        port: int,
+        ips: list[IPAddress],
+        reader: asyncio.StreamReader,
+        w: asyncio.StreamWriter,
+        *,
+        prefix: bytes,
+        tls: bool,
+    ) -> None:
+        req = http.parse_request(
+            await asyncio.wait_for(http.read_head(reader, prefix), HEAD_TIMEOUT_S)
+        )
+        try:
+            reason = self.rules.check_method(req.method)
+            if reason:
+                raise Refused(host, port, reason)
+            http.check_host_header(req, host, port)
+            up_r, up_w = await self._connect(host, ips, port, tls=tls)
+        except Refused as exc:
+            if exc.status == 403:  # the connect failure (502) is not a rule's refusal
+                self._record(host, port, req.method, exc.reason)
+            w.write(http.refusal(exc.status, exc.reason))
+            return
+        await self._exchange(req, req.target, host, port, reader, w, up_r, up_w)
+
+    # -- SOCKS5 (RFC 1928), CONNECT only, no authentication -----------------------------
+
+    async def _socks(self, reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        methods = await reader.readexactly((await reader.readexactly(1))[0])
+        if 0 not in methods:
+            w.write(b"\x05\xff")
+            return
+        w.write(b"\x05\x00")
+        version, command, _reserved, kind = await reader.readexactly(4)
+        if kind == 1:
+            host = str(ipaddress.IPv4Address(await reader.readexactly(4)))
+        elif kind == 4:
+            host = str(ipaddress.IPv6Address(await reader.readexactly(16)))
+        elif kind == 3:
+            host = (await reader.readexactly((await reader.readexactly(1))[0])).decode("latin-1")
+        else:
+            w.write(_socks_reply(8))
+            return
+        port = int.from_bytes(await reader.readexactly(2), "big")
+        if version != 5 or command != 1:  # BIND and UDP ASSOCIATE would open other paths
+            self._record(host, port, None, f"SOCKS command {command} is not supported")
+            w.write(_socks_reply(7))
+            return
+        try:
+            host, ips = await self._decide(host, port, None)
+        except Refused as exc:
+            w.write(_socks_reply(2 if exc.status == 403 else 4))
+            return
+        w.write(_socks_reply(0))
+        await w.drain()
+        await self._tunnel(host, port, ips, reader, w)
+
+    # -- deciding and connecting --------------------------------------------------------
+
+    async def _decide(
+        self, host: str, port: int, method: str | None
+    ) -> tuple[str, list[IPAddress]]:
+        host, reason = self.rules.check_target(host, port)
+        reason = reason or (self.rules.check_method(method) if method else None)
+        if reason is None:
+            try:
+                ips = await self.resolver.resolve(host, port)
+            except ResolveError as exc:
+                self._record(host, port, method, str(exc))
+                raise Refused(host, port, str(exc), status=502) from exc
+            # Every address, not just the first: a name that resolves to a public
+            # address and 127.0.0.1 is refused, whichever the connect would pick.
+            reason = next(filter(None, (self.rules.check_address(host, ip) for ip in ips)), None)
+            if reason is None:
+                return host, ips
+        self._record(host, port, method, reason)
+        raise Refused(host, port, reason)
+
+    async def _connect(
+        self, host: str, ips: list[IPAddress], port: int, *, tls: bool
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        last: Exception | None = None
+        for ip in ips:  # the checked addresses only: never a second lookup of the name
+            try:
+                return await asyncio.wait_for(
+                    asyncio.open_connection(
+                        str(ip),
+                        port,
+                        ssl=self.upstream_tls if tls else None,
+                        server_hostname=host if tls else None,
+                        limit=http.MAX_HEAD,
+                    ),
+                    CONNECT_TIMEOUT_S,
+                )
+            except (OSError, TimeoutError, ssl.SSLError) as exc:
+                last = exc
+        raise Refused(host, port, f"cannot connect to {host}:{port}: {last}", status=502)
+
+    def _record(self, host: str | None, port: int, method: str | None, reason: str) -> None:
+        self.audit(
+            {
+                "target": f"{host}:{port}" if host else "(unparsed request)",
+                "domain": host or "",
+                "method": method or ("CONNECT" if host else ""),
+                "reason": reason,
+            }
+        )
+
+
+def _socks_reply(code: int) -> bytes:
+    return bytes([5, code, 0, 1, 0, 0, 0, 0, 0, 0])

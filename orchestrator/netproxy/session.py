@@ -1,0 +1,100 @@
+"""The egress proxy for one run, in a thread of codex-box with its own event loop.
+
+Owns: the session CA's lifetime (made at start, its certificate deleted at close), the
+listening sockets a backend hands over (``serve``: each was created inside the
+sandbox's network namespace, so it is the only thing listening there that leads out),
+and ending every connection when the run ends.
+Does not own: how a listener gets into the sandbox (each backend) or audit writing
+(the runner's callback, called from the proxy thread under a lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from ..log import debug
+from ..spec import Egress
+from . import http
+from .server import Proxy
+from .tls import SessionCA
+
+MAX_CLIENTS = 512  # one sandbox's connections at once; more wait in the listen backlog
+
+
+class ProxySession:
+    def __init__(
+        self, egress: Egress, *, run_id: str, audit: Callable[[dict[str, Any]], None]
+    ) -> None:
+        self.egress = egress
+        lock = threading.Lock()
+
+        def locked_audit(record: dict[str, Any]) -> None:
+            with lock:
+                try:
+                    audit(record)
+                except Exception as exc:  # the refusal stands either way
+                    debug("egress audit record not written", error=str(exc))
+
+        self.ca = SessionCA(run_id) if egress.inspect_tls else None
+        self.proxy = Proxy(egress, audit=locked_audit, ca=self.ca)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="egress", daemon=True)
+        self._servers: list[asyncio.AbstractServer] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(MAX_CLIENTS)
+
+    def __enter__(self) -> ProxySession:
+        if self.ca is not None and self.egress.ca_file:
+            self.ca.write(self.egress.ca_file)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def serve(self, listener: socket.socket) -> None:
+        """Accept the sandbox's connections on ``listener`` from now on."""
+        listener.setblocking(False)
+        future: Future[asyncio.AbstractServer] = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._handle, sock=listener, limit=http.MAX_HEAD), self._loop
+        )
+        self._servers.append(future.result(timeout=10))
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            async with self._slots:
+                await self.proxy.handle(reader, writer)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+        if not self._loop.is_running():
+            self._loop.close()
+        if self.ca is not None and self.egress.ca_file:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.egress.ca_file)
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(self.egress.ca_file))
+
+    async def _shutdown(self) -> None:
+        for server in self._servers:
+            server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
