@@ -15,10 +15,22 @@ from .spec import RunResult
 
 NETWORK_TEXT = {
     Network.NONE: "none",
-    # Honest: until the egress proxy lands this is ordinary egress.
-    Network.READ_ONLY: "egress (read intent; not yet method-filtered)",
+    Network.READ_ONLY: "read-only through the egress proxy (GET/HEAD/OPTIONS; HTTPS by domain)",
     Network.FULL: "full",
 }
+
+
+def network_text(profile: Profile) -> str:
+    text = NETWORK_TEXT[profile.network]
+    if profile.network is Network.FULL and profile.uses_egress_proxy():
+        text = "through the egress proxy"
+    if profile.uses_egress_proxy():
+        text += f" to {', '.join(profile.allow_domains) or 'any domain (ports 80/443)'}"
+        if profile.deny_domains:
+            text += f" except {', '.join(profile.deny_domains)}"
+        if profile.inspect_tls:
+            text += "; TLS inspected (methods enforced on HTTPS)"
+    return text
 
 
 def profile_dict(profile: Profile) -> dict[str, Any]:
@@ -28,6 +40,13 @@ def profile_dict(profile: Profile) -> dict[str, Any]:
         **({"extends": profile.extends} if profile.extends else {}),
         "origin": profile.origin,
         "network": profile.network.value,
+        "egress": {
+            "via_proxy": profile.uses_egress_proxy(),
+            "allow": list(profile.allow_domains),
+            "deny": list(profile.deny_domains),
+            "inspect_tls": profile.inspect_tls,
+            "allow_local_hosts": profile.allow_local_hosts,
+        },
         "filesystem": {
             "root": profile.rootfs.value,
             "workspace": profile.workspace.value,
@@ -56,7 +75,7 @@ def summary(profile: Profile) -> str:
     writes = "workspace + private /tmp" if profile.workspace is Access.READ_WRITE else "nothing"
     if profile.writable_paths:
         writes += " + " + ", ".join(profile.writable_paths)
-    return f"network {NETWORK_TEXT[profile.network]}; reads everything; writes {writes}"
+    return f"network {network_text(profile)}; reads everything; writes {writes}"
 
 
 def profiles_table(profiles: Iterable[Profile]) -> str:
