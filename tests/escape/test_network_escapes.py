@@ -5,9 +5,11 @@ The listener is the test's own: a process on the host's loopback for the native 
 a container on the engine's own bridge network for Docker and Podman. It records every
 TCP connection's first bytes and every UDP datagram. Each attack carries a fresh nonce, so
 "the listener saw it" cannot be satisfied by another test. Where the profile allows
-network (workspace-net, net-read-only), the same attack must *reach* the listener: a
-sandbox that breaks everything cannot pass, and a broken client cannot pass for a working
-sandbox. Every attack also runs once unsandboxed (the control) and must reach it.
+network (workspace-net), the same attack must *reach* the listener: a sandbox that breaks
+everything cannot pass, and a broken client cannot pass for a working sandbox. net-read-only
+goes out through the egress proxy only (tests/integration/test_egress.py): its raw traffic
+must run and reach nothing. Every attack also runs once unsandboxed (the control) and must
+reach it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ import pytest
 from tests.conftest import REQUIRE, SANDBOX_PYTHON
 
 SANDBOXED = ("offline", "net-read-only", "workspace", "workspace-net")
-NETWORK = ("net-read-only", "workspace-net")
+NETWORK = ("workspace-net",)
+# Their only way out is the egress proxy on their own loopback: a datagram "sent" lands
+# there (the kernel does not refuse it), so the verdict is what the listener saw.
+PROXIED = ("net-read-only",)
 LISTENER_IMAGE = "codex-box/base"
 
 # Bounded: at most 400 events, and the process ends after 15 minutes whatever happens.
@@ -160,6 +165,11 @@ def _judge(profile: str, listener: Listener, nonce: str, ran, *, sent: str) -> N
             f"{ran.stdout}{ran.stderr}"
         assert listener.saw(nonce, settle=SETTLE), f"positive control: {profile} must " \
             f"reach the test's listener\n{ran.stdout}{ran.stderr}"
+    elif profile in PROXIED:
+        assert "blocked" in ran.stdout or sent in ran.stdout, \
+            f"{profile}: the attack did not run to a verdict\n{ran.stdout}{ran.stderr}"
+        assert not listener.saw(nonce, settle=SETTLE), \
+            f"{profile} reached the listener around the egress proxy\n{ran.stdout}"
     else:
         assert "blocked" in ran.stdout and sent not in ran.stdout, \
             f"{profile}: the attack did not run to a refusal\n{ran.stdout}{ran.stderr}"

@@ -14,7 +14,7 @@ from tests.conftest import SANDBOX_PYTHON
 from tests.servers import http_server, tcp_server, udp_server
 
 NO_NETWORK = ("offline", "workspace")
-NETWORK = ("workspace-net", "net-read-only")
+NETWORK = ("workspace-net",)
 
 TCP_CLIENT = """
 import socket, sys
@@ -66,6 +66,20 @@ def test_network_profiles_reach_the_test_tcp_server(sandbox, profile):
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "pong" in ran.stdout
     assert server.hits == [b"ping"]
+
+
+def test_net_read_only_cannot_reach_the_hosts_loopback_around_or_through_the_proxy(sandbox):
+    with tcp_server() as server:
+        raw = sandbox("net-read-only", SANDBOX_PYTHON, "-c", TCP_CLIENT.format(port=server.port))
+        proxied = sandbox(
+            "net-read-only", "curl", "-s", "-i", "--max-time", "5",
+            f"http://127.0.0.1:{server.port}/",
+        )
+        time.sleep(0.2)
+    assert raw.returncode == 3 and "blocked" in raw.stdout, raw.stdout + raw.stderr
+    # NO_PROXY keeps 127.0.0.1 local to the sandbox, whose loopback has nothing there.
+    assert proxied.returncode != 0
+    assert server.hits == []
 
 
 def test_workspace_net_sends_udp_to_the_test_server(sandbox):
