@@ -128,6 +128,8 @@ def _network(path: Path, data: dict[str, Any]) -> NetworkSettings:
     pairs = []
     for name, address in hosts.items():
         try:
+            if not isinstance(address, str):  # ip_address(7) would be 0.0.0.7
+                raise TypeError(address)
             pairs.append((name.lower().rstrip("."), str(ipaddress.ip_address(address))))
         except (ValueError, TypeError) as exc:
             raise ConfigError(

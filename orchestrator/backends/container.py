@@ -90,7 +90,7 @@ def network_mode(spec: SandboxSpec) -> str:
 
 
 LABEL_ROLE = "codex-box.role"
-HOLDER_COMMAND = ("sleep", "infinity")
+HOLDER_COMMAND = ("sleep", "2147483647")  # GNU and busybox alike; ends with the run
 
 
 def netns_holder_name(spec: SandboxSpec) -> str:

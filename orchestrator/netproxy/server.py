@@ -20,6 +20,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
+from ..log import debug
 from ..spec import Egress
 from . import http
 from .addresses import IPAddress
@@ -62,6 +63,8 @@ class Proxy:
             writer.write(http.refusal(exc.status, exc.reason))
         except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError):
             pass  # the client or origin went away: nothing to answer
+        except Exception as exc:  # an oversized origin head, a bug: end this connection only
+            debug("egress connection failed", error=repr(exc))
         finally:
             writer.close()
 

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from orchestrator.backends.linux import LinuxBackend, translate
-from orchestrator.compile import seccomp_dir
+from orchestrator.compile import proxy_environment, seccomp_dir
 from orchestrator.errors import SandboxSetupError
 from orchestrator.profile import Access, Capabilities, Network
 from orchestrator.profile_store import ProfileStore
-from orchestrator.spec import Limits, SandboxSpec
+from orchestrator.spec import READ_METHODS, Egress, Limits, SandboxSpec
 
 GOLDEN_DIR = Path(__file__).parent / "golden" / "linux"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -41,6 +41,11 @@ def fixed_spec(name: str, *, codex_home: Path) -> SandboxSpec:
     }
     if not profile.allows_network():
         env["CODEX_SANDBOX_NETWORK_DISABLED"] = "1"
+    egress = None
+    if profile.uses_egress_proxy():  # net-read-only: behind the egress proxy
+        egress = Egress(allow=(), deny=(), methods=READ_METHODS, inspect_tls=False,
+                        allow_local_hosts=False)
+        env |= proxy_environment(egress)
     return SandboxSpec(
         run_id="run-0001",
         session_id="session-0001",
@@ -62,6 +67,7 @@ def fixed_spec(name: str, *, codex_home: Path) -> SandboxSpec:
         limits=Limits(timeout_s=None, memory_bytes=2 * 1024**3, pids=512),
         uid=1000,
         gid=1000,
+        egress=egress,
     )
 
 

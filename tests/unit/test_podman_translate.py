@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.backends.podman import PodmanBackend, translate, verify_created
+from orchestrator.backends.podman import PodmanBackend, join_holder, translate, verify_created
 from orchestrator.backends.podman_host import PodmanHost, _has_capability, _rlimits
 from orchestrator.compile import podman_host, seccomp_dir
 from orchestrator.errors import SandboxSetupError
@@ -86,9 +86,14 @@ def test_podman_py_maps_every_security_option_into_the_spec_generator(
         limits=Limits(memory_bytes=256 << 20, pids=64, cpus=1.5),
     )
     request = translate(spec, HOST)
+    if spec.egress is not None:  # what run() sends once the network holder is up
+        request = join_holder(request, 4242)
     payload = CreateMixin._render_payload(dict(request))
     assert payload["read_only_filesystem"] is request["read_only"]
-    assert payload["netns"] == {"nsmode": "none" if name in ("offline", "workspace") else "bridge"}
+    expected_net = {"net-read-only": {"nsmode": "path", "value": "/proc/4242/ns/net"}}.get(
+        name, {"nsmode": "none" if name in ("offline", "workspace") else "bridge"}
+    )
+    assert payload["netns"] == expected_net
     assert payload["resource_limits"]["pids"] == {"limit": 64}
     assert payload["resource_limits"]["memory"]["limit"] == 256 << 20
     assert payload["resource_limits"]["memory"]["swap"] == 256 << 20
