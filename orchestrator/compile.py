@@ -130,6 +130,14 @@ def compile_spec(profile: Profile, request: Request) -> SandboxSpec:
 
 
 def _egress(profile: Profile, request: Request) -> Egress | None:
+    rules = profile.allow_domains or profile.deny_domains or profile.inspect_tls
+    if rules and not profile.sandboxed:
+        # Refuse rather than quietly run with rules nobody enforces.
+        raise ConfigError(
+            f"profile {profile.name} names network rules but runs with no sandbox "
+            f"({profile.origin}): nothing could enforce them",
+            hint="extend workspace-net or net-read-only instead of trusted",
+        )
     if not profile.uses_egress_proxy():
         return None
     ca_file = None

@@ -162,3 +162,12 @@ def test_the_native_plan_asks_for_its_own_namespace_and_the_proxy_port(compile_)
     # Scoping stays on, but it is no longer the only barrier: the namespace is.
     assert plan["landlock"]["scope"] is True and plan["landlock"]["scope_required"] is False
     assert "egress_port" not in translate(compile_("workspace-net"))
+
+
+def test_network_rules_on_an_unsandboxed_profile_are_refused_not_ignored(
+    write_profile, compile_
+) -> None:
+    write_profile("loose", "extends: trusted\nnetwork:\n  allow: [pypi.org]\n")
+    with pytest.raises(ConfigError, match="no sandbox") as info:
+        compile_("loose")
+    assert "workspace-net" in info.value.hint
