@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import domains
-from .errors import ConfigError, did_you_mean
+from .errors import ConfigError, Refused, did_you_mean
 from .profile import Access, Capabilities, Network, Profile
 from .profiles import compiled
 
@@ -120,26 +120,69 @@ class ProfileStore:
         path = self._user_dir / f"{wanted}.yaml"
         if "/" not in wanted and path.is_file():
             return _load_file(path, self._builtins)
-        stems = (
-            sorted(p.stem for p in self._user_dir.glob("*.yaml")) if self._user_dir.is_dir() else []
-        )
-        known = [*self._builtins, *stems, *ALIASES]
+        known = [*self._builtins, *self.user_names(), *ALIASES]
         where = f" (from {source})" if source else ""
         raise ConfigError(
             f"unknown profile '{name}'{where}",
             hint=f"{did_you_mean(name, known)}available: {', '.join(known)}",
         )
 
+    def user_names(self) -> list[str]:
+        """User profile names from the file names alone (no file is parsed)."""
+        if not self._user_dir.is_dir():
+            return []
+        return sorted(p.stem for p in self._user_dir.glob("*.yaml"))
+
+    def user_dir(self) -> Path:
+        return self._user_dir
+
+    def check_text(self, path: Path, text: str) -> Profile:
+        """``text`` as the user profile at ``path`` would load, without writing it
+        (``profiles new`` validates before anything reaches the disk)."""
+        return _ProfileParser(path, text, _parse_yaml(path, text), self._builtins).parse()
+
+    def define(self, path: Path, text: str) -> Profile:
+        """A ``.codex-profile`` holding a definition: a built-in or user profile, only
+        tightened (``_DefinitionParser``)."""
+        return _DefinitionParser(path, text, _parse_yaml(path, text), self).parse()
+
+
+def values_of(profile: Profile) -> dict[str, Any]:
+    """Every profile key (``network.mode`` …) and its value as plain data."""
+    return {dotted: _plain(getattr(profile, f.attr)) for dotted, f in _FIELDS.items()}
+
+
+def changes(base: Profile, profile: Profile) -> dict[str, Any]:
+    """The keys whose values ``profile`` changed from ``base``."""
+    old, new = values_of(base), values_of(profile)
+    return {k: v for k, v in new.items() if old[k] != v}
+
+
+def show_value(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(value) + "]"
+    return _show(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, StrEnum):
+        return value.value
+    return list(value) if isinstance(value, tuple) else value
+
 
 def _load_file(path: Path, builtins: Mapping[str, Profile]) -> Profile:
-    import yaml  # only user profiles need the parser: built-ins load from `compiled`
-
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(
             f"cannot read profile {path}: {exc.strerror}", hint="check the file's permissions"
         ) from exc
+    return _ProfileParser(path, text, _parse_yaml(path, text), builtins).parse()
+
+
+def _parse_yaml(path: Path, text: str) -> dict[str, Any]:
+    import yaml  # only user profiles need the parser: built-ins load from `compiled`
+
     try:
         # libyaml's C loader when PyYAML has it.
         data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
@@ -155,10 +198,12 @@ def _load_file(path: Path, builtins: Mapping[str, Profile]) -> Profile:
             f"{path}: a profile must be a YAML mapping, got {type(data).__name__}",
             hint="start the file with 'extends: <built-in>' or 'name: …'",
         )
-    return _ProfileParser(path, text, data, builtins).parse()
+    return data
 
 
 class _ProfileParser:
+    WHO = "a user profile"  # for hints: who may only tighten
+
     def __init__(
         self, path: Path, text: str, data: dict[str, Any], builtins: Mapping[str, Profile]
     ) -> None:
@@ -206,8 +251,8 @@ class _ProfileParser:
 
     def parse(self) -> Profile:
         flat = self.flat()
-        name = self._name(flat)
-        base = self._base(flat, name)
+        base = self._base(flat)
+        name = self._name(flat, base)
         values = {
             dotted: self._convert(dotted, flat[dotted]) for dotted in _FIELDS if dotted in flat
         }
@@ -230,7 +275,7 @@ class _ProfileParser:
         description = (
             self._string(flat, "description")
             if "description" in flat
-            else (f"{base.description} (tightened by {self.path.name})")
+            else (f"{base.description} (tightened by {self.shown_path()})")
         )
         return replace(
             base,
@@ -241,7 +286,10 @@ class _ProfileParser:
             **{_FIELDS[k].attr: v for k, v in values.items()},
         )
 
-    def _name(self, flat: dict[str, Any]) -> str:
+    def shown_path(self) -> str:
+        return self.path.name
+
+    def _name(self, flat: dict[str, Any], base: Profile | None) -> str:
         name = self._string(flat, "name") if "name" in flat else self.path.stem
         if not self.is_builtin and (name in self.builtins or name in ALIASES):
             raise self.fail(
@@ -257,7 +305,7 @@ class _ProfileParser:
             )
         return name
 
-    def _base(self, flat: dict[str, Any], name: str) -> Profile | None:
+    def _base(self, flat: dict[str, Any]) -> Profile | None:
         if self.is_builtin:
             return None
         if "extends" not in flat:
@@ -365,7 +413,7 @@ class _ProfileParser:
                 raise self.fail(
                     dotted,
                     f"removes protected path(s) {', '.join(dropped)} that '{base.name}' protects",
-                    "list them again; a user profile may only add protected paths",
+                    f"list them again; {self.WHO} may only add protected paths",
                 )
             return
         if field.attr == "allow_domains":
@@ -377,7 +425,7 @@ class _ProfileParser:
                 raise self.fail(
                     dotted,
                     f"drops denied domain(s) {', '.join(dropped)} that '{base.name}' denies",
-                    "list them again; a user profile may only add denied domains",
+                    f"list them again; {self.WHO} may only add denied domains",
                 )
             return
         if field.order is None:  # writable_paths: explicitly named grants are allowed
@@ -386,10 +434,9 @@ class _ProfileParser:
             raise self.fail(
                 dotted,
                 f"loosens '{base.name}' ({_show(old)} → {_show(new)})",
-                "a user profile may only tighten the built-in it extends; "
-                "extend a more permissive built-in instead",
+                f"{self.WHO} may only tighten the profile it extends; "
+                "extend a more permissive one instead",
             )
-
 
     def _check_narrower_allow(
         self, dotted: str, old: tuple[str, ...], new: tuple[str, ...], base: Profile
@@ -405,8 +452,81 @@ class _ProfileParser:
                 raise self.fail(
                     dotted,
                     f"'{text}' is not within what '{base.name}' allows ({', '.join(old)})",
-                    "a user profile may only narrow the allow list it inherits",
+                    f"{self.WHO} may only narrow the allow list it inherits",
                 )
+
+
+class _DefinitionParser(_ProfileParser):
+    """A profile defined inside a ``.codex-profile``.
+
+    The file lives in a directory a sandboxed command may have been able to write
+    (a subdirectory of a writable workspace), so it may only tighten what it extends —
+    a built-in or a user profile — and, unlike a user profile, may not even add write
+    grants. It can never extend an opt-in profile (``trusted``): only the person at the
+    command line may choose one.
+    """
+
+    WHO = "a .codex-profile"
+
+    def __init__(self, path: Path, text: str, data: dict[str, Any], store: ProfileStore) -> None:
+        super().__init__(path, text, data, store.builtins())
+        self.store = store
+
+    def shown_path(self) -> str:
+        return str(self.path)
+
+    def _name(self, flat: dict[str, Any], base: Profile | None) -> str:
+        if "name" in flat:
+            raise self.fail(
+                "name",
+                "a .codex-profile definition has no name of its own",
+                f"drop 'name:'; it is shown as '<extends>+{self.path.name}'",
+            )
+        return f"{base.name if base else '?'}+{self.path.name}"
+
+    def _base(self, flat: dict[str, Any]) -> Profile:
+        if "extends" not in flat:
+            raise self.fail(
+                "extends",
+                "missing",
+                "a .codex-profile definition must say which profile it tightens, "
+                "e.g. 'extends: workspace'",
+            )
+        parent = canonical_name(self._string(flat, "extends"))
+        user_file = self.store.user_dir() / f"{parent}.yaml"
+        if parent in self.builtins:
+            base = self.builtins[parent]
+        elif "/" not in parent and user_file.is_file():
+            base = self.store.get(parent)  # a broken user profile is its own error
+        else:
+            known = [*self.builtins, *self.store.user_names()]
+            raise self.fail(
+                "extends",
+                f"unknown profile '{parent}'",
+                f"{did_you_mean(parent, known)}extend one of: {', '.join(known)}",
+            )
+        if base.requires_opt_in or not base.sandboxed:
+            # An agent that can write one file must never hand itself full access.
+            raise Refused(
+                f"{self.path}{_line_of(self.text, 'extends')}: key 'extends': "
+                f"'{base.name}' needs explicit opt-in, which a .codex-profile may never give",
+                hint=f"run with --profile {base.name} --yes-i-trust-this-workspace, "
+                "or extend a sandboxed profile",
+            )
+        return base
+
+    def _check_tightens(self, dotted: str, old: Any, new: Any, base: Profile) -> None:
+        if dotted == "filesystem.writable_paths":
+            added = sorted(set(new) - set(old))
+            if added:
+                raise self.fail(
+                    dotted,
+                    f"adds writable path(s) {', '.join(added)} that '{base.name}' does not grant",
+                    "a .codex-profile may only tighten; name write grants in a user "
+                    "profile ($CODEX_HOME/profiles/NAME.yaml) and extend that",
+                )
+            return
+        super()._check_tightens(dotted, old, new, base)
 
 
 def _show(value: Any) -> str:

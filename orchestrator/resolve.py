@@ -1,9 +1,18 @@
-"""Which profile applies, and where that choice came from.
+"""Which profile applies, where that choice came from, and which files shaped it.
 
-Owns: the precedence ``--profile`` > ``CODEX_SECURITY_PROFILE`` > ``.codex-profile``
-(walking up from the workspace) > ``$CODEX_HOME/config.toml`` > ``offline``, and the
-rule that a file inside the workspace can never select an opt-in profile.
-Does not own: asking for the opt-in itself (``runner``/``cli``).
+Owns: the precedence ``--profile`` > elevation grant > ``CODEX_SECURITY_PROFILE`` >
+``.codex-profile`` (walking up from the workspace) > ``$CODEX_HOME/config.toml`` >
+``offline``; the rule that a file inside the workspace can never select an opt-in
+profile; and the chain of files behind the result (``profiles explain``, the audit).
+Does not own: asking for the opt-in itself (``runner``/``cli``), grant files
+(``elevation``), parsing profile YAML (``profile_store``).
+
+Why a grant sits between the flag and the environment: the flag is the person at the
+command line deciding for this one run; a grant is that same person deciding at the
+command line for this workspace, for a bounded time, with a reason on the record
+(``codex-box elevate``). The environment variable, a ``.codex-profile`` and config.toml
+are ambient — set once in a shell profile, CI or a wrapper, or (the file) written by
+whatever could write the workspace — so a deliberate, time-boxed grant outranks them.
 """
 
 from __future__ import annotations
@@ -12,13 +21,15 @@ import os
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
+from . import elevation
 from .config import Config
 from .errors import ConfigError, Refused
 from .profile import Profile
-from .profile_store import DEFAULT_PROFILE, ProfileStore
+from .profile_store import BUILTIN_DIR, DEFAULT_PROFILE, ProfileStore, changes, values_of
 
 PROFILE_FILE = ".codex-profile"
 ENV_PROFILE = "CODEX_SECURITY_PROFILE"
@@ -26,6 +37,7 @@ ENV_PROFILE = "CODEX_SECURITY_PROFILE"
 
 class Source(StrEnum):
     FLAG = "flag"
+    GRANT = "grant"  # an elevation grant (codex-box elevate)
     ENV = "env"
     FILE = "file"  # a .codex-profile
     CONFIG = "config"
@@ -33,13 +45,41 @@ class Source(StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ChainEntry:
+    """One file or setting that shaped the effective profile."""
+
+    kind: str  # built-in | user profile | .codex-profile | grant | config | env | flag | default
+    where: str  # a file path, or the flag / variable
+    profile: str  # the profile this entry defines or selects
+    changes: Mapping[str, object]  # the keys it set (a built-in: every key)
+    selects: bool = False  # this entry chose the profile (rather than defining it)
+    note: str = ""  # a grant: for whom, until when, why
+
+    def text(self) -> str:
+        if self.selects:
+            note = f" ({self.note})" if self.note else ""
+            return f"{self.kind} {self.where} selects {self.profile}{note}"
+        keys = "every key" if self.kind == "built-in" else ", ".join(self.changes) or "nothing"
+        return f"{self.kind} {self.where} sets {keys}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Resolution:
     profile: Profile
     source: Source
-    detail: str  # the flag text, env var, file path or "built-in default"
+    detail: str  # the flag text, env var, file path, grant or "built-in default"
+    chain: tuple[ChainEntry, ...] = ()  # most general first
+    grant: elevation.Grant | None = None
+    ignored_grants: tuple[elevation.Ignored, ...] = ()
 
     def describe(self) -> str:
         return f"{self.source.value} ({self.detail})"
+
+    def chain_text(self) -> str:
+        return " → ".join(entry.text() for entry in self.chain)
+
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(ignored.warning() for ignored in self.ignored_grants)
 
 
 def resolve_profile(
@@ -49,44 +89,155 @@ def resolve_profile(
     workspace: Path,
     config: Config,
     store: ProfileStore,
+    codex_home: Path | None = None,
+    now: datetime | None = None,
 ) -> Resolution:
+    """``codex_home``: where elevation grants live (None: grants are not consulted).
+    ``now``: the clock grants are checked against (tests inject one)."""
     if flag:
-        return Resolution(
-            profile=store.get(flag, source="--profile"),
-            source=Source.FLAG,
-            detail=f"--profile {flag}",
+        profile = store.get(flag, source="--profile")
+        return _resolved(store, profile, Source.FLAG, f"--profile {flag}", kind="flag")
+    lookup = elevation.find(codex_home, workspace, now=now) if codex_home else elevation.Lookup()
+    ignored = lookup.ignored
+    if lookup.grant is not None:
+        grant = lookup.grant
+        # The grant is the opt-in for a profile that needs one: it was made at the
+        # command line, for this workspace, with --yes-i-trust-this-workspace.
+        profile = store.get(grant.profile, source=str(grant.path))
+        return _resolved(
+            store,
+            profile,
+            Source.GRANT,
+            grant.describe(),
+            kind="grant",
+            grant=grant,
+            where=str(grant.path),
+            ignored_grants=ignored,
         )
     env_value = environ.get(ENV_PROFILE, "").strip()
     if env_value:
-        return Resolution(
-            profile=store.get(env_value, source=ENV_PROFILE), source=Source.ENV, detail=ENV_PROFILE
+        profile = store.get(env_value, source=ENV_PROFILE)
+        return _resolved(
+            store,
+            profile,
+            Source.ENV,
+            ENV_PROFILE,
+            kind="env",
+            where=f"{ENV_PROFILE}={env_value}",
+            ignored_grants=ignored,
         )
     found = find_profile_file(workspace)
     if found is not None:
-        path, name = found
-        profile = store.get(name, source=str(path))
-        if profile.requires_opt_in:
+        path = found.path
+        if found.name is None:
+            profile = store.define(path, found.text)
+        else:
+            profile = store.get(found.name, source=str(path))
+        if profile.requires_opt_in or not profile.sandboxed:
             # An agent that can write one file must never be able to hand itself full
             # access: only the person at the command line can choose an opt-in profile.
             raise Refused(
-                f"{path} selects '{name}', which a .codex-profile may never select",
+                f"{path} selects '{profile.name}', which a .codex-profile may never select",
                 hint=f"run with --profile {profile.name} --yes-i-trust-this-workspace, "
                 "or change the file",
             )
-        return Resolution(profile=profile, source=Source.FILE, detail=str(path))
-    if config.profile:
-        return Resolution(
-            profile=store.get(config.profile, source=str(config.path)),
-            source=Source.CONFIG,
-            detail=str(config.path),
+        return _resolved(
+            store,
+            profile,
+            Source.FILE,
+            str(path),
+            kind=PROFILE_FILE,
+            defines=found.name is None,
+            ignored_grants=ignored,
         )
-    return Resolution(
-        profile=store.get(DEFAULT_PROFILE), source=Source.DEFAULT, detail="built-in default"
+    if config.profile:
+        profile = store.get(config.profile, source=str(config.path))
+        return _resolved(
+            store, profile, Source.CONFIG, str(config.path), kind="config", ignored_grants=ignored
+        )
+    profile = store.get(DEFAULT_PROFILE)
+    return _resolved(
+        store,
+        profile,
+        Source.DEFAULT,
+        "built-in default",
+        kind="default",
+        where="(nothing else chose one)",
+        ignored_grants=ignored,
     )
 
 
-def find_profile_file(workspace: Path) -> tuple[Path, str] | None:
-    """The nearest ``.codex-profile`` at or above ``workspace`` and the name in it.
+def _resolved(
+    store: ProfileStore,
+    profile: Profile,
+    source: Source,
+    detail: str,
+    *,
+    kind: str,
+    where: str | None = None,
+    defines: bool = False,
+    grant: elevation.Grant | None = None,
+    ignored_grants: tuple[elevation.Ignored, ...] = (),
+) -> Resolution:
+    lineage = lineage_of(store, profile)
+    if not defines:  # a .codex-profile definition is itself the last link, and the chooser
+        selector = ChainEntry(
+            kind=kind,
+            where=where or detail,
+            profile=profile.name,
+            changes={},
+            selects=True,
+            note=grant.describe() if grant else "",
+        )
+        lineage = (*lineage, selector)
+    return Resolution(
+        profile=profile,
+        source=source,
+        detail=detail,
+        chain=lineage,
+        grant=grant,
+        ignored_grants=ignored_grants,
+    )
+
+
+def lineage_of(store: ProfileStore, profile: Profile) -> tuple[ChainEntry, ...]:
+    """The files that define ``profile``, most general first: its built-in's YAML, then
+    each profile that tightened it (a user profile, a .codex-profile definition)."""
+    entries: list[ChainEntry] = []
+    current = profile
+    while current.origin != "builtin" and current.extends:
+        base = store.get(current.extends)
+        kind = PROFILE_FILE if current.origin.endswith(PROFILE_FILE) else "user profile"
+        entries.append(
+            ChainEntry(
+                kind=kind,
+                where=current.origin,
+                profile=current.name,
+                changes=changes(base, current),
+            )
+        )
+        current = base
+    entries.append(
+        ChainEntry(
+            kind="built-in",
+            where=str(BUILTIN_DIR / f"{current.name}.yaml"),
+            profile=current.name,
+            changes=values_of(current),
+        )
+    )
+    return tuple(reversed(entries))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProfileFile:
+    path: Path
+    text: str
+    name: str | None  # the profile it names; None: it defines one (a YAML mapping)
+
+
+def find_profile_file(workspace: Path) -> ProfileFile | None:
+    """The nearest ``.codex-profile`` at or above ``workspace``: a profile name, or a
+    YAML mapping that defines one (``extends:`` plus keys that only tighten).
 
     An empty file (or one holding only comments) selects nothing and the walk goes on.
     """
@@ -95,16 +246,19 @@ def find_profile_file(workspace: Path) -> tuple[Path, str] | None:
         text = _read_profile_file(path)
         if text is None:
             continue
-        names = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
-        names = [n for n in names if n]
-        if not names:
+        lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+        lines = [n for n in lines if n]
+        if not lines:
             continue
-        if len(names) > 1 or " " in names[0]:
+        if any(":" in line for line in lines):  # `extends: workspace`: a definition
+            return ProfileFile(path=path, text=text, name=None)
+        if len(lines) > 1 or " " in lines[0]:
             raise ConfigError(
-                f"{path}: expected one profile name, got {' '.join(names)!r}",
-                hint="write a single name such as 'workspace'",
+                f"{path}: expected one profile name or a YAML definition, got {' '.join(lines)!r}",
+                hint="write a single name such as 'workspace', or 'extends: workspace' "
+                "followed by keys that tighten it",
             )
-        return path, names[0]
+        return ProfileFile(path=path, text=text, name=lines[0])
     return None
 
 
@@ -123,13 +277,14 @@ def _read_profile_file(path: Path) -> str | None:
     except OSError as exc:
         raise ConfigError(
             f"cannot read {path}: {exc.strerror}",
-            hint="it must be a regular file (not a symlink) holding a profile name",
+            hint="it must be a regular file (not a symlink) holding a profile name or definition",
         ) from exc
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise ConfigError(
-                f"{path} is not a regular file", hint="it must be a file holding a profile name"
+                f"{path} is not a regular file",
+                hint="it must be a file holding a profile name or definition",
             )
         _refuse_foreign(path, info)
         data = os.read(fd, MAX_PROFILE_FILE + 1)
@@ -137,12 +292,13 @@ def _read_profile_file(path: Path) -> str | None:
         os.close(fd)
     if len(data) > MAX_PROFILE_FILE:
         raise ConfigError(
-            f"{path} is larger than {MAX_PROFILE_FILE} bytes", hint="it holds one profile name"
+            f"{path} is larger than {MAX_PROFILE_FILE} bytes",
+            hint="it holds one profile name or a short definition",
         )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"cannot read {path}: not UTF-8", hint="write the name in UTF-8") from exc
+        raise ConfigError(f"cannot read {path}: not UTF-8", hint="write it in UTF-8") from exc
 
 
 def _refuse_foreign(path: Path, info: os.stat_result) -> None:

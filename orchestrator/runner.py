@@ -120,9 +120,14 @@ class Runner:
                 "operation": "profile_resolve",
                 "decision": "allowed",
                 "target": spec.profile,
-                "reason": prepared.resolution.describe(),
+                "reason": f"{prepared.resolution.describe()}; "
+                f"chain: {prepared.resolution.chain_text()}",
             }
         )
+        if prepared.resolution.grant is not None:  # every run an elevation is used for
+            from .elevation import record_used
+
+            self._write({**record_used(prepared.resolution.grant), **described})
         skipped = prepared.selection.skipped
         self._write(
             {
@@ -256,9 +261,16 @@ class Runner:
             workspace=Path(workspace),
             config=config,
             store=ProfileStore(codex_home=self.home),
+            codex_home=self.home,
         )
         self._resolution = resolution
-        if resolution.profile.requires_opt_in and not req.trust_opt_in:
+        if resolution.ignored_grants:  # tampered, copied, expired: each on the record
+            from .elevation import record_ignored
+
+            for ignored in resolution.ignored_grants:
+                self._write(record_ignored(ignored))
+        # A grant is an opt-in: made at the command line (elevate), for this workspace.
+        if resolution.profile.requires_opt_in and not req.trust_opt_in and not resolution.grant:
             question = (
                 f"Profile '{resolution.profile.name}' runs with NO sandbox: full "
                 f"filesystem, network and process access. Trust {workspace}?"

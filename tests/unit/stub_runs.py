@@ -1,0 +1,49 @@
+"""Run the real pipeline (resolve → compile → audit) against a stub backend that runs
+nothing: the records a launch writes, without an engine or a kernel feature."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from orchestrator.backends.base import Selection
+from orchestrator.runner import Outcome, Prepared, Runner, RunRequest
+from orchestrator.spec import RunResult, SandboxSpec
+
+
+class StubBackend:
+    name = "stub"
+
+    def __init__(self) -> None:
+        self.specs: list[SandboxSpec] = []
+
+    def run(self, spec: SandboxSpec, **_: object) -> RunResult:  # egress=… and future keywords
+        self.specs.append(spec)
+        return RunResult(exit_code=0, backend=self.name, duration_s=0.0)
+
+
+def stub_run(
+    environ: Mapping[str, str],
+    workspace: Path,
+    *,
+    profile: str | None = None,
+    trust: bool = False,
+) -> Outcome:
+    runner = Runner(
+        RunRequest(
+            argv=("true",),
+            environ=dict(environ),
+            cwd=str(workspace),
+            profile=profile,
+            trust_opt_in=trust,
+        )
+    )
+    resolution, spec = runner.compile()
+    backend = StubBackend()
+    prepared = Prepared(
+        resolution=resolution,
+        spec=spec,
+        backend=backend,  # type: ignore[arg-type]
+        selection=Selection(backend, "stub: no engine"),  # type: ignore[arg-type]
+    )
+    return runner.run(prepared)
