@@ -20,7 +20,7 @@ from . import __version__, log
 from .config import codex_home, load_config
 from .errors import EXIT_SETUP, CodexBoxError, UsageError, did_you_mean
 from .profile_store import ProfileStore
-from .resolve import resolve_profile
+from .resolve import Resolution, resolve_profile
 from .runner import Runner, RunRequest
 
 app = typer.Typer(
@@ -98,9 +98,11 @@ def main_callback(
             workspace=Path(os.path.realpath(workspace or os.getcwd())),
             config=load_config(home),
             store=ProfileStore(codex_home=home),
+            codex_home=home,
         )
     except CodexBoxError as exc:
         _fail(exc)
+    _grant_warnings(resolution)
     backend = _backend_for_show(environ, profile=profile, workspace=workspace)
     if as_json:
         _emit_json({**resolution_dict(resolution), "backend": backend})
@@ -253,7 +255,10 @@ def run(
                 }
             )
             return
-        prepared = runner.prepare()
+        try:
+            prepared = runner.prepare()
+        finally:  # an ignored elevation grant explains a refusal, so also before one
+            _grant_warnings(runner._resolution)
         outcome = runner.run(prepared)
     except CodexBoxError as exc:
         _fail(exc)
@@ -510,6 +515,21 @@ def _register_audit() -> None:
 
 
 _register_audit()
+
+
+def _grant_warnings(resolution: Resolution | None) -> None:
+    from .cli_profiles import warn
+
+    warn(resolution)
+
+
+def _register_profiles() -> None:
+    from .cli_profiles import register
+
+    register(app, profiles_app)  # profiles explain|new|templates, elevate
+
+
+_register_profiles()
 
 
 def main() -> None:
