@@ -82,6 +82,7 @@ def grant(
         reason=reason,
         duration=request.duration,
         granted_by=_user(),
+        opt_in=request.trust_opt_in and profile.requires_opt_in,
         now=moment,
     )
     try:

@@ -7,7 +7,8 @@ files' safe handling (``grant_files``), where a grant sits in the precedence
 caller's audit log).
 
 A grant is ``grants/<sha256 of the workspace realpath>.json``: workspace, profile,
-reason, created, expires (UTC), granted_by, and an HMAC-SHA256 over the rest under a
+reason, created, expires (UTC), granted_by, opt_in (whether the person said
+--yes-i-trust-this-workspace), and an HMAC-SHA256 over the rest under a
 random key in ``grants/.key``. The HMAC binds a grant to the workspace it was made for,
 so a file copied under another workspace's name (or edited) is ignored. It is *not* a
 secret from processes running as you (a sandbox reads the host's files): what keeps a
@@ -38,7 +39,16 @@ from .grant_files import Untrusted, grants_dir
 MAX_DURATION = timedelta(hours=24)  # elevation is temporary: a day at most, then ask again
 MAX_REASON = 500
 VERSION = 1
-_FIELDS = ("version", "workspace", "profile", "reason", "created", "expires", "granted_by")
+_FIELDS = (
+    "version",
+    "workspace",
+    "profile",
+    "reason",
+    "created",
+    "expires",
+    "granted_by",
+    "opt_in",
+)
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"(\d+)([dhms])")
 DURATION_HINT = "write e.g. 90s, 30m, 2h, 1h30m or 1d (at most 24h)"
@@ -53,6 +63,9 @@ class Grant:
     created: datetime
     expires: datetime
     granted_by: str
+    # Made with --yes-i-trust-this-workspace. Only then does the grant stand in for the
+    # opt-in: a grant of a user profile that later comes to extend trusted does not.
+    opt_in: bool = False
 
     def describe(self) -> str:
         return (
@@ -184,6 +197,7 @@ def _inspect(dir_fd: int, home: Path, directory: str, now: datetime) -> Grant | 
         created=_parse_time(data["created"]),
         expires=_parse_time(data["expires"]),
         granted_by=data["granted_by"],
+        opt_in=data["opt_in"],
     )
 
 
@@ -194,8 +208,12 @@ def _verify(data: dict[str, Any], key: bytes, directory: str, now: datetime) -> 
         return "not a grant made by `codex-box elevate` (unexpected or missing fields)"
     if not hmac.compare_digest(data["hmac"].encode(), _mac(key, payload).encode()):
         return "its HMAC does not match: the file was edited, or made with another key"
-    strings = [k for k in _FIELDS if k != "version"]
-    if data["version"] != VERSION or not all(isinstance(data[k], str) for k in strings):
+    strings = [k for k in _FIELDS if k not in ("version", "opt_in")]
+    if (
+        data["version"] != VERSION
+        or not isinstance(data["opt_in"], bool)
+        or not all(isinstance(data[k], str) for k in strings)
+    ):
         return f"not a version-{VERSION} grant"
     if data["workspace"] != directory:
         return (
@@ -241,6 +259,7 @@ def create(
     reason: str,
     duration: timedelta,
     granted_by: str,
+    opt_in: bool = False,
     now: datetime | None = None,
 ) -> Grant:
     """Write (or replace) the grant for ``workspace`` (a realpath of a directory)."""
@@ -257,6 +276,7 @@ def create(
         "created": iso(moment),
         "expires": iso(moment + duration),
         "granted_by": granted_by,
+        "opt_in": opt_in,
     }
     name = grant_name(workspace)
     try:
@@ -279,6 +299,7 @@ def create(
         created=moment,
         expires=moment + duration,
         granted_by=granted_by,
+        opt_in=opt_in,
     )
 
 

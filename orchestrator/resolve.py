@@ -101,8 +101,8 @@ def resolve_profile(
     ignored = lookup.ignored
     if lookup.grant is not None:
         grant = lookup.grant
-        # The grant is the opt-in for a profile that needs one: it was made at the
-        # command line, for this workspace, with --yes-i-trust-this-workspace.
+        # Made at the command line, so it may select an opt-in profile; whether it also
+        # stands in for the opt-in is the grant's opt_in (runner).
         profile = store.get(grant.profile, source=str(grant.path))
         return _resolved(
             store,

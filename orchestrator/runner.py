@@ -269,8 +269,10 @@ class Runner:
 
             for ignored in resolution.ignored_grants:
                 self._write(record_ignored(ignored))
-        # A grant is an opt-in: made at the command line (elevate), for this workspace.
-        if resolution.profile.requires_opt_in and not req.trust_opt_in and not resolution.grant:
+        # A grant made with --yes-i-trust-this-workspace is the opt-in: at the command
+        # line (elevate), for this workspace, for a while.
+        granted = resolution.grant is not None and resolution.grant.opt_in
+        if resolution.profile.requires_opt_in and not req.trust_opt_in and not granted:
             question = (
                 f"Profile '{resolution.profile.name}' runs with NO sandbox: full "
                 f"filesystem, network and process access. Trust {workspace}?"

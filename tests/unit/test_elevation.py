@@ -114,6 +114,7 @@ def test_a_grant_file_is_named_by_the_workspace_hash_and_holds_every_field(
         "created",
         "expires",
         "granted_by",
+        "opt_in",
         "hmac",
     }
     assert data["workspace"] == str(proj) and data["profile"] == "workspace-net"
@@ -216,6 +217,7 @@ def test_no_grants_directory_means_no_grant_and_nothing_ignored(
         {"created": "2026-03-01T11:00:00Z"},
         {"reason": "something else"},
         {"granted_by": "mallory"},
+        {"opt_in": True},
         {"hmac": "0" * 64},
     ],
 )

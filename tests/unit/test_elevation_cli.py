@@ -291,6 +291,20 @@ def test_a_grant_to_trusted_is_the_opt_in(
     assert outcome.prepared.spec.profile == "trusted" and not outcome.prepared.spec.sandboxed
 
 
+def test_a_grant_made_without_trust_is_no_opt_in_even_if_its_profile_later_needs_one(
+    cli: Cli, base_env: dict[str, str], workspace: Path, codex_home: Path
+) -> None:
+    profiles = codex_home / "profiles"
+    profiles.mkdir()
+    (profiles / "mine.yaml").write_text("extends: workspace\n")
+    ran = cli("elevate", "--to", "mine", "--for", "1h", "--reason", "r", "--yes")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(grant_file(codex_home, workspace).read_text())["opt_in"] is False
+    (profiles / "mine.yaml").write_text("extends: trusted\n")  # edited after the grant
+    with pytest.raises(Refused, match="'mine' needs explicit opt-in"):
+        stub_run(base_env, workspace)
+
+
 def test_the_flag_beats_the_grant_and_the_grant_is_not_used(
     cli: Cli, base_env: dict[str, str], workspace: Path, codex_home: Path
 ) -> None:
