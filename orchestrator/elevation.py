@@ -389,6 +389,9 @@ def _record(
         "grant_event": event,
         "decision": decision,
         "target": profile,
+        # What the grant names, when it checked out (an ignored file's claim is only
+        # its target): `codex-box audit --profile NAME` finds the grants of NAME.
+        **({"profile": profile} if event != "ignored" else {}),
         "reason": reason,
         **({"workspace": workspace} if workspace else {}),
         **extra,

@@ -13,7 +13,6 @@ import contextlib
 import errno
 import json
 import os
-import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,6 +108,8 @@ def load_key(dir_fd: int, home: Path, *, create: bool) -> bytes:
 
 
 def _new_key(dir_fd: int, home: Path) -> bytes:
+    import secrets  # writing only: a run that merely reads grants need not load it
+
     key = secrets.token_bytes(KEY_BYTES)
     try:
         fd = os.open(KEY_NAME, _CREATE, 0o600, dir_fd=dir_fd)
@@ -161,6 +162,8 @@ def _check(fd: int, what: str, *, hint: str) -> None:
 def write_atomically(dir_fd: int, name: str, body: bytes) -> None:
     """Write a temporary file (0600), fsync it, rename it over ``name``: a reader sees
     the old grant or the new one, never half of one."""
+    import secrets
+
     temp = f".{name}.{secrets.token_hex(4)}.tmp"
     fd = os.open(temp, _CREATE, 0o600, dir_fd=dir_fd)
     try:

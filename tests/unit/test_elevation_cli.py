@@ -68,7 +68,8 @@ def test_elevate_with_yes_writes_the_grant_and_an_audit_record(
     assert data["profile"] == "workspace-net" and data["reason"] == "pip install -r req.txt"
     (record,) = elevations(codex_home)
     assert record["grant_event"] == "granted" and record["decision"] == "allowed"
-    assert record["target"] == "workspace-net" and record["expires"] == data["expires"]
+    assert record["target"] == record["profile"] == "workspace-net"
+    assert record["expires"] == data["expires"]
     assert "pip install -r req.txt" in record["reason"] and record["workspace"] == str(workspace)
 
 
@@ -350,7 +351,8 @@ def test_a_tampered_grant_is_ignored_with_a_warning_and_a_record(
     ran = ignored_run(cli)
     assert ran.returncode == 125 and "no-such-backend" in ran.stderr
     record = assert_ignored(ran, codex_home, "HMAC does not match")
-    assert record["target"] == "trusted"  # what the file claimed
+    assert record["target"] == "trusted"  # what the file claimed…
+    assert "profile" not in record  # …which is no profile this run had
     denied = [r for r in audit_records(codex_home) if r["operation"] == "command_exec"]
     assert denied[0]["profile"] == "offline"  # the grant did not apply
 
