@@ -184,4 +184,4 @@ def _dump(data: Mapping[str, Any]) -> str:
 
     order = ("description", "extends", "network", "filesystem", "process")
     ordered = {k: data[k] for k in order if k in data}
-    return str(yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True))
+    return str(yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True, width=1000))
