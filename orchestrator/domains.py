@@ -17,14 +17,18 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import idna
 
 if TYPE_CHECKING:
     from publicsuffixlist import PublicSuffixList
 
 DEFAULT_PORTS = (80, 443)
 SYNTAX = "write example.com, *.example.com or an IP, optionally with :PORT or :*"
+_DIGITS = re.compile(r"[0-9]{1,5}")  # ASCII only: str.isdigit() also admits "²"
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 
 
@@ -72,16 +76,33 @@ def normalise_host(host: str) -> str:
         return str(ipaddress.ip_address(host))
     except ValueError:
         pass
+    if _numeric(host):
+        # 127.1, 0x7f000001, 10.0.0.0x1: inet_aton (and so getaddrinfo) reads these as
+        # addresses without asking DNS — an IP literal in disguise, never a name.
+        raise PatternError(f"{host!r} is a numeric host that is not a plain IP address")
     try:
-        ascii_name = host.encode("idna").decode("ascii").lower()
-    except UnicodeError as exc:
+        # IDNA 2008 with UTS #46, as curl, browsers and libidn2 map names (faß.de is
+        # xn--fa-hia.de there, not fass.de as Python's IDNA 2003 codec would say). An
+        # ASCII name only needs lower case (and may hold the `_` DNS allows).
+        ascii_name = (
+            host.lower() if host.isascii() else idna.encode(host, uts46=True).decode("ascii")
+        )
+    except (idna.IDNAError, UnicodeError) as exc:
         raise PatternError(f"{host!r} is not a valid host name") from exc
     labels = ascii_name.split(".")
     if not ascii_name or not all(_LABEL.match(label) for label in labels):
         raise PatternError(f"{host!r} is not a valid host name")
-    if labels[-1].isdigit():  # 127.1, 0x7f.1 and friends: numeric forms some resolvers accept
+    if labels[-1].isdigit():
         raise PatternError(f"{host!r} is a numeric host that is not a plain IP address")
     return ascii_name
+
+
+def _numeric(host: str) -> bool:
+    try:
+        socket.inet_aton(host)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def is_ip_literal(host: str) -> bool:
@@ -141,7 +162,7 @@ def _split_port(raw: str) -> tuple[str, tuple[int, ...] | None]:
         return host, DEFAULT_PORTS
     if port == "*":
         return host, None
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    if not _DIGITS.fullmatch(port) or not 0 < int(port) < 65536:
         raise PatternError(f"{raw!r}: port must be 1-65535 or *")
     return host, (int(port),)
 

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 MAX_HEAD = 64 * 1024
 CHUNK = 64 * 1024
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also admits "²"
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # Per-hop headers: they describe the client↔proxy connection, never the origin's.
 _HOP_BY_HOP = frozenset(
@@ -72,6 +74,9 @@ async def read_head(reader: asyncio.StreamReader, prefix: bytes = b"") -> bytes:
 
 def parse_request(head: bytes) -> RequestHead:
     lines = head.decode("latin-1").split("\r\n")
+    if any(c in line for line in lines for c in "\r\n\0"):
+        # A bare CR or LF is a line end to some origins: a header the proxy never saw.
+        raise BadRequest(400, "a bare CR, LF or NUL in the request head")
     parts = lines[0].split(" ")
     if len(parts) != 3 or not _TOKEN.match(parts[0]) or not parts[2].startswith("HTTP/1."):
         raise BadRequest(400, f"malformed request line {lines[0][:80]!r}")
@@ -99,9 +104,27 @@ def split_authority(authority: str, default_port: int | None = None) -> tuple[st
         if default_port is None:
             raise BadRequest(400, f"{authority!r} names no port")
         return host, default_port
-    if not port.isdigit():
+    if not _DIGITS.fullmatch(port):
         raise BadRequest(400, f"{authority!r}: bad port")
     return host, int(port)
+
+
+def origin_form(target: str, host: str, port: int) -> str:
+    """The path of a request inside a tunnel to ``host:port``. An absolute URL there
+    must name that same site: origins follow the URL over Host (RFC 9112 §3.2.2), so
+    another name would reach another site behind the same front end."""
+    if target.startswith("/") or target == "*":
+        return target
+    parts = urlsplit(target)
+    scheme = parts.scheme.lower()
+    try:
+        named_port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError as exc:
+        raise BadRequest(400, f"bad port in {target[:80]!r}") from exc
+    named = (parts.hostname or "").rstrip(".")
+    if scheme not in ("http", "https") or named != host or named_port != port:
+        raise BadRequest(400, f"{target[:80]!r} names another site than the tunnel's {host}")
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 def split_absolute(target: str) -> tuple[str, int, str]:
@@ -131,7 +154,7 @@ def body_length(req: RequestHead) -> int | None:
         return None
     if not length:
         return 0
-    if len(set(length)) != 1 or not length[0].isdigit():
+    if len(set(length)) != 1 or not _DIGITS.fullmatch(length[0]):
         raise BadRequest(400, f"bad Content-Length {', '.join(length)!r}")
     return int(length[0])
 
@@ -174,10 +197,12 @@ async def relay_body(
         return
     while True:  # chunked: relay chunk by chunk, so the proxy knows where the body ends
         line = await reader.readuntil(b"\r\n")
-        try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError as exc:
-            raise BadRequest(400, "malformed chunk size") from exc
+        # Strictly hex digits: int(…, 16) would also take 0x5, 1_0 or +5, which an
+        # origin may read as another length — and another place where the body ends.
+        digits = line[:-2].split(b";", 1)[0]
+        if not _CHUNK_SIZE.fullmatch(digits):
+            raise BadRequest(400, "malformed chunk size")
+        size = int(digits, 16)
         out.write(line)
         if size == 0:
             while (trailer := await reader.readuntil(b"\r\n")) != b"\r\n":
@@ -185,7 +210,10 @@ async def relay_body(
             out.write(b"\r\n")
             await out.drain()
             return
-        out.write(await reader.readexactly(size + 2))
+        data = await reader.readexactly(size + 2)
+        if not data.endswith(b"\r\n"):
+            raise BadRequest(400, "chunk data not followed by CRLF")
+        out.write(data)
         await out.drain()
 
 

@@ -88,6 +88,7 @@ class Proxy:
             await self._tunnel(host, port, ips, reader, w)
             return
         host, port, path = http.split_absolute(req.target)
+        http.body_length(req)  # framing errors are refused before anything connects
         try:
             host, ips = await self._decide(host, port, req.method)
             http.check_host_header(req, host, port)
@@ -166,6 +167,8 @@ class Proxy:
         req = http.parse_request(
             await asyncio.wait_for(http.read_head(reader, prefix), HEAD_TIMEOUT_S)
         )
+        path = http.origin_form(req.target, host, port)
+        http.body_length(req)
         try:
             reason = self.rules.check_method(req.method)
             if reason:
@@ -177,7 +180,7 @@ class Proxy:
                 self._record(host, port, req.method, exc.reason)
             w.write(http.refusal(exc.status, exc.reason))
             return
-        await self._exchange(req, req.target, host, port, reader, w, up_r, up_w)
+        await self._exchange(req, path, host, port, reader, w, up_r, up_w)
 
     # -- SOCKS5 (RFC 1928), CONNECT only, no authentication -----------------------------
 

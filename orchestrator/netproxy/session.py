@@ -74,6 +74,8 @@ class ProxySession:
         try:
             async with self._slots:
                 await self.proxy.handle(reader, writer)
+        except asyncio.CancelledError:
+            writer.close()  # the run ended: connections end with it, quietly
         finally:
             if task is not None:
                 self._tasks.discard(task)
