@@ -13,8 +13,9 @@ random key in ``grants/.key``. The HMAC binds a grant to the workspace it was ma
 so a file copied under another workspace's name (or edited) is ignored. It is *not* a
 secret from processes running as you (a sandbox reads the host's files): what keeps a
 sandboxed command from granting itself anything is that CODEX_HOME is never writable
-inside a sandbox (``write_roots.refuse_unsafe``). Anything that does not check out is
-ignored — never an error — so a bad grant can only ever cost privilege, not add it.
+inside a sandbox (``write_roots.refuse_unsafe``). A grant file that does not check out
+is ignored — a warning and an audit record, never an error — and resolution goes on as
+if it were not there: a bad grant never selects anything.
 """
 
 from __future__ import annotations
