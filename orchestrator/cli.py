@@ -258,7 +258,7 @@ def run(
         try:
             prepared = runner.prepare()
         finally:  # an ignored elevation grant explains a refusal, so also before one
-            _grant_warnings(runner._resolution)
+            _grant_warnings(runner.resolution)
         outcome = runner.run(prepared)
     except CodexBoxError as exc:
         _fail(exc)

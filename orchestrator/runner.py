@@ -95,6 +95,12 @@ class Runner:
             "run_id": self.run_id,
         }
 
+    @property
+    def resolution(self) -> Resolution | None:
+        """The profile resolution once ``compile`` got that far (also when a later step
+        failed): its warnings are worth showing either way."""
+        return self._resolution
+
     def prepare(self, *, probe: bool = True, audit: bool = True, policy: bool = True) -> Prepared:
         """Everything up to (not including) launching; refusals are audited.
 

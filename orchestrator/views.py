@@ -137,6 +137,7 @@ def audit_line(record: Mapping[str, Any]) -> str:
     phase = str(record.get("phase", ""))
     exit_code = record.get("exit_code")
     outcome = f"exit {exit_code}" if exit_code is not None else phase
+    outcome = str(record.get("grant_event") or outcome)  # elevation: granted, used, …
     return (
         f"{when}  {decision:<8} {record.get('operation', '?'):<13} "
         f"{record.get('profile', '-'):<14} {outcome:<8} {record.get('target', '')}"
