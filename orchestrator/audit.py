@@ -54,7 +54,7 @@ GENESIS = "0" * 64  # `prev` of the very first record
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_KEEP = 5
 MAX_TEXT = 4096  # longer text fields are cut: one record stays one modest line
-TEXT_FIELDS = ("target", "workspace", "reason", "policy_reason")
+TEXT_FIELDS = ("target", "workspace", "reason", "policy_reason", "domain", "method")
 _TAIL_CHUNK = 4096  # most records fit; a longer last line widens the read
 
 

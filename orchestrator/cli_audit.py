@@ -147,14 +147,16 @@ def audit_summary(
     if as_json:
         _emit_json(summary)
         return
+    from .views import printable
+
     typer.echo(f"{summary['records']} records, {summary['from'] or '-'} … {summary['to'] or '-'}")
     for title in ("by_decision", "by_profile", "by_operation"):
         typer.echo(f"{title.replace('_', ' ')}:")
         for key, count in summary[title].items():
-            typer.echo(f"  {key:<20} {count:>7}")
+            typer.echo(f"  {printable(key):<20} {count:>7}")
     typer.echo("top denied:")
     for item in summary["top_denied"] or [{"target": "(none)", "count": 0}]:
-        typer.echo(f"  {item['count']:>7}  {item['target']}")
+        typer.echo(f"  {item['count']:>7}  {printable(item['target'])}")
 
 
 @audit_app.command("verify")

@@ -87,6 +87,7 @@ class Runner:
             self.home / LOG_NAME, sanitizer=Sanitizer(user=_user_name(), home=user_home)
         )
         self._resolution: Resolution | None = None
+        self._unaudited = 0  # egress proxy refusals whose record failed
         self._loaded_config: Config | None = None
         self._base_record: dict[str, Any] = {
             "operation": "command_exec",
@@ -177,7 +178,12 @@ class Runner:
                 **self._describe(prepared),
                 "phase": "ended",
                 "decision": "allowed",
-                "reason": _ended(result),
+                "reason": _ended(result)
+                + (
+                    f"; {self._unaudited} egress refusals could not be audited"
+                    if self._unaudited
+                    else ""
+                ),
                 "exit_code": result.exit_code,
                 "signal": result.signal,
                 "timed_out": result.timed_out,
@@ -205,7 +211,10 @@ class Runner:
             )
 
         with ProxySession(spec.egress, run_id=self.run_id, audit=refused) as session:
-            yield session
+            try:
+                yield session
+            finally:
+                self._unaudited = session.audit_failures
 
     def _prepare(self, *, probe: bool, policy: bool) -> Prepared:
         resolution, spec = self.compile()

@@ -131,6 +131,19 @@ def result_dict(result: RunResult, *, run_id: str, session_id: str, profile: str
     }
 
 
+_CONTROL = dict.fromkeys([*range(32), 127, *range(0x80, 0xA0)])
+
+
+def printable(text: object) -> str:
+    """Text with every control character shown as an escape: a sandbox chooses some of
+    what audit records hold (a host name it asked for), and a CR, LF or ESC in it must
+    not erase or forge a line on the reader's terminal."""
+    value = str(text)
+    if not any(ord(c) in _CONTROL for c in value):
+        return value
+    return "".join(c.encode("unicode_escape").decode() if ord(c) in _CONTROL else c for c in value)
+
+
 def audit_line(record: Mapping[str, Any]) -> str:
     when = str(record.get("timestamp", "?"))[:19].replace("T", " ")
     decision = str(record.get("decision", "?"))
@@ -138,8 +151,9 @@ def audit_line(record: Mapping[str, Any]) -> str:
     exit_code = record.get("exit_code")
     outcome = f"exit {exit_code}" if exit_code is not None else phase
     outcome = str(record.get("grant_event") or outcome)  # elevation: granted, used, …
-    return (
+    reason = record.get("reason")
+    return printable(
         f"{when}  {decision:<8} {record.get('operation', '?'):<13} "
         f"{record.get('profile', '-'):<14} {outcome:<8} {record.get('target', '')}"
-        + (f"  — {record['reason']}" if decision != "allowed" and record.get("reason") else "")
+        + (f"  — {reason}" if decision != "allowed" and reason else "")
     )

@@ -25,7 +25,13 @@ from . import http
 from .server import Proxy
 from .tls import SessionCA
 
-MAX_CLIENTS = 512  # one sandbox's connections at once; more wait in the listen backlog
+# One sandbox's connections at once. Beyond it a connection is closed at once: every
+# accepted one holds two descriptors of codex-box's own, and running out of them would
+# stop the proxy from writing its audit records.
+MAX_CLIENTS = 256
+# Refusals recorded one by one per run; past it they are counted, and one record at the
+# end says how many: a sandbox must not be able to rotate the audit history away.
+MAX_AUDITED = 200
 
 
 class ProxySession:
@@ -33,14 +39,16 @@ class ProxySession:
         self, egress: Egress, *, run_id: str, audit: Callable[[dict[str, Any]], None]
     ) -> None:
         self.egress = egress
-        lock = threading.Lock()
+        self._audit = audit
+        self._lock = threading.Lock()
+        self.refused = 0  # every refusal, recorded or not
+        self.audit_failures = 0  # refusals whose record could not be written
 
         def locked_audit(record: dict[str, Any]) -> None:
-            with lock:
-                try:
-                    audit(record)
-                except Exception as exc:  # the refusal stands either way
-                    debug("egress audit record not written", error=str(exc))
+            with self._lock:
+                self.refused += 1
+                if self.refused <= MAX_AUDITED:
+                    self._write(record)
 
         self.ca = SessionCA(run_id) if egress.inspect_tls else None
         self.proxy = Proxy(egress, audit=locked_audit, ca=self.ca)
@@ -48,7 +56,6 @@ class ProxySession:
         self._thread = threading.Thread(target=self._loop.run_forever, name="egress", daemon=True)
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(MAX_CLIENTS)
 
     def __enter__(self) -> ProxySession:
         if self.ca is not None and self.egress.ca_file:
@@ -67,13 +74,22 @@ class ProxySession:
         )
         self._servers.append(future.result(timeout=10))
 
+    def _write(self, record: dict[str, Any]) -> None:
+        try:
+            self._audit(record)
+        except Exception as exc:  # the refusal stands; the runner reports the gap
+            self.audit_failures += 1
+            debug("egress audit record not written", error=str(exc))
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._tasks) >= MAX_CLIENTS:
+            writer.close()
+            return
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
         try:
-            async with self._slots:
-                await self.proxy.handle(reader, writer)
+            await self.proxy.handle(reader, writer)
         except asyncio.CancelledError:
             writer.close()  # the run ended: connections end with it, quietly
         finally:
@@ -86,6 +102,18 @@ class ProxySession:
                 asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
+        with self._lock:
+            unrecorded = self.refused - MAX_AUDITED
+            if unrecorded > 0:
+                self._write(
+                    {
+                        "target": "(further refusals)",
+                        "domain": "",
+                        "method": "",
+                        "reason": f"{unrecorded} more requests were refused in this run; "
+                        f"only the first {MAX_AUDITED} are recorded one by one",
+                    }
+                )
         if not self._loop.is_running():
             self._loop.close()
         if self.ca is not None and self.egress.ca_file:
