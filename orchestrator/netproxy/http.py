@@ -219,19 +219,39 @@ async def relay_body(
 
 async def relay_response(upstream: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
     """The origin's response with its connection headers replaced by ``close``, then
-    the rest of the stream until the origin closes (it was asked to)."""
-    head = await upstream.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
+    the rest of the stream until the origin closes (it was asked to).
+
+    The head goes out in one write with whatever body bytes arrived with it (one send
+    instead of two for a small response); nothing waits for body bytes that have not
+    arrived, so a slow or streaming body still gets its head at once. No shutdown at
+    the end: the caller closes the client connection next, which sends the FIN."""
+    data, start = bytearray(), 0
+    while (end := data.find(b"\r\n\r\n", start)) < 0:
+        if len(data) > MAX_HEAD:
+            raise asyncio.LimitOverrunError(f"origin response head over {MAX_HEAD} bytes", 0)
+        start = max(0, len(data) - 3)  # the CRLFCRLF may straddle two reads
+        more = await upstream.read(CHUNK)
+        if not more:
+            raise asyncio.IncompleteReadError(bytes(data), None)
+        data += more
+    if end + 4 > MAX_HEAD:
+        raise asyncio.LimitOverrunError(f"origin response head over {MAX_HEAD} bytes", 0)
+    lines = data[:end].decode("latin-1").split("\r\n")
     kept = [lines[0]] + [
         ln
         for ln in lines[1:]
         if ln and ln.partition(":")[0].strip().lower() not in ("connection", "keep-alive")
     ]
-    client.write(("\r\n".join([*kept, "Connection: close"]) + "\r\n\r\n").encode("latin-1"))
-    await pipe(upstream, client)
+    head = ("\r\n".join([*kept, "Connection: close"]) + "\r\n\r\n").encode("latin-1")
+    client.write(head + data[end + 4 :])  # one write is one send
+    await client.drain()
+    while more := await upstream.read(CHUNK):
+        client.write(more)
+        await client.drain()
 
 
 async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """One direction of a tunnel, passing the end of the stream on (a half-close)."""
     while data := await reader.read(CHUNK):
         writer.write(data)
         await writer.drain()

@@ -26,20 +26,25 @@ class ResolveError(Exception):
 
 class Resolver:
     def __init__(self, hosts: Mapping[str, str]) -> None:
-        self._hosts = {name: ipaddress.ip_address(ip) for name, ip in hosts.items()}
+        # An IP literal is its own address and never looked up in ``hosts``: drop such
+        # keys, so that asking ``hosts`` first (one dict lookup, cheaper than a failed
+        # IP parse) gives the same answers as trying the literal first.
+        self._hosts = {
+            name: ipaddress.ip_address(ip) for name, ip in hosts.items() if not _is_ip(name)
+        }
 
     async def resolve(self, host: str, port: int) -> list[IPAddress]:
+        named = self._hosts.get(host)
+        if named is not None:
+            return [named]
         try:
             return [ipaddress.ip_address(host)]
         except ValueError:
             pass
-        if host in self._hosts:
-            return [self._hosts[host]]
         loop = asyncio.get_running_loop()
         try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), RESOLVE_TIMEOUT_S
-            )
+            async with asyncio.timeout(RESOLVE_TIMEOUT_S):
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, TimeoutError) as exc:
             raise ResolveError(f"cannot resolve {host}: {exc}") from exc
         out: list[IPAddress] = []
@@ -50,3 +55,11 @@ class Resolver:
         if not out:
             raise ResolveError(f"cannot resolve {host}: no address")
         return out
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

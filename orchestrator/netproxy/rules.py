@@ -9,11 +9,14 @@ Does not own: resolving (``resolver``) or the wire (``server``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import domains
 from ..spec import Egress
 from .addresses import IPAddress, local_reason
+
+TARGET_CACHE_SIZE = 4096  # (host, port) -> decision; then the oldest entry goes
+_CACHEABLE_HOST = 255  # longer "hosts" (a DNS name is at most 253) are judged, not kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +25,13 @@ class Rules:
     deny: tuple[domains.DomainPattern, ...]
     methods: tuple[str, ...] | None
     allow_local_hosts: bool
+    # check_target is a pure function of (host, port) and the fields above, so its
+    # answers are kept: normalising (IDNA) and matching every pattern runs once per name.
+    # Only the name's verdict is kept — every resolved address is still checked on each
+    # connection (check_address), as the addresses may change.
+    _targets: dict[tuple[str, int], tuple[str, str | None]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def of(cls, egress: Egress) -> Rules:
@@ -34,6 +44,17 @@ class Rules:
 
     def check_target(self, host: str, port: int) -> tuple[str, str | None]:
         """(normalised host, refusal reason or None)."""
+        key = (host, port)
+        found = self._targets.get(key)
+        if found is None:
+            found = self._judge_target(host, port)
+            if len(host) <= _CACHEABLE_HOST:
+                if len(self._targets) >= TARGET_CACHE_SIZE:
+                    del self._targets[next(iter(self._targets))]
+                self._targets[key] = found
+        return found
+
+    def _judge_target(self, host: str, port: int) -> tuple[str, str | None]:
         try:
             host = domains.normalise_host(host)
         except domains.PatternError as exc:

@@ -10,6 +10,12 @@ Tunnels (CONNECT, SOCKS) are opaque unless the rules need to see inside: with
 under a read-only network without it, a tunnel whose first byte is not a TLS handshake
 is plain HTTP and is parsed and judged too (so CONNECT to port 80 cannot carry a POST),
 while TLS stays domain-level control, as documented.
+
+Deadlines: one per connection (an ``asyncio.timeout`` moved from phase to phase). The
+request head — or the whole SOCKS greeting and request — must arrive within
+HEAD_TIMEOUT_S of the accept, so a client that trickles bytes cannot hold one of the
+session's connection slots; resolving (10 s) and each connect attempt (CONNECT_TIMEOUT_S,
+then the next checked address) have their own; relaying has none.
 """
 
 from __future__ import annotations
@@ -28,9 +34,9 @@ from .resolver import ResolveError, Resolver
 from .rules import Rules
 from .tls import SessionCA
 
-HEAD_TIMEOUT_S = 30.0
-SNIFF_TIMEOUT_S = 10.0
-CONNECT_TIMEOUT_S = 10.0
+HEAD_TIMEOUT_S = 30.0  # accept -> the whole request head (or SOCKS request) read
+SNIFF_TIMEOUT_S = 10.0  # a tunnel's first byte, when the rules must know if it is TLS
+CONNECT_TIMEOUT_S = 10.0  # per address tried
 TLS_HANDSHAKE = 0x16
 Audit = Callable[[dict[str, Any]], None]
 
@@ -53,11 +59,15 @@ class Proxy:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            first = await asyncio.wait_for(reader.read(1), HEAD_TIMEOUT_S)
-            if first == b"\x05":
-                await self._socks(reader, writer)
-            elif first:
-                await self._http(first, reader, writer)
+            # One deadline for the connection, moved from phase to phase (_within): the
+            # head must be read within HEAD_TIMEOUT_S of the accept; relaying a body, a
+            # response or a tunnel has none (a download may take as long as it takes).
+            async with asyncio.timeout(HEAD_TIMEOUT_S) as deadline:
+                first = await reader.read(1)
+                if first == b"\x05":
+                    await self._socks(reader, writer, deadline)
+                elif first:
+                    await self._http(first, reader, writer, deadline)
         except http.BadRequest as exc:
             self._record(None, 0, None, exc.reason)
             writer.write(http.refusal(exc.status, exc.reason))
@@ -71,11 +81,14 @@ class Proxy:
     # -- HTTP: absolute-form requests and CONNECT ------------------------------------
 
     async def _http(
-        self, first: bytes, reader: asyncio.StreamReader, w: asyncio.StreamWriter
+        self,
+        first: bytes,
+        reader: asyncio.StreamReader,
+        w: asyncio.StreamWriter,
+        deadline: asyncio.Timeout,
     ) -> None:
-        req = http.parse_request(
-            await asyncio.wait_for(http.read_head(reader, first), HEAD_TIMEOUT_S)
-        )
+        req = http.parse_request(await http.read_head(reader, first))
+        _within(deadline, None)  # resolving and connecting have their own timeouts
         if req.method == "CONNECT":
             host, port = http.split_authority(req.target)
             try:
@@ -85,7 +98,7 @@ class Proxy:
                 return
             w.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             await w.drain()
-            await self._tunnel(host, port, ips, reader, w)
+            await self._tunnel(host, port, ips, reader, w, deadline)
             return
         host, port, path = http.split_absolute(req.target)
         http.body_length(req)  # framing errors are refused before anything connects
@@ -130,18 +143,23 @@ class Proxy:
         ips: list[IPAddress],
         reader: asyncio.StreamReader,
         w: asyncio.StreamWriter,
+        deadline: asyncio.Timeout,
     ) -> None:
         if self.ca is not None:
-            await w.start_tls(self.ca.context_for(host))
-            await self._inner_request(host, port, ips, reader, w, prefix=b"", tls=True)
+            await w.start_tls(self.ca.context_for(host))  # asyncio's handshake timeout
+            await self._inner_request(host, port, ips, reader, w, deadline, prefix=b"", tls=True)
             return
         prefix = b""
         if self.rules.read_only:
-            prefix = await asyncio.wait_for(reader.read(1), SNIFF_TIMEOUT_S)
+            _within(deadline, SNIFF_TIMEOUT_S)
+            prefix = await reader.read(1)
+            _within(deadline, None)
             if not prefix:
                 return
             if prefix[0] != TLS_HANDSHAKE:  # plain HTTP inside a tunnel: judge it
-                await self._inner_request(host, port, ips, reader, w, prefix=prefix, tls=False)
+                await self._inner_request(
+                    host, port, ips, reader, w, deadline, prefix=prefix, tls=False
+                )
                 return
         try:
             up_r, up_w = await self._connect(host, ips, port, tls=False)
@@ -160,13 +178,14 @@ class Proxy:
         ips: list[IPAddress],
         reader: asyncio.StreamReader,
         w: asyncio.StreamWriter,
+        deadline: asyncio.Timeout,
         *,
         prefix: bytes,
         tls: bool,
     ) -> None:
-        req = http.parse_request(
-            await asyncio.wait_for(http.read_head(reader, prefix), HEAD_TIMEOUT_S)
-        )
+        _within(deadline, HEAD_TIMEOUT_S)
+        req = http.parse_request(await http.read_head(reader, prefix))
+        _within(deadline, None)
         path = http.origin_form(req.target, host, port)
         http.body_length(req)
         try:
@@ -184,7 +203,9 @@ class Proxy:
 
     # -- SOCKS5 (RFC 1928), CONNECT only, no authentication -----------------------------
 
-    async def _socks(self, reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    async def _socks(
+        self, reader: asyncio.StreamReader, w: asyncio.StreamWriter, deadline: asyncio.Timeout
+    ) -> None:
         methods = await reader.readexactly((await reader.readexactly(1))[0])
         if 0 not in methods:
             w.write(b"\x05\xff")
@@ -201,6 +222,7 @@ class Proxy:
             w.write(_socks_reply(8))
             return
         port = int.from_bytes(await reader.readexactly(2), "big")
+        _within(deadline, None)  # the greeting and request arrived in time
         if version != 5 or command != 1:  # BIND and UDP ASSOCIATE would open other paths
             self._record(host, port, None, f"SOCKS command {command} is not supported")
             w.write(_socks_reply(7))
@@ -212,7 +234,7 @@ class Proxy:
             return
         w.write(_socks_reply(0))
         await w.drain()
-        await self._tunnel(host, port, ips, reader, w)
+        await self._tunnel(host, port, ips, reader, w, deadline)
 
     # -- deciding and connecting --------------------------------------------------------
 
@@ -241,16 +263,14 @@ class Proxy:
         last: Exception | None = None
         for ip in ips:  # the checked addresses only: never a second lookup of the name
             try:
-                return await asyncio.wait_for(
-                    asyncio.open_connection(
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):  # then the next address
+                    return await asyncio.open_connection(
                         str(ip),
                         port,
                         ssl=self.upstream_tls if tls else None,
                         server_hostname=host if tls else None,
                         limit=http.MAX_HEAD,
-                    ),
-                    CONNECT_TIMEOUT_S,
-                )
+                    )
             except (OSError, TimeoutError, ssl.SSLError) as exc:
                 last = exc
         raise Refused(host, port, f"cannot connect to {host}:{port}: {last}", status=502)
@@ -264,6 +284,12 @@ class Proxy:
                 "reason": reason,
             }
         )
+
+
+def _within(deadline: asyncio.Timeout, seconds: float | None) -> None:
+    """Move the connection's deadline to ``seconds`` from now (None: no deadline)."""
+    when = None if seconds is None else asyncio.get_running_loop().time() + seconds
+    deadline.reschedule(when)
 
 
 def _socks_reply(code: int) -> bytes:
