@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo images test test-unit test-escape lint bench bench-docker bench-podman bench-policy bench-audit clean
+.PHONY: help install demo images test test-unit test-escape lint bench bench-docker bench-podman bench-policy bench-audit bench-proxy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ bench-policy: $(STAMP) ## execution policy: µs per command over the decision ta
 
 bench-audit: $(STAMP) ## audit log: append records/s (fsync; 1 and 8 writers) and verify time on 100k records
 	$(BIN)/python bench/audit_bench.py
+
+bench-proxy: $(STAMP) ## egress proxy: added p50 vs direct (1 client, 50 paced, 50 saturating) and req/s, 1 KiB GET on loopback
+	$(BIN)/python bench/proxy_bench.py
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .demo-home .pytest_cache .mypy_cache .ruff_cache
