@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 MAX_HEAD = 64 * 1024
+BODY_IDLE_S = 60.0
+T = TypeVar("T")
 CHUNK = 64 * 1024
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also admits "²"
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
@@ -188,7 +192,7 @@ async def relay_body(
     if length is not None:
         left = length
         while left:
-            data = await reader.read(min(CHUNK, left))
+            data = await _idle(reader.read(min(CHUNK, left)))
             if not data:
                 raise asyncio.IncompleteReadError(b"", left)
             out.write(data)
@@ -196,25 +200,51 @@ async def relay_body(
             left -= len(data)
         return
     while True:  # chunked: relay chunk by chunk, so the proxy knows where the body ends
-        line = await reader.readuntil(b"\r\n")
+        line = await _idle(reader.readuntil(b"\r\n"))
         # Strictly hex digits: int(…, 16) would also take 0x5, 1_0 or +5, which an
         # origin may read as another length — and another place where the body ends.
-        digits = line[:-2].split(b";", 1)[0]
-        if not _CHUNK_SIZE.fullmatch(digits):
-            raise BadRequest(400, "malformed chunk size")
+        # Extensions and trailers may hold no bare CR or LF: to an origin that ends a
+        # line at a lone LF, what follows would be a request the proxy never judged.
+        digits, _, extension = line[:-2].partition(b";")
+        if not _CHUNK_SIZE.fullmatch(digits) or not _clean(extension):
+            raise BadRequest(400, "malformed chunk size line")
         size = int(digits, 16)
         out.write(line)
         if size == 0:
-            while (trailer := await reader.readuntil(b"\r\n")) != b"\r\n":
+            while (trailer := await _idle(reader.readuntil(b"\r\n"))) != b"\r\n":
+                name, colon, _value = trailer[:-2].partition(b":")
+                if (
+                    not colon
+                    or not _TOKEN.match(name.decode("latin-1"))
+                    or not _clean(trailer[:-2])
+                ):
+                    raise BadRequest(400, "malformed trailer line")
                 out.write(trailer)
+                await out.drain()
             out.write(b"\r\n")
             await out.drain()
             return
-        data = await reader.readexactly(size + 2)
-        if not data.endswith(b"\r\n"):
+        left = size  # streamed with backpressure: a chunk may claim any size
+        while left:
+            data = await _idle(reader.read(min(CHUNK, left)))
+            if not data:
+                raise asyncio.IncompleteReadError(b"", left)
+            out.write(data)
+            await out.drain()
+            left -= len(data)
+        if await _idle(reader.readexactly(2)) != b"\r\n":
             raise BadRequest(400, "chunk data not followed by CRLF")
-        out.write(data)
-        await out.drain()
+        out.write(b"\r\n")
+
+
+def _clean(part: bytes) -> bool:
+    return not any(c in part for c in b"\r\n\0")
+
+
+async def _idle(step: Awaitable[T]) -> T:
+    """One read of a request body: a client that stalls mid-upload for longer than
+    ``BODY_IDLE_S`` loses the connection (and frees its slot)."""
+    return await asyncio.wait_for(step, BODY_IDLE_S)
 
 
 async def relay_response(upstream: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:

@@ -57,8 +57,10 @@ class Rules:
     def _judge_target(self, host: str, port: int) -> tuple[str, str | None]:
         try:
             host = domains.normalise_host(host)
-        except domains.PatternError as exc:
-            return host, str(exc)
+        except domains.PatternError:
+            # The sandbox chose these bytes: the record gets an escaped, bounded copy.
+            shown = ascii(host[:253])
+            return shown, f"{shown} is not a valid host name"
         if not 0 < port < 65536:
             return host, f"port {port} is not a TCP port"
         for pattern in self.deny:

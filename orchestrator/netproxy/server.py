@@ -161,6 +161,20 @@ class Proxy:
                     host, port, ips, reader, w, deadline, prefix=prefix, tls=False
                 )
                 return
+            # Domain-level control holds for TLS only: the rest of a ClientHello's record
+            # header must follow, not any bytes behind a lone 0x16 (a line protocol that
+            # skips a bad first line would then take the rest unjudged).
+            _within(deadline, SNIFF_TIMEOUT_S)
+            prefix += await reader.readexactly(5)
+            _within(deadline, None)
+            if not _client_hello(prefix):
+                self._record(
+                    host,
+                    port,
+                    None,
+                    "a tunnel under a read-only network carried neither TLS nor HTTP",
+                )
+                return
         try:
             up_r, up_w = await self._connect(host, ips, port, tls=False)
         except Refused:
@@ -290,6 +304,18 @@ def _within(deadline: asyncio.Timeout, seconds: float | None) -> None:
     """Move the connection's deadline to ``seconds`` from now (None: no deadline)."""
     when = None if seconds is None else asyncio.get_running_loop().time() + seconds
     deadline.reschedule(when)
+
+
+def _client_hello(head: bytes) -> bool:
+    """A TLS record header (handshake, version 3.x, a length) and a ClientHello."""
+    return (
+        len(head) == 6
+        and head[0] == TLS_HANDSHAKE
+        and head[1] == 3
+        and head[2] <= 4
+        and int.from_bytes(head[3:5], "big") > 0
+        and head[5] == 1
+    )
 
 
 def _socks_reply(code: int) -> bytes:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+import pytest
+
 from orchestrator.netproxy import session as session_module
 from orchestrator.netproxy.session import MAX_AUDITED, MAX_CLIENTS, ProxySession
 from orchestrator.spec import READ_METHODS, Egress
@@ -86,3 +88,123 @@ def test_the_audit_table_shows_control_characters_as_escapes() -> None:
                        "reason": "bad\x9bname"})
     assert "\r" not in line and "\n" not in line and "\x1b" not in line and "\x9b" not in line
     assert "\\r\\x1b[2K" in line and "\\n" in line
+
+
+class _Sink:
+    """A raw origin on loopback that counts what it receives (bounded: one connection,
+    at most 8 MiB, 10 s)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.sock.settimeout(10)
+        self.port = self.sock.getsockname()[1]
+        self.received = bytearray()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(10)
+            while len(self.received) < 8 << 20:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                self.received += data
+
+    def close(self) -> None:
+        self.sock.close()
+        self.thread.join(5)
+
+
+def _local_egress(port: int) -> Egress:
+    return Egress(allow=(f"origin.test:{port}",), deny=(), methods=None, inspect_tls=False,
+                  allow_local_hosts=True, hosts=(("origin.test", "127.0.0.1"),))
+
+
+def test_a_huge_chunk_is_streamed_not_buffered_in_codex_box() -> None:
+    import time
+
+    sink = _Sink()
+    listener = _listener()
+    try:
+        with ProxySession(_local_egress(sink.port), run_id="t", audit=lambda r: None) as proxy:
+            proxy.serve(listener)
+            with socket.create_connection(listener.getsockname(), timeout=5) as conn:
+                conn.sendall(f"POST http://origin.test:{sink.port}/up HTTP/1.1\r\n"
+                             "Transfer-Encoding: chunked\r\n\r\nFFFFFFFFF\r\n".encode())
+                for _ in range(32):  # 2 MiB of a chunk that claims 64 GiB
+                    conn.sendall(b"\0" * 65536)
+                deadline = time.monotonic() + 5
+                while len(sink.received) < 2 << 20 and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                # All of it reached the origin while the chunk is still open.
+                assert len(sink.received) >= 2 << 20
+    finally:
+        sink.close()
+
+
+def _tunnel_reply(port: int, origin_port: int, payload: bytes, methods=READ_METHODS) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(f"CONNECT origin.test:{origin_port} HTTP/1.1\r\n\r\n".encode() + payload)
+        data = b""
+        while chunk := conn.recv(4096):
+            data += chunk
+        return data
+
+
+def test_a_lone_tls_byte_does_not_open_a_blind_tunnel_under_read_only() -> None:
+    sink = _Sink()
+    listener = _listener()
+    records: list[dict[str, Any]] = []
+    egress = Egress(allow=(f"origin.test:{sink.port}",), deny=(), methods=READ_METHODS,
+                    inspect_tls=False, allow_local_hosts=True,
+                    hosts=(("origin.test", "127.0.0.1"),))
+    try:
+        with ProxySession(egress, run_id="t", audit=records.append) as proxy:
+            proxy.serve(listener)
+            reply = _tunnel_reply(listener.getsockname()[1], sink.port,
+                                  b"\x16\r\nSET key attacker-data\r\n")
+        assert reply.startswith(b"HTTP/1.1 200")  # the tunnel was granted by domain...
+        assert bytes(sink.received) == b""  # ...but nothing that is not TLS went through
+        assert "neither TLS nor HTTP" in records[0]["reason"]
+    finally:
+        sink.close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"5;a\nb\r\nhello\r\n0\r\n\r\n",  # bare LF in a chunk extension
+        b"5;a\rb\r\nhello\r\n0\r\n\r\n",  # bare CR
+        b"5\r\nhello\r\n0\r\nX: a\nDELETE /x HTTP/1.1\r\n\r\n",  # bare LF in a trailer
+        b"5\r\nhello\r\n0\r\nno-colon-here\r\n\r\n",  # a trailer that is no header
+    ],
+)
+def test_chunk_lines_and_trailers_with_bare_line_ends_are_refused(body: bytes) -> None:
+    sink = _Sink()
+    listener = _listener()
+    try:
+        with ProxySession(_local_egress(sink.port), run_id="t", audit=lambda r: None) as proxy:
+            proxy.serve(listener)
+            with socket.create_connection(listener.getsockname(), timeout=5) as conn:
+                conn.sendall(f"POST http://origin.test:{sink.port}/x HTTP/1.1\r\n"
+                             "Transfer-Encoding: chunked\r\n\r\n".encode() + body)
+                reply = b""
+                while chunk := conn.recv(4096):
+                    reply += chunk
+        assert reply.startswith(b"HTTP/1.1 400"), reply[:80]
+        assert b"DELETE" not in bytes(sink.received)
+        assert b"no-colon-here" not in bytes(sink.received)
+    finally:
+        sink.close()
