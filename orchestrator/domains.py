@@ -17,11 +17,8 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-import idna
 
 if TYPE_CHECKING:
     from publicsuffixlist import PublicSuffixList
@@ -84,10 +81,8 @@ def normalise_host(host: str) -> str:
         # IDNA 2008 with UTS #46, as curl, browsers and libidn2 map names (faß.de is
         # xn--fa-hia.de there, not fass.de as Python's IDNA 2003 codec would say). An
         # ASCII name only needs lower case (and may hold the `_` DNS allows).
-        ascii_name = (
-            host.lower() if host.isascii() else idna.encode(host, uts46=True).decode("ascii")
-        )
-    except (idna.IDNAError, UnicodeError) as exc:
+        ascii_name = host.lower() if host.isascii() else _idna(host)
+    except UnicodeError as exc:  # idna.IDNAError is one
         raise PatternError(f"{host!r} is not a valid host name") from exc
     labels = ascii_name.split(".")
     if not ascii_name or not all(_LABEL.match(label) for label in labels):
@@ -97,7 +92,15 @@ def normalise_host(host: str) -> str:
     return ascii_name
 
 
+def _idna(host: str) -> str:
+    import idna  # only for non-ASCII names: kept off every launch's import time
+
+    return idna.encode(host, uts46=True).decode("ascii")
+
+
 def _numeric(host: str) -> bool:
+    import socket  # as idna: patterns are parsed on launch, numeric hosts are rare
+
     try:
         socket.inet_aton(host)
     except (OSError, ValueError):

@@ -339,12 +339,16 @@ def revoke(home: Path, found: Grant | Ignored) -> None:
 
 
 def record_granted(grant: Grant) -> dict[str, Any]:
+    return _record_of(grant, "granted")
+
+
+def _record_of(grant: Grant, event: str) -> dict[str, Any]:
     return _record(
-        "granted",
+        event,
         "allowed",
         grant.profile,
         grant.workspace,
-        f"granted: {grant.describe()}",
+        f"{event}: {grant.describe()}",
         expires=iso(grant.expires),
     )
 
@@ -354,14 +358,7 @@ def record_refused(profile: str, workspace: str, why: str) -> dict[str, Any]:
 
 
 def record_used(grant: Grant) -> dict[str, Any]:
-    return _record(
-        "used",
-        "allowed",
-        grant.profile,
-        grant.workspace,
-        f"used: {grant.describe()}",
-        expires=iso(grant.expires),
-    )
+    return _record_of(grant, "used")
 
 
 def record_revoked(found: Grant | Ignored) -> dict[str, Any]:

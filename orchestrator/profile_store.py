@@ -407,26 +407,23 @@ class _ProfileParser:
 
     def _check_tightens(self, dotted: str, old: Any, new: Any, base: Profile) -> None:
         field = _FIELDS[dotted]
-        if field.attr == "protected_paths":
+        # Lists a tightening may only add to: (verb, what the items are, what base does).
+        only_added = {
+            "protected_paths": ("removes", "protected path(s)", "protects"),
+            "deny_domains": ("drops", "denied domain(s)", "denies"),
+        }
+        if field.attr in only_added:
+            verb, items, does = only_added[field.attr]
             dropped = sorted(set(old) - set(new))
             if dropped:
                 raise self.fail(
                     dotted,
-                    f"removes protected path(s) {', '.join(dropped)} that '{base.name}' protects",
-                    f"list them again; {self.WHO} may only add protected paths",
+                    f"{verb} {items} {', '.join(dropped)} that '{base.name}' {does}",
+                    f"list them again; {self.WHO} may only add {items.replace('(s)', 's')}",
                 )
             return
         if field.attr == "allow_domains":
             self._check_narrower_allow(dotted, old, new, base)
-            return
-        if field.attr == "deny_domains":
-            dropped = sorted(set(old) - set(new))
-            if dropped:
-                raise self.fail(
-                    dotted,
-                    f"drops denied domain(s) {', '.join(dropped)} that '{base.name}' denies",
-                    f"list them again; {self.WHO} may only add denied domains",
-                )
             return
         if field.order is None:  # writable_paths: explicitly named grants are allowed
             return

@@ -190,14 +190,7 @@ async def relay_body(
     length: int | None, reader: asyncio.StreamReader, out: asyncio.StreamWriter
 ) -> None:
     if length is not None:
-        left = length
-        while left:
-            data = await _idle(reader.read(min(CHUNK, left)))
-            if not data:
-                raise asyncio.IncompleteReadError(b"", left)
-            out.write(data)
-            await out.drain()
-            left -= len(data)
+        await _relay_exactly(length, reader, out)
         return
     while True:  # chunked: relay chunk by chunk, so the proxy knows where the body ends
         line = await _idle(reader.readuntil(b"\r\n"))
@@ -224,17 +217,24 @@ async def relay_body(
             out.write(b"\r\n")
             await out.drain()
             return
-        left = size  # streamed with backpressure: a chunk may claim any size
-        while left:
-            data = await _idle(reader.read(min(CHUNK, left)))
-            if not data:
-                raise asyncio.IncompleteReadError(b"", left)
-            out.write(data)
-            await out.drain()
-            left -= len(data)
+        await _relay_exactly(size, reader, out)  # a chunk may claim any size
         if await _idle(reader.readexactly(2)) != b"\r\n":
             raise BadRequest(400, "chunk data not followed by CRLF")
         out.write(b"\r\n")
+
+
+async def _relay_exactly(
+    length: int, reader: asyncio.StreamReader, out: asyncio.StreamWriter
+) -> None:
+    """``length`` bytes, streamed with backpressure: never buffered whole."""
+    left = length
+    while left:
+        data = await _idle(reader.read(min(CHUNK, left)))
+        if not data:
+            raise asyncio.IncompleteReadError(b"", left)
+        out.write(data)
+        await out.drain()
+        left -= len(data)
 
 
 def _clean(part: bytes) -> bool:
