@@ -41,18 +41,29 @@ def policy_mode(flag: str | None, configured: str | None) -> str:
     return mode
 
 
+def _real(path: str) -> str:
+    """Compile already resolved these; a concurrent sandbox renaming a component while
+    we look (realpath's readlink then fails) must not crash the judgement."""
+    try:
+        return os.path.realpath(path)
+    except OSError:
+        return path
+
+
 def context_of(spec: SandboxSpec, *, home: str) -> Context:
-    """Where the command runs (the workspace) and what it may write there."""
+    """Where the command runs (the workspace), what it may write there, and its own
+    environment: the PATH it will search, the HOME and BASH_ENV its shells read."""
     if not spec.sandboxed:  # trusted: only a rule's forbidden paths stop a write
-        return Context(cwd=spec.workspace, home=home, writable_roots=None)
-    roots = tuple(os.path.realpath(r) for r in spec.writable_roots)
+        return Context(cwd=spec.workspace, home=home, writable_roots=None, env=spec.env)
+    roots = tuple(_real(r) for r in spec.writable_roots)
     if spec.private_tmp:
         roots += (PRIVATE_TMP,)
     return Context(
         cwd=spec.workspace,
         home=home,
         writable_roots=roots,
-        protected_paths=tuple(os.path.realpath(p) for p in spec.protected_paths),
+        protected_paths=tuple(_real(p) for p in spec.protected_paths),
+        env=spec.env,
     )
 
 

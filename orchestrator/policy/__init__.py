@@ -6,8 +6,9 @@ returns an ``Evaluation`` whose decision is safe, match, unverified or forbidden
 
 from __future__ import annotations
 
+from .context import Context
 from .decision import Decision, Evaluation, Finding
-from .engine import Context, Policy
+from .engine import Policy
 from .loader import DEFAULT_POLICY, PolicyError, load_file, load_policy
 
 __all__ = [

@@ -10,29 +10,16 @@ Does not own: the rules' syntax (``loader``), shell grammar (``shell``), wrapper
 
 from __future__ import annotations
 
-import fnmatch
-import os
-from dataclasses import dataclass, replace
-
-from ..write_roots import inside
+from .context import Context, Scan, git_problem, launch_problems
 from .decision import Decision, Evaluation, Finding
-from .rules import Program, RuleSet, expand_home, path_hits
-from .shell import GLOB_CHARS, Word, parse
+from .paths import cd, glob_problem, outside, target
+from .rules import Program, RuleSet, path_hits
+from .shell import Word, parse
 from .wrappers import unwrap
 
+__all__ = ["MAX_DEPTH", "Context", "Policy"]
+
 MAX_DEPTH = 8  # bash -c "bash -c '...'" nesting we follow before giving up (Unverified)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Context:
-    """Where the command would run, for the paths it writes."""
-
-    cwd: str
-    home: str
-    # Realpaths the profile lets the command write; None: no sandbox (trusted), where
-    # only a rule's forbidden paths stop a write.
-    writable_roots: tuple[str, ...] | None = ()
-    protected_paths: tuple[str, ...] = ()
 
 
 class Policy:
@@ -47,33 +34,46 @@ class Policy:
     def evaluate(self, argv: tuple[str, ...] | list[str], context: Context) -> Evaluation:
         argv = tuple(argv)
         findings: list[Finding] = []
-        self._command([Word(a) for a in argv], context, findings, depth=0)
+        scan = Scan(env=dict(context.env or ()))
+        self._command([Word(a) for a in argv], context, findings, scan, depth=0)
+        for git_argv, where in scan.gits:
+            if reason := git_problem(git_argv, where, scan):
+                findings.append(_unverified(git_argv, reason))
         return Evaluation.of(argv, findings)
 
     # --- one command (argv words), through its wrappers ------------------------------
 
     def _command(
-        self, words: list[Word], context: Context, out: list[Finding], *, depth: int
+        self, words: list[Word], context: Context, out: list[Finding], scan: Scan, *, depth: int
     ) -> str:
         """Judge one command; returns the innermost program's name (for pipe rules)."""
         unwrapped = unwrap(words)
         shown = tuple(w.value for w in words)
         for problem in unwrapped.problems:
             out.append(Finding(decision=problem.decision, command=shown, reason=problem.reason))
+        for reason in launch_problems(unwrapped, context, scan, in_shell=depth > 0):
+            out.append(_unverified(shown, reason))
         if not unwrapped.words or (unwrapped.stopped and unwrapped.script is None):
             return unwrapped.words[0].value if unwrapped.words else ""
         inner: list[Finding] = []
         if unwrapped.script is not None:
-            self._script(unwrapped.script, context, inner, depth=depth + 1, by=shown)
+            self._script(unwrapped.script, context, inner, scan, depth=depth + 1, by=shown)
         else:
-            self._simple(unwrapped.words, context, inner)
+            self._simple(unwrapped.words, context, inner, scan)
         if unwrapped.hidden_arguments:
             inner = [_hidden(f) for f in inner]
         out += inner
         return unwrapped.words[0].value
 
     def _script(
-        self, text: str, context: Context, out: list[Finding], *, depth: int, by: tuple[str, ...]
+        self,
+        text: str,
+        context: Context,
+        out: list[Finding],
+        scan: Scan,
+        *,
+        depth: int,
+        by: tuple[str, ...],
     ) -> None:
         if depth > MAX_DEPTH:
             out.append(_unverified(by, f"shells nested more than {MAX_DEPTH} deep"))
@@ -81,20 +81,22 @@ class Policy:
         script = parse(text)
         for problem in script.problems:
             out.append(Finding(decision=problem.decision, command=by, reason=problem.reason))
-        for pipeline in script.pipelines:
+        for index, pipeline in enumerate(script.pipelines):
+            for word, writer, _ in (w for w in script.writes if w[2] == index):
+                out.extend(self._redirection(word, writer, context, scan))
             if len(pipeline) == 1 and pipeline[0].argv[:1] in (("cd",), ("pushd",)):
                 if not pipeline[0].complete:
                     continue  # its target is computed at run time: already Unverified
                 # Later relative paths are relative to where cd went (a cd inside a
                 # subshell is applied to the rest too: stricter, never looser).
-                moved = _cd(pipeline[0].argv, context)
+                moved = cd(pipeline[0].argv, context)
                 if moved is None:
                     out.append(_unverified(pipeline[0].argv, "a cd whose target is not literal"))
                 else:
                     context = moved
                 continue
             programs = [
-                self._command(list(command.words), context, out, depth=depth)
+                self._command(list(command.words), context, out, scan, depth=depth)
                 if command.complete
                 else ""  # a word computed at run time: already Unverified, nothing to match
                 for command in pipeline
@@ -107,14 +109,16 @@ class Policy:
                             decision=rule.decision, command=by, reason=reason, rule=str(rule.where)
                         )
                     )
-        for word, writer in script.writes:
-            out.extend(self._redirection(word, writer, context))
+        for word, writer, _ in (w for w in script.writes if w[2] >= len(script.pipelines)):
+            out.extend(self._redirection(word, writer, context, scan))
 
-    def _redirection(self, word: Word, writer: tuple[str, ...], context: Context) -> list[Finding]:
+    def _redirection(
+        self, word: Word, writer: tuple[str, ...], context: Context, scan: Scan
+    ) -> list[Finding]:
         """An output redirection writes like ``tee FILE``: judged by the rules for tee
         (their forbidden paths too), named after the command that redirects."""
         judged: list[Finding] = []
-        self._simple([Word("tee"), word], context, judged)
+        self._simple([Word("tee"), word], context, judged, scan)
         return [
             Finding(
                 decision=f.decision,
@@ -128,8 +132,9 @@ class Policy:
 
     # --- one simple command against the rules ----------------------------------------
 
-    def _simple(self, words: list[Word], context: Context, out: list[Finding]) -> None:
+    def _simple(self, words: list[Word], context: Context, out: list[Finding], scan: Scan) -> None:
         argv = tuple(w.value for w in words)
+        start = len(out)
         matched = False
         for index in self._prefix_by_program.get(argv[0], ()):
             rule = self.rules.prefix[index]
@@ -151,7 +156,9 @@ class Policy:
             written = [by_value.get(v, Word(v)) for v in hit.writes]
             if written:
                 out.append(
-                    self._writes(argv, written, context, program=program, rule=str(program.where))
+                    self._writes(
+                        argv, written, context, scan, program=program, rule=str(program.where)
+                    )
                 )
             else:
                 out.append(
@@ -171,12 +178,17 @@ class Policy:
             else:
                 reason = f"no rule covers '{argv[0]}'"
             out.append(_unverified(argv, reason))
+        # git runs programs its configuration names: checked once the line's writes
+        # are known (the command itself already needs a person when unverified).
+        if argv[0] == "git" and max(f.decision for f in out[start:]) < Decision.UNVERIFIED:
+            scan.gits.append((argv, context))
 
     def _writes(
         self,
         argv: tuple[str, ...],
         words: list[Word],
         context: Context,
+        scan: Scan,
         *,
         program: Program | None,
         rule: str,
@@ -184,7 +196,8 @@ class Policy:
         """Match when every written path is allowed; else Forbidden, naming the path."""
         shown = [w.value for w in words]
         for word in words:
-            lexical, real = _target(word, context)
+            lexical, real = target(word, context)
+            scan.written += [lexical, real]
             if program is not None and any(
                 path_hits(p, t, home=context.home)
                 for p in program.forbidden_paths
@@ -192,7 +205,7 @@ class Policy:
             ):
                 why = program.justification or f"{program.program} of a system path"
                 reason: str | None = f"{why}: {word.value}"
-            elif problem := _outside(lexical, real, context) or _glob_problem(word, context):
+            elif problem := outside(lexical, real, context) or glob_problem(word, context):
                 reason = f"writes {word.value} ({real}), {problem}"
             else:
                 reason = None
@@ -211,68 +224,6 @@ class Policy:
             rule=rule,
             writes=tuple(shown),
         )
-
-
-def _cd(argv: tuple[str, ...], context: Context) -> Context | None:
-    args = [a for a in argv[1:] if a not in ("-L", "-P", "--")]
-    if len(args) > 1 or (args and args[0].startswith("-")):
-        return None
-    target = expand_home(args[0] if args else "~", context.home)
-    return replace(context, cwd=os.path.normpath(os.path.join(context.cwd, target)))
-
-
-def _target(word: Word, context: Context) -> tuple[str, str]:
-    """The absolute path a written argument names, lexically and with symlinks followed.
-    A glob names the directory it expands in (``/*`` → ``/``); a leading ``~`` is the
-    home directory (also unexpanded: judged as bash would have expanded it)."""
-    value = expand_home(word.value, context.home)
-    if word.glob:
-        # `*/../..` is the parent's parent whatever `*` matches: normalise first, then
-        # the glob names the directory it expands in (`/*` → `/`, `/et*/x` → `/`).
-        value = _normal(os.path.join(context.cwd, value))
-        cut = min((value.index(c) for c in GLOB_CHARS if c in value), default=len(value))
-        value = value[:cut]
-        value = value if value.endswith("/") else os.path.dirname(value) or "/"
-    path = _normal(os.path.join(context.cwd, value or "."))
-    return path, os.path.realpath(path)
-
-
-def _normal(path: str) -> str:
-    path = os.path.normpath(path)
-    return "/" + path.lstrip("/") if path.startswith("//") else path
-
-
-def _glob_problem(word: Word, context: Context) -> str | None:
-    if not word.glob:
-        return None
-    reached = [p for p in context.protected_paths if _glob_reaches(word, p, context)]
-    return f"a glob that can reach the protected path {reached[0]}" if reached else None
-
-
-def _glob_reaches(word: Word, protected: str, context: Context) -> bool:
-    """Whether a glob could expand to a protected path, inside it or to a parent of it.
-    As in bash (dotglob off), a name starting with "." is matched only by a pattern
-    component that starts with "." too: `*` does not reach `.git`, `.g*` does."""
-    value = expand_home(word.value, context.home)
-    pattern = _normal(os.path.join(context.cwd, value)).split("/")
-    parts = protected.split("/")
-    return all(
-        fnmatch.fnmatchcase(p, g) and (g.startswith(".") or not p.startswith("."))
-        for p, g in zip(parts, pattern, strict=False)
-    )
-
-
-def _outside(lexical: str, real: str, context: Context) -> str | None:
-    if context.writable_roots is None:
-        return None
-    for path in (lexical, real):
-        for protected in context.protected_paths:
-            if inside(path, protected):
-                return f"inside the protected path {protected}"
-        if not any(inside(path, root) for root in context.writable_roots):
-            roots = ", ".join(context.writable_roots) or "none: this profile writes nothing"
-            return f"outside the profile's writable roots ({roots})"
-    return None
 
 
 def _hidden(finding: Finding) -> Finding:

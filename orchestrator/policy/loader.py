@@ -242,11 +242,17 @@ def flag(name: object, *aliases: object) -> dict[str, Any]:
     return {"option": names, "value": None}
 
 
-def opt(name: object, value: object = None, aliases: object = ()) -> dict[str, Any]:
+def opt(
+    name: object, value: object = None, aliases: object = (), optional: object = False
+) -> dict[str, Any]:
+    """An option with a value; ``optional = True``: getopt's optional argument, given
+    only as ``-oVALUE`` or ``--opt=VALUE`` (a separate word is a positional)."""
     names = [name, *_strings(aliases, "aliases")]
     if not all(isinstance(n, str) and n.startswith("-") for n in names):
         raise _RuleError(f"option names start with '-': {names!r}")
-    return {"option": names, "value": _arg_type(value).value}
+    if not isinstance(optional, bool):
+        raise _RuleError(f"optional must be True or False, not {optional!r}")
+    return {"option": names, "value": _arg_type(value).value, "optional": optional}
 
 
 def _option(value: object) -> Option:
@@ -254,7 +260,9 @@ def _option(value: object) -> Option:
         raise _RuleError(f"options must be made with flag(...) or opt(...), not {value!r}")
     kind = value.get("value")
     return Option(
-        names=tuple(value["option"]), value=ArgType(kind) if isinstance(kind, str) else None
+        names=tuple(value["option"]),
+        value=ArgType(kind) if isinstance(kind, str) else None,
+        optional=bool(value.get("optional", False)),
     )
 
 

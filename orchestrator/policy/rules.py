@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .decision import Decision
+from .getopt import Arity, abbreviates, parse_option
 
 
 class ArgType(enum.Enum):
@@ -106,14 +107,23 @@ def arg_ok(kind: ArgType, value: str) -> bool:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Option:
-    """``flag(...)`` takes no value; ``opt(...)`` takes one (``-t X``, ``-tX``, ``--t=X``)."""
+    """``flag(...)`` takes no value; ``opt(...)`` takes one (``-t X``, ``-tX``, ``--t=X``);
+    ``opt(..., optional = True)`` takes one only as ``-tX`` or ``--t=X`` (getopt's
+    optional argument: ``rm --interactive /etc x`` removes /etc, it is no value)."""
 
     names: tuple[str, ...]  # the first is canonical
     value: ArgType | None = None
+    optional: bool = False
 
     @property
     def name(self) -> str:
         return self.names[0]
+
+    @property
+    def arity(self) -> Arity:
+        if self.value is None:
+            return Arity.NONE
+        return Arity.OPTIONAL if self.optional else Arity.REQUIRED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,8 +153,12 @@ class PrefixRule:
     def matches(self, argv: Sequence[str]) -> bool:
         if len(argv) < len(self.pattern):
             return False
+        # A rule that is not "safe" names a dangerous long option in every spelling
+        # getopt accepts (--outp, --output=x); a safe rule only in the one it states.
+        loose = self.decision is not Decision.SAFE
         for token, arg in zip(self.pattern, argv, strict=False):
-            if arg != token and not (isinstance(token, tuple) and arg in token):
+            options = token if isinstance(token, tuple) else (token,)
+            if arg not in options and not (loose and any(_spells(arg, t) for t in options)):
                 return False
         rest = argv[len(self.pattern) :]
         return not self.with_any or any(
@@ -181,7 +195,7 @@ class Program:
         an unknown option, a bad value, too few or too many arguments."""
         if not argv or argv[0] != self.program:
             return None
-        by_name = {n: o for o in self.options for n in o.names}
+        by_name = {n: (o, o.arity) for o in self.options for n in o.names}
         flags: set[str] = set()
         writes: list[str] = []
         positionals: list[str] = []
@@ -194,12 +208,14 @@ class Program:
             if word == "-" or not word.startswith("-"):
                 positionals.append(word)
                 continue
-            parsed = _option(word, rest, by_name)
+            parsed = parse_option(word, rest, by_name)
             if parsed is None:
                 return None
-            for option, value in parsed:
+            options, taken = parsed
+            del rest[: taken - 1]
+            for option, value in options:
                 flags.add(option.name)
-                if option.value is not None:
+                if option.value is not None and not (value is None and option.optional):
                     if value is None or not arg_ok(option.value, value):
                         return None
                     if option.value.writes:
@@ -256,55 +272,27 @@ class RuleSet:
 
 def _option_hits(arg: str, glob: str) -> bool:
     """Whether ``arg`` is what a ``with_any`` glob names, in any spelling GNU getopt
-    accepts: ``-uo`` holds ``-o``; ``--outp=x`` abbreviates ``--output``."""
+    accepts: ``-uo`` holds ``-o``; ``--o=x`` and ``--outp`` abbreviate ``--output``."""
     if fnmatch.fnmatchcase(arg, glob):
         return True
     if arg.startswith("--") and glob.startswith("--"):
-        name = arg.partition("=")[0]
-        long_name = glob.rstrip("*").partition("=")[0]
-        return len(name) > 3 and long_name.startswith(name)
+        return abbreviates(arg, glob.rstrip("*").partition("=")[0])
     if arg.startswith("-") and not arg.startswith("--") and len(arg) > 2:
         # Combined short options: each letter may start an option (its value attached).
         return any(fnmatch.fnmatchcase(f"-{arg[i:]}", glob) for i in range(2, len(arg)))
     return False
 
 
-def _long(name: str, by_name: dict[str, Option]) -> Option | None:
-    """A long option by its full name or an unambiguous abbreviation (GNU getopt)."""
-    if name in by_name:
-        return by_name[name]
-    found = {o.name: o for n, o in by_name.items() if n.startswith("--") and n.startswith(name)}
-    return next(iter(found.values())) if len(found) == 1 and len(name) > 3 else None
-
-
-def _option(
-    token: str, rest: list[str], by_name: dict[str, Option]
-) -> list[tuple[Option, str | None]] | None:
-    """One option token (taking its value from ``rest`` when separate); None if unknown."""
-    if token.startswith("--"):
-        name, eq, inline = token.partition("=")
-        option = _long(name, by_name)
-        if option is None or (option.value is None and eq):
-            return None
-        if option.value is None:
-            return [(option, None)]
-        return [(option, inline if eq else (rest.pop(0) if rest else None))]
-    if token in by_name:
-        option = by_name[token]
-        if option.value is None:
-            return [(option, None)]
-        return [(option, rest.pop(0) if rest else None)]
-    out: list[tuple[Option, str | None]] = []
-    for index, letter in enumerate(token[1:], start=1):
-        option = by_name.get(f"-{letter}")
-        if option is None:
-            return None
-        if option.value is not None:  # -tDIR: the rest of the token is the value
-            value = token[index + 1 :] or (rest.pop(0) if rest else None)
-            out.append((option, value))
-            return out
-        out.append((option, None))
-    return out
+def _spells(arg: str, token: str) -> bool:
+    """Whether ``arg`` spells the long option a pattern token names: ``--o``, ``--out``
+    or ``--output=x`` for ``--output``; ``--out=x`` for ``--output=x``."""
+    if not (token.startswith("--") and len(token) > 2):
+        return False
+    name, eq, value = token.partition("=")
+    given, given_eq, given_value = arg.partition("=")
+    if eq and (not given_eq or given_value != value):
+        return False
+    return abbreviates(given, name)
 
 
 def _assign(kinds: tuple[ArgType, ...], values: list[str]) -> list[tuple[ArgType, str]] | None:

@@ -34,7 +34,10 @@ CODE_VARIABLES = frozenset(
      "PAGER", "MANPAGER", "EDITOR", "VISUAL", "LESSOPEN", "LESSCLOSE", "NODE_OPTIONS",
      "PERL5OPT", "PERL5LIB", "RUBYOPT", "RUBYLIB", "PYTHONPATH", "PYTHONSTARTUP",
      "PYTHONHOME", "JAVA_TOOL_OPTIONS", "HOME", "XDG_CONFIG_HOME", "CDPATH",
-     "RIPGREP_CONFIG_PATH", "GREP_OPTIONS", "SED", "TAR_OPTIONS", "ZDOTDIR", "INPUTRC"}
+     "RIPGREP_CONFIG_PATH", "GREP_OPTIONS", "SED", "TAR_OPTIONS", "ZDOTDIR", "INPUTRC",
+     # ...or how bash reads the rest of the line: GLOBIGNORE turns dotglob on (`*` then
+     # reaches .git), EXECIGNORE skips PATH entries, BASH_COMPAT changes the grammar.
+     "GLOBIGNORE", "EXECIGNORE", "BASH_COMPAT"}
 )  # fmt: skip
 CODE_VARIABLE_PREFIXES = ("LD_", "DYLD_", "GIT_", "BASH_FUNC_")
 
@@ -71,7 +74,9 @@ class Problem:
 @dataclass(slots=True)
 class Script:
     pipelines: list[list[Command]] = field(default_factory=list)
-    writes: list[tuple[Word, tuple[str, ...]]] = field(default_factory=list)  # (file, by)
+    # (file, by, pipeline): the index of the pipeline it belongs to, so that it is
+    # resolved from the directory that pipeline runs in (a later cd does not count).
+    writes: list[tuple[Word, tuple[str, ...], int]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -201,7 +206,7 @@ class _Walker:
             if operator in WRITE_OPS or operator in DUP_OPS:
                 for word in words:
                     if word.value not in HARMLESS_TARGETS:
-                        self.script.writes.append((word, by))
+                        self.script.writes.append((word, by, len(self.script.pipelines)))
 
     def function(self, node: Node) -> None:
         name_node = node.child_by_field_name("name")

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 
 from .decision import Decision
+from .getopt import Arity, parse_option
 from .shell import Problem, Word, dangerous_variable
 
 # A program named by path counts as its bare name only from these directories:
@@ -22,9 +23,6 @@ SYSTEM_BIN_DIRS = frozenset(
     {"/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"}
 )
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash"})
-# Shell options that take no value and change nothing we judge.
-_SHELL_FLAG_LETTERS = frozenset("cleuxvfhBEHPTabkmnpt")
-_SHELL_LONG = frozenset({"--login", "--noprofile", "--norc", "--posix", "--noediting"})
 NOT_INSPECTED = {
     "eval": "eval runs its arguments as shell code",
     "source": "source runs a script file that is not inspected",
@@ -39,10 +37,19 @@ class Spec:
 
     flags: frozenset[str] = frozenset()
     valued: frozenset[str] = frozenset()  # short "-n" (also "-n5") and long "--x" (also "--x=5")
+    # getopt's optional arguments: only "-l5" / "--max-lines=5"; "--max-lines touch"
+    # leaves "touch" as the command (read as a value, the command would hide).
+    optional: frozenset[str] = frozenset()
     operands: int = 0
     assignments: bool = False  # NAME=VALUE words before the command (env, sudo)
     adds: Problem | None = None
     default: tuple[str, ...] = ()  # what runs when no command is given
+
+    @property
+    def table(self) -> dict[str, tuple[str, Arity]]:
+        arities = ((self.flags, Arity.NONE), (self.valued, Arity.REQUIRED))
+        table = {n: (n, arity) for names, arity in arities for n in names}
+        return table | {n: (n, Arity.OPTIONAL) for n in self.optional}
 
 
 _SUDO = Problem(Decision.UNVERIFIED, "privilege elevation is never verified safe")
@@ -70,16 +77,30 @@ WRAPPERS: dict[str, Spec] = {
         adds=_SUDO,
     ),
     "doas": Spec(flags=frozenset({"-n", "-s"}), valued=frozenset({"-u"}), adds=_SUDO),
+    # GNU findutils xargs: its whole option list (an unknown one stops the reading).
     "xargs": Spec(
         flags=frozenset(
-            {"-0", "--null", "-r", "--no-run-if-empty", "-t", "--verbose", "-x", "--exit"}
+            {
+                "-0",
+                "--null",
+                "-r",
+                "--no-run-if-empty",
+                "-t",
+                "--verbose",
+                "-x",
+                "--exit",
+                "-p",
+                "--interactive",
+                "-o",
+                "--open-tty",
+                "--show-limits",
+            }
         ),
         valued=frozenset(
             {
                 "-n",
                 "--max-args",
                 "-L",
-                "--max-lines",
                 "-P",
                 "--max-procs",
                 "-s",
@@ -92,6 +113,7 @@ WRAPPERS: dict[str, Spec] = {
                 "--arg-file",
             }
         ),
+        optional=frozenset({"-l", "--max-lines", "-i", "--replace", "-e", "--eof"}),
         default=("echo",),
     ),
     "busybox": Spec(),
@@ -113,6 +135,10 @@ class Unwrapped:
     words: list[Word]  # the innermost command; argv[0] already a bare name
     via: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # argv[0] of each program started on the way in, as written: a bare name is
+    # looked up in PATH when it runs (the engine checks where that lookup can land).
+    launched: list[str] = field(default_factory=list)
+    login_shell: bool = False  # a shell -l/--login: it reads the profile files first
     script: str | None = None  # the innermost command is `SHELL -c script`
     hidden_arguments: bool = False  # xargs appends arguments we cannot see
     stopped: bool = False  # an option we do not know: what runs inside is not known
@@ -123,6 +149,7 @@ def unwrap(words: list[Word]) -> Unwrapped:
     for _ in range(32):  # `env env env ...` ends; the bound only stops a pathological line
         if not out.words:
             return out
+        out.launched.append(out.words[0].value)
         name = program_name(out.words[0].value)
         out.words = [Word(name), *out.words[1:]]
         if name in SHELLS:
@@ -173,7 +200,7 @@ def _peel(name: str, spec: Spec, out: Unwrapped) -> list[Word] | None:
             rest = rest[1:]
             continue
         if (value.startswith("-") and value != "-") or value in spec.flags:
-            taken = _option_length(value, spec, name)
+            taken = _option_length(value, [w.value for w in rest[1:2]], spec, name)
             if taken is None:
                 out.problems.append(
                     Problem(Decision.UNVERIFIED, f"{name}: option {value!r} is not understood")
@@ -189,59 +216,120 @@ def _peel(name: str, spec: Spec, out: Unwrapped) -> list[Word] | None:
     return rest
 
 
-def _option_length(value: str, spec: Spec, name: str) -> int | None:
-    """How many words an option takes (1 or 2); None if unknown."""
+def _option_length(value: str, following: list[str], spec: Spec, name: str) -> int | None:
+    """How many words an option takes (1 or 2), read as getopt_long reads it (unique
+    long prefixes, clusters, optional arguments); None if unknown."""
     if value in spec.flags:
         return 1
-    long_name, eq, _ = value.partition("=")
-    if long_name in spec.valued:
-        return 1 if eq else 2
-    if value[:2] in spec.valued and not value.startswith("--"):
-        return 1  # -n5, -uNAME
     if name == "nice" and value[1:].lstrip("-").isdigit():
         return 1  # nice -5
-    return None
+    parsed = parse_option(value, following, spec.table)
+    return None if parsed is None else parsed[1]
+
+
+# Shell options (bash's invocation letters and `set -o` names) and what they do to the
+# command line the splitter reads. Harmless ones change nothing judged, or only make
+# the shell do less (-f: no globbing, -n: run nothing, -C: no clobbering).
+_SHELL_HARMLESS_LETTERS = frozenset("abefhmnprtuvxBCEPT")
+_SHELL_HARMLESS_NAMES = frozenset(
+    {"allexport", "braceexpand", "emacs", "errexit", "errtrace", "functrace", "hashall",
+     "ignoreeof", "monitor", "noclobber", "noexec", "noglob", "nolog", "notify", "nounset",
+     "onecmd", "physical", "pipefail", "posix", "privileged", "verbose", "vi", "xtrace"}
+)  # fmt: skip
+# Options that make the line mean something the splitter does not model.
+_SHELL_PARSING = {
+    "k": "-k (keyword): NAME=VALUE words anywhere in a command become its environment "
+    "(GIT_CONFIG_*=..., LD_PRELOAD=... hidden among the arguments)",
+    "H": "-H (histexpand): ! history expansion rewrites the line before it runs",
+    "i": "-i (interactive): it reads ~/.bashrc and expands aliases",
+    "keyword": "-o keyword: NAME=VALUE words anywhere in a command become its environment",
+    "histexpand": "-o histexpand: ! history expansion rewrites the line before it runs",
+    "history": "-o history: with history expansion, earlier lines are replayed",
+    "+interactive-comments": "+o interactive-comments: # no longer starts a comment, so "
+    "what the splitter reads as a comment runs",
+}
+_SHELL_LONG = frozenset({"--noprofile", "--norc", "--posix", "--noediting"})
+_SHELL_LOGIN = frozenset({"--login", "-login"})
+_STARTUP = "reads a startup file that is not inspected"
+_SHELL_LONG_PROBLEMS = {"--rcfile": _STARTUP, "--init-file": _STARTUP}
+_SHELL_GRAMMAR = {  # shells whose grammar is not bash's, beyond what the splitter reads
+    "zsh": "zsh is not bash: glob qualifiers *(e:...:) and =cmd run code the bash "
+    "grammar does not see, and it reads ~/.zshenv",
+}
 
 
 def _shell(out: Unwrapped) -> None:
     """``bash [-lc|-c ...] SCRIPT [name args...]``: the script is parsed by ``shell``;
-    a shell reading a file or its standard input runs code nobody has seen."""
-    rest = out.words[1:]
+    a shell reading a file or its standard input runs code nobody has seen, and an
+    option that changes how the shell parses makes the script mean something else."""
+    shell = out.words[0].value
+    if shell in _SHELL_GRAMMAR:
+        out.problems.append(Problem(Decision.UNVERIFIED, _SHELL_GRAMMAR[shell]))
+    rest = [w.value for w in out.words[1:]]
     has_c = False
-    while rest:
-        value = rest[0].value
-        if value == "--":
-            rest = rest[1:]
-            break
-        if value in ("-o", "+o"):
-            rest = rest[2:]
-            continue
-        if value in _SHELL_LONG:
+    while rest:  # bash's long options come first, then letter clusters
+        value = rest[0]
+        if value in _SHELL_LONG or value in _SHELL_LOGIN:
+            out.login_shell = out.login_shell or value in _SHELL_LOGIN
             rest = rest[1:]
             continue
-        if value[:1] in "-+" and len(value) > 1 and set(value[1:]) <= _SHELL_FLAG_LETTERS:
-            has_c = has_c or (value[0] == "-" and "c" in value)
-            rest = rest[1:]
-            continue
-        if value[:1] in "-+" and len(value) > 1:
-            out.problems.append(
-                Problem(
-                    Decision.UNVERIFIED,
-                    f"{out.words[0].value}: option {value!r} is not understood",
-                )
-            )
-            out.stopped = True
+        if value in _SHELL_LONG_PROBLEMS:
+            _stop(out, f"{shell} {value}: {_SHELL_LONG_PROBLEMS[value]}")
             return
         break
+    while rest:
+        value = rest.pop(0)
+        if value in ("--", "-"):
+            break
+        if value[:1] not in "-+" or len(value) < 2 or value.startswith("--"):
+            rest.insert(0, value)
+            if value.startswith("--"):
+                _stop(out, f"{shell}: option {value!r} is not understood")
+                return
+            break
+        on = value[0] == "-"
+        for letter in value[1:]:
+            if letter in "oO":  # each takes the next word, in order: -eo pipefail
+                name = rest.pop(0) if rest else ""
+                problem = _set_option(letter, name, on=on)
+                if problem:
+                    _stop(out, f"{shell} {value[0]}{letter} {name}: {problem}")
+                    return
+            elif letter == "c" and on:
+                has_c = True
+            elif letter == "l" and on:
+                out.login_shell = True
+            elif letter in _SHELL_PARSING and on:
+                _stop(out, f"{shell}: {_SHELL_PARSING[letter]}")
+                return
+            elif letter not in _SHELL_HARMLESS_LETTERS:
+                _stop(out, f"{shell}: option {value!r} is not understood")
+                return
     if has_c:
         if not rest:
             out.problems.append(Problem(Decision.UNVERIFIED, "a shell -c without a script"))
             return
-        out.script = rest[0].value
-        out.via.append(out.words[0].value)
+        out.script = rest[0]
+        out.via.append(shell)
         return
-    out.stopped = True
     what = "a script file" if rest else "commands from its standard input"
-    out.problems.append(
-        Problem(Decision.UNVERIFIED, f"{out.words[0].value} runs {what}, which is not inspected")
-    )
+    _stop(out, f"{shell} runs {what}, which is not inspected")
+
+
+def _set_option(letter: str, name: str, *, on: bool) -> str | None:
+    """Why ``-o NAME`` / ``+o NAME`` (``-O``: shopt) is not read with confidence."""
+    if letter == "O" or not name:
+        return "shopt options (extglob, dotglob, expand_aliases…) change globbing and parsing"
+    key = name if on else f"+{name}"
+    if key in _SHELL_PARSING:
+        return _SHELL_PARSING[key].split(": ", 1)[1]
+    if name in _SHELL_HARMLESS_NAMES or name == "interactive-comments":
+        return None
+    if not on and name in ("keyword", "histexpand", "history"):
+        return None  # turning a parsing option off restores what the splitter models
+    return "not understood"
+
+
+def _stop(out: Unwrapped, reason: str) -> None:
+    out.problems.append(Problem(Decision.UNVERIFIED, reason))
+    out.stopped = True

@@ -471,6 +471,70 @@ TABLE = [
     row(["rg", "--hostname-bin=./x.sh", "--hyperlink-format=default", "foo"], UNVERIFIED),
     row(["rg", "-nz", "foo"], UNVERIFIED),
     row("RIPGREP_CONFIG_PATH=rc rg foo", UNVERIFIED, "RIPGREP_CONFIG_PATH"),
+    # Issue 17: long options by any unique prefix (getopt_long takes "--o" for
+    # "--output"), --opt=value included; a rule's dangerous option in every spelling.
+    row(["sort", "--o=out", "README"], UNVERIFIED, "sort -o writes a file"),
+    row(["sort", "--o", "out", "a"], UNVERIFIED),
+    row(["sort", "--c=./x.sh", "a"], UNVERIFIED, "--compress-program runs a program"),
+    row(["date", "--s", "2020-01-01"], FORBIDDEN, "system clock"),
+    row(["date", "--s=2020-01-01"], FORBIDDEN),
+    row(["rg", "--p=./x.sh", "foo"], UNVERIFIED, "runs other programs"),
+    row(["git", "diff", "--o=/tmp/x"], UNVERIFIED, "writes a file or runs"),
+    row(["file", "--c", "x"], UNVERIFIED),
+    row(["rm", "--r", "--f", "/"], FORBIDDEN, "rm of /"),  # define_program: --r is --recursive
+    # ...optional arguments as getopt reads them: only "--opt=value" or "-ovalue"; a
+    # separate word is a positional (here the command xargs runs, or a file rm removes).
+    row(["xargs", "--max-lines", "touch", "cat", "out"], UNVERIFIED, "xargs adds file"),
+    row(["xargs", "--max-lines", "rm", "-rf", "/"], FORBIDDEN, "rm of /"),
+    row(["xargs", "--replace", "rm", "-rf", "/"], FORBIDDEN),
+    row(["xargs", "--eof", "sh", "-c", "rm -rf /"], FORBIDDEN),
+    row(["xargs", "-l", "rm", "-rf", "/"], FORBIDDEN),
+    row(["xargs", "-0rn1", "rm", "-rf", "/"], FORBIDDEN),
+    row(["xargs", "--max-l=2", "--max-a", "1", "cat"], SAFE),
+    row(["rm", "-rf", "--interactive", "/etc", "x"], FORBIDDEN, ": /etc"),
+    row(["rm", "--interactive=never", "-rf", "/etc"], FORBIDDEN, ": /etc"),
+    # ...shell options that change what the line means: -k turns NAME=VALUE words
+    # anywhere into environment, ! history expansion, # no longer a comment.
+    row(
+        ["bash", "-kc", "git status GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=core.fsmonitor "
+         "GIT_CONFIG_VALUE_0='touch pwned'"],
+        UNVERIFIED,
+        "-k (keyword)",
+    ),
+    row(["bash", "-k", "-c", "ls LD_PRELOAD=./x.so"], UNVERIFIED, "keyword"),
+    row(["sh", "-ekc", "ls"], UNVERIFIED, "keyword"),
+    row(["bash", "-o", "keyword", "-c", "git status GIT_DIR=/tmp/x"], UNVERIFIED, "-o keyword"),
+    row(["bash", "-eo", "keyword", "-c", "ls"], UNVERIFIED, "keyword"),
+    row(["bash", "-H", "-c", "ls"], UNVERIFIED, "history expansion"),
+    row(["bash", "-o", "histexpand", "-c", "ls"], UNVERIFIED),
+    row(["bash", "-o", "history", "-c", "ls"], UNVERIFIED),
+    row(["bash", "+o", "interactive-comments", "-c", "ls # ; rm -rf x"], UNVERIFIED, "comment"),
+    row(["bash", "-o", "nosuchoption", "-c", "ls"], UNVERIFIED, "not understood"),
+    row(["bash", "+O", "extglob", "-c", "ls"], UNVERIFIED, "shopt"),
+    row(["bash", "--init-file", "x", "-c", "ls"], UNVERIFIED, "startup file"),
+    row(["zsh", "-c", "ls *(e:'touch x':)"], UNVERIFIED, "zsh is not bash"),
+    # (guards: harmless options and ordinary git lines stay as they were)
+    row(["bash", "-eo", "pipefail", "-c", "ls"], SAFE),
+    row(["bash", "-o", "errexit", "-o", "nounset", "-c", "ls"], SAFE),
+    row(["bash", "+o", "keyword", "-c", "ls"], SAFE),
+    row("GLOBIGNORE=.; rm -rf *", UNVERIFIED, "GLOBIGNORE"),
+    row("EXECIGNORE=/usr/bin/ls; ls", UNVERIFIED, "EXECIGNORE"),
+    # ...git reads configuration an earlier command on the same line can plant
+    # (core.fsmonitor in a new .git, a bare HEAD/objects/refs/config, a gitfile).
+    row(
+        "mkdir -p sub/.git && echo '[core] fsmonitor = touch pwned' > sub/.git/config "
+        "&& cd sub && git status",
+        UNVERIFIED,
+        "where this git command looks for its repository configuration",
+    ),
+    row("mkdir -p x/objects x/refs && echo ref > x/HEAD && echo c > x/config && cd x && "
+        "git log", UNVERIFIED, "looks for its repository"),
+    row("echo 'gitdir: /tmp/evil' > build/.git; cd build; git status", UNVERIFIED),
+    row("cp -r %TMP%/evil src && cd src && git diff", UNVERIFIED, "looks for its repository"),
+    # A redirection is resolved from where its own command runs, not after a later cd.
+    row("echo x > ../outside/f; cd build", FORBIDDEN, "(%OUT%/f)"),
+    row("git diff > patch.diff", MATCH, "patch.diff"),
+    row("git status && touch build/x", MATCH),
 ]
 
 # --- a read-only profile: every write is forbidden ------------------------------------
