@@ -1,11 +1,22 @@
 """Which profile applies, where that choice came from, and which files shaped it.
 
 Owns: the precedence ``--profile`` > elevation grant > ``CODEX_SECURITY_PROFILE`` >
-``.codex-profile`` (walking up from the workspace) > ``$CODEX_HOME/config.toml`` >
-``offline``; the rule that a file inside the workspace can never select an opt-in
-profile; and the chain of files behind the result (``profiles explain``, the audit).
-Does not own: asking for the opt-in itself (``runner``/``cli``), grant files
-(``elevation``), parsing profile YAML (``profile_store``).
+``.codex-profile`` (the nearest at or above the workspace that counts) >
+``$CODEX_HOME/config.toml`` > ``offline``; the rule that a file inside the workspace can
+never select an opt-in profile; the rule that a ``.codex-profile`` wider than what
+applies without it counts only once approved; and the chain of files behind the result
+(``profiles explain``, the audit). Does not own: asking for the opt-in itself
+(``runner``/``cli``), grant files (``elevation``), approval files and what "wider" means
+(``profile_approval``, ``profile_widening``), parsing profile YAML (``profile_store``).
+
+Which ``.codex-profile`` counts (direnv's model): a sandboxed command that may write its
+workspace may write a subdirectory's ``.codex-profile`` (only the workspace root's is
+kept read-only). So the nearest file applies if ``codex-box profiles allow`` approved
+its exact content at its path, or if it is not wider than what applies without it —
+the next file up, judged the same way, else config.toml, else ``offline`` (the flag, a
+grant and the environment outrank every file, so they are never the comparison). A
+file that is neither is ignored (a warning and an audit record) and resolution goes on
+as if it were absent.
 
 Why a grant sits between the flag and the environment: the flag is the person at the
 command line deciding for this one run; a grant is that same person deciding at the
@@ -19,17 +30,19 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
-from . import elevation
+from . import elevation, profile_approval
 from .config import Config
 from .errors import ConfigError, Refused
 from .profile import Profile
+from .profile_approval import APPROVED, IGNORED, NARROWS, FileCheck
 from .profile_store import BUILTIN_DIR, DEFAULT_PROFILE, ProfileStore, changes, values_of
+from .profile_widening import wider
 
 PROFILE_FILE = ".codex-profile"
 ENV_PROFILE = "CODEX_SECURITY_PROFILE"
@@ -71,6 +84,9 @@ class Resolution:
     chain: tuple[ChainEntry, ...] = ()  # most general first
     grant: elevation.Grant | None = None
     ignored_grants: tuple[elevation.Ignored, ...] = ()
+    # The .codex-profile files judged, nearest first: each one ignored on the way, then
+    # the one that applied (if one did).
+    files: tuple[FileCheck, ...] = ()
 
     def describe(self) -> str:
         return f"{self.source.value} ({self.detail})"
@@ -78,8 +94,15 @@ class Resolution:
     def chain_text(self) -> str:
         return " → ".join(entry.text() for entry in self.chain)
 
+    @property
+    def ignored_files(self) -> tuple[FileCheck, ...]:
+        return tuple(check for check in self.files if check.state == IGNORED)
+
     def warnings(self) -> tuple[str, ...]:
-        return tuple(ignored.warning() for ignored in self.ignored_grants)
+        return (
+            *(ignored.warning() for ignored in self.ignored_grants),
+            *(ignored.warning() for ignored in self.ignored_files),
+        )
 
 
 def resolve_profile(
@@ -92,8 +115,9 @@ def resolve_profile(
     codex_home: Path | None = None,
     now: datetime | None = None,
 ) -> Resolution:
-    """``codex_home``: where elevation grants live (None: grants are not consulted).
-    ``now``: the clock grants are checked against (tests inject one)."""
+    """``codex_home``: where elevation grants and .codex-profile approvals live (None:
+    neither is consulted, so a wider .codex-profile is ignored). ``now``: the clock
+    grants are checked against (tests inject one)."""
     if flag:
         profile = store.get(flag, source="--profile")
         return _resolved(store, profile, Source.FLAG, f"--profile {flag}", kind="flag")
@@ -126,30 +150,95 @@ def resolve_profile(
             where=f"{ENV_PROFILE}={env_value}",
             ignored_grants=ignored,
         )
-    found = find_profile_file(workspace)
-    if found is not None:
-        path = found.path
-        if found.name is None:
-            profile = store.define(path, found.text)
-        else:
-            profile = store.get(found.name, source=str(path))
-        if profile.requires_opt_in or not profile.sandboxed:
-            # An agent that can write one file must never be able to hand itself full
-            # access: only the person at the command line can choose an opt-in profile.
-            raise Refused(
-                f"{path} selects '{profile.name}', which a .codex-profile may never select",
-                hint=f"run with --profile {profile.name} --yes-i-trust-this-workspace, "
-                "or change the file",
-            )
-        return _resolved(
-            store,
-            profile,
-            Source.FILE,
-            str(path),
-            kind=PROFILE_FILE,
-            defines=found.name is None,
-            ignored_grants=ignored,
+    return _through_files(
+        profile_files(workspace),
+        _Context(config=config, store=store, home=codex_home, ignored_grants=ignored),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Context:
+    config: Config
+    store: ProfileStore
+    home: Path | None  # None: no approval is consulted, so every wider file is ignored
+    ignored_grants: tuple[elevation.Ignored, ...]
+
+
+def _through_files(files: Iterator[ProfileFile], ctx: _Context) -> Resolution:
+    """The nearest file that counts, else config.toml, else the default. Files further
+    up are read only when a nearer one needs something to be compared with."""
+    found = next(files, None)
+    if found is None:
+        return _fallback(ctx)
+    path = found.path
+    profile = profile_of(ctx.store, found)
+    approval = (
+        profile_approval.check(ctx.home, path, found.text.encode())
+        if ctx.home is not None
+        else "is not approved (no CODEX_HOME to look in)"
+    )
+    if isinstance(approval, profile_approval.Approval):
+        check = FileCheck(
+            path=path, profile=profile.name, state=APPROVED, approval=approval.describe()
         )
+    else:
+        without = _through_files(files, ctx)  # what applies if this file were absent
+        widens = wider(without.profile, profile)
+        if widens:
+            ignored = FileCheck(
+                path=path,
+                profile=profile.name,
+                state=IGNORED,
+                base=without.profile.name,
+                widens=widens,
+                approval=approval,
+            )
+            return replace(without, files=(ignored, *without.files))
+        check = FileCheck(path=path, profile=profile.name, state=NARROWS, base=without.profile.name)
+    resolution = _resolved(
+        ctx.store,
+        profile,
+        Source.FILE,
+        str(path),
+        kind=PROFILE_FILE,
+        defines=found.name is None,
+        ignored_grants=ctx.ignored_grants,
+    )
+    return replace(resolution, files=(check,))
+
+
+def without_file(
+    path: Path, *, config: Config, store: ProfileStore, codex_home: Path | None
+) -> Resolution:
+    """What applies in the directory of the ``.codex-profile`` at ``path`` were it absent:
+    the files above it, judged the same way, then config.toml, then the default."""
+    above = path.parent.parent
+    files = profile_files(above) if above != path.parent else iter(())
+    return _through_files(
+        files, _Context(config=config, store=store, home=codex_home, ignored_grants=())
+    )
+
+
+def profile_of(store: ProfileStore, found: ProfileFile) -> Profile:
+    """The profile a ``.codex-profile`` selects or defines; never an opt-in one."""
+    if found.name is None:
+        profile = store.define(found.path, found.text)
+    else:
+        profile = store.get(found.name, source=str(found.path))
+    if profile.requires_opt_in or not profile.sandboxed:
+        # An agent that can write one file must never be able to hand itself full
+        # access: only the person at the command line can choose an opt-in profile.
+        # No approval changes that (`profiles allow` refuses such a file too).
+        raise Refused(
+            f"{found.path} selects '{profile.name}', which a .codex-profile may never select",
+            hint=f"run with --profile {profile.name} --yes-i-trust-this-workspace, "
+            "or change the file",
+        )
+    return profile
+
+
+def _fallback(ctx: _Context) -> Resolution:
+    config, store, ignored = ctx.config, ctx.store, ctx.ignored_grants
     if config.profile:
         profile = store.get(config.profile, source=str(config.path))
         return _resolved(
@@ -236,30 +325,41 @@ class ProfileFile:
 
 
 def find_profile_file(workspace: Path) -> ProfileFile | None:
-    """The nearest ``.codex-profile`` at or above ``workspace``: a profile name, or a
-    YAML mapping that defines one (``extends:`` plus keys that only tighten).
+    """The nearest ``.codex-profile`` at or above ``workspace``, approved or not."""
+    return next(profile_files(workspace), None)
+
+
+def profile_files(workspace: Path) -> Iterator[ProfileFile]:
+    """Each ``.codex-profile`` at or above ``workspace``, nearest first, read as it is
+    reached: a profile name, or a YAML mapping that defines one (``extends:`` plus keys
+    that only tighten).
 
     An empty file (or one holding only comments) selects nothing and the walk goes on.
     """
     for directory in (workspace, *workspace.parents):
-        path = directory / PROFILE_FILE
-        text = _read_profile_file(path)
-        if text is None:
-            continue
-        lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
-        lines = [n for n in lines if n]
-        if not lines:
-            continue
-        if any(":" in line for line in lines):  # `extends: workspace`: a definition
-            return ProfileFile(path=path, text=text, name=None)
-        if len(lines) > 1 or " " in lines[0]:
-            raise ConfigError(
-                f"{path}: expected one profile name or a YAML definition, got {' '.join(lines)!r}",
-                hint="write a single name such as 'workspace', or 'extends: workspace' "
-                "followed by keys that tighten it",
-            )
-        return ProfileFile(path=path, text=text, name=lines[0])
-    return None
+        found = read_profile_file(directory / PROFILE_FILE)
+        if found is not None:
+            yield found
+
+
+def read_profile_file(path: Path) -> ProfileFile | None:
+    """The ``.codex-profile`` at ``path``; None when there is none or it is empty."""
+    text = _read_profile_file(path)
+    if text is None:
+        return None
+    lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+    lines = [n for n in lines if n]
+    if not lines:
+        return None
+    if any(":" in line for line in lines):  # `extends: workspace`: a definition
+        return ProfileFile(path=path, text=text, name=None)
+    if len(lines) > 1 or " " in lines[0]:
+        raise ConfigError(
+            f"{path}: expected one profile name or a YAML definition, got {' '.join(lines)!r}",
+            hint="write a single name such as 'workspace', or 'extends: workspace' "
+            "followed by keys that tighten it",
+        )
+    return ProfileFile(path=path, text=text, name=lines[0])
 
 
 MAX_PROFILE_FILE = 4096

@@ -107,6 +107,8 @@ def resolution_dict(resolution: Resolution) -> dict[str, Any]:
         "source": resolution.source.value,
         "detail": resolution.detail,
         "summary": summary(resolution.profile),
+        # Each .codex-profile judged on the way (approved, narrows, ignored as wider).
+        **({"profile_files": [f.as_dict() for f in resolution.files]} if resolution.files else {}),
     }
 
 
@@ -150,7 +152,8 @@ def audit_line(record: Mapping[str, Any]) -> str:
     phase = str(record.get("phase", ""))
     exit_code = record.get("exit_code")
     outcome = f"exit {exit_code}" if exit_code is not None else phase
-    outcome = str(record.get("grant_event") or outcome)  # elevation: granted, used, …
+    # elevation: granted, used, …; a .codex-profile: approved, revoked, ignored
+    outcome = str(record.get("grant_event") or record.get("approval_event") or outcome)
     reason = record.get("reason")
     return printable(
         f"{when}  {decision:<8} {record.get('operation', '?'):<13} "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import elevation
+from orchestrator import elevation, profile_approval
 from orchestrator.config import load_config
 from orchestrator.errors import EXIT_USAGE, ConfigError, Refused, UsageError
 from orchestrator.grant_files import KEY_NAME, grants_dir
@@ -421,6 +421,10 @@ def test_when_the_grant_expires_the_next_source_applies_again_with_a_warning(
     codex_home: Path, proj: Path
 ) -> None:
     (proj / ".codex-profile").write_text("workspace\n")
+    # Wider than the default: it applies once approved (test_profile_approval.py).
+    profile_approval.approve(
+        codex_home, proj / ".codex-profile", b"workspace\n", profile="workspace", approved_by="t"
+    )
     make(codex_home, proj, profile="workspace-net", hours=1)
     later = resolve_in(codex_home, proj, now=T0 + timedelta(hours=1))
     assert later.profile.name == "workspace" and later.source is Source.FILE  # type: ignore[attr-defined]

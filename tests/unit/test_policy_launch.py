@@ -128,9 +128,11 @@ def test_check_prints_the_decision_each_simple_command_and_its_rule(
 
 
 def test_check_resolves_the_profile_and_workspace_as_run_does(
-    cli: Callable[..., Ran], workspace: Path
+    cli: Callable[..., Ran], workspace: Path, codex_home: Path
 ) -> None:
     (workspace / ".codex-profile").write_text("workspace\n")
+    # Wider than the default: it applies once approved (test_profile_approval.py).
+    assert cli("profiles", "allow").returncode == 0
     data = json.loads(cli("check", "--json", "--", "rm", "-rf", "build").stdout)
     assert data["profile"] == "workspace" and data["decision"] == "match"
     assert data["findings"][0]["writes"] == ["build"]

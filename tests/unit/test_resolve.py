@@ -1,4 +1,7 @@
-"""Which profile applies: flag > CODEX_SECURITY_PROFILE > .codex-profile > config > offline."""
+"""Which profile applies: flag > CODEX_SECURITY_PROFILE > .codex-profile > config > offline.
+
+A .codex-profile wider than what applies without it counts only once approved
+(test_profile_approval.py); these tests approve the ones they need."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import profile_approval
 from orchestrator.config import Config, load_config
 from orchestrator.errors import EXIT_REFUSED, ConfigError, Refused
 from orchestrator.profile_store import ProfileStore
@@ -26,9 +30,18 @@ def resolve(workspace: Path, codex_home: Path, store: ProfileStore) -> Callable[
             workspace=where or workspace,
             config=load_config(codex_home),
             store=store,
+            codex_home=codex_home,
         )
 
     return run
+
+
+def approved(codex_home: Path, path: Path, text: str) -> None:
+    """Write a .codex-profile and approve it (`codex-box profiles allow`)."""
+    path.write_text(text)
+    profile_approval.approve(
+        codex_home, path, text.encode(), profile=text.strip(), approved_by="test"
+    )
 
 
 def set_config(codex_home: Path, mode: str) -> None:
@@ -54,7 +67,7 @@ def test_codex_profile_file_beats_config(
     resolve: Callable[..., Resolution], codex_home: Path, workspace: Path
 ) -> None:
     set_config(codex_home, "workspace-write")
-    (workspace / ".codex-profile").write_text("net-read-only\n")
+    approved(codex_home, workspace / ".codex-profile", "net-read-only\n")
     resolution = resolve()
     assert resolution.profile.name == "net-read-only"
     assert resolution.source is Source.FILE
@@ -82,8 +95,10 @@ def test_flag_beats_everything(
     assert resolution.detail == "--profile workspace-net"
 
 
-def test_blank_env_var_is_ignored(resolve: Callable[..., Resolution], workspace: Path) -> None:
-    (workspace / ".codex-profile").write_text("workspace\n")
+def test_blank_env_var_is_ignored(
+    resolve: Callable[..., Resolution], workspace: Path, codex_home: Path
+) -> None:
+    approved(codex_home, workspace / ".codex-profile", "workspace\n")
     assert resolve(env="  ").source is Source.FILE
 
 
@@ -104,23 +119,24 @@ def test_unknown_env_value_names_the_variable(resolve: Callable[..., Resolution]
 
 
 def test_profile_file_is_found_by_walking_up_and_the_nearest_wins(
-    resolve: Callable[..., Resolution], workspace: Path
+    resolve: Callable[..., Resolution], workspace: Path, codex_home: Path
 ) -> None:
     deep = workspace / "pkg" / "src"
     deep.mkdir(parents=True)
-    (workspace / ".codex-profile").write_text("workspace\n")
+    approved(codex_home, workspace / ".codex-profile", "workspace\n")
     assert resolve(where=deep).profile.name == "workspace"
-    (workspace / "pkg" / ".codex-profile").write_text("net-read-only\n")
+    approved(codex_home, workspace / "pkg" / ".codex-profile", "net-read-only\n")
     resolution = resolve(where=deep)
     assert resolution.profile.name == "net-read-only"
     assert resolution.detail == str(workspace / "pkg" / ".codex-profile")
 
 
 def test_empty_or_comment_only_profile_file_is_skipped_and_the_walk_goes_on(
-    resolve: Callable[..., Resolution], workspace: Path
+    resolve: Callable[..., Resolution], workspace: Path, codex_home: Path
 ) -> None:
     inner = workspace / "inner"
     inner.mkdir()
+    set_config(codex_home, "workspace-write")  # so the file applies without approval
     (workspace / ".codex-profile").write_text("# project default\nworkspace  # comment\n")
     (inner / ".codex-profile").write_text("")
     assert resolve(where=inner).profile.name == "workspace"
