@@ -46,6 +46,7 @@ OPERATIONS = (
     "sandbox_setup",  # the sandbox could not be set up: nothing ran
     "network_connect",  # a request the egress proxy refused
     "elevation",  # a temporary elevation granted, used or expired
+    "planted_repo",  # a git repository the run planted, or whose config or hooks it changed
 )
 LOG_NAME = "audit.log"
 LOCK_NAME = "audit.lock"

@@ -263,6 +263,8 @@ def run(
     except CodexBoxError as exc:
         _fail(exc)
     result = outcome.result
+    for warning in outcome.warnings:  # the post-run check: planted git repositories
+        typer.echo(f"codex-box: warning: {warning}", err=True)
     if result.detail and (result.exit_code in (124, 126, 127) or result.oom_killed):
         typer.echo(f"codex-box: {result.detail}", err=True)
     if as_json:
@@ -456,6 +458,8 @@ def doctor_cmd(
     typer.echo(f"profile → backend (tried in order: {' → '.join(report.order)})")
     for profile, backend in report.profiles.items():
         typer.echo(f"  {profile:<14} {backend}")
+    for line in report.advice:
+        typer.echo(f"advice: {line}")
 
 
 @apparmor_app.command("check")

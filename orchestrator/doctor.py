@@ -33,6 +33,7 @@ class Report:
     order: tuple[str, ...]  # the backends a run tries, in order (auto, or the one named)
     profiles: dict[str, str]  # profile → "docker" / "none: why"
     elapsed_s: float
+    advice: tuple[str, ...] = ()  # settings outside codex-box that close a hole it cannot
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +50,7 @@ class Report:
             "order": list(self.order),
             "profiles": self.profiles,
             "elapsed_ms": round(self.elapsed_s * 1000),
+            "advice": list(self.advice),
         }
 
 
@@ -84,7 +86,22 @@ def diagnose(environ: Mapping[str, str], cwd: str, *, budget_s: float = BUDGET_S
         profiles[profile] = chosen[0] if chosen else f"none: no backend ({requested}) can run it"
     for profile in BUILTIN_NAMES:
         profiles.setdefault(profile, "none: the profile does not compile here")
-    return Report(report, order, profiles, time.monotonic() - started)
+    return Report(report, order, profiles, time.monotonic() - started, advice(environ))
+
+
+def advice(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """What the user's own git config should say (read as text: git is not run)."""
+    from .gitconfig import safe_bare_repository
+
+    if safe_bare_repository(environ) == "explicit":
+        return ()
+    return (
+        "run `git config --global safe.bareRepository explicit`: a sandbox that writes "
+        "a workspace can lay out a bare repository (HEAD, objects/, refs/, config) "
+        "where there is no .git, and your next `git status` there would run its "
+        "core.fsmonitor; with this setting git ignores bare repositories it was not "
+        "pointed at (codex-box also reports them after each run)",
+    )
 
 
 def _ok(answer: object) -> bool:

@@ -28,9 +28,53 @@ class Capabilities(StrEnum):
     DEFAULT = "default"  # the engine's / host's default set (trusted only)
 
 
-# Names inside a writable workspace that stay read-only: an agent must not plant git
-# hooks, rewrite its own Codex config, or pick its own next profile.
-DEFAULT_PROTECTED = (".git", ".codex", ".codex-profile")
+class PlantedRepo(StrEnum):
+    """What a run that planted a git repository (or executing git config) gets."""
+
+    WARN = "warn"  # an audit record and a warning line; the files stay
+    QUARANTINE = "quarantine"  # the same, and the planted config/HEAD/hook moved aside
+
+
+# Names inside a writable workspace that stay read-only, each because a tool on the
+# HOST later runs or trusts what it holds, with no review of a diff in between:
+#   .git             hooks and config (core.fsmonitor, aliases…) run on the next commit
+#   .codex           Codex's own config: the agent must not rewrite its next sandbox
+#   .codex-profile   the profile of the next run: the agent must not choose it
+#   .mcp.json        Claude Code's project MCP servers: commands it starts
+#   .vscode          tasks.json (runOn: folderOpen) and settings.json (interpreter,
+#                    terminal env, tool paths) run when the folder is opened
+#   .devcontainer, .devcontainer.json   initializeCommand runs on the host
+#   .envrc           direnv runs it in the user's shell on `cd`
+#   .claude          settings.json hooks: shell commands Claude Code runs
+#   .cursor          mcp.json (commands) and rules/ (instructions to the next agent)
+#   .idea            JetBrains run configurations and startup tasks
+#   .gemini          Gemini CLI settings.json: MCP server commands, hooks
+# Deliberately NOT protected: Makefile, package.json scripts, .github/workflows/,
+# pyproject.toml, tox.ini, .pre-commit-config.yaml — project files an agent is asked to
+# edit, which run only when a human acts on a change they can review in the diff.
+DEFAULT_PROTECTED = (
+    ".git",
+    ".codex",
+    ".codex-profile",
+    ".mcp.json",
+    ".vscode",
+    ".devcontainer",
+    ".devcontainer.json",
+    ".envrc",
+    ".claude",
+    ".cursor",
+    ".idea",
+    ".gemini",
+)
+# The protected names that are files (a missing one gets an empty file as its read-only
+# placeholder); every other protected name is a directory.
+PROTECTED_FILE_NAMES: frozenset[str] = frozenset(
+    {".codex-profile", ".mcp.json", ".devcontainer.json", ".envrc"}
+)
+# Never removable with filesystem.unprotect: without them the sandbox could plant git
+# hooks, rewrite its own config, or pick its own next profile — codex-box's own
+# guarantees, not a convenience for other tools.
+NEVER_UNPROTECTED = (".git", ".codex", ".codex-profile")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,7 +106,10 @@ class Profile:
     workspace: Access
     private_tmp: bool
     writable_paths: tuple[str, ...] = ()
-    protected_paths: tuple[str, ...] = DEFAULT_PROTECTED
+    protected_paths: tuple[str, ...] = DEFAULT_PROTECTED  # after `unprotected` is applied
+    # Default protected names a user profile removed on purpose (filesystem.unprotect).
+    unprotected: tuple[str, ...] = ()
+    on_planted_repo: PlantedRepo = PlantedRepo.WARN
     sandboxed: bool = True
     seccomp: str | None = "default"
     apparmor: str | None = None  # an AppArmor profile in apparmor/, for container backends

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import domains
 from .errors import ConfigError, Refused, did_you_mean
-from .profile import Access, Capabilities, Network, Profile
+from .profile import NEVER_UNPROTECTED, Access, Capabilities, Network, PlantedRepo, Profile
 from .profiles import compiled
 
 BUILTIN_DIR = Path(__file__).parent / "profiles"
@@ -65,6 +65,12 @@ _FIELDS: Mapping[str, _Field] = {
     "filesystem.private_tmp": _Field("private_tmp", bool, (False, True)),
     "filesystem.writable_paths": _Field("writable_paths", list),
     "filesystem.protected_paths": _Field("protected_paths", list),
+    # Default protected names a user profile removes on purpose (checked in
+    # _ProfileParser._unprotect; a .codex-profile may never use it).
+    "filesystem.unprotect": _Field("unprotected", list),
+    "filesystem.on_planted_repo": _Field(
+        "on_planted_repo", PlantedRepo, (PlantedRepo.QUARANTINE, PlantedRepo.WARN)
+    ),
     "process.sandboxed": _Field("sandboxed", bool, (True, False)),
     "process.seccomp": _Field("seccomp", (str, type(None)), ("offline", "default", None)),
     "process.apparmor": _Field("apparmor", (str, type(None)), (*APPARMOR_NAMES, None)),
@@ -76,6 +82,7 @@ _FIELDS: Mapping[str, _Field] = {
 _TOP_KEYS = ("name", "description", "extends", "network", "filesystem", "process")
 _SECTIONS = ("network", "filesystem", "process")
 _OPTIONAL_IN_BUILTIN = {"filesystem.writable_paths", "filesystem.protected_paths"}
+_OPTIONAL_IN_BUILTIN |= {"filesystem.unprotect", "filesystem.on_planted_repo"}
 _OPTIONAL_IN_BUILTIN |= {"network.allow", "network.deny", "network.inspect_tls"}
 _OPTIONAL_IN_BUILTIN |= {"network.allow_local_hosts"}
 _OPTIONAL_IN_BUILTIN |= {"process.sandboxed", "process.requires_opt_in"}
@@ -270,8 +277,23 @@ class _ProfileParser:
             return profile
         if base is None:  # unreachable: _base returns a profile for user files
             raise self.fail("extends", "missing", "name a built-in to extend")
+        self._unprotect(values, base)
+        if "filesystem.protected_paths" in values:
+            # A list adds to what the base protects: a name left out (say, one that
+            # became a default after the file was written) is never unprotected by it.
+            values["filesystem.protected_paths"] = tuple(
+                dict.fromkeys((*base.protected_paths, *values["filesystem.protected_paths"]))
+            )
         for dotted, value in values.items():
             self._check_tightens(dotted, getattr(base, _FIELDS[dotted].attr), value, base)
+        dropping = values.get("filesystem.unprotect", ())
+        listed = values.get("filesystem.protected_paths", base.protected_paths)
+        protected = tuple(p for p in listed if p not in dropping)
+        values["filesystem.protected_paths"] = protected
+        # Inherited removals stay on record unless this file protects the name again.
+        values["filesystem.unprotect"] = tuple(
+            dict.fromkeys(p for p in (*base.unprotected, *dropping) if p not in protected)
+        )
         description = (
             self._string(flat, "description")
             if "description" in flat
@@ -390,7 +412,7 @@ class _ProfileParser:
         return tuple(value)
 
     def _check_path(self, dotted: str, item: str) -> None:
-        if dotted == "filesystem.protected_paths" and (
+        if dotted in ("filesystem.protected_paths", "filesystem.unprotect") and (
             "/" in item or item in (".", "..") or "\0" in item
         ):
             raise self.fail(
@@ -434,6 +456,34 @@ class _ProfileParser:
                 f"{self.WHO} may only tighten the profile it extends; "
                 "extend a more permissive one instead",
             )
+
+    def _unprotect(self, values: dict[str, Any], base: Profile) -> None:
+        """``filesystem.unprotect``: a named, deliberate loosening (like writable_paths)
+        of the names ``base`` protects — never of codex-box's own three."""
+        names: tuple[str, ...] = values.get("filesystem.unprotect", ())
+        key = "filesystem.unprotect"
+        for name in names:
+            if name in NEVER_UNPROTECTED:
+                raise self.fail(
+                    key,
+                    f"{name} can never be unprotected",
+                    f"{', '.join(NEVER_UNPROTECTED)} keep the sandbox from planting git "
+                    "hooks, rewriting its own config or choosing its next profile; "
+                    "drop it from the list",
+                )
+            if name not in base.protected_paths:
+                raise self.fail(
+                    key,
+                    f"{name} is not protected by '{base.name}'",
+                    f"{did_you_mean(name, base.protected_paths)}unprotect one of: "
+                    f"{', '.join(base.protected_paths)}",
+                )
+            if name in values.get("filesystem.protected_paths", ()):
+                raise self.fail(
+                    key,
+                    f"{name} is both protected (filesystem.protected_paths) and unprotected",
+                    "list it in only one of the two",
+                )
 
     def _check_narrower_allow(
         self, dotted: str, old: tuple[str, ...], new: tuple[str, ...], base: Profile
@@ -511,6 +561,17 @@ class _DefinitionParser(_ProfileParser):
                 "or extend a sandboxed profile",
             )
         return base
+
+    def _unprotect(self, values: dict[str, Any], base: Profile) -> None:
+        if "filesystem.unprotect" in values:
+            # The sandbox may have written this file: unprotecting .vscode from here
+            # would let it plant the tasks the host runs next.
+            raise self.fail(
+                "filesystem.unprotect",
+                "a .codex-profile may never unprotect a path",
+                "a .codex-profile may only tighten; unprotect in a user profile "
+                "($CODEX_HOME/profiles/NAME.yaml) and extend or name that",
+            )
 
     def _check_tightens(self, dotted: str, old: Any, new: Any, base: Profile) -> None:
         if dotted == "filesystem.writable_paths":

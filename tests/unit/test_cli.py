@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from orchestrator import profile_approval
+from orchestrator.profile import DEFAULT_PROTECTED
 from tests.conftest import Ran
 from tests.unit.helpers import audit_records
 
@@ -220,6 +222,11 @@ def test_print_spec_shows_the_plan_for_the_codex_profile_and_runs_nothing(
     print_env: dict[str, str],
 ) -> None:
     (workspace / ".codex-profile").write_text("workspace\n")
+    # Wider than the default: it applies once approved (test_profile_approval.py).
+    profile_approval.approve(
+        codex_home, workspace.resolve() / ".codex-profile", b"workspace\n", profile="workspace",
+        approved_by="test",
+    )
     data = print_spec(cli, print_env, *touch(marker))
     plan = data["request"]
     ws = str(workspace.resolve())
@@ -228,7 +235,7 @@ def test_print_spec_shows_the_plan_for_the_codex_profile_and_runs_nothing(
     assert plan["cwd"] == ws
     assert plan["network"] == "none"
     assert plan["mounts"]["writable_roots"] == [ws]
-    assert plan["mounts"]["protected"] == [f"{ws}/.git", f"{ws}/.codex", f"{ws}/.codex-profile"]
+    assert plan["mounts"]["protected"] == [f"{ws}/{n}" for n in DEFAULT_PROTECTED]
     assert plan["env"]["CODEX_BOX_PROFILE"] == "workspace"
     assert not marker.exists()
     assert audit_records(codex_home) == []
@@ -330,6 +337,7 @@ def test_show_profile_reports_the_codex_profile_file(
 ) -> None:
     (codex_home / "config.toml").write_text('sandbox_mode = "workspace-write"\n')
     (workspace / ".codex-profile").write_text("net-read-only\n")
+    assert cli("profiles", "allow").returncode == 0  # it widens the network: approve it
     data = show(cli)
     assert (data["profile"], data["source"]) == ("net-read-only", "file")
     assert data["detail"] == str(workspace.resolve() / ".codex-profile")
@@ -411,7 +419,7 @@ def test_profiles_show_prints_the_full_definition(cli: Cli) -> None:
         "workspace": "read-write",
         "private_tmp": True,
         "writable_paths": [],
-        "protected_paths": [".git", ".codex", ".codex-profile"],
+        "protected_paths": list(DEFAULT_PROTECTED),
     }
     assert data["process"]["sandboxed"] is True
     assert data["process"]["seccomp"] == "offline"

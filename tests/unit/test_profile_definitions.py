@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import profile_approval
 from orchestrator.config import load_config
 from orchestrator.errors import EXIT_REFUSED, EXIT_SETUP, ConfigError, Refused
 from orchestrator.profile import Access, Network
@@ -50,6 +51,15 @@ def define(directory: Path, text: str) -> Path:
     return path
 
 
+def approve(codex_home: Path, path: Path) -> Path:
+    """`codex-box profiles allow PATH`: these tests are about what a definition may say,
+    not about approving one wider than the default (test_profile_approval.py)."""
+    profile_approval.approve(
+        codex_home, path, path.read_bytes(), profile="(test)", approved_by="test"
+    )
+    return path
+
+
 def refused_with(resolve: Callable[..., Resolution], error: type[Exception]) -> ConfigError:
     with pytest.raises(error) as info:
         resolve()
@@ -62,7 +72,7 @@ def refused_with(resolve: Callable[..., Resolution], error: type[Exception]) -> 
 
 
 def test_a_definition_tightens_a_built_in_and_is_named_after_it(
-    resolve: Callable[..., Resolution], workspace: Path
+    resolve: Callable[..., Resolution], workspace: Path, codex_home: Path
 ) -> None:
     path = define(
         workspace,
@@ -77,6 +87,7 @@ def test_a_definition_tightens_a_built_in_and_is_named_after_it(
           protected_paths: [.git, .codex, .codex-profile, .env]
         """,
     )
+    approve(codex_home, path)
     resolution = resolve()
     profile = resolution.profile
     assert profile.name == "workspace-net+.codex-profile"
@@ -90,12 +101,17 @@ def test_a_definition_tightens_a_built_in_and_is_named_after_it(
 
 
 def test_a_definition_may_extend_a_user_profile_and_narrow_it_further(
-    resolve: Callable[..., Resolution], workspace: Path, write_profile: WriteProfile
+    resolve: Callable[..., Resolution],
+    workspace: Path,
+    write_profile: WriteProfile,
+    codex_home: Path,
 ) -> None:
     write_profile(
         "py", "extends: workspace-net\nnetwork:\n  allow: [pypi.org, '*.pythonhosted.org']\n"
     )
-    define(workspace, "extends: py\nnetwork:\n  allow: [files.pythonhosted.org]\n")
+    approve(
+        codex_home, define(workspace, "extends: py\nnetwork:\n  allow: [files.pythonhosted.org]\n")
+    )
     profile = resolve().profile
     assert profile.name == "py+.codex-profile" and profile.extends == "py"
     assert profile.allow_domains == ("files.pythonhosted.org",)
@@ -112,21 +128,26 @@ def test_a_definition_may_switch_the_network_off_and_the_workspace_read_only(
 
 
 def test_a_definition_keeps_user_profile_write_grants_it_inherits(
-    resolve: Callable[..., Resolution], workspace: Path, write_profile: WriteProfile
+    resolve: Callable[..., Resolution],
+    workspace: Path,
+    write_profile: WriteProfile,
+    codex_home: Path,
 ) -> None:
     write_profile("cache", 'extends: workspace\nfilesystem:\n  writable_paths: ["/srv/cache"]\n')
-    define(workspace, 'extends: cache\nfilesystem:\n  writable_paths: ["/srv/cache"]\n')
+    path = define(workspace, 'extends: cache\nfilesystem:\n  writable_paths: ["/srv/cache"]\n')
+    approve(codex_home, path)
     assert resolve().profile.writable_paths == ("/srv/cache",)
-    define(workspace, "extends: cache\nfilesystem:\n  writable_paths: []\n")
+    approve(codex_home, define(workspace, "extends: cache\nfilesystem:\n  writable_paths: []\n"))
     assert resolve().profile.writable_paths == ()  # dropping a grant tightens
 
 
 def test_the_nearest_file_wins_whether_it_names_or_defines(
-    resolve: Callable[..., Resolution], workspace: Path
+    resolve: Callable[..., Resolution], workspace: Path, codex_home: Path
 ) -> None:
     inner = workspace / "pkg"
     inner.mkdir()
     (workspace / PROFILE_FILE).write_text("workspace-net\n")
+    approve(codex_home, workspace / PROFILE_FILE)
     define(inner, "extends: workspace-net\nnetwork: none\n")
     assert resolve(where=inner).profile.network is Network.NONE
     assert resolve().profile.name == "workspace-net"
@@ -163,11 +184,6 @@ def test_flag_and_environment_still_beat_a_definition(
             'extends: workspace\nfilesystem:\n  writable_paths: ["/srv/x"]\n',
             "filesystem.writable_paths",
             "adds writable path(s) /srv/x that 'workspace' does not grant",
-        ),
-        (
-            "extends: workspace\nfilesystem:\n  protected_paths: [.git]\n",
-            "filesystem.protected_paths",
-            "removes protected path(s) .codex, .codex-profile",
         ),
         ("extends: workspace\nprocess:\n  sandboxed: false\n", "process.sandboxed", "loosens"),
         ("extends: offline\nprocess:\n  seccomp: default\n", "process.seccomp", "loosens"),
@@ -300,12 +316,13 @@ def test_a_symlinked_definition_is_refused_not_followed(
 
 
 def test_the_chain_runs_from_the_built_in_through_the_user_profile_to_the_definition(
-    resolve: Callable[..., Resolution], workspace: Path, write_profile: WriteProfile
+    resolve: Callable[..., Resolution],
+    workspace: Path,
+    write_profile: WriteProfile,
+    codex_home: Path,
 ) -> None:
-    user = write_profile(
-        "py", PY_USER
-    )
-    path = define(workspace, "extends: py\nnetwork:\n  allow: [pypi.org]\n")
+    user = write_profile("py", PY_USER)
+    path = approve(codex_home, define(workspace, "extends: py\nnetwork:\n  allow: [pypi.org]\n"))
     chain = resolve().chain
     assert [e.kind for e in chain] == ["built-in", "user profile", ".codex-profile"]
     assert chain[0].where.endswith("orchestrator/profiles/workspace-net.yaml")
@@ -317,21 +334,20 @@ def test_the_chain_runs_from_the_built_in_through_the_user_profile_to_the_defini
 
 
 def test_a_name_in_the_file_is_a_selecting_link_after_the_definitions(
-    resolve: Callable[..., Resolution], workspace: Path
+    resolve: Callable[..., Resolution], workspace: Path, codex_home: Path
 ) -> None:
     (workspace / PROFILE_FILE).write_text("workspace\n")
+    approve(codex_home, workspace / PROFILE_FILE)
     chain = resolve().chain
     assert [(e.kind, e.selects) for e in chain] == [("built-in", False), (".codex-profile", True)]
     assert chain[1].where == str(workspace / PROFILE_FILE) and chain[1].profile == "workspace"
 
 
 def test_explain_prints_the_chain_most_general_first_and_the_effective_values(
-    cli: Cli, workspace: Path, write_profile: WriteProfile
+    cli: Cli, workspace: Path, write_profile: WriteProfile, codex_home: Path
 ) -> None:
-    user = write_profile(
-        "py", PY_USER
-    )
-    path = define(workspace, "extends: py\nnetwork:\n  allow: [pypi.org]\n")
+    user = write_profile("py", PY_USER)
+    path = approve(codex_home, define(workspace, "extends: py\nnetwork:\n  allow: [pypi.org]\n"))
     ran = cli("profiles", "explain")
     assert ran.returncode == 0, ran.stderr
     out = ran.stdout
@@ -382,11 +398,12 @@ def test_a_run_under_a_loosening_definition_launches_nothing_and_is_audited(
 def test_the_profile_resolve_record_carries_the_chain(
     base_env: dict[str, str], workspace: Path, codex_home: Path
 ) -> None:
-    define(
+    path = define(
         workspace,
         "extends: workspace\nfilesystem:\n"
         "  protected_paths: [.git, .codex, .codex-profile, .env]\n",
     )
+    approve(codex_home, path)
     outcome = stub_run(base_env, workspace)
     assert outcome.prepared.spec.profile == "workspace+.codex-profile"
     (record,) = [r for r in audit_records(codex_home) if r["operation"] == "profile_resolve"]
@@ -396,3 +413,54 @@ def test_the_profile_resolve_record_carries_the_chain(
         f"{BUILTIN_DIR}/workspace.yaml sets every key → .codex-profile "
         f"{workspace}/.codex-profile sets filesystem.protected_paths"
     )
+
+
+# --- filesystem.unprotect and filesystem.on_planted_repo ----------------------------------
+
+
+def test_a_definition_may_never_unprotect_a_path(
+    resolve: Callable[..., Resolution], workspace: Path
+) -> None:
+    path = define(workspace, "extends: workspace\nfilesystem:\n  unprotect: [.vscode]\n")
+    error = refused_with(resolve, ConfigError)
+    assert error.message.startswith(f"{path}:3: key 'filesystem.unprotect'"), error.message
+    assert "may never unprotect" in error.message
+    assert "a .codex-profile may only tighten" in error.hint
+
+
+def test_a_definition_inherits_what_a_user_profile_unprotected_and_may_protect_it_again(
+    store: ProfileStore, workspace: Path, write_profile: WriteProfile
+) -> None:
+    write_profile("ide", "extends: workspace\nfilesystem:\n  unprotect: [.vscode]\n")
+    path = define(workspace, "extends: ide\n")
+    inherited = store.define(path, path.read_text())
+    assert ".vscode" not in inherited.protected_paths
+    assert inherited.unprotected == (".vscode",)
+    path = define(workspace, "extends: ide\nfilesystem:\n  protected_paths: [.vscode]\n")
+    again = store.define(path, path.read_text())
+    assert ".vscode" in again.protected_paths and again.unprotected == ()
+
+
+def test_a_definition_may_tighten_on_planted_repo_to_quarantine(
+    store: ProfileStore, workspace: Path
+) -> None:
+    path = define(workspace, "extends: workspace\nfilesystem:\n  on_planted_repo: quarantine\n")
+    assert store.define(path, path.read_text()).on_planted_repo == "quarantine"
+
+
+def test_a_definition_may_not_relax_quarantine_to_warn(
+    resolve: Callable[..., Resolution], workspace: Path, write_profile: WriteProfile
+) -> None:
+    write_profile("strict", "extends: workspace\nfilesystem:\n  on_planted_repo: quarantine\n")
+    path = define(workspace, "extends: strict\nfilesystem:\n  on_planted_repo: warn\n")
+    error = refused_with(resolve, ConfigError)
+    assert error.message.startswith(f"{path}:3: key 'filesystem.on_planted_repo'")
+    assert "loosens 'strict' (quarantine → warn)" in error.message
+
+
+def test_a_definition_listing_fewer_protected_paths_still_protects_them_all(
+    store: ProfileStore, workspace: Path
+) -> None:
+    path = define(workspace, "extends: workspace\nfilesystem:\n  protected_paths: [.git]\n")
+    protected = store.define(path, path.read_text()).protected_paths
+    assert {".git", ".codex", ".codex-profile", ".vscode"} <= set(protected)

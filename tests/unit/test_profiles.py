@@ -182,4 +182,21 @@ def test_the_compiled_builtins_match_their_yaml() -> None:
 
     sources = sorted((REPO / "orchestrator" / "profiles").glob("*.yaml"))
     assert {p.stem: yaml.safe_load(p.read_text()) for p in sources} == compiled.PROFILES, (
-        "run: .venv/bin/python scripts/compile_profiles.py")
+        "run: .venv/bin/python scripts/compile_profiles.py"
+    )
+
+
+def test_every_writable_profile_protects_the_host_tool_paths_by_default(
+    store: ProfileStore,
+) -> None:
+    host_tools = {".mcp.json", ".vscode", ".devcontainer", ".devcontainer.json", ".envrc"}
+    host_tools |= {".claude", ".cursor", ".idea", ".git", ".codex", ".codex-profile"}
+    for name in ("workspace", "workspace-net"):
+        assert host_tools <= set(store.get(name).protected_paths), name
+
+
+def test_the_protected_file_names_are_protected_names_and_the_rest_are_directories() -> None:
+    from orchestrator.profile import DEFAULT_PROTECTED, PROTECTED_FILE_NAMES
+
+    assert set(DEFAULT_PROTECTED) >= PROTECTED_FILE_NAMES
+    assert {".codex-profile", ".mcp.json", ".devcontainer.json", ".envrc"} == PROTECTED_FILE_NAMES

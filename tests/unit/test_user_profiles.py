@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import EXIT_SETUP, ConfigError
-from orchestrator.profile import Access, Capabilities, Network, WorkspaceWrite
+from orchestrator.profile import Access, Capabilities, Network, PlantedRepo, WorkspaceWrite
 from orchestrator.profile_store import ProfileStore
 
 WriteProfile = Callable[[str, str], Path]
@@ -344,17 +344,17 @@ def test_loosening_error_points_at_the_offending_line(
     assert f"{path}:5:" in load_error(store, "loose").message
 
 
-def test_removing_a_protected_path_is_refused(
+def test_leaving_a_protected_path_out_of_the_list_keeps_it_protected(
     store: ProfileStore, write_profile: WriteProfile
 ) -> None:
-    path = write_profile(
+    """A list written before a name became a default must not unprotect it: only
+    filesystem.unprotect removes a name, by naming it."""
+    write_profile(
         "nogit",
-        "extends: workspace\nfilesystem:\n  protected_paths: [.codex, .codex-profile]\n",
+        "extends: workspace\nfilesystem:\n  protected_paths: [.codex, .codex-profile, .env]\n",
     )
-    err = load_error(store, "nogit")
-    assert f"{path}:3:" in err.message and "'filesystem.protected_paths'" in err.message
-    assert "removes protected path(s) .git" in err.message
-    assert "list them again" in err.hint
+    protected = store.get("nogit").protected_paths
+    assert set(store.get("workspace").protected_paths) | {".env"} == set(protected)
 
 
 def test_unknown_profile_name_suggests_the_closest_one(store: ProfileStore) -> None:
@@ -397,3 +397,84 @@ def test_writable_paths_must_be_absolute(
     write_profile("mine", 'extends: workspace\nfilesystem:\n  writable_paths: ["build"]\n')
     with pytest.raises(ConfigError, match="not an absolute path"):
         store.get("mine")
+
+
+# --- filesystem.unprotect and filesystem.on_planted_repo ----------------------------------
+
+
+def test_a_user_profile_may_unprotect_a_default_host_tool_path_by_name(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    write_profile("ide", "extends: workspace\nfilesystem:\n  unprotect: [.vscode, .idea]\n")
+    profile = store.get("ide")
+    assert ".vscode" not in profile.protected_paths
+    assert ".idea" not in profile.protected_paths
+    assert {".git", ".codex", ".codex-profile", ".mcp.json"} <= set(profile.protected_paths)
+    assert profile.unprotected == (".vscode", ".idea")
+
+
+def test_unprotect_and_an_explicit_protected_list_combine(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    others = ", ".join(p for p in store.get("workspace").protected_paths if p != ".vscode")
+    write_profile(
+        "ide",
+        f"extends: workspace\nfilesystem:\n  protected_paths: [{others}, .env]\n"
+        "  unprotect: [.vscode]\n",
+    )
+    profile = store.get("ide")
+    assert ".env" in profile.protected_paths and ".vscode" not in profile.protected_paths
+
+
+@pytest.mark.parametrize("name", [".git", ".codex", ".codex-profile"])
+def test_codex_box_s_own_protected_names_can_never_be_unprotected(
+    store: ProfileStore, write_profile: WriteProfile, name: str
+) -> None:
+    path = write_profile("loose", f"extends: workspace\nfilesystem:\n  unprotect: [{name}]\n")
+    err = load_error(store, "loose")
+    assert f"{path}:3:" in err.message and "'filesystem.unprotect'" in err.message
+    assert f"{name} can never be unprotected" in err.message
+
+
+def test_unprotecting_a_name_that_is_not_protected_suggests_the_right_one(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    write_profile("typo", "extends: workspace\nfilesystem:\n  unprotect: [.vscod]\n")
+    err = load_error(store, "typo")
+    assert ".vscod is not protected by 'workspace'" in err.message
+    assert "did you mean '.vscode'?" in err.hint
+
+
+def test_a_name_both_protected_and_unprotected_is_an_error(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    listed = ", ".join(store.get("workspace").protected_paths)
+    write_profile(
+        "both",
+        f"extends: workspace\nfilesystem:\n  protected_paths: [{listed}]\n  unprotect: [.vscode]\n",
+    )
+    assert "both protected" in load_error(store, "both").message
+
+
+@pytest.mark.parametrize("bad", ["a/b", "..", "/etc"])
+def test_unprotect_takes_single_names(
+    store: ProfileStore, write_profile: WriteProfile, bad: str
+) -> None:
+    write_profile("mine", f'extends: workspace\nfilesystem:\n  unprotect: ["{bad}"]\n')
+    assert "not a name inside the workspace" in load_error(store, "mine").message
+
+
+def test_on_planted_repo_defaults_to_warn_and_may_be_tightened_to_quarantine(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    assert store.get("workspace").on_planted_repo is PlantedRepo.WARN
+    write_profile("strict", "extends: workspace\nfilesystem:\n  on_planted_repo: quarantine\n")
+    assert store.get("strict").on_planted_repo is PlantedRepo.QUARANTINE
+
+
+def test_on_planted_repo_takes_only_warn_or_quarantine(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    write_profile("odd", "extends: workspace\nfilesystem:\n  on_planted_repo: delete\n")
+    err = load_error(store, "odd")
+    assert "expected one of warn, quarantine" in err.message
