@@ -15,7 +15,10 @@ from pathlib import Path
 
 from .config import NetworkSettings
 from .environment import sandbox_environment
-from .errors import ConfigError, UsageError
+from .errors import ConfigError, Refused, UsageError
+from .gitconfig import hooks_path_entry
+from .native import pinning
+from .policy.gitenv import neutralise
 from .profile import Access, Network, Profile
 from .spec import (
     DEFAULT_DOCKER_HOST,
@@ -64,23 +67,28 @@ def compile_spec(profile: Profile, request: Request) -> SandboxSpec:
         raise ConfigError(
             "no command given", hint="put the command after --, e.g. codex-box run -- make test"
         )
-    workspace = _existing_dir(request.workspace, request.cwd, what="workspace")
-    writable: list[str] = []
-    if profile.workspace is Access.READ_WRITE and profile.sandboxed:
-        writable.append(workspace)
+    workspace_rw = profile.workspace is Access.READ_WRITE and profile.sandboxed
+    workspace, workspace_id = pinned_dir(
+        request.workspace, request.cwd, what="workspace", strict=workspace_rw
+    )
+    identities = {workspace: workspace_id}
+    writable: list[str] = [workspace] if workspace_rw else []
     for raw in profile.writable_paths:
-        writable.append(
-            _existing_dir(
-                _expand(raw, request.home),
-                request.cwd,
-                what=f"writable path in profile {profile.name}",
-                error=ConfigError,  # the profile file is wrong, not the command line
-            )
+        root, identities[root] = pinned_dir(
+            _expand(raw, request.home),
+            request.cwd,
+            what=f"writable path in profile {profile.name}",
+            error=ConfigError,  # the profile file is wrong, not the command line
+            strict=profile.sandboxed,
         )
+        writable.append(root)
     # Protected whenever the workspace is writable at all, also through a wider grant.
     workspace_writable = any(inside(workspace, root) for root in writable)
+    names = list(profile.protected_paths)
+    if workspace_writable and (hooks := hooks_path_entry(workspace, request.environ)):
+        names.append(hooks)  # core.hooksPath (e.g. .husky): run by the host's next commit
     protected = tuple(
-        os.path.join(workspace, p) for p in profile.protected_paths if workspace_writable
+        os.path.join(workspace, p) for p in dict.fromkeys(names) if workspace_writable
     )
     for root in writable:
         refuse_unsafe(
@@ -93,6 +101,9 @@ def compile_spec(profile: Profile, request: Request) -> SandboxSpec:
     if egress is not None:
         extra |= proxy_environment(egress)
     env = sandbox_environment(request.environ, passthrough=request.env_names, extra=extra)
+    # Defence in depth behind the policy's git checks: no repository config run by a
+    # sandboxed git may start an fsmonitor or hooks (appended after the user's own).
+    env = neutralise(env)
     return SandboxSpec(
         run_id=request.run_id,
         session_id=request.session_id,
@@ -126,6 +137,7 @@ def compile_spec(profile: Profile, request: Request) -> SandboxSpec:
         uid=request.uid,
         gid=request.gid,
         egress=egress,
+        identities=tuple((path, dev, ino) for path, (dev, ino) in identities.items()),
     )
 
 
@@ -199,16 +211,43 @@ def _expand(raw: str, home: str) -> str:
     return home + raw[1:] if raw == "~" or raw.startswith("~/") else raw
 
 
-def _existing_dir(
-    raw: str, cwd: str, *, what: str, error: type[ConfigError | UsageError] = UsageError
-) -> str:
-    path = os.path.realpath(os.path.join(cwd, raw))
-    if not os.path.isdir(path):
+def pinned_dir(
+    raw: str,
+    cwd: str,
+    *,
+    what: str,
+    strict: bool,
+    error: type[ConfigError | UsageError] = UsageError,
+) -> tuple[str, tuple[int, int]]:
+    """The real path of directory ``raw`` and its (st_dev, st_ino), taken from one
+    descriptor so that the name checked and the inode recorded cannot differ.
+
+    ``strict`` (a write root): resolved component by component without following any
+    symlink a sandboxed run could have planted — one in a directory that is not `/` or a
+    system tree. An earlier run could otherwise replace ``WS/sub`` with a link to any
+    directory and have a later ``--workspace WS/sub`` write there; the user passes the
+    link's target instead, deciding with eyes open."""
+    joined = os.path.join(cwd, raw)
+    try:
+        if strict:
+            fd, path = pinning.resolve_write_root(joined)
+        else:
+            path = os.path.realpath(joined)
+            fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except PermissionError as exc:
+        raise Refused(
+            f"{what} {raw!r} crosses a symlink: {exc.strerror}",
+            hint=f"if you mean its target, pass it: {os.path.realpath(joined)}",
+        ) from exc
+    except OSError as exc:
         raise error(
             f"{what} {raw!r} is not an existing directory",
             hint="create it or pass another --workspace",
-        )
-    return path
+        ) from exc
+    try:
+        return path, pinning.identity(fd)
+    finally:
+        os.close(fd)
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)

@@ -84,6 +84,17 @@ class SandboxSpec:
     # Set: the sandbox gets a network namespace of its own whose only way out is the
     # egress proxy on its loopback (``network`` then says what the proxy lets through).
     egress: Egress | None = None
+    # (path, st_dev, st_ino) of the workspace and each write root as compile checked
+    # them, reached through no symlink a sandbox could have planted. Every later use
+    # (placeholders, binds, the working directory) reopens the path without following
+    # symlinks and refuses another inode: a name swapped after the check never counts.
+    identities: tuple[tuple[str, int, int], ...] = ()
+
+    def identity_of(self, path: str) -> tuple[int, int] | None:
+        for known, dev, ino in self.identities:
+            if known == path:
+                return (dev, ino)
+        return None
 
     @property
     def workspace_writable(self) -> bool:

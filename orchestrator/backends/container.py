@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from ..errors import SandboxSetupError
+from ..native import pinning
 from ..native.proctree import start_time
 from ..profile import Network
 from ..spec import Limits, SandboxSpec
@@ -56,6 +58,51 @@ def binds(spec: SandboxSpec) -> list[Bind]:
     if spec.egress is not None and spec.egress.ca_file:  # the session CA, to trust
         out.append(Bind(spec.egress.ca_file, spec.egress.ca_file, read_only=True))
     return out
+
+
+def binds_unchanged(spec: SandboxSpec, pid: int) -> None:
+    """Raise ``SandboxSetupError`` unless every bind the container ``pid`` holds at a
+    checked path is the inode compile checked there.
+
+    Engines resolve a bind's source by name when they mount it, following symlinks: a
+    concurrent sandbox that swapped a component for a link in between would have the
+    engine bind the link's target. The container's own view is what counts, looked up
+    inside its root (``RESOLVE_IN_ROOT``: the image's links cannot point us at the host).
+    """
+    try:
+        root = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SandboxSetupError(
+            f"cannot look inside container (pid {pid}) to check its binds: {exc.strerror}",
+            hint="nothing was run; codex-box must be able to read /proc/PID/root",
+        ) from exc
+    try:
+        for path, dev, ino in spec.identities:
+            try:
+                fd = pinning.openat2(
+                    root,
+                    path.lstrip("/") or ".",
+                    flags=os.O_PATH,
+                    resolve=pinning.RESOLVE_IN_ROOT | pinning.RESOLVE_NO_MAGICLINKS,
+                )
+            except OSError as exc:
+                raise SandboxSetupError(
+                    f"the container has no {path} to check: {exc.strerror}",
+                    hint="nothing was run; the engine did not bind it where asked",
+                ) from exc
+            try:
+                seen = pinning.identity(fd)
+            finally:
+                os.close(fd)
+            if seen != (dev, ino):
+                raise SandboxSetupError(
+                    f"the engine bound another directory at {path} than codex-box checked "
+                    "(renamed or replaced while the container was made)",
+                    hint="nothing was run; another process changed the path — a "
+                    "concurrent sandbox? run again, and check what writes its parent",
+                )
+    finally:
+        os.close(root)
 
 
 def tmpfs(spec: SandboxSpec) -> dict[str, str]:

@@ -20,7 +20,7 @@ from ..errors import BackendUnavailable, CodexBoxError, SandboxSetupError
 from ..log import debug
 from ..profile import Capabilities
 from ..spec import DEFAULT_DOCKER_HOST, RunResult, SandboxSpec
-from . import container
+from . import container, staging
 from .base import Availability, Diagnosis, EgressPort
 from .engine_api import PROBE_TIMEOUT_S, Endpoint, EngineError
 from .lifecycle import ContainerRun, StartRefused, egress_holder
@@ -91,15 +91,21 @@ class DockerBackend:
             body={k: v for k, v in request.items() if k != "HostConfig"},
             host_config={k: v for k, v in request["HostConfig"].items() if k != "SecurityOpt"},
         )
-        return ContainerRun(spec, DockerOps(spec), backend=self.name, holder=holder).execute(
-            request
-        )
+        with staging.staged(spec) as sources:
+            # As root, every checked path reaches the engine as a staged bind: Docker
+            # has no step where a container exists but its command does not run yet.
+            for mount in request["HostConfig"]["Mounts"]:
+                mount["Source"] = sources.get(mount["Source"], mount["Source"])
+            return ContainerRun(spec, DockerOps(spec), backend=self.name, holder=holder).execute(
+                request
+            )
 
     def gc(self) -> list[str]:
         endpoint = Endpoint(DEFAULT_DOCKER_HOST)
+        removed = staging.sweep() if staging.available() else []
         with contextlib.suppress(OSError):
-            return remove_leftovers(endpoint)
-        return []
+            return removed + remove_leftovers(endpoint)
+        return removed
 
 
 def translate(spec: SandboxSpec, armor_host: apparmor.HostAppArmor) -> dict[str, Any]:
@@ -206,6 +212,9 @@ class DockerOps:
 
     def pid(self, box: str) -> int:
         return int(self.api.call("GET", f"/containers/{box}/json")["State"]["Pid"])
+
+    def initialize(self, box: str) -> int | None:
+        return None  # Docker makes and starts a container in one step
 
     def attach(self, box: str) -> socket.socket:
         return self.api.hijack(f"/containers/{box}/attach?stream=1&stdin=1&stdout=1&stderr=1")

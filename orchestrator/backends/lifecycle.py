@@ -77,6 +77,9 @@ class EngineOps(Protocol):
     def sweep(self) -> list[str]: ...  # remove containers whose codex-box was SIGKILLed
     def create(self, request: Mapping[str, Any], *, name: str | None = None) -> str: ...
     def pid(self, box: str) -> int: ...  # the host pid of a running container's init
+    # Set the container up (namespaces, mounts) without running the command, and
+    # return its init's host pid; None where the engine cannot (Docker).
+    def initialize(self, box: str) -> int | None: ...
     def attach(self, box: str) -> socket.socket: ...
     def start(self, box: str) -> None: ...
     def wait(self, box: str, timeout: float) -> int: ...
@@ -206,11 +209,19 @@ class ContainerRun:
         )
 
     def _attach_start_wait(self, box: str) -> int:
+        # Where the engine can make the container without starting the command, its
+        # binds are checked before anything runs; else right after start (Docker),
+        # killing it at once on a mismatch (README: Honest limits).
+        pid = self._initialize(box)
+        if pid is not None:
+            container.binds_unchanged(self.spec, pid)
         streams = AttachedStreams(self.ops.attach(box), tty=self.spec.tty)
         with _raw_terminal(enabled=self.spec.tty):
             streams.start()
             try:
                 self.ops.start(box)
+                if pid is None:
+                    self._check_started(box)
                 if self.spec.tty:
                     _copy_window_size(self.ops, box)
                 code = self._wait(box)
@@ -219,6 +230,25 @@ class ContainerRun:
                 raise _not_startable(exc.message, self.spec, self.ops.engine) from exc
             streams.finish()
         return code
+
+    def _initialize(self, box: str) -> int | None:
+        try:
+            return self.ops.initialize(box)
+        except StartRefused as exc:
+            raise _not_startable(exc.message, self.spec, self.ops.engine) from exc
+
+    def _check_started(self, box: str) -> None:
+        try:
+            pid = self.ops.pid(box)
+        except CodexBoxError:
+            pid = 0
+        if pid <= 0:
+            return  # already ended: nothing is left to look into (README: Honest limits)
+        try:
+            container.binds_unchanged(self.spec, pid)
+        except SandboxSetupError:
+            self.ops.kill(box, signal.SIGKILL)
+            raise
 
     def _wait(self, box: str) -> int:
         limit = self.spec.limits.timeout_s

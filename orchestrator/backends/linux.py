@@ -50,7 +50,7 @@ DEVICE_FILES = (
 )
 GRACE_S = 2.0
 EGRESS_HANDOVER_S = 10.0
-PLAN_VERSION = 1  # the launcher refuses a plan written for another version
+PLAN_VERSION = 2  # the launcher refuses a plan written for another version
 STATUS_BUDGET = 256 * 1024  # the launcher writes a few hundred bytes
 
 
@@ -132,6 +132,8 @@ def translate(spec: SandboxSpec) -> dict[str, Any]:
         "hidden": list(HIDDEN),
         "tmpfs_bytes": spec.limits.memory_bytes,
         "protected": list(spec.protected_paths),
+        # What compile checked: the launcher refuses another inode at these paths.
+        "identities": {path: [dev, ino] for path, dev, ino in spec.identities},
         "require_protected": bool(spec.protected_paths),
         "mask_host_unix_sockets": True,
     }

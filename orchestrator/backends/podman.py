@@ -325,6 +325,18 @@ class PodmanOps:
     def pid(self, box: str) -> int:
         return int(self.boxes[box].inspect()["State"]["Pid"])
 
+    def initialize(self, box: str) -> int | None:
+        """``podman init``: namespaces and mounts made, the command not yet started."""
+        from podman.errors import APIError
+
+        try:
+            self.boxes[box].init()
+        except APIError as exc:
+            if exc.status_code is None:
+                raise
+            raise StartRefused(str(exc.explanation or exc)) from exc
+        return self.pid(box)
+
     def attach(self, box: str) -> socket.socket:
         return Endpoint(self.url).hijack(
             f"{LIBPOD}/containers/{box}/attach?stream=true&stdin=true&stdout=true&stderr=true"

@@ -54,7 +54,7 @@ FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 # relaying them too would deliver each twice.
 IGNORED = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 EXIT_SETUP = 125
-PLAN_VERSION = 1  # must match backends.linux.PLAN_VERSION (a test checks)
+PLAN_VERSION = 2  # must match backends.linux.PLAN_VERSION (a test checks)
 
 
 class Status:
@@ -134,7 +134,6 @@ def _launch(plan: dict[str, Any], status: Status) -> NoReturn:
     # there (a repository under /tmp, resolv.conf's target) are out of reach.
     sockets = mounts.host_unix_sockets() if plan["mounts"]["mask_host_unix_sockets"] else []
     syscall_filter = seccomp.load_file(plan["seccomp"])
-    keep = filesystem.files_to_keep(plan["mounts"])
     uid, gid = os.geteuid(), os.getegid()
     flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
     if plan["network"] == "none" or "egress_port" in plan:
@@ -154,7 +153,7 @@ def _launch(plan: dict[str, Any], status: Status) -> NoReturn:
         os.close(lifeline_w)
         report = Status(report_w)
         try:
-            _init(plan, report, sockets, syscall_filter, keep, lifeline_r)
+            _init(plan, report, sockets, syscall_filter, lifeline_r)
         except Exception as exc:
             report.send(setup_error=f"{type(exc).__name__}: {exc}")
         os._exit(EXIT_SETUP)
@@ -240,7 +239,6 @@ def _init(
     report: Status,
     sockets: list[str],
     syscall_filter: seccomp.Filter,
-    keep: dict[str, int],
     lifeline: int,
 ) -> NoReturn:
     # Not dumpable: the command (same uid, same Landlock domain) cannot open our
@@ -250,12 +248,15 @@ def _init(
     if select.select([lifeline], [], [], 0)[0]:  # EOF: the launcher already died
         os._exit(EXIT_SETUP)
     os.close(lifeline)
-    filesystem.build(plan["mounts"], sockets, keep)
+    visible = filesystem.build(plan["mounts"], sockets)
+    # The command starts in the workspace it was checked to be, whatever its name
+    # names now; Landlock's write rules attach to the same inodes.
+    plan["cwd_fd"] = visible[plan["mounts"]["workspace"]]
     prctl(PR_SET_NO_NEW_PRIVS, 1)
     ll = plan["landlock"]
     landlock.enforce(
         read_roots=ll["read"],
-        write_roots=ll["write"],
+        write_roots=[f"/proc/self/fd/{visible[p]}" if p in visible else p for p in ll["write"]],
         device_files=ll["devices"],
         deny_tcp=ll["deny_tcp"],
         scope=ll["scope"],
@@ -269,6 +270,8 @@ def _init(
     child = os.fork()
     if child == 0:
         _exec_command(plan, report)
+    for fd in visible.values():
+        os.close(fd)
     _relay_signals_to(child)
     # Leaving pid 1 makes the kernel kill whatever the command left behind.
     os._exit(_reap_until(child, report))
@@ -335,7 +338,10 @@ def _exec_command(plan: dict[str, Any], status: Status) -> NoReturn:
         signal.signal(sig, signal.SIG_DFL)
     argv: list[str] = plan["argv"]
     try:
-        os.chdir(plan["cwd"])
+        if "cwd_fd" in plan:
+            os.fchdir(plan["cwd_fd"])  # close-on-exec: the command never holds it
+        else:
+            os.chdir(plan["cwd"])
         os.execvpe(argv[0], argv, plan["env"])  # noqa: S606 -- becoming the command is the point
     except OSError as exc:
         status.send(exec_errno=exc.errno, argv0=argv[0])

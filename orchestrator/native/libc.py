@@ -87,3 +87,11 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
 
 def _b(text: str | None) -> bytes | None:
     return None if text is None else os.fsencode(text)
+
+
+MNT_DETACH = 2
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+
+
+def umount(target: str, flags: int = MNT_DETACH) -> None:
+    _check(_libc.umount2(os.fsencode(target), flags), f"umount {target}")

@@ -11,7 +11,7 @@ import pytest
 
 from orchestrator.compile import Request, compile_spec, default_memory_bytes, parse_limits
 from orchestrator.errors import EXIT_USAGE, ConfigError, Refused, UsageError
-from orchestrator.profile import Capabilities, Network
+from orchestrator.profile import DEFAULT_PROTECTED, Capabilities, Network
 from orchestrator.profile_store import ProfileStore
 from orchestrator.spec import DEFAULT_PIDS, Limits, SandboxSpec
 
@@ -32,15 +32,47 @@ def compile_(store: ProfileStore, make_request: MakeRequest) -> Callable[..., Sa
 # --- paths ------------------------------------------------------------------------------
 
 
-def test_workspace_becomes_an_absolute_realpath(
+def test_a_read_only_workspace_becomes_an_absolute_realpath(
     compile_: Callable[..., SandboxSpec], workspace: Path, tmp_path: Path
 ) -> None:
     link = tmp_path / "link"
     link.symlink_to(workspace)
-    spec = compile_("workspace", workspace="link", cwd=str(tmp_path))
+    spec = compile_("offline", workspace="link", cwd=str(tmp_path))
     assert spec.workspace == os.path.realpath(workspace)
     assert os.path.isabs(spec.workspace) and "link" not in spec.workspace
+
+
+def test_a_writable_workspace_through_a_symlink_a_sandbox_could_plant_is_refused(
+    compile_: Callable[..., SandboxSpec], workspace: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "link").symlink_to(workspace)
+    with pytest.raises(Refused) as info:
+        compile_("workspace", workspace="link", cwd=str(tmp_path))
+    assert "crosses a symlink" in info.value.message
+    assert str(workspace.resolve()) in info.value.hint
+
+
+def test_a_writable_workspace_records_the_inode_it_was_checked_at(
+    compile_: Callable[..., SandboxSpec], workspace: Path
+) -> None:
+    spec = compile_("workspace")
+    info = os.stat(workspace)
+    assert spec.identity_of(spec.workspace) == (info.st_dev, info.st_ino)
     assert spec.writable_roots[0] == spec.workspace
+
+
+def test_a_symlink_in_a_system_directory_is_followed_for_a_write_root() -> None:
+    from orchestrator.native.pinning import resolve_write_root
+
+    if not os.access("/var", os.W_OK):
+        pytest.skip("needs root: makes a link directly in /var")
+    os.symlink("/var/tmp", link := f"/var/codex-box-test-link-{os.getpid()}")
+    try:
+        fd, real = resolve_write_root(link)
+        os.close(fd)
+    finally:
+        os.unlink(link)
+    assert real == os.path.realpath("/var/tmp")
 
 
 def test_a_workspace_that_does_not_exist_is_an_error(compile_: Callable[..., SandboxSpec]) -> None:
@@ -75,11 +107,7 @@ def test_protected_paths_are_set_under_the_workspace_only_when_it_is_writable(
     spec = compile_(name)
     ws = str(workspace.resolve())
     if name in WRITERS:
-        assert spec.protected_paths == (
-            f"{ws}/.git",
-            f"{ws}/.codex",
-            f"{ws}/.codex-profile",
-        )
+        assert spec.protected_paths == tuple(f"{ws}/{n}" for n in DEFAULT_PROTECTED)
     else:
         assert spec.protected_paths == ()
 

@@ -17,7 +17,7 @@ import pytest
 from orchestrator.backends.linux import LinuxBackend, translate
 from orchestrator.compile import proxy_environment, seccomp_dir
 from orchestrator.errors import SandboxSetupError
-from orchestrator.profile import Access, Capabilities, Network
+from orchestrator.profile import DEFAULT_PROTECTED, Access, Capabilities, Network
 from orchestrator.profile_store import ProfileStore
 from orchestrator.spec import READ_METHODS, Egress, Limits, SandboxSpec
 
@@ -147,11 +147,7 @@ def test_workspace_goldens_write_the_workspace_and_a_private_tmp_only(
     assert plan["mounts"]["writable_roots"] == [WORKSPACE]
     assert plan["mounts"]["private_tmp"] == ["/tmp", "/dev/shm"]
     assert plan["landlock"]["write"] == [WORKSPACE, "/tmp", "/dev/shm"]
-    assert plan["mounts"]["protected"] == [
-        f"{WORKSPACE}/.git",
-        f"{WORKSPACE}/.codex",
-        f"{WORKSPACE}/.codex-profile",
-    ]
+    assert plan["mounts"]["protected"] == [f"{WORKSPACE}/{n}" for n in DEFAULT_PROTECTED]
     assert plan["mounts"]["require_protected"] is True
     assert plan["cwd"] == WORKSPACE
 

@@ -19,6 +19,7 @@ from orchestrator.backends.podman import PodmanBackend, join_holder, translate, 
 from orchestrator.backends.podman_host import PodmanHost, _has_capability, _rlimits
 from orchestrator.compile import podman_host, seccomp_dir
 from orchestrator.errors import SandboxSetupError
+from orchestrator.profile import DEFAULT_PROTECTED
 from orchestrator.profile_store import APPARMOR_NAMES
 from orchestrator.spec import Limits
 from tests.unit.test_linux_translate_golden import PROFILES, fixed_spec
@@ -104,8 +105,8 @@ def test_podman_py_maps_every_security_option_into_the_spec_generator(
     assert payload["user"] == f"{spec.uid}:{spec.gid}"
     binds = [m for m in payload["mounts"] if m["type"] == "bind"]
     assert binds and all("rprivate" in m["options"] for m in binds)
-    assert all(("ro" in m["options"]) == m["destination"].endswith((".git", ".codex",
-               ".codex-profile")) or name in ("offline", "net-read-only") for m in binds)
+    assert all(("ro" in m["options"]) == m["destination"].endswith(
+               tuple(DEFAULT_PROTECTED)) or name in ("offline", "net-read-only") for m in binds)
     if name != "trusted":
         assert payload["cap_drop"] == ["ALL"] and payload["no_new_privileges"] is True
         assert payload["seccomp_profile_path"] == request["seccomp_profile_path"]
