@@ -39,10 +39,17 @@ def grants_dir(home: Path) -> Path:
 
 @contextlib.contextmanager
 def open_dir(home: Path, *, create: bool) -> Iterator[int | None]:
-    """A descriptor on the grants directory; None when there is none (and not
-    ``create``). Raises Untrusted for a symlink, or a directory that is not yours or
-    that group or others may write (they could swap grant files in and out)."""
-    path = grants_dir(home)
+    """A descriptor on the grants directory (``open_checked_dir``)."""
+    with open_checked_dir(grants_dir(home), home=home, create=create, again=_AGAIN) as fd:
+        yield fd
+
+
+@contextlib.contextmanager
+def open_checked_dir(path: Path, *, home: Path, create: bool, again: str) -> Iterator[int | None]:
+    """A descriptor on ``path`` (a directory under CODEX_HOME holding signed files);
+    None when there is none (and not ``create``). Raises Untrusted for a symlink, or a
+    directory that is not yours or that group or others may write (they could swap
+    signed files in and out). ``again``: how the user redoes what it held."""
     if create:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         with contextlib.suppress(FileExistsError):
@@ -61,16 +68,20 @@ def open_dir(home: Path, *, create: bool) -> Iterator[int | None]:
             else f"cannot be opened ({exc.strerror})"
         )
         raise Untrusted(
-            f"{path} {why}", hint=f"it must be a directory you own (mode 0700): remove it, {_AGAIN}"
+            f"{path} {why}", hint=f"it must be a directory you own (mode 0700): remove it, {again}"
         ) from exc
     try:
         info = os.fstat(fd)
         if info.st_uid != os.getuid():
             raise Untrusted(
-                f"{path} is owned by uid {info.st_uid}, not by you", hint=f"remove it; {_AGAIN}"
+                f"{path} is not yours alone: owned by uid {info.st_uid}",
+                hint=f"remove it; {again}",
             )
         if info.st_mode & 0o022:
-            raise Untrusted(f"{path} is writable by group or others", hint=f"chmod 700 {path}")
+            raise Untrusted(
+                f"{path} is not yours alone: writable by group or others",
+                hint=f"chmod 700 {path}",
+            )
         yield fd
     finally:
         os.close(fd)

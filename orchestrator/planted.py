@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 
 from .gitconfig import MAX_CONFIG, config_entries, executing_keys, read_bounded
+from .profile import DEFAULT_PROTECTED
 
 MAX_DEPTH = 6
 BUDGET_S = 0.2  # per walk; a walk that runs out of time says so
@@ -50,6 +51,12 @@ SKIP = frozenset(
     }
 )
 QUARANTINE = ".codex-box-quarantine-"  # + run id: a name git never reads
+# Files host tools run or trust (profile.DEFAULT_PROTECTED): read-only at the workspace
+# root for the whole run, but a subdirectory's (an IDE opened there, direnv on `cd`)
+# can only be looked at afterwards. `.codex-profile` below the root is judged by
+# resolve (a wider one needs approval), `.git` as a repository.
+HOST_TOOL_NAMES = frozenset(DEFAULT_PROTECTED) - {".git", ".codex-profile"}
+HOST_TOOL_DEPTH = 2  # inside such a directory: .cursor/rules/x.mdc
 _CONFIGS = ("config", "config.worktree")
 Identity = tuple[int, int, int, int]
 
@@ -57,7 +64,7 @@ Identity = tuple[int, int, int, int]
 @dataclass(frozen=True, slots=True)
 class Repo:
     where: str  # relative: "nested/.git" (directory or gitfile), "sub" or "." (bare layout)
-    kind: str  # "gitdir", "gitfile" (a .git file or symlink) or "bare"
+    kind: str  # "gitdir", "gitfile" (a .git file or symlink), "bare" or "hostfile"
     gitdir: str  # absolute: the directory holding its config (a gitfile's target)
     files: dict[str, Identity]  # "config", "hooks/pre-commit", ".git" (gitfile) → identity
 
@@ -83,6 +90,14 @@ class Finding:
     def text(self) -> str:
         what = {"gitdir": "git repository", "gitfile": ".git link", "bare": "bare repository"}
         verb = "created" if self.new else "changed"
+        if self.kind == "hostfile":
+            line = (
+                f"the run {verb} {self.where}, which a tool on the host runs or trusts "
+                "(an IDE, direnv, an agent's MCP or hook settings)"
+            )
+            if self.moved:
+                line += f"; quarantined (renamed to *{QUARANTINE}…)"
+            return line
         parts = [f"the run {verb} a {what[self.kind]} at {self.where}"]
         if self.keys:
             parts.append(f"with config that runs commands ({', '.join(self.keys)})")
@@ -119,6 +134,8 @@ def snapshot(workspace: str, *, budget_s: float = BUDGET_S) -> Snapshot:
             where = rel or "."
             repos[where] = _repo(workspace, where, "bare", os.path.join(workspace, rel))
         for name, entry in entries.items():
+            if rel and name in HOST_TOOL_NAMES:
+                repos[f"{rel}/{name}"] = _host_file(f"{rel}/{name}", entry)
             if name == ".git":
                 if rel:  # the workspace's own .git is read-only for the whole run
                     repos[f"{rel}/.git"] = _dot_git(workspace, f"{rel}/.git", entry)
@@ -144,14 +161,43 @@ def check(before: Snapshot, *, quarantine_id: str | None = None) -> tuple[list[F
         if old is None and not before.complete and not _changed_since(repo, before.started_ns):
             continue  # the first walk never got there, and nothing here is recent
         changed = [k for k, v in repo.files.items() if old is None or old.files.get(k) != v]
+        if repo.kind == "hostfile":
+            if changed:
+                findings.append((repo, Finding(where, repo.kind, old is None, (), ())))
+            continue
         keys = _keys(repo, changed if old is not None else list(repo.files))
-        hooks = tuple(k.split("/", 1)[1] for k in changed if k.startswith("hooks/"))
+        hooks = tuple(
+            k.split("/", 1)[1]  # hooks/NAME → NAME; hooksPath/REL → REL (has a slash)
+            for k in changed
+            if k.startswith(("hooks/", "hooksPath/"))
+        )
         if old is not None and not keys and not hooks:
             continue  # e.g. `git remote add`: a change that runs nothing
         findings.append((repo, Finding(where, repo.kind, old is None, tuple(keys), hooks)))
     if quarantine_id:  # only once every config is read: a gitfile may point at another
         return [_quarantine(before.workspace, r, f, quarantine_id) for r, f in findings], after
     return [f for _, f in findings], after
+
+
+def _host_file(where: str, entry: os.DirEntry[str]) -> Repo:
+    """A host-tool file or directory below the workspace root: the identity of it and of
+    what it holds (two levels, no symlink followed)."""
+    files: dict[str, Identity] = {}
+    pending = [(entry.path, "", 0)]
+    while pending:
+        path, rel, depth = pending.pop()
+        identity = _identity(path)
+        if identity is None:
+            continue
+        files[rel or "."] = identity
+        if depth < HOST_TOOL_DEPTH and os.path.isdir(path) and not os.path.islink(path):
+            try:
+                with os.scandir(path) as inner:
+                    for child in inner:
+                        pending.append((child.path, f"{rel}/{child.name}".lstrip("/"), depth + 1))
+            except OSError:
+                continue
+    return Repo(where, "hostfile", entry.path, files)
 
 
 def _is_git_directory(entries: dict[str, os.DirEntry[str]]) -> bool:
@@ -203,7 +249,35 @@ def _repo(workspace: str, where: str, kind: str, gitdir: str) -> Repo:
                         files[f"hooks/{hook.name}"] = identity
         except OSError:
             pass
+        files |= _hooks_path_files(workspace, where, kind, gitdir)
     return Repo(where, kind, gitdir, files)
+
+
+def _hooks_path_files(workspace: str, where: str, kind: str, gitdir: str) -> dict[str, Identity]:
+    """The hooks in the directory a nested repository's ``core.hooksPath`` names (only
+    the workspace's own repository has it kept read-only): a husky setup in a
+    subproject runs them on the host's next commit there."""
+    read = read_bounded(os.path.join(gitdir, "config"))
+    hooks_path = None
+    for key, value in config_entries(read[0]) if read else []:
+        if key == "core.hookspath" and value:
+            hooks_path = value
+    if hooks_path is None or os.path.isabs(hooks_path) or hooks_path.startswith("~"):
+        return {}
+    worktree = gitdir if kind == "bare" else os.path.dirname(os.path.join(workspace, where))
+    directory = os.path.normpath(os.path.join(worktree, hooks_path))
+    if not directory.startswith(workspace.rstrip("/") + "/"):
+        return {}
+    files: dict[str, Identity] = {}
+    try:
+        with os.scandir(directory) as hooks:
+            for hook in hooks:
+                identity = _identity(hook.path)
+                if identity and not hook.name.endswith(".sample"):
+                    files[f"hooksPath/{os.path.relpath(hook.path, workspace)}"] = identity
+    except OSError:
+        pass
+    return files
 
 
 def _identity(path: str) -> Identity | None:
@@ -238,7 +312,7 @@ def _quarantine(workspace: str, repo: Repo, finding: Finding, run_id: str) -> Fi
     """Rename what makes the planted files run: a new repository loses ``HEAD`` (git no
     longer takes the directory for a repository) and its config; a gitfile is renamed;
     a changed one loses the config files with executing keys and the changed hooks."""
-    if repo.kind == "gitfile":
+    if repo.kind == "hostfile" or repo.kind == "gitfile":
         names = [repo.where]
     else:
         base = os.path.relpath(repo.gitdir, workspace)
@@ -246,8 +320,9 @@ def _quarantine(workspace: str, repo: Repo, finding: Finding, run_id: str) -> Fi
             chosen = ["HEAD", *(c for c in _CONFIGS if c in repo.files)]
         else:
             chosen = [c for c in _CONFIGS if c in repo.files] if finding.keys else []
-            chosen += [f"hooks/{h}" for h in finding.hooks]
+            chosen += [f"hooks/{h}" for h in finding.hooks if "/" not in h]
         names = [os.path.normpath(os.path.join(base, c)) for c in chosen]
+        names += [h for h in finding.hooks if "/" in h]  # a hooksPath file: from the root
     moved = tuple(n for n in names if _rename_aside(workspace, n, run_id))
     return Finding(finding.where, finding.kind, finding.new, finding.keys, finding.hooks, moved)
 
@@ -261,7 +336,9 @@ def _rename_aside(workspace: str, rel: str, run_id: str) -> bool:
         return False  # a gitfile target outside the workspace is not the run's to move
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(workspace, flags)
+        # The root is the workspace as pinned before the run (runner passes
+        # /proc/self/fd/N): following that one link is the point; below it, none.
+        fd = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         return False
     try:

@@ -236,35 +236,11 @@ def _key(home: Path, *, create: bool = False) -> bytes:
 
 @contextlib.contextmanager
 def _open_dir(home: Path, *, create: bool) -> Iterator[int | None]:
-    """A descriptor on the approvals directory, checked as ``grant_files.open_dir``
-    checks the grants directory: yours, not a symlink, not writable by group or others
-    (they could swap approvals in and out)."""
-    path = approvals_dir(home)
-    if create:
-        home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            path.mkdir(mode=0o700)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        yield None
-        return
-    except OSError as exc:
-        raise Untrusted(
-            f"{path} cannot be opened ({exc.strerror}; a symlink?)",
-            hint="it must be a directory you own (mode 0700): remove it, then approve again",
-        ) from exc
-    try:
-        info = os.fstat(fd)
-        if info.st_uid != os.getuid() or info.st_mode & 0o022:
-            raise Untrusted(
-                f"{path} is not yours alone (owner uid {info.st_uid}, mode "
-                f"{info.st_mode & 0o777:04o})",
-                hint=f"chmod 700 {path}, or remove it and approve again",
-            )
+    """The approvals directory, checked as the grants directory is."""
+    with files.open_checked_dir(
+        approvals_dir(home), home=home, create=create, again="then approve again"
+    ) as fd:
         yield fd
-    finally:
-        os.close(fd)
 
 
 # --- audit records (written by the caller's audit log) ----------------------------------

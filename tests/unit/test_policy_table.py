@@ -471,6 +471,11 @@ TABLE = [
     row(["rg", "--hostname-bin=./x.sh", "--hyperlink-format=default", "foo"], UNVERIFIED),
     row(["rg", "-nz", "foo"], UNVERIFIED),
     row("RIPGREP_CONFIG_PATH=rc rg foo", UNVERIFIED, "RIPGREP_CONFIG_PATH"),
+    # Issue 17 (red team): printf -v assigns PATH/HOME for the rest of the line.
+    row(["bash", "-c", "printf -v PATH %s /ws; ls"], UNVERIFIED, "printf -v assigns"),
+    row(["bash", "-c", "command printf -v HOME x; git diff"], UNVERIFIED),
+    row(["bash", "-c", "printf -vHOME x; ls"], UNVERIFIED),
+    row(["printf", "%s\n", "hi"], SAFE),
     # Issue 17: long options by any unique prefix (getopt_long takes "--o" for
     # "--output"), --opt=value included; a rule's dangerous option in every spelling.
     row(["sort", "--o=out", "README"], UNVERIFIED, "sort -o writes a file"),
