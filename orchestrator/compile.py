@@ -16,7 +16,7 @@ from pathlib import Path
 from .config import NetworkSettings
 from .environment import sandbox_environment
 from .errors import ConfigError, Refused, UsageError
-from .gitconfig import hooks_path_entry
+from .githooks import hooks_path_entry
 from .native import pinning
 from .policy.gitenv import neutralise
 from .profile import Access, Network, Profile
@@ -235,9 +235,13 @@ def pinned_dir(
             path = os.path.realpath(joined)
             fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except PermissionError as exc:
+        try:
+            target = os.path.realpath(joined)
+        except OSError:  # it is changing as we look: a concurrent sandbox renaming it
+            target = "the real directory"
         raise Refused(
             f"{what} {raw!r} crosses a symlink: {exc.strerror}",
-            hint=f"if you mean its target, pass it: {os.path.realpath(joined)}",
+            hint=f"if you mean its target, pass it: {target}",
         ) from exc
     except OSError as exc:
         raise error(

@@ -91,7 +91,7 @@ def diagnose(environ: Mapping[str, str], cwd: str, *, budget_s: float = BUDGET_S
 
 def advice(environ: Mapping[str, str]) -> tuple[str, ...]:
     """What the user's own git config should say (read as text: git is not run)."""
-    from .gitconfig import safe_bare_repository
+    from .githooks import safe_bare_repository
 
     if safe_bare_repository(environ) == "explicit":
         return ()

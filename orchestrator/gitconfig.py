@@ -1,74 +1,59 @@
-"""Git config read as text, and the hooks directory it names inside a workspace.
+"""Git config read as text, the way git's own parser (config.c) reads it, and which of
+its keys make git run a program: ``core.fsmonitor``, ``core.hooksPath``, ``core.pager``,
+``pager.*``, ``diff.external``, textconv and filter drivers, ``credential.helper``,
+``gpg.program``, ``!`` aliases, ``include.path``…
 
-Owns: parsing git config files without running git (never following a symlink,
-bounded in size); which keys make git run a command (``executing_keys``); and the
-workspace path ``core.hooksPath`` names (``hooks_path_entry``), to be kept read-only
-like ``.git`` itself: a ``.husky/pre-commit`` planted by the sandbox would otherwise run
-on the host's next ``git commit``.
-Does not own: mounting anything read-only (``compile``, backends) or the post-run
-check for planted repositories (``planted``).
+Owns: reading a config file without running git (no symlink followed, bounded in
+size); tokenising it (sections, ``[section "sub"]``, the old ``[a.b]``, several entries
+on one line, quotes, escapes, ``\\`` line continuations, comments); the one list of
+executing keys (``executing``, ``executing_keys``), used by the policy (``git -c``, a
+repository's config) and by the post-run check (``planted``) alike.
+Does not own: finding repositories or their config files (``policy.gitrepo``,
+``githooks``, ``planted``).
+
+Fails closed: text git itself would reject (or that this reader does not follow) is a
+``ConfigSyntaxError`` when read strictly, and an entry ``executing_keys`` reports when
+read leniently, since a disagreement between two parsers is where a key hides.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
+import string
 
 MAX_CONFIG = 64 * 1024  # a config longer than this is itself a finding (padding hides keys)
-_FALSE = frozenset({"false", "no", "off", "0", ""})
-_BOOLEAN = _FALSE | {"true", "yes", "on", "1"}
-# Keys whose value git runs as a command (or that pull in more config) ...
-_EXEC_KEYS = frozenset(
-    {
-        "core.hookspath",
-        "core.sshcommand",
-        "core.pager",
-        "core.editor",
-        "core.askpass",
-        "core.gitproxy",
-        "core.alternaterefscommand",
-        "sequence.editor",
-        "diff.external",
-        "include.path",
-        "interactive.difffilter",
-        "sendemail.sendmailcmd",
-        "sendemail.smtpserver",
-        "web.browser",
-        "help.browser",
-        "uploadpack.packobjectshook",
-        "protocol.allow",
-    }
+UNPARSABLE = "(unparsable config"  # the name of the entry a lenient read puts for an error
+_KEY_CHARS = frozenset(string.ascii_letters + string.digits + "-")
+_SPACE = frozenset(" \t\r\v\f")  # isspace() in the C locale, newline apart
+_FALSE = frozenset({"false", "no", "off", "0"})
+_BOOLEAN = _FALSE | {"", "true", "yes", "on", "1"}  # "": a key alone, or an empty value
+
+# Keys (the last part of the name) that hold a command or a program's path, whatever
+# the section: git runs them, through the shell for most.
+EXECUTING_KEYS = frozenset(
+    {"cmd", "command", "program", "helper", "textconv", "clean", "smudge", "process",
+     "driver", "tunnel", "editor", "pager", "sshcommand", "askpass", "gitproxy",
+     "hookspath", "external", "difffilter", "alternaterefscommand", "packobjectshook",
+     "uploadpack", "receivepack", "browser", "viewer", "sendmailcmd", "tocmd", "cccmd",
+     "headercmd", "smtpserver", "fsmonitor", "vcs", "defaultkeycommand"}
+)  # fmt: skip
+# Sections every key of which counts: an include pulls in any key from a file nobody
+# has read; filter drivers, instaweb's httpd and browser, gui tools, and ``protocol``
+# (ext:: URLs run any command once allowed; ``allow = never`` is the exception).
+EXECUTING_SECTIONS = frozenset(
+    {"include", "includeif", "filter", "instaweb", "guitool", "protocol"}
 )
-# ... every key of these sections ...
-_EXEC_SECTIONS = frozenset({"pager", "filter", "includeif", "instaweb", "guitool", "protocol"})
-# ... and these (section, name) pairs in any subsection.
-_EXEC_NAMES = frozenset(
-    {
-        ("diff", "textconv"),
-        ("diff", "command"),
-        ("merge", "driver"),
-        ("credential", "helper"),
-        ("gpg", "program"),
-        ("gpg", "defaultkeycommand"),
-        ("difftool", "cmd"),
-        ("difftool", "path"),
-        ("mergetool", "cmd"),
-        ("mergetool", "path"),
-        ("browser", "cmd"),
-        ("browser", "path"),
-        ("man", "cmd"),
-        ("man", "path"),
-        ("tar", "command"),
-        ("trailer", "command"),
-        ("trailer", "cmd"),
-        ("remote", "uploadpack"),
-        ("remote", "receivepack"),
-    }
-)
+# Sections whose ``path`` (``<tool>.path``, or the bare key) names the program run.
+_TOOL_PATH_SECTIONS = frozenset({"difftool", "mergetool", "man", "browser"})
+# Keys where a boolean means "on/off", not a program: core.fsmonitor = true is git's
+# own daemon, color.pager only chooses whether to page (core.pager is always a program:
+# git runs "false" for core.pager = false).
+_BOOLEAN_OK = frozenset({"fsmonitor", "pager"})
 
 
-# --- git config as text --------------------------------------------------------------
+class ConfigSyntaxError(ValueError):
+    """The text is not a config file git would read (git refuses it too)."""
 
 
 def read_bounded(path: str, limit: int = MAX_CONFIG) -> tuple[str, bool] | None:
@@ -89,200 +74,185 @@ def read_bounded(path: str, limit: int = MAX_CONFIG) -> tuple[str, bool] | None:
     return data[:limit].decode("utf-8", "replace"), len(data) > limit
 
 
-def config_entries(text: str) -> list[tuple[str, str | None]]:
-    """``(key, value)`` as git reads them: ``section[.subsection].name`` with section and
-    name lower-cased; a value-less key is ``None`` (true). Lenient where git errors."""
-    entries: list[tuple[str, str | None]] = []
-    section, i, n = "", 0, len(text)
-    while i < n:
-        char = text[i]
-        if char in " \t\r\n":
-            i += 1
-        elif char in "#;":
-            i = _line_end(text, i)
-        elif char == "[":
-            section, i = _header(text, i + 1)
-        elif char.isalpha():
-            start = i
-            while i < n and (text[i].isalnum() or text[i] == "-"):
-                i += 1
-            name = text[start:i].lower()
-            while i < n and text[i] in " \t":
-                i += 1
-            value: str | None = None
-            if i < n and text[i] == "=":
-                value, i = _value(text, i + 1)
-            else:
-                i = _line_end(text, i)
-            entries.append((f"{section}.{name}" if section else name, value))
-        else:
-            i = _line_end(text, i)
-    return entries
+def config_entries(text: str, *, strict: bool = False) -> list[tuple[str, str | None]]:
+    """Every ``(name, value)`` in the text, names as git compares them: section and key
+    lower-cased, a quoted subsection as written; a key alone has the value None.
+
+    What git would not parse raises ``ConfigSyntaxError`` when ``strict``; otherwise the
+    rest of that line is skipped and one entry ``(unparsable config: why)`` (value None)
+    stands for every such error, which ``executing_keys`` reports."""
+    return _Reader(text.removeprefix("\ufeff")).read(strict)
 
 
-def _line_end(text: str, i: int) -> int:
-    end = text.find("\n", i)
-    return len(text) if end < 0 else end + 1
-
-
-def _header(text: str, i: int) -> tuple[str, int]:
-    start, n = i, len(text)
-    while i < n and text[i] not in ']" \t\n':
-        i += 1
-    name = text[start:i].lower()  # [section.sub] (old form) is lower-cased whole
-    while i < n and text[i] in " \t":
-        i += 1
-    if i < n and text[i] == '"':
-        sub, i = [], i + 1
-        while i < n and text[i] not in '"\n':
-            if text[i] == "\\" and i + 1 < n:
-                i += 1
-            sub.append(text[i])
-            i += 1
-        name += "." + "".join(sub)
-    close, end = text.find("]", i), _line_end(text, i)
-    return name, close + 1 if 0 <= close < end else end
-
-
-def _value(text: str, i: int) -> tuple[str, int]:
-    out: list[str] = []
-    quoted, n = False, len(text)
-    while i < n and text[i] != "\n":
-        char = text[i]
-        if not quoted and char in "#;":
-            i = _line_end(text, i) - 1
-            break
-        if char == "\\" and i + 1 < n:
-            nxt = text[i + 1]
-            if nxt == "\n" or (nxt == "\r" and text[i + 2 : i + 3] == "\n"):  # continued
-                i += 2 if nxt == "\n" else 3
-                continue
-            out.append({"n": "\n", "t": "\t", "b": "\b"}.get(nxt, nxt))
-            i += 2
-            continue
-        if char == '"':
-            quoted = not quoted
-        else:
-            out.append(char)
-        i += 1
-    return "".join(out).strip(), min(i + 1, n)
+def executing(name: str, value: str | None) -> bool:
+    """Whether a config entry makes git run something (or read more configuration)."""
+    section, _, rest = name.partition(".")
+    _, _, key = rest.rpartition(".")
+    shown = "" if value is None else value.strip().lower()
+    if section == "alias" or (section == "submodule" and key == "update"):
+        return shown.startswith("!")  # "!cmd": run through the shell
+    if section == "remote" and key == "url" and shown.startswith("ext::"):
+        return True  # the ext:: transport runs the rest as a command
+    if section == "protocol":
+        return not (key == "allow" and shown == "never")
+    if section in EXECUTING_SECTIONS or (section == "core" and key == "pager"):
+        return True
+    if section == "pager":  # pager.<cmd> = <program>, or a boolean
+        return shown not in _BOOLEAN
+    if section == "log" and key == "showsignature":  # runs gpg.program on every log
+        return shown not in _FALSE
+    if key == "path" and section in _TOOL_PATH_SECTIONS:
+        return True
+    if key in _BOOLEAN_OK and shown in _BOOLEAN:
+        return False
+    return key in EXECUTING_KEYS
 
 
 def executing_keys(entries: list[tuple[str, str | None]]) -> list[str]:
-    """The keys git would run a command for (or that pull in other config)."""
-    found: list[str] = []
-    for key, value in entries:
-        section, _, rest = key.partition(".")
-        name = rest.rsplit(".", 1)[-1]
-        text = (value or "").strip()
-        if (
-            key in _EXEC_KEYS
-            or section in _EXEC_SECTIONS
-            or (section, name) in _EXEC_NAMES
-            or (key == "core.fsmonitor" and text.lower() not in _BOOLEAN)  # true: git's own
-            or (section == "alias" and text.startswith("!"))
-            or (section == "submodule" and name == "update" and text.startswith("!"))
-            or (section == "remote" and name == "url" and text.startswith("ext::"))
-        ):
-            found.append(key)
+    """The keys git would run a command for (or that pull in other config), and the
+    entry standing for text that could not be parsed; each once, in order."""
+    found = [k for k, v in entries if k.startswith(UNPARSABLE) or executing(k, v)]
     return list(dict.fromkeys(found))
 
 
-# --- core.hooksPath ------------------------------------------------------------------
+class _Reader:
+    def __init__(self, text: str) -> None:
+        self.text = text.replace("\r\n", "\n")
+        self.at = 0
+        self.section = ""
 
+    def next(self) -> str:
+        """The next character; "\n" at the end, as git's get_next_char."""
+        if self.at >= len(self.text):
+            self.at += 1
+            return "\n"
+        char = self.text[self.at]
+        self.at += 1
+        return char
 
-def hooks_path_entry(workspace: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """The path, relative to ``workspace``, to keep read-only because the git config
-    of the repository around it names it as ``core.hooksPath`` (with ``environ``, the
-    user's global config counts too): the hooks directory if it exists, else its first
-    missing component (so nothing can be created under it); a symlink on the way is
-    returned as it is (placeholders refuse to protect a symlink: the run fails closed).
-    None when no hooks path points inside the workspace (or only into ``.git``)."""
-    root = _repo_root(workspace)
-    configs = [] if root is None else _repo_configs(root)
-    if environ is not None:
-        configs[:0] = global_configs(environ)
-    value = None
-    for path in configs:
-        read = read_bounded(path)
-        for key, got in config_entries(read[0]) if read else ():
-            if key == "core.hookspath":
-                value = got  # the last one wins, as in git; local config is read last
-    if not value or root is None:
-        return None
-    if value.startswith("~/") and environ is not None:
-        value = environ.get("HOME", "") + value[1:]
-    target = os.path.normpath(os.path.join(root, value))
-    ws = workspace.rstrip("/") or "/"
-    if target == ws or not target.startswith(ws + "/"):
-        return None  # outside: the sandbox cannot write it; the root itself: see README
-    parts = target[len(ws) + 1 :].split("/")
-    if parts[0] == ".git":
-        return None  # protected as a whole already
-    for depth in range(1, len(parts) + 1):
-        try:
-            mode = os.lstat(os.path.join(ws, *parts[:depth])).st_mode
-        except OSError:
-            return "/".join(parts[:depth])  # the first missing component
-        if stat.S_ISLNK(mode):
-            return "/".join(parts[:depth])
-    return "/".join(parts)
+    @property
+    def eof(self) -> bool:
+        return self.at > len(self.text)
 
+    def fail(self, why: str) -> ConfigSyntaxError:
+        line = self.text.count("\n", 0, max(self.at - 1, 0)) + 1
+        return ConfigSyntaxError(f"{why} on line {line}")
 
-def global_configs(environ: Mapping[str, str]) -> list[str]:
-    """The user's git config files, lowest precedence first (as git reads them)."""
-    home = environ.get("HOME", "")
-    xdg = environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
-    if environ.get("GIT_CONFIG_GLOBAL"):
-        return [environ["GIT_CONFIG_GLOBAL"]]
-    return [os.path.join(xdg, "git", "config"), os.path.join(home, ".gitconfig")]
+    def read(self, strict: bool) -> list[tuple[str, str | None]]:
+        out: list[tuple[str, str | None]] = []
+        while True:
+            try:
+                return self.lines(out)
+            except ConfigSyntaxError as exc:
+                if strict:
+                    raise
+                if not any(name.startswith(UNPARSABLE) for name, _ in out):
+                    out.append((f"{UNPARSABLE}: {exc})", None))
+            if self.text[self.at - 1 : self.at] != "\n":  # the error did not end its line
+                end = self.text.find("\n", self.at)
+                self.at = len(self.text) if end < 0 else end + 1
 
+    def lines(self, out: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+        comment = False
+        while True:
+            char = self.next()
+            if char == "\n":
+                if self.eof:
+                    return out
+                comment = False
+            elif comment or char in _SPACE:
+                continue
+            elif char in "#;":
+                comment = True
+            elif char == "[":
+                self.section = ""  # until the header is read: no key goes astray
+                self.section = self.header()
+            elif char.isascii() and char.isalpha():
+                if not self.section:
+                    raise self.fail("a key outside any section")
+                out.append(self.entry(char))
+            else:
+                raise self.fail(f"unexpected {char!r}")
 
-def safe_bare_repository(environ: Mapping[str, str]) -> str | None:
-    """``safe.bareRepository`` as the user's git would read it (system, then global
-    config; only those count for it), or None when unset."""
-    value = None
-    for path in ["/etc/gitconfig", *global_configs(environ)]:
-        read = read_bounded(path)
-        for key, got in config_entries(read[0]) if read else ():
-            if key == "safe.barerepository":
-                value = (got or "").lower()
-    return value
+    def header(self) -> str:
+        name = ""
+        while True:
+            char = self.next()
+            if self.eof:
+                raise self.fail("an unterminated section header")
+            if char == "]":
+                if not name:
+                    raise self.fail("an empty section name")
+                return name
+            if char in _SPACE:
+                return self.subsection(name)
+            if char not in _KEY_CHARS and char != ".":
+                raise self.fail(f"{char!r} in a section name")
+            name += char.lower()
 
+    def subsection(self, name: str) -> str:
+        char = self.next()
+        while char in _SPACE:
+            char = self.next()
+        if char != '"':
+            raise self.fail("a subsection that is not quoted")
+        sub = ""
+        while True:
+            char = self.next()
+            if char == "\n":
+                raise self.fail("an unterminated subsection")
+            if char == '"':
+                break
+            if char == "\\":
+                char = self.next()
+                if char == "\n":
+                    raise self.fail("an unterminated subsection")
+            sub += char
+        if self.next() != "]":
+            raise self.fail("a subsection header not closed by ]")
+        return f"{name}.{sub}"
 
-def _repo_root(workspace: str) -> str | None:
-    path = workspace
-    while True:
-        if os.path.lexists(os.path.join(path, ".git")):
-            return path
-        parent = os.path.dirname(path)
-        if parent == path:
-            return None
-        path = parent
+    def entry(self, first: str) -> tuple[str, str | None]:
+        key = first.lower()
+        char = self.next()
+        while not self.eof and char in _KEY_CHARS:
+            key += char.lower()
+            char = self.next()
+        while char in (" ", "\t"):
+            char = self.next()
+        name = f"{self.section}.{key}"
+        if char == "\n":
+            return name, None
+        if char != "=":
+            raise self.fail(f"{name} is followed by {char!r}, not '='")
+        return name, self.value()
 
-
-def _repo_configs(root: str) -> list[str]:
-    """Config files of the repository whose worktree is ``root`` (a gitfile's target
-    and its commondir too), lowest precedence first."""
-    gitdir = _gitdir(os.path.join(root, ".git"))
-    if gitdir is None:
-        return []
-    configs = [os.path.join(gitdir, "config"), os.path.join(gitdir, "config.worktree")]
-    common = read_bounded(os.path.join(gitdir, "commondir"), 4096)
-    if common and common[0].strip():
-        configs.insert(0, os.path.join(gitdir, common[0].strip(), "config"))
-    return configs
-
-
-def _gitdir(dot_git: str) -> str | None:
-    """The git directory a ``.git`` directory or gitfile stands for."""
-    try:
-        mode = os.lstat(dot_git).st_mode
-    except OSError:
-        return None
-    if stat.S_ISDIR(mode):
-        return dot_git
-    read = read_bounded(dot_git, 4096) if stat.S_ISREG(mode) else None
-    if not read or not read[0].startswith("gitdir:"):
-        return None
-    return os.path.join(os.path.dirname(dot_git), read[0][len("gitdir:") :].strip())
+    def value(self) -> str:
+        value, quote, comment, spaces = "", False, False, 0
+        while True:
+            char = self.next()
+            if char == "\n":
+                if quote:
+                    raise self.fail("an unterminated quoted value")
+                return value
+            if comment:
+                continue
+            if char in _SPACE and not quote:
+                spaces += bool(value)
+                continue
+            if not quote and char in "#;":
+                comment = True
+                continue
+            value += " " * spaces
+            spaces = 0
+            if char == "\\":
+                char = self.next()
+                if char == "\n" and not self.eof:
+                    continue  # a continuation line: still this value
+                if char not in 'tbn\\"':
+                    raise self.fail(f"the escape \\{char!r} in a value")
+                value += {"t": "\t", "b": "\b", "n": "\n"}.get(char, char)
+            elif char == '"':
+                quote = not quote
+            else:
+                value += char

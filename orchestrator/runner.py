@@ -26,7 +26,7 @@ from .audit_sinks import sinks_for
 from .backends import base
 from .compile import Request, compile_spec
 from .config import Config, codex_home, load_config
-from .errors import AuditError, CodexBoxError, Refused
+from .errors import AuditError, CodexBoxError, Refused, SandboxSetupError
 from .planted_check import PostRunCheck, report
 from .profile import PlantedRepo
 from .profile_store import ProfileStore
@@ -283,7 +283,14 @@ class Runner:
         """The profile that applies and the spec it becomes; no backend is chosen."""
         req = self.request
         config = self._config()
-        workspace = os.path.realpath(os.path.join(req.cwd, req.workspace or "."))
+        try:
+            workspace = os.path.realpath(os.path.join(req.cwd, req.workspace or "."))
+        except OSError as exc:  # a component swapped between a link and a directory
+            raise SandboxSetupError(
+                f"workspace {req.workspace or req.cwd} changed while codex-box resolved it "
+                f"({exc.strerror})",
+                hint="nothing was run; another process is renaming it — run again",
+            ) from exc
         resolution = resolve_profile(
             flag=req.profile,
             environ=req.environ,

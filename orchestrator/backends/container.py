@@ -11,6 +11,7 @@ order of a run's calls (``lifecycle.py``).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -60,7 +61,7 @@ def binds(spec: SandboxSpec) -> list[Bind]:
     return out
 
 
-def binds_unchanged(spec: SandboxSpec, pid: int) -> None:
+def binds_unchanged(spec: SandboxSpec, pid: int, *, ended_ok: bool = False) -> None:
     """Raise ``SandboxSetupError`` unless every bind the container ``pid`` holds at a
     checked path is the inode compile checked there.
 
@@ -68,10 +69,13 @@ def binds_unchanged(spec: SandboxSpec, pid: int) -> None:
     concurrent sandbox that swapped a component for a link in between would have the
     engine bind the link's target. The container's own view is what counts, looked up
     inside its root (``RESOLVE_IN_ROOT``: the image's links cannot point us at the host).
+    ``ended_ok``: a container already gone (checked after start) is not an error.
     """
     try:
         root = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
+        if ended_ok and exc.errno in (errno.ENOENT, errno.ESRCH):
+            return  # the command already ended: nothing is left to look into
         raise SandboxSetupError(
             f"cannot look inside container (pid {pid}) to check its binds: {exc.strerror}",
             hint="nothing was run; codex-box must be able to read /proc/PID/root",

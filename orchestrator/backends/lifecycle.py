@@ -245,7 +245,7 @@ class ContainerRun:
         if pid <= 0:
             return  # already ended: nothing is left to look into (README: Honest limits)
         try:
-            container.binds_unchanged(self.spec, pid)
+            container.binds_unchanged(self.spec, pid, ended_ok=True)
         except SandboxSetupError:
             self.ops.kill(box, signal.SIGKILL)
             raise

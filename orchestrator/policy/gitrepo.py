@@ -8,7 +8,8 @@ from the working directory: a ``.git`` directory, a ``gitdir:`` file, a bare
 ``HEAD``+``objects``+``refs``), reading its ``config`` and ``config.worktree`` (and the
 global files when they lie in a writable root) with a bounded, regular-files-only
 read, and telling whether a write on the same line could plant one of them.
-Does not own: parsing config text (``gitconfig``), deciding (``engine``).
+Does not own: parsing config text or which keys run a program (``orchestrator.gitconfig``),
+deciding (``engine``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ..gitconfig import ConfigSyntaxError, config_entries, executing
 from ..write_roots import inside
-from .gitconfig import ConfigSyntaxError, entries, executing
 
 MAX_CONFIG_BYTES = 256 * 1024  # larger: not read, unverified
 MAX_GITFILE_BYTES = 4096
@@ -167,7 +168,7 @@ def _config_problem(path: str) -> str | None:
     if isinstance(data, str):
         return f"git reads its configuration {path}, which {data}"
     try:
-        found = entries(data.decode("utf-8", errors="surrogateescape"))
+        found = config_entries(data.decode("utf-8", errors="surrogateescape"), strict=True)
     except ConfigSyntaxError as exc:
         return f"git reads its configuration {path}, which cannot be read with confidence ({exc})"
     for name, value in found:

@@ -42,7 +42,20 @@ def target(word: Word, context: Context) -> tuple[str, str]:
         value = value[:cut]
         value = value if value.endswith("/") else os.path.dirname(value) or "/"
     path = normal(os.path.join(context.cwd, value or "."))
-    return path, os.path.realpath(path)
+    return path, _resolved(path)
+
+
+def _resolved(path: str) -> str:
+    """``realpath``, which fails (EINVAL) when a component changes between a link and a
+    directory while it looks — a concurrent sandbox renaming things. A few tries cover
+    a passing race; after that the write is judged unresolvable (outside every root:
+    refused, saying why), never by its lexical path alone."""
+    for _ in range(3):
+        try:
+            return os.path.realpath(path)
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+    return f"(unresolvable while it changed: {problem})"
 
 
 def normal(path: str) -> str:

@@ -12,59 +12,165 @@ import pytest
 
 from orchestrator import planted
 from orchestrator.doctor import advice
-from orchestrator.gitconfig import config_entries, executing_keys, hooks_path_entry
+from orchestrator.gitconfig import (
+    EXECUTING_KEYS,
+    ConfigSyntaxError,
+    config_entries,
+    executing,
+    executing_keys,
+)
+from orchestrator.githooks import hooks_path_entry
 from tests.unit.helpers import audit_records
 from tests.unit.stub_runs import stub_run
 
-# --- git config as text -----------------------------------------------------------------
+# --- git config as text (the one reader: the policy's and the post-run check's) ---------
 
 
 def test_config_is_read_the_way_git_reads_sections_quotes_comments_and_continuations() -> None:
     text = (
-        "[core]\n\tbare = false ; a comment\n\tFsMonitor = \"sh -c 'x' # not a comment\"\n"
-        '[diff "Py"]\n  textconv = cat \\\n  -n\n[alias]\n  boolkey\n[Pager.Sub]\n  log = less\n'
+        "\ufeff[core]\r\n\tbare = false ; a comment\n\tFsMonitor = \"sh -c 'x' # not a comment\"\n"
+        '\tPager = "less -R" # c\n[diff "My Driver"]\n  textconv = cat \\\n  -n\n[alias]\n'
+        "  boolkey\n[Pager.Sub]\n  log = less\n[CORE] FSMONITOR = x\n[x] y = 1 ; z = 2\n"
+        "# [core] fsmonitor = x\n; pager = x\n"
     )
-    assert config_entries(text) == [
+    assert config_entries(text, strict=True) == [
         ("core.bare", "false"),
         ("core.fsmonitor", "sh -c 'x' # not a comment"),
-        ("diff.Py.textconv", "cat   -n"),
+        ("core.pager", "less -R"),
+        ("diff.My Driver.textconv", "cat   -n"),
         ("alias.boolkey", None),
         ("pager.sub.log", "less"),
+        ("core.fsmonitor", "x"),
+        ("x.y", "1"),
+    ]
+    assert config_entries("") == []
+
+
+UNPARSABLE = [
+    "[core\n",
+    '[core]\n\tpager = "unterminated\n',
+    "fsmonitor = x\n",
+    "[core]\n\tfsmonitor = a\\qb\n",
+    "[core]\n\t= x\n",
+    '[core "a\n',
+    "[core x]\n",
+]
+
+
+@pytest.mark.parametrize("text", UNPARSABLE)
+def test_text_git_would_not_parse_raises_or_is_itself_an_executing_entry(text: str) -> None:
+    with pytest.raises(ConfigSyntaxError, match="on line"):
+        config_entries(text, strict=True)
+    (key,) = executing_keys(config_entries(text))
+    assert key.startswith("(unparsable config: ")
+
+
+def test_a_lenient_read_goes_on_after_the_line_it_could_not_parse() -> None:
+    text = '[core]\n\tpager = a\\x\n\thooksPath = h\n[bad\n\tx = 1\n[diff "d"]\n\tcommand = c\n'
+    assert config_entries(text) == [
+        ("(unparsable config: the escape \\'x' in a value on line 2)", None),
+        ("core.hookspath", "h"),
+        ("diff.d.command", "c"),
     ]
 
 
-@pytest.mark.parametrize(
-    "line",
-    [
-        "[core]\n fsmonitor = ./evil",
-        "[core]\n hooksPath = .husky",
-        "[core]\n sshCommand = evil",
-        "[core]\n pager = evil",
-        "[core]\n editor = evil",
-        "[pager]\n log = evil",
-        "[diff]\n external = evil",
-        '[diff "x"]\n textconv = evil',
-        '[diff "x"]\n command = evil',
-        '[filter "lfs"]\n smudge = evil',
-        "[credential]\n helper = evil",
-        "[gpg]\n program = evil",
-        "[alias]\n st = !evil",
-        "[include]\n path = ../x.cfg",
-        '[includeIf "gitdir:/"]\n path = x.cfg',
-        '[remote "o"]\n uploadpack = evil',
-        '[submodule "s"]\n update = !evil',
-    ],
-)
-def test_each_key_that_makes_git_run_a_command_is_found(line: str) -> None:
-    assert executing_keys(config_entries(line)), line
+# Every key either former reader flagged (planted's and the policy's, now one): the
+# union, each with a value that runs something. Each of EXECUTING_KEYS counts in any
+# section too (the parametrisation adds them).
+UNION = [
+    ("core.fsmonitor", "./evil"),
+    ("core.hooksPath", ".husky"),
+    ("core.sshCommand", "evil"),
+    ("core.pager", "evil"),
+    ("core.pager", "false"),  # git runs "false": core.pager is never a boolean
+    ("core.editor", "evil"),
+    ("core.askPass", "evil"),
+    ("core.gitProxy", "evil"),
+    ("core.alternateRefsCommand", "evil"),
+    ("sequence.editor", "evil"),
+    ("diff.external", "evil"),
+    ("interactive.diffFilter", "evil"),
+    ("sendemail.sendmailCmd", "evil"),
+    ("sendemail.smtpServer", "evil"),
+    ("sendemail.toCmd", "evil"),
+    ("sendemail.ccCmd", "evil"),
+    ("sendemail.headerCmd", "evil"),
+    ("web.browser", "evil"),
+    ("help.browser", "evil"),
+    ("uploadpack.packObjectsHook", "evil"),
+    ("protocol.allow", "always"),
+    ("protocol.ext.allow", "user"),
+    ("protocol.version", "2"),  # every protocol key
+    ("pager.log", "evil"),
+    ("filter.lfs.smudge", "evil"),
+    ("filter.lfs.clean", "evil"),
+    ("filter.lfs.process", "evil"),
+    ("filter.lfs.required", "true"),  # every filter key
+    ("include.path", "../x.cfg"),
+    ("includeIf.gitdir:/.path", "x.cfg"),
+    ("instaweb.httpd", "evil"),
+    ("guitool.t.cmd", "evil"),
+    ("guitool.t.title", "x"),  # every guitool key
+    ("diff.x.textconv", "evil"),
+    ("diff.x.command", "evil"),
+    ("merge.x.driver", "evil"),
+    ("credential.helper", "evil"),
+    ("credential.https://h.helper", "evil"),
+    ("gpg.program", "evil"),
+    ("gpg.ssh.program", "evil"),
+    ("gpg.ssh.defaultKeyCommand", "evil"),
+    ("difftool.t.cmd", "evil"),
+    ("difftool.t.path", "evil"),
+    ("difftool.path", "evil"),
+    ("mergetool.t.cmd", "evil"),
+    ("mergetool.t.path", "evil"),
+    ("browser.b.cmd", "evil"),
+    ("browser.b.path", "evil"),
+    ("man.m.cmd", "evil"),
+    ("man.m.path", "evil"),
+    ("man.viewer", "evil"),
+    ("tar.tgz.command", "evil"),
+    ("trailer.t.command", "evil"),
+    ("trailer.t.cmd", "evil"),
+    ("remote.o.uploadpack", "evil"),
+    ("remote.o.receivepack", "evil"),
+    ("remote.o.url", "ext::sh -c evil"),
+    ("remote.o.vcs", "evil"),
+    ("imap.tunnel", "evil"),
+    ("alias.st", "!evil"),
+    ("submodule.s.update", "!evil"),
+    ("log.showSignature", "true"),
+    ("log.showSignature", None),
+]
+
+
+def config_line(key: str, value: str | None) -> str:
+    section, _, rest = key.partition(".")
+    sub, _, name = rest.rpartition(".")
+    header = f'[{section} "{sub}"]' if sub else f"[{section}]"
+    return f"{header}\n\t{name}" + ("" if value is None else f" = {value}") + "\n"
 
 
 @pytest.mark.parametrize(
-    "line",
-    ["[core]\n fsmonitor = true", "[alias]\n st = status", '[remote "o"]\n url = x', ""],
+    ("key", "value"), UNION + [(f"any.sub.{name}", "./x") for name in sorted(EXECUTING_KEYS)]
 )
-def test_keys_that_run_nothing_are_not_reported(line: str) -> None:
-    assert executing_keys(config_entries(line)) == []
+def test_every_key_of_the_union_is_flagged(key: str, value: str | None) -> None:
+    assert executing_keys(config_entries(config_line(key, value), strict=True)) == [key.lower()]
+    assert executing(key.lower(), value)  # as `git -c KEY=VALUE` is judged
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("core.fsmonitor", "true"), ("core.fsmonitor", "false"), ("core.fsmonitor", None),
+     ("alias.st", "status"), ("remote.o.url", "ssh://x"), ("remote.o.url", "x"),
+     ("color.pager", "no"), ("pager.log", "false"), ("pager.branch", None),
+     ("submodule.s.update", "checkout"), ("protocol.allow", "never"),
+     ("protocol.ext.allow", "NEVER"), ("log.showSignature", "false"), ("core.bare", "false"),
+     ("core.repositoryformatversion", "0"), ("branch.main.remote", "origin"),
+     ("user.name", "x")],
+)  # fmt: skip
+def test_keys_that_run_nothing_are_not_reported(key: str, value: str | None) -> None:
+    assert executing_keys(config_entries(config_line(key, value), strict=True)) == []
 
 
 # --- core.hooksPath ------------------------------------------------------------------------
@@ -231,6 +337,16 @@ def test_a_config_padded_past_the_read_limit_is_itself_reported(workspace: Path)
     bare_layout(workspace / "p", config="#" * (planted.MAX_CONFIG + 10) + "\n[core]\nfsmonitor=x\n")
     (finding,), _ = planted.check(before)
     assert "longer than" in finding.keys[0]
+
+
+def test_a_planted_config_git_would_not_parse_is_itself_reported(workspace: Path) -> None:
+    before = planted.snapshot(str(workspace))
+    bare_layout(workspace / "p", config="[core]\n\tfsmonitor = a\\qb\n[alias]\n\tx = !y\n")
+    (finding,), _ = planted.check(before)
+    assert finding.keys == (
+        "(unparsable config: the escape \\'q' in a value on line 2)",
+        "alias.x",
+    )
 
 
 def test_the_workspace_s_own_git_and_skipped_trees_are_not_walked(workspace: Path) -> None:
