@@ -17,7 +17,7 @@ import contextlib
 import posixpath
 import socket
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import apparmor
@@ -327,14 +327,7 @@ class PodmanOps:
 
     def initialize(self, box: str) -> int | None:
         """``podman init``: namespaces and mounts made, the command not yet started."""
-        from podman.errors import APIError
-
-        try:
-            self.boxes[box].init()
-        except APIError as exc:
-            if exc.status_code is None:
-                raise
-            raise StartRefused(str(exc.explanation or exc)) from exc
+        _refused_as_start(self.boxes[box].init)
         return self.pid(box)
 
     def attach(self, box: str) -> socket.socket:
@@ -343,14 +336,7 @@ class PodmanOps:
         )
 
     def start(self, box: str) -> None:
-        from podman.errors import APIError
-
-        try:
-            self.boxes[box].start()
-        except APIError as exc:
-            if exc.status_code is None:
-                raise
-            raise StartRefused(str(exc.explanation or exc)) from exc
+        _refused_as_start(self.boxes[box].start)
 
     def wait(self, box: str, timeout: float) -> int:
         from podman.errors import APIError
@@ -471,3 +457,15 @@ def verify_created(request: Mapping[str, Any], inspected: Mapping[str, Any]) -> 
             "Podman created the container without what was asked: " + "; ".join(problems),
             hint="nothing was run; upgrade Podman/podman-py or use --backend docker|native",
         )
+
+
+def _refused_as_start(step: Callable[[], object]) -> None:
+    """An API error with a status (the engine said no) is the command's start refused."""
+    from podman.errors import APIError
+
+    try:
+        step()
+    except APIError as exc:
+        if exc.status_code is None:
+            raise
+        raise StartRefused(str(exc.explanation or exc)) from exc

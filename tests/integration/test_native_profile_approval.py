@@ -9,18 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import AUDIT_ONLY_CONFIG, SANDBOX_PYTHON, Ran
+from tests.integration.test_native_network import TCP_CLIENT
 from tests.servers import tcp_server
-
-TCP_CLIENT = """
-import socket, sys
-try:
-    s = socket.create_connection(("127.0.0.1", {port}), timeout=3)
-    s.sendall(b"ping")
-    print("reply", s.recv(16))
-except OSError as exc:
-    print("blocked", exc.errno, exc)
-    sys.exit(3)
-"""
 
 
 def test_a_codex_profile_planted_by_a_workspace_run_gives_no_network_until_approved(
