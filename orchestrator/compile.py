@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import NetworkSettings
 from .environment import sandbox_environment
-from .errors import ConfigError, Refused, UsageError
+from .errors import ConfigError, Refused, SandboxSetupError, UsageError
 from .githooks import hooks_path_entry
 from .native import pinning
 from .policy.gitenv import neutralise
@@ -252,6 +252,20 @@ def pinned_dir(
         return path, pinning.identity(fd)
     finally:
         os.close(fd)
+
+
+def reopen_checked(path: str, identity: tuple[int, int] | None) -> int:
+    """``pinned_dir``'s directory again: an ``O_PATH`` descriptor reached through no
+    symlink and proven to be the inode recorded then (``SandboxSpec.identities``), or
+    ``SandboxSetupError`` — every use after compile goes through this, never the name."""
+    try:
+        return pinning.reopen(path, identity)
+    except OSError as exc:
+        raise SandboxSetupError(
+            f"workspace {path} changed while codex-box launched: {exc.strerror or exc}",
+            hint="nothing was run; another process renamed or replaced it "
+            "(a concurrent sandbox?) — run again, and check what writes its parent",
+        ) from exc
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)

@@ -31,6 +31,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from .compile import reopen_checked
 from .errors import SandboxSetupError
 from .native import pinning
 from .profile import PROTECTED_FILE_NAMES
@@ -84,7 +85,7 @@ def held(
     mutex_path, users_path, record_path = _state_files(state_dir, workspace)
     with contextlib.suppress(OSError):
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    root = _open_workspace(workspace, identity)
+    root = reopen_checked(workspace, identity)
     mutex, users = _open_lock(mutex_path), _open_lock(users_path)
     try:
         with _locked(mutex):
@@ -108,17 +109,6 @@ def held(
             os.close(users)
         os.close(mutex)
         os.close(root)
-
-
-def _open_workspace(workspace: str, identity: pinning.Identity | None) -> int:
-    try:
-        return pinning.reopen(workspace, identity)
-    except OSError as exc:
-        raise SandboxSetupError(
-            f"workspace {workspace} changed while codex-box launched: {exc.strerror or exc}",
-            hint="nothing was run; another process renamed or replaced it "
-            "(a concurrent sandbox?) — run again, and check what writes its parent",
-        ) from exc
 
 
 def _relative(workspace: str, path: str) -> str:

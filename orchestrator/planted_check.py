@@ -21,9 +21,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import planted
+from .compile import reopen_checked
 from .errors import AuditError
 from .log import debug
-from .native import pinning
 from .spec import SandboxSpec
 from .write_roots import inside
 
@@ -39,7 +39,7 @@ class PostRunCheck:
         if not spec.sandboxed or not any(inside(spec.workspace, r) for r in spec.writable_roots):
             return
         try:
-            self.fd = pinning.reopen(spec.workspace, spec.identity_of(spec.workspace))
+            self.fd = reopen_checked(spec.workspace, spec.identity_of(spec.workspace))
             self.before = planted.snapshot(f"/proc/self/fd/{self.fd}")
         except Exception as exc:  # never let the check stop or change the run
             debug("planted-repository snapshot failed", error=str(exc))

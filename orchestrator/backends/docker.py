@@ -96,9 +96,9 @@ class DockerBackend:
             # has no step where a container exists but its command does not run yet.
             for mount in request["HostConfig"]["Mounts"]:
                 mount["Source"] = sources.get(mount["Source"], mount["Source"])
-            return ContainerRun(spec, DockerOps(spec), backend=self.name, holder=holder).execute(
-                request
-            )
+            return ContainerRun(
+                spec, DockerOps(spec), backend=self.name, holder=holder, binds_staged=bool(sources)
+            ).execute(request)
 
     def gc(self) -> list[str]:
         endpoint = Endpoint(DEFAULT_DOCKER_HOST)

@@ -133,9 +133,19 @@ def egress_holder(
 
 class ContainerRun:
     def __init__(
-        self, spec: SandboxSpec, ops: EngineOps, *, backend: str, holder: Holder | None = None
+        self,
+        spec: SandboxSpec,
+        ops: EngineOps,
+        *,
+        backend: str,
+        holder: Holder | None = None,
+        binds_staged: bool = False,
     ) -> None:
+        """``binds_staged``: every checked path reaches the engine as a bind staged from
+        its pinned descriptor (``staging``), so there is nothing left to check after
+        start."""
         self.spec = spec
+        self.binds_staged = binds_staged
         self.ops = ops
         self.backend = backend
         self.holder = holder
@@ -210,8 +220,9 @@ class ContainerRun:
 
     def _attach_start_wait(self, box: str) -> int:
         # Where the engine can make the container without starting the command, its
-        # binds are checked before anything runs; else right after start (Docker),
-        # killing it at once on a mismatch (README: Honest limits).
+        # binds are checked before anything runs; else, unless they were staged, right
+        # after start (Docker without root), killing it at once on a mismatch (README:
+        # Honest limits).
         pid = self._initialize(box)
         if pid is not None:
             container.binds_unchanged(self.spec, pid)
@@ -220,7 +231,7 @@ class ContainerRun:
             streams.start()
             try:
                 self.ops.start(box)
-                if pid is None:
+                if pid is None and not self.binds_staged:
                     self._check_started(box)
                 if self.spec.tty:
                     _copy_window_size(self.ops, box)

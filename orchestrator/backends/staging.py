@@ -21,6 +21,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 
+from ..compile import reopen_checked
 from ..errors import SandboxSetupError
 from ..native import pinning
 from ..native.libc import MS_BIND, MS_PRIVATE, MS_REC, mount, umount
@@ -51,14 +52,7 @@ def staged(spec: SandboxSpec) -> Iterator[dict[str, str]]:
     try:
         sources: dict[str, str] = {}
         for index, (path, dev, ino) in enumerate(spec.identities):
-            try:
-                fd = pinning.reopen(path, (dev, ino))
-            except OSError as exc:
-                raise SandboxSetupError(
-                    f"{path} changed while codex-box launched: {exc.strerror or exc}",
-                    hint="nothing was run; another process renamed or replaced it "
-                    "(a concurrent sandbox?) — run again, and check what writes its parent",
-                ) from exc
+            fd = reopen_checked(path, (dev, ino))
             try:
                 sources[path] = _stage(fd, os.path.join(run_dir, str(index)), mounted)
                 for number, protected in enumerate(_protected_under(spec, path)):

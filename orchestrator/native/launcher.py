@@ -130,8 +130,9 @@ def _run_unsandboxed(plan: dict[str, Any], status: Status) -> NoReturn:
 def _launch(plan: dict[str, Any], status: Status) -> NoReturn:
     _die_with_parent(plan)
     _join_cgroups(plan)
-    # Read every input now: once pid 1 mounts the private /tmp and hides /run, files
-    # there (a repository under /tmp, resolv.conf's target) are out of reach.
+    # Read these inputs now: /proc/net/unix lists only this network namespace's
+    # sockets, and the seccomp file may lie under /tmp, which pid 1 replaces. (Pid 1
+    # opens the write roots itself, in its mount namespace, before any tmpfs.)
     sockets = mounts.host_unix_sockets() if plan["mounts"]["mask_host_unix_sockets"] else []
     syscall_filter = seccomp.load_file(plan["seccomp"])
     uid, gid = os.geteuid(), os.getegid()

@@ -100,11 +100,6 @@ def make_everything_read_only(*, except_under: Iterable[str]) -> None:
             raise
 
 
-def bind(source: str, target: str, *, read_only: bool) -> None:
-    mount(source, target, None, MS_BIND | MS_REC)
-    remount(target, read_only=read_only)
-
-
 def mount_proc() -> None:
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
 

@@ -90,12 +90,11 @@ def openat2(dirfd: int, path: str, *, flags: int, resolve: int) -> int:
     )
 
 
-def reopen(path: str, expected: Identity | None, *, directory: bool = True) -> int:
-    """An ``O_PATH`` descriptor for ``path`` (absolute), reached through no symlink,
-    that is the inode validated earlier. Raises ``PathChanged`` otherwise."""
-    flags = os.O_PATH | (os.O_DIRECTORY if directory else 0)
+def reopen(path: str, expected: Identity | None) -> int:
+    """An ``O_PATH`` descriptor for directory ``path`` (absolute), reached through no
+    symlink, that is the inode validated earlier. Raises ``PathChanged`` otherwise."""
     try:
-        fd = openat2(AT_FDCWD, path, flags=flags, resolve=RESOLVE_NO_SYMLINKS)
+        fd = openat2(AT_FDCWD, path, flags=os.O_PATH | os.O_DIRECTORY, resolve=RESOLVE_NO_SYMLINKS)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT, errno.EXDEV):
             raise PathChanged(

@@ -138,15 +138,10 @@ def _backend_class(backend: str) -> Any:
     return PodmanBackend
 
 
-def test_a_workspace_swapped_after_its_placeholders_is_refused_by_the_backend(
-    backend: str, layout: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The placeholders are made in the real directory; then the name becomes a link
-    (to a directory that has every protected name, so no engine stops at a missing
-    bind source) just before the backend binds it. Native: the launcher reopens the path
-    without following symlinks and compares inodes. Containers: the engine follows the
-    link, and the container's own view is checked against the inode before (Podman) or
-    at once after (Docker) start."""
+def _victim_swap(layout: dict[str, Path]) -> tuple[Path, Callable[[], None]]:
+    """A directory outside the workspace that sub.alt now links to, and the swap that
+    first gives it the placeholders' names (so no engine stops at a missing bind
+    source), then exchanges WS/sub with the link."""
     victim = layout["root"] / "victim"
     victim.mkdir()
     layout["alt"].unlink()
@@ -160,7 +155,20 @@ def test_a_workspace_swapped_after_its_placeholders_is_refused_by_the_backend(
                 (victim / entry.name).write_text("")
         exchange(layout["sub"], layout["alt"])
 
-    _swap_before(monkeypatch, _backend_class(backend), "run", mirror_then_swap)
+    return victim, mirror_then_swap
+
+
+def test_a_workspace_swapped_after_its_placeholders_is_refused_by_the_backend(
+    backend: str, layout: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The placeholders are made in the real directory; then the name becomes a link
+    (to a directory that has every protected name, so no engine stops at a missing
+    bind source) just before the backend binds it. Native: the launcher reopens the path
+    without following symlinks and compares inodes. Containers: the engine follows the
+    link, and the container's own view is checked against the inode before (Podman) or
+    at once after (Docker) start."""
+    victim, swap = _victim_swap(layout)
+    _swap_before(monkeypatch, _backend_class(backend), "run", swap)
     try:
         _run_in_process(layout, backend)
     except SandboxSetupError as exc:
@@ -248,3 +256,29 @@ def test_a_concurrent_sandbox_swapping_the_workspace_never_reaches_codex_home(
     assert swaps > 100, f"the swapper did not run ({out!r} {err[-500:]!r})"
     assert outcomes.get("ran", 0) > 0, f"no run went ahead at all: {outcomes}"
     print(f"{attempts} attempts, {swaps} swaps: {outcomes}", file=sys.stderr)
+
+
+def test_without_staging_docker_kills_a_container_whose_bind_was_swapped(
+    docker_available: None, layout: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Docker without root cannot stage binds: the container's view is checked right
+    after start and a mismatch kills it before a command that takes any time writes."""
+    from orchestrator.backends import staging
+    from orchestrator.backends.docker import DockerBackend
+
+    monkeypatch.setattr(staging, "available", lambda: False)
+    victim, swap = _victim_swap(layout)
+    _swap_before(monkeypatch, DockerBackend, "run", swap)
+    request = RunRequest(
+        argv=("sh", "-c", "sleep 3; echo pwned > m"),
+        environ=_env(layout),
+        cwd=str(layout["sub"]),
+        profile="workspace",
+        workspace=str(layout["sub"]),
+        backend="docker",
+        approve=True,
+    )
+    with pytest.raises(SandboxSetupError, match="bound another directory"):
+        Runner(request).run()
+    time.sleep(4)  # had the container lived on, it would have written by now
+    assert not (victim / "m").exists()
