@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import hmac
-import json
 import os
 import re
 import sys
@@ -126,14 +124,6 @@ def grant_name(workspace: str) -> str:
     return hashlib.sha256(workspace.encode("utf-8", "surrogateescape")).hexdigest() + ".json"
 
 
-def _canonical(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _mac(key: bytes, payload: dict[str, Any]) -> str:
-    return hmac.new(key, _canonical(payload), hashlib.sha256).hexdigest()
-
-
 # --- reading grants ------------------------------------------------------------------
 
 
@@ -207,7 +197,7 @@ def _verify(data: dict[str, Any], key: bytes, directory: str, now: datetime) -> 
     payload = {k: v for k, v in data.items() if k != "hmac"}
     if sorted(payload) != sorted(_FIELDS) or not isinstance(data.get("hmac"), str):
         return "not a grant made by `codex-box elevate` (unexpected or missing fields)"
-    if not hmac.compare_digest(data["hmac"].encode(), _mac(key, payload).encode()):
+    if not files.signature_matches(key, data):
         return "its HMAC does not match: the file was edited, or made with another key"
     strings = [k for k in _FIELDS if k not in ("version", "opt_in")]
     if (
@@ -285,8 +275,7 @@ def create(
             if dir_fd is None:  # unreachable: create=True made it
                 raise FileNotFoundError(errno.ENOENT, "it vanished")
             key = files.load_key(dir_fd, home, create=True)
-            body = json.dumps({**payload, "hmac": _mac(key, payload)}, indent=2) + "\n"
-            files.write_atomically(dir_fd, name, body.encode())
+            files.write_atomically(dir_fd, name, files.signed(key, payload))
     except OSError as exc:
         raise ConfigError(
             f"cannot write a grant in {grants_dir(home)}: {exc.strerror}",

@@ -2,7 +2,9 @@
 
 Owns: opening them safely — the directory and every file in it must be yours, not a
 symlink, not writable by group or others (the key not even readable by them) — reading
-a grant's JSON, writing one atomically, removing one. Files are opened relative to a
+a grant's JSON, signing it with the key (``signed``, ``signature_matches``; approvals
+of a ``.codex-profile`` use the same directory checks, key and signature), writing one
+atomically, removing one. Files are opened relative to a
 descriptor on the checked directory, so the directory checked is the directory read.
 Does not own: what a grant means or whether it is valid (``elevation``).
 """
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
+import hmac
 import json
 import os
 import stat
@@ -168,6 +172,24 @@ def _check(fd: int, what: str, *, hint: str) -> None:
         raise Untrusted(f"{what} is owned by uid {info.st_uid}, not by you", hint=hint)
     if info.st_mode & 0o022:
         raise Untrusted(f"{what} is writable by group or others", hint=hint)
+
+
+def signed(key: bytes, payload: dict[str, Any]) -> bytes:
+    """The file body for ``payload``: its JSON with an ``hmac`` over the canonical form
+    (sorted keys, no spaces), so the same fields in any layout verify alike."""
+    return (json.dumps({**payload, "hmac": _mac(key, payload)}, indent=2) + "\n").encode()
+
+
+def signature_matches(key: bytes, data: dict[str, Any]) -> bool:
+    """Whether ``data`` (a file's JSON) carries the HMAC of the rest of its fields."""
+    mac = data.get("hmac")
+    payload = {k: v for k, v in data.items() if k != "hmac"}
+    return isinstance(mac, str) and hmac.compare_digest(mac.encode(), _mac(key, payload).encode())
+
+
+def _mac(key: bytes, payload: dict[str, Any]) -> str:
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
 
 
 def write_atomically(dir_fd: int, name: str, body: bytes) -> None:

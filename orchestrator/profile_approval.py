@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -151,8 +150,7 @@ def approve(home: Path, path: Path, content: bytes, *, profile: str, approved_by
         with _open_dir(home, create=True) as dir_fd:
             if dir_fd is None:  # unreachable: create=True made it
                 raise FileNotFoundError(2, "it vanished")
-            body = json.dumps({**payload, "hmac": _mac(key, payload)}, indent=2) + "\n"
-            files.write_atomically(dir_fd, name, body.encode())
+            files.write_atomically(dir_fd, name, files.signed(key, payload))
     except OSError as exc:
         raise ConfigError(
             f"cannot write an approval in {approvals_dir(home)}: {exc.strerror}",
@@ -196,7 +194,7 @@ def _verify(home: Path, name: str, data: dict[str, Any]) -> Approval:
     payload = {k: v for k, v in data.items() if k != "hmac"}
     if sorted(payload) != sorted(_KEYS) or not isinstance(data.get("hmac"), str):
         raise Untrusted("not an approval made by `codex-box profiles allow`")
-    if not hmac.compare_digest(data["hmac"].encode(), _mac(_key(home), payload).encode()):
+    if not files.signature_matches(_key(home), data):
         raise Untrusted("its HMAC does not match: it was edited, or made with another key")
     if payload["kind"] != KIND or payload["version"] != VERSION:
         raise Untrusted(f"not a version-{VERSION} approval")
@@ -219,11 +217,6 @@ def _approval_of(home: Path, name: str, payload: dict[str, Any]) -> Approval:
         approved=datetime.fromisoformat(payload["approved"].rstrip("Z")).replace(tzinfo=UTC),
         approved_by=payload["approved_by"],
     )
-
-
-def _mac(key: bytes, payload: dict[str, Any]) -> str:
-    body = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
 
 
 def _key(home: Path, *, create: bool = False) -> bytes:
