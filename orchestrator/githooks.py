@@ -3,9 +3,10 @@ files, read as text (git is not run).
 
 Owns: the workspace path ``core.hooksPath`` names (``hooks_path_entry``), to be kept
 read-only like ``.git`` itself: a ``.husky/pre-commit`` planted by the sandbox would
-otherwise run on the host's next ``git commit``; where the user's global config lies
-(``global_configs``) and what it says of ``safe.bareRepository``.
-Does not own: parsing config text (``gitconfig``), mounting anything read-only
+otherwise run on the host's next ``git commit``; what the user's config says of
+``safe.bareRepository``.
+Does not own: parsing config text (``gitconfig``), finding a repository and its config
+files as git does (``policy.gitrepo``), mounting anything read-only
 (``compile``, backends) or the post-run check for planted repositories (``planted``).
 """
 
@@ -15,7 +16,8 @@ import os
 import stat
 from collections.abc import Mapping
 
-from .gitconfig import config_entries, read_bounded
+from .gitconfig import config_entries
+from .policy.gitrepo import discover, global_configs, read_small, repo_configs
 
 
 def hooks_path_entry(workspace: str, environ: Mapping[str, str] | None = None) -> str | None:
@@ -25,17 +27,20 @@ def hooks_path_entry(workspace: str, environ: Mapping[str, str] | None = None) -
     missing component (so nothing can be created under it); a symlink on the way is
     returned as it is (placeholders refuse to protect a symlink: the run fails closed).
     None when no hooks path points inside the workspace (or only into ``.git``)."""
-    root = _repo_root(workspace)
-    configs = [] if root is None else _repo_configs(root)
+    searched, git_dirs = discover(workspace)
+    if not git_dirs:
+        return None
+    # Where the repository's worktree starts (relative hooks paths start there): the
+    # directory holding the first .git found; a gitfile's or a bare one's: where the
+    # search stopped.
+    first = git_dirs[0]
+    beside = os.path.dirname(first)
+    root = beside if os.path.basename(first) == ".git" and beside in searched else searched[-1]
+    configs = [c for git_dir in git_dirs for c in repo_configs(git_dir)]
     if environ is not None:
         configs[:0] = global_configs(environ)
-    value = None
-    for path in configs:
-        read = read_bounded(path)
-        for key, got in config_entries(read[0]) if read else ():
-            if key == "core.hookspath":
-                value = got  # the last one wins, as in git; local config is read last
-    if not value or root is None:
+    value = _last(configs, "core.hookspath")
+    if not value:
         return None
     if value.startswith("~/") and environ is not None:
         value = environ.get("HOME", "") + value[1:]
@@ -56,60 +61,21 @@ def hooks_path_entry(workspace: str, environ: Mapping[str, str] | None = None) -
     return "/".join(parts)
 
 
-def global_configs(environ: Mapping[str, str]) -> list[str]:
-    """The user's git config files, lowest precedence first (as git reads them)."""
-    home = environ.get("HOME", "")
-    xdg = environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
-    if environ.get("GIT_CONFIG_GLOBAL"):
-        return [environ["GIT_CONFIG_GLOBAL"]]
-    return [os.path.join(xdg, "git", "config"), os.path.join(home, ".gitconfig")]
-
-
 def safe_bare_repository(environ: Mapping[str, str]) -> str | None:
     """``safe.bareRepository`` as the user's git would read it (system, then global
     config; only those count for it), or None when unset."""
+    value = _last(["/etc/gitconfig", *global_configs(environ)], "safe.barerepository")
+    return None if value is None else value.lower()
+
+
+def _last(paths: list[str], key: str) -> str | None:
+    """The value the last of ``paths`` to set ``key`` gives it, read as git reads
+    them (symlinks followed); "" for a key set with no value."""
     value = None
-    for path in ["/etc/gitconfig", *global_configs(environ)]:
-        read = read_bounded(path)
-        for key, got in config_entries(read[0]) if read else ():
-            if key == "safe.barerepository":
-                value = (got or "").lower()
+    for path in paths:
+        data = read_small(path)
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else ""
+        for name, got in config_entries(text):
+            if name == key:
+                value = got or ""
     return value
-
-
-def _repo_root(workspace: str) -> str | None:
-    path = workspace
-    while True:
-        if os.path.lexists(os.path.join(path, ".git")):
-            return path
-        parent = os.path.dirname(path)
-        if parent == path:
-            return None
-        path = parent
-
-
-def _repo_configs(root: str) -> list[str]:
-    """Config files of the repository whose worktree is ``root`` (a gitfile's target
-    and its commondir too), lowest precedence first."""
-    gitdir = _gitdir(os.path.join(root, ".git"))
-    if gitdir is None:
-        return []
-    configs = [os.path.join(gitdir, "config"), os.path.join(gitdir, "config.worktree")]
-    common = read_bounded(os.path.join(gitdir, "commondir"), 4096)
-    if common and common[0].strip():
-        configs.insert(0, os.path.join(gitdir, common[0].strip(), "config"))
-    return configs
-
-
-def _gitdir(dot_git: str) -> str | None:
-    """The git directory a ``.git`` directory or gitfile stands for."""
-    try:
-        mode = os.lstat(dot_git).st_mode
-    except OSError:
-        return None
-    if stat.S_ISDIR(mode):
-        return dot_git
-    read = read_bounded(dot_git, 4096) if stat.S_ISREG(mode) else None
-    if not read or not read[0].startswith("gitdir:"):
-        return None
-    return os.path.join(os.path.dirname(dot_git), read[0][len("gitdir:") :].strip())

@@ -53,9 +53,9 @@ def inspect(
 ) -> Repository:
     """The repository ``git ARGV`` would use from ``cwd``, and any problem with it."""
     start, git_dir, given = _options(argv, cwd, env)
-    searched, git_dirs = ([], [git_dir]) if git_dir else _discover(start)
-    configs = [c for g in git_dirs for c in _repo_configs(g)]
-    configs += [c for c in _global_configs(env, home) if writable is not None and writable(c)]
+    searched, git_dirs = ([], [git_dir]) if git_dir else discover(start)
+    configs = [c for g in git_dirs for c in repo_configs(g)]
+    configs += [c for c in global_configs(env, home) if writable is not None and writable(c)]
     problem = next((p for name, value in given if (p := _given(name, value))), None)
     for path in configs:
         problem = problem or _config_problem(path)
@@ -114,7 +114,7 @@ def _given(name: str, value: str | None) -> str | None:
     return None
 
 
-def _discover(start: str) -> tuple[list[str], list[str]]:
+def discover(start: str) -> tuple[list[str], list[str]]:
     """Directories searched and the git directories whose configs count: every
     candidate up to the first that git would take (stricter than git when a
     ``.git`` it would skip as invalid still has a config)."""
@@ -144,25 +144,31 @@ def _discover(start: str) -> tuple[list[str], list[str]]:
     return searched, git_dirs
 
 
-def _repo_configs(git_dir: str) -> list[str]:
+def repo_configs(git_dir: str) -> list[str]:
+    """The config files of the repository in ``git_dir``, lowest precedence first as
+    git reads them: a worktree's common ``config`` (``commondir``), then its own."""
     configs = [os.path.join(git_dir, "config"), os.path.join(git_dir, "config.worktree")]
-    common = _small(os.path.join(git_dir, "commondir"), MAX_GITFILE_BYTES)
+    common = read_small(os.path.join(git_dir, "commondir"), MAX_GITFILE_BYTES)
     if isinstance(common, bytes) and common.strip():
         common_dir = os.path.join(git_dir, common.decode(errors="replace").strip())
-        configs.append(os.path.join(os.path.normpath(common_dir), "config"))
+        configs.insert(0, os.path.join(os.path.normpath(common_dir), "config"))
     return configs
 
 
-def _global_configs(env: Mapping[str, str], home: str) -> list[str]:
+def global_configs(env: Mapping[str, str], home: str = "") -> list[str]:
+    """The user's git config files as git finds them, lowest precedence first
+    (``GIT_CONFIG_GLOBAL`` replaces both; the legacy ``GIT_CONFIG`` is added)."""
     home = env.get("HOME", home)
     xdg = env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
     files = [os.path.join(xdg, "git", "config"), os.path.join(home, ".gitconfig")]
-    files += [env[v] for v in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG") if env.get(v)]
+    if env.get("GIT_CONFIG_GLOBAL"):
+        files = [env["GIT_CONFIG_GLOBAL"]]
+    files += [env["GIT_CONFIG"]] if env.get("GIT_CONFIG") else []
     return [os.path.normpath(f) for f in files if f.startswith("/")]
 
 
 def _config_problem(path: str) -> str | None:
-    data = _small(path, MAX_CONFIG_BYTES)
+    data = read_small(path, MAX_CONFIG_BYTES)
     if data is None:
         return None
     if isinstance(data, str):
@@ -177,9 +183,10 @@ def _config_problem(path: str) -> str | None:
     return None
 
 
-def _small(path: str, limit: int) -> bytes | str | None:
+def read_small(path: str, limit: int = MAX_CONFIG_BYTES) -> bytes | str | None:
     """A regular file's bytes (None: absent), or why it is not read: only stat before
-    opening, never a FIFO or a device, never more than ``limit`` bytes."""
+    opening, never a FIFO or a device, never more than ``limit`` bytes. Symlinks are
+    followed, as git follows them (a dotfiles manager's ~/.gitconfig is one)."""
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             return "is not a regular file"
@@ -210,7 +217,7 @@ def _kind(path: str) -> str | None:
 
 
 def _gitfile(path: str) -> str | None:
-    data = _small(path, MAX_GITFILE_BYTES)
+    data = read_small(path, MAX_GITFILE_BYTES)
     if not isinstance(data, bytes):
         return None
     text = data.decode(errors="replace")

@@ -222,6 +222,21 @@ def test_the_users_global_hooks_path_counts_when_asked(workspace: Path, home: Pa
     assert hooks_path_entry(str(workspace), {"HOME": str(home)}) == ".githooks"
 
 
+def test_a_symlinked_global_config_is_read_as_git_reads_it(
+    workspace: Path, home: Path, tmp_path: Path
+) -> None:
+    """Dotfiles managers make ~/.gitconfig a symlink; git follows it, and so must we
+    (a global core.hooksPath there, safe.bareRepository for doctor)."""
+    git_config(workspace, "[user]\n\tname = me\n")
+    (tmp_path / "dotfiles").mkdir()
+    real = tmp_path / "dotfiles" / "gitconfig"
+    real.write_text("[core]\n\thooksPath = .githooks\n[safe]\n\tbareRepository = explicit\n")
+    (home / ".gitconfig").symlink_to(real)
+    environ = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / "xdg")}
+    assert hooks_path_entry(str(workspace), environ) == ".githooks"
+    assert advice(environ) == ()
+
+
 def test_no_repository_means_no_hooks_path(tmp_path: Path) -> None:
     lonely = tmp_path / "x"
     lonely.mkdir()
