@@ -19,6 +19,9 @@ from orchestrator.profile import PROTECTED_FILE_NAMES
 HOST_TOOL_DIRS = (".vscode", ".devcontainer", ".claude", ".cursor", ".idea", ".gemini")
 HOST_TOOL_FILES = (".mcp.json", ".devcontainer.json", ".envrc")
 GIT = shutil.which("git") or "git"
+# Each attack first writes an ordinary file: a sandbox that could write nothing at all
+# must not pass these tests.
+CONTROL = "echo ok > control; "
 
 
 def planted_records(codex_home: Path) -> list[dict[str, object]]:
@@ -32,9 +35,10 @@ def test_an_existing_host_tool_directory_cannot_be_written(sandbox, workspace, n
     (workspace / name).mkdir()
     (workspace / name / "settings.json").write_text("{}\n")
     ran = sandbox("workspace", "sh", "-c",
-                  f"echo pwned > {name}/settings.json; echo x > {name}/tasks.json; "
+                  f"{CONTROL}echo pwned > {name}/settings.json; echo x > {name}/tasks.json; "
                   f"mkdir {name}/rules; mv {name} moved; rm -rf {name}; echo end")
     assert "end" in ran.stdout
+    assert (workspace / "control").read_text() == "ok\n", "positive control: writable"
     assert (workspace / name / "settings.json").read_text() == "{}\n"
     assert sorted(p.name for p in (workspace / name).iterdir()) == ["settings.json"]
     assert not (workspace / "moved").exists()
@@ -44,9 +48,10 @@ def test_an_existing_host_tool_directory_cannot_be_written(sandbox, workspace, n
 def test_an_existing_host_tool_file_cannot_be_written_or_replaced(sandbox, workspace, name):
     (workspace / name).write_text("mine\n")
     ran = sandbox("workspace", "sh", "-c",
-                  f"echo pwned >> {name}; rm -f {name}; mv {name} moved; "
+                  f"{CONTROL}echo pwned >> {name}; rm -f {name}; mv {name} moved; "
                   f"ln -sf /etc/passwd {name}; echo end")
     assert "end" in ran.stdout
+    assert (workspace / "control").read_text() == "ok\n", "positive control: writable"
     assert (workspace / name).read_text() == "mine\n"
     assert not (workspace / "moved").exists()
 
@@ -55,10 +60,11 @@ def test_an_existing_host_tool_file_cannot_be_written_or_replaced(sandbox, works
 def test_an_absent_host_tool_path_cannot_be_created(sandbox, workspace, name):
     kind = "-f" if name in PROTECTED_FILE_NAMES else "-d"
     ran = sandbox("workspace", "sh", "-c",
-                  f"test {kind} {name} && echo PLACEHOLDER-KIND-OK; "
+                  f"{CONTROL}test {kind} {name} && echo PLACEHOLDER-KIND-OK; "
                   f"mkdir -p {name}/rules 2>&1; echo '{{}}' > {name} 2>&1; "
                   f"echo x > {name}/tasks.json 2>&1; echo end")
     assert "end" in ran.stdout
+    assert (workspace / "control").read_text() == "ok\n", "positive control: writable"
     assert "PLACEHOLDER-KIND-OK" in ran.stdout, "the placeholder must be a file or a directory"
     assert not (workspace / name).exists(), "placeholder must be gone and nothing created"
 
@@ -68,9 +74,11 @@ def test_the_directory_core_hooks_path_names_is_read_only(sandbox, workspace):
     (workspace / ".git" / "config").write_text("[core]\n\thooksPath = .husky\n")
     (workspace / ".husky").mkdir()
     ran = sandbox("workspace", "sh", "-c",
-                  "echo 'touch /tmp/pwned' > .husky/pre-commit; chmod +x .husky/pre-commit; "
+                  f"{CONTROL}echo 'touch /tmp/pwned' > .husky/pre-commit; "
+                  "chmod +x .husky/pre-commit; "
                   "mv .husky gone; echo end")
     assert "end" in ran.stdout
+    assert (workspace / "control").read_text() == "ok\n", "positive control: writable"
     assert not (workspace / ".husky" / "pre-commit").exists()
     assert not (workspace / "gone").exists()
 
@@ -79,8 +87,10 @@ def test_a_missing_hooks_path_cannot_be_created(sandbox, workspace):
     (workspace / ".git").mkdir()
     (workspace / ".git" / "config").write_text("[core]\n\thooksPath = tools/hooks\n")
     ran = sandbox("workspace", "sh", "-c",
-                  "mkdir -p tools/hooks 2>&1; echo evil > tools/hooks/pre-commit 2>&1; echo end")
+                  f"{CONTROL}mkdir -p tools/hooks 2>&1; echo evil > tools/hooks/pre-commit 2>&1; "
+                  "echo end")
     assert "end" in ran.stdout
+    assert (workspace / "control").read_text() == "ok\n", "positive control: writable"
     assert not (workspace / "tools" / "hooks" / "pre-commit").exists()
 
 
