@@ -2,7 +2,7 @@
 apply without approval (``profile_approval``, ``resolve``).
 
 Owns: ``wider``, key by key, over every profile key, using ``profile_store``'s
-strictness orders (``_FIELDS``) so the orders are written once. Does not own: the orders
+strictness orders (``FIELDS``) so the orders are written once. Does not own: the orders
 themselves, or what happens to a wider file (``resolve``).
 
 Every key counts: the network mode (none < read-only < full), the allow list (an empty
@@ -20,7 +20,7 @@ from typing import Any
 
 from . import domains
 from .profile import Access, Network, Profile
-from .profile_store import _FIELDS, changes, show_value, values_of
+from .profile_schema import FIELDS, changes, show_value, values_of
 
 # With no network at all these decide nothing, so a file that turns the network off is
 # never "wider" because of them.
@@ -55,7 +55,7 @@ def wider(base: Profile, profile: Profile) -> tuple[str, ...]:
 
 def _widens(key: str, old: Any, new: Any) -> str:
     """How ``new`` allows more than ``old`` for ``key``, or "" when it does not."""
-    field = _FIELDS[key]
+    field = FIELDS[key]
     try:
         if field.attr == "allow_domains":  # an empty list admits every domain
             if not old:
