@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from . import profile_approval
 from .config import codex_home, load_config
 from .elevation import iso
 from .errors import CodexBoxError
@@ -23,6 +22,7 @@ from .profile_store import ProfileStore, show_value, values_of
 from .resolve import ChainEntry, Resolution, resolve_profile
 
 if TYPE_CHECKING:
+    from . import profile_approval
     from .resolve import ProfileFile
 
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -248,6 +248,7 @@ def allow(
 ) -> None:
     """Approve this exact content of a .codex-profile that widens the profile (an edit
     needs approval again). It can never make a file select an opt-in profile."""
+    from . import profile_approval  # approvals only: not on every command's start-up
     from .cli_elevate import _user, audit_writer
     from .errors import UsageError
     from .profile_widening import wider
@@ -288,6 +289,7 @@ def deny(
     workspace: Workspace = None,
 ) -> None:
     """Revoke the approval of a .codex-profile: a wider one is ignored again."""
+    from . import profile_approval  # approvals only: not on every command's start-up
     from .cli_elevate import audit_writer
 
     environ = dict(os.environ)
@@ -307,6 +309,8 @@ def deny(
 def allowed(as_json: AsJson = False) -> None:
     """Every approved .codex-profile: path, content hash, when, and whether the file
     still holds what was approved."""
+    from . import profile_approval  # approvals only: not on every command's start-up
+
     home = codex_home(os.environ)
     rows: list[dict[str, Any]] = []
     try:
@@ -346,6 +350,7 @@ def allowed(as_json: AsJson = False) -> None:
 
 def _still(home: Path, approval: profile_approval.Approval) -> str:
     """``matches``, ``edited`` or ``missing``: does the file still hold what was approved?"""
+    from . import profile_approval  # approvals only: not on every command's start-up
     from .resolve import read_profile_file
 
     try:

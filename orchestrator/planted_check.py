@@ -18,14 +18,16 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import planted
 from .compile import reopen_checked
 from .errors import AuditError
 from .log import debug
 from .spec import SandboxSpec
 from .write_roots import inside
+
+if TYPE_CHECKING:  # loaded only for a run that may write its workspace (start-up time)
+    from . import planted
 
 
 class PostRunCheck:
@@ -38,6 +40,9 @@ class PostRunCheck:
         self.problem = ""
         if not spec.sandboxed or not any(inside(spec.workspace, r) for r in spec.writable_roots):
             return
+        from . import planted
+
+        self.planted = planted
         try:
             self.fd = reopen_checked(spec.workspace, spec.identity_of(spec.workspace))
             self.before = planted.snapshot(f"/proc/self/fd/{self.fd}")
@@ -53,7 +58,7 @@ class PostRunCheck:
             if self.before is None:
                 return [], [self.problem] if self.problem else []
             try:
-                findings, after = planted.check(self.before, quarantine_id=self.quarantine_id)
+                findings, after = self.planted.check(self.before, quarantine_id=self.quarantine_id)
             except Exception as exc:  # a failed check is reported, never the run's result
                 return [], [f"the planted-repository check failed: {exc}"]
             problems = []
@@ -61,7 +66,7 @@ class PostRunCheck:
                 looked_at = min(self.before.looked_at, after.looked_at)
                 problems.append(
                     f"the planted-repository check ran out of time "
-                    f"({planted.BUDGET_S * 1000:g} ms) after {looked_at} directories: "
+                    f"({self.planted.BUDGET_S * 1000:g} ms) after {looked_at} directories: "
                     "repositories planted deeper in the workspace were not looked for"
                 )
             return findings, problems

@@ -35,14 +35,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import elevation, profile_approval
+from . import elevation
 from .config import Config
 from .errors import ConfigError, Refused
 from .profile import Profile
-from .profile_approval import APPROVED, IGNORED, NARROWS, FileCheck
 from .profile_store import BUILTIN_DIR, DEFAULT_PROFILE, ProfileStore, changes, values_of
-from .profile_widening import wider
+
+if TYPE_CHECKING:  # loaded only where a .codex-profile is found (start-up time)
+    from .profile_approval import FileCheck
 
 PROFILE_FILE = ".codex-profile"
 ENV_PROFILE = "CODEX_SECURITY_PROFILE"
@@ -96,6 +98,10 @@ class Resolution:
 
     @property
     def ignored_files(self) -> tuple[FileCheck, ...]:
+        if not self.files:
+            return ()
+        from .profile_approval import IGNORED
+
         return tuple(check for check in self.files if check.state == IGNORED)
 
     def warnings(self) -> tuple[str, ...]:
@@ -170,6 +176,10 @@ def _through_files(files: Iterator[ProfileFile], ctx: _Context) -> Resolution:
     found = next(files, None)
     if found is None:
         return _fallback(ctx)
+    from . import profile_approval  # only once a .codex-profile is found (start-up time)
+    from .profile_approval import APPROVED, IGNORED, NARROWS, FileCheck
+    from .profile_widening import wider
+
     path = found.path
     profile = profile_of(ctx.store, found)
     approval = (
