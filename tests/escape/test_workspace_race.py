@@ -75,9 +75,11 @@ def _planted(codex_home: Path) -> list[str]:
     )
 
 
-def _run_in_process(layout: dict[str, Path], backend: str) -> None:
+def _run_in_process(
+    layout: dict[str, Path], backend: str, script: str = "echo pwned > m"
+) -> None:
     request = RunRequest(
-        argv=("sh", "-c", "echo pwned > m"),
+        argv=("sh", "-c", script),
         environ=_env(layout),
         cwd=str(layout["sub"]),
         profile="workspace",
@@ -269,16 +271,7 @@ def test_without_staging_docker_kills_a_container_whose_bind_was_swapped(
     monkeypatch.setattr(staging, "available", lambda: False)
     victim, swap = _victim_swap(layout)
     _swap_before(monkeypatch, DockerBackend, "run", swap)
-    request = RunRequest(
-        argv=("sh", "-c", "sleep 3; echo pwned > m"),
-        environ=_env(layout),
-        cwd=str(layout["sub"]),
-        profile="workspace",
-        workspace=str(layout["sub"]),
-        backend="docker",
-        approve=True,
-    )
     with pytest.raises(SandboxSetupError, match="bound another directory"):
-        Runner(request).run()
+        _run_in_process(layout, "docker", "sleep 3; echo pwned > m")
     time.sleep(4)  # had the container lived on, it would have written by now
     assert not (victim / "m").exists()

@@ -28,7 +28,10 @@ def stub_run(
     *,
     profile: str | None = None,
     trust: bool = False,
+    backend: object | None = None,
 ) -> Outcome:
+    """A whole Runner.run() in ``workspace`` whose backend is ``backend`` (default: a
+    StubBackend that records the spec and runs nothing)."""
     runner = Runner(
         RunRequest(
             argv=("true",),
@@ -39,7 +42,7 @@ def stub_run(
         )
     )
     resolution, spec = runner.compile()
-    backend = StubBackend()
+    backend = backend if backend is not None else StubBackend()
     prepared = Prepared(
         resolution=resolution,
         spec=spec,

@@ -396,21 +396,7 @@ class _Planting:
 
 
 def _planting_run(base_env: dict[str, str], workspace: Path, profile: str) -> object:
-    from orchestrator.backends.base import Selection
-    from orchestrator.runner import Prepared, Runner, RunRequest
-
-    runner = Runner(
-        RunRequest(argv=("true",), environ=base_env, cwd=str(workspace), profile=profile)
-    )
-    resolution, spec = runner.compile()
-    backend = _Planting()
-    prepared = Prepared(
-        resolution=resolution,
-        spec=spec,
-        backend=backend,  # type: ignore[arg-type]
-        selection=Selection(backend, "stub"),  # type: ignore[arg-type]
-    )
-    return runner.run(prepared)
+    return stub_run(base_env, workspace, profile=profile, backend=_Planting())
 
 
 def test_a_run_that_plants_a_repository_gets_an_audit_record_and_a_warning(
@@ -511,8 +497,6 @@ def test_the_check_after_a_parent_is_swapped_for_a_link_acts_on_the_pinned_works
     another project during the run: quarantine must not rename that project's repo."""
     import ctypes
 
-    from orchestrator.backends.base import Selection
-    from orchestrator.runner import Prepared, Runner, RunRequest
     from orchestrator.spec import RunResult
 
     write_profile("strict", "extends: workspace\nfilesystem:\n  on_planted_repo: quarantine\n")  # type: ignore[operator]
@@ -532,19 +516,7 @@ def test_the_check_after_a_parent_is_swapped_for_a_link_acts_on_the_pinned_works
             assert libc.renameat2(-100, a, -100, b, 2) == 0
             return RunResult(exit_code=0, backend=self.name, duration_s=0.0)
 
-    runner = Runner(
-        RunRequest(argv=("true",), environ=base_env, cwd=str(victim), profile="strict")
-    )
-    resolution, spec = runner.compile()
-    backend = Swapping()
-    outcome = runner.run(
-        Prepared(
-            resolution=resolution,
-            spec=spec,
-            backend=backend,  # type: ignore[arg-type]
-            selection=Selection(backend, "stub"),  # type: ignore[arg-type]
-        )
-    )
+    outcome = stub_run(base_env, victim, profile="strict", backend=Swapping())
     outside_git = tmp_path / "outside" / "ws" / "proj" / ".git"
     assert (outside_git / "HEAD").exists() and (outside_git / "config").exists()
     assert any("evil" in w and "quarantined" in w for w in outcome.warnings)
