@@ -37,7 +37,7 @@ lint: $(STAMP) ## ruff + mypy --strict on orchestrator/, seccomp JSON validation
 	$(BIN)/ruff check orchestrator tests bench
 	$(BIN)/ruff format --check orchestrator
 	$(BIN)/mypy --strict orchestrator
-	$(BIN)/python -m orchestrator.seccomp_lint
+	$(BIN)/python -m orchestrator.hardening.seccomp_lint
 	$(BIN)/codex-box apparmor check
 
 bench: $(STAMP) ## native launch overhead side by side (needs bubblewrap for the peer)

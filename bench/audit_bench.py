@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.audit import (  # noqa: E402
+from orchestrator.audit.log import (  # noqa: E402
     DEFAULT_MAX_BYTES,
     GENESIS,
     LOG_NAME,
@@ -51,8 +51,8 @@ from orchestrator.audit import (  # noqa: E402
     now_utc,
     rotated,
 )
-from orchestrator.audit_verify import verify  # noqa: E402
-from orchestrator.config import codex_home  # noqa: E402
+from orchestrator.audit.verify import verify  # noqa: E402
+from orchestrator.settings.config import codex_home  # noqa: E402
 
 TARGET_RATE = 2000.0  # records/s, one writer
 TARGET_VERIFY_S = 2.0  # seconds for 100k records
@@ -63,7 +63,7 @@ COMMAND = "pytest -q tests/unit/test_audit.py -k 'chain and rotate' -xv"  # 60 c
 CHILD = """
 import json, sys, time
 from pathlib import Path
-from orchestrator.audit import AuditLog, Sanitizer
+from orchestrator.audit.log import AuditLog, Sanitizer
 path, count, user, home, record = sys.argv[1:6]
 log = AuditLog(Path(path), sanitizer=Sanitizer(user=user, home=home))
 record = json.loads(record)

@@ -27,7 +27,7 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def extra_calls_ms() -> float:
-    from orchestrator.backends.engine_api import Endpoint
+    from orchestrator.backends.containers.engine_api import Endpoint
 
     api = Endpoint(os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock")
     start = time.perf_counter()
@@ -59,7 +59,7 @@ def main() -> None:
     print(f"  median ratio                 {pairs.ratio('raw'):.2f} (target <= 1.3)")
     print("where codex-box's own time goes:")
     print(f"  python start-up                {python_startup_ms():7.1f} ms")
-    for module in ("orchestrator.cli", "orchestrator.backends.docker"):
+    for module in ("orchestrator.cli.app", "orchestrator.backends.docker"):
         print(f"  import {module:24}{import_ms(module):7.1f} ms (cumulative)")
     print(f"  extra engine calls (ping, image, leftovers, inspect) {extra_calls_ms():5.1f} ms")
     shutil.rmtree(home, ignore_errors=True)

@@ -59,7 +59,7 @@ def main() -> None:
         [str(VENV_BIN / "codex-box"), "run", "--backend", "native", "--profile", "offline",
          "--", "true"])
 
-    from orchestrator.runner import Runner, RunRequest
+    from orchestrator.runner.pipeline import Runner, RunRequest
 
     request = RunRequest(argv=("true",), environ=env, cwd=str(workspace), profile="offline",
                          backend="native")
@@ -88,12 +88,13 @@ def main() -> None:
         print(f"codex-box CLI / bwrap: {ratio:.1f}x   (floor /bin/true {floor * 1000:.1f} ms)")
         results["ratio_cli_vs_bwrap"] = round(ratio, 2)
 
-    imports = subprocess.run([sys.executable, "-X", "importtime", "-c", "import orchestrator.cli"],
+    imports = subprocess.run([sys.executable, "-X", "importtime", "-c",
+                              "import orchestrator.cli.app"],
                              capture_output=True, text=True, check=True).stderr
     cumulative = {m.group(2).strip(): int(m.group(1)) for m in
                   re.finditer(r"import time:\s+\d+ \|\s+(\d+) \|(.*)", imports)}
     top = sorted(cumulative.items(), key=lambda kv: -kv[1])[:6]
-    print("\nimport time of orchestrator.cli (cumulative, ms):")
+    print("\nimport time of orchestrator.cli.app (cumulative, ms):")
     for module, micros in top:
         print(f"  {module:40} {micros / 1000:7.1f}")
     results["import_ms"] = {m: round(us / 1000, 1) for m, us in top}

@@ -86,7 +86,7 @@ def _tmpfs(mount: dict[str, Any]) -> list[str]:
 def raw_podman(request: dict[str, Any], ulimits: list[dict[str, Any]], *,
                remote: bool) -> list[str]:
     """The `podman run` argv equal to ``request`` (podman-py create kwargs)."""
-    from orchestrator.backends import container
+    from orchestrator.backends.containers import common as container
 
     owner = container.LABEL_OWNER
     if request.get("ulimits", []) != ulimits:
@@ -140,17 +140,17 @@ def instrumented_run(out_path: str) -> None:
     http: list[tuple[str, float]] = []
     clock = time.perf_counter
     t = clock()
-    import orchestrator.cli as cli
-    steps["import orchestrator.cli"] = clock() - t
+    import orchestrator.cli.app as cli
+    steps["import orchestrator.cli.app"] = clock() - t
     t = clock()
     import podman  # noqa: F401  (what the backend's first podman-py call pays)
     steps["import podman (podman-py)"] = clock() - t
     t = clock()
-    import orchestrator.backends.podman as pm
-    steps["import orchestrator.backends.podman"] = clock() - t
+    import orchestrator.backends.podman.backend as pm
+    steps["import orchestrator.backends.podman.backend"] = clock() - t
     from podman.api.client import APIClient
 
-    from orchestrator.backends.engine_api import Endpoint
+    from orchestrator.backends.containers.engine_api import Endpoint
 
     def timing(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
         def wrapper(*args: Any, **kw: Any) -> Any:
@@ -249,7 +249,7 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from pairs import Pairs, import_ms, python_startup_ms
 
-    from orchestrator.backends.podman_host import probe
+    from orchestrator.backends.podman.host import probe
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=20)
@@ -286,7 +286,7 @@ def main() -> None:
               f"ratio ours/remote {pairs.ratio('remote'):.2f}")
     print("where codex-box's own time goes:")
     print(f"  python start-up (python -c pass)     {python_startup_ms():7.1f} ms")
-    for module in ("orchestrator.cli", "orchestrator.backends.podman", "podman"):
+    for module in ("orchestrator.cli.app", "orchestrator.backends.podman.backend", "podman"):
         print(f"  import {module:30}{import_ms(module):7.1f} ms (cumulative, -X importtime)")
     if args.profile_runs > 0:
         profile_runs(args.profile_runs, workspace, env)

@@ -115,8 +115,8 @@ async def origin_main() -> None:
 
 
 def proxy_main(origin_port: int) -> None:
+    from orchestrator.core.spec import READ_METHODS, Egress
     from orchestrator.netproxy.session import ProxySession
-    from orchestrator.spec import READ_METHODS, Egress
 
     egress = Egress(
         allow=(f"{ORIGIN_NAME}:{origin_port}",),

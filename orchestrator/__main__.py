@@ -1,5 +1,5 @@
 """``python -m orchestrator`` is ``codex-box``."""
 
-from .cli import main
+from orchestrator.cli.app import main
 
 main()

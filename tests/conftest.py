@@ -63,7 +63,7 @@ def codex_home(home: Path) -> Path:
     return path
 
 
-AUDIT_SCHEMA = Path(__file__).resolve().parent.parent / "orchestrator" / "audit-record.schema.json"
+AUDIT_SCHEMA = REPO / "orchestrator" / "audit" / "record.schema.json"
 
 
 def audit_schema_errors(codex_home: Path) -> list[str]:
@@ -140,7 +140,7 @@ def cli(base_env: dict[str, str], workspace: Path) -> Callable[..., Ran]:
 def _native_missing() -> str | None:
     if not sys.platform.startswith("linux"):
         return "not Linux"
-    from orchestrator.backends.linux import LinuxBackend
+    from orchestrator.backends.native.backend import LinuxBackend
 
     availability = LinuxBackend().availability()
     return None if availability.ok else availability.reason
@@ -172,8 +172,8 @@ TEST_IMAGES = ("codex-box/base", "codex-box/test")
 
 
 def _docker_missing() -> str | None:
-    from orchestrator.backends.engine_api import Endpoint
-    from orchestrator.spec import DEFAULT_DOCKER_HOST
+    from orchestrator.backends.containers.engine_api import Endpoint
+    from orchestrator.core.spec import DEFAULT_DOCKER_HOST
 
     endpoint = Endpoint(os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST)
     try:
@@ -195,9 +195,9 @@ def docker_available() -> Iterator[None]:
 
 
 def _podman_missing() -> str | None:
-    from orchestrator.backends.engine_api import Endpoint
-    from orchestrator.backends.podman_host import LIBPOD
-    from orchestrator.compile import podman_host
+    from orchestrator.backends.containers.engine_api import Endpoint
+    from orchestrator.backends.podman.host import LIBPOD
+    from orchestrator.compile.spec import podman_host
 
     endpoint = Endpoint(podman_host(os.environ, uid=os.getuid()))
     try:

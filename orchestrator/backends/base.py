@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import BackendUnavailable, ConfigError, did_you_mean
-from ..spec import RunResult, SandboxSpec
+from orchestrator.core.errors import BackendUnavailable, ConfigError, did_you_mean
+from orchestrator.core.spec import RunResult, SandboxSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +74,8 @@ class Backend(Protocol):
 # name → "module:Class". Imported on demand only.
 REGISTRY: Mapping[str, str] = {
     "docker": "orchestrator.backends.docker:DockerBackend",
-    "podman": "orchestrator.backends.podman:PodmanBackend",
-    "native": "orchestrator.backends.linux:LinuxBackend",
+    "podman": "orchestrator.backends.podman.backend:PodmanBackend",
+    "native": "orchestrator.backends.native.backend:LinuxBackend",
     "kubernetes": "orchestrator.backends.kubernetes:KubernetesBackend",
 }
 # `auto` tries these in order: an engine first (the strongest isolation a machine has

@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..log import debug
-from ..spec import Limits
+from orchestrator.core.log import debug
+from orchestrator.core.spec import Limits
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PARENT_NAME = "codex-box"

@@ -15,15 +15,17 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .. import apparmor
-from ..errors import BackendUnavailable, CodexBoxError, SandboxSetupError
-from ..log import debug
-from ..profile import Capabilities
-from ..spec import DEFAULT_DOCKER_HOST, RunResult, SandboxSpec
-from . import container, staging
+from orchestrator.core.errors import BackendUnavailable, CodexBoxError, SandboxSetupError
+from orchestrator.core.log import debug
+from orchestrator.core.profile import Capabilities
+from orchestrator.core.spec import DEFAULT_DOCKER_HOST, RunResult, SandboxSpec
+from orchestrator.hardening import apparmor
+
 from .base import Availability, Diagnosis, EgressPort
-from .engine_api import PROBE_TIMEOUT_S, Endpoint, EngineError
-from .lifecycle import ContainerRun, StartRefused, egress_holder
+from .containers import common as container
+from .containers import staging
+from .containers.engine_api import PROBE_TIMEOUT_S, Endpoint, EngineError
+from .containers.lifecycle import ContainerRun, StartRefused, egress_holder
 
 ENGINE_DEFAULT = "docker-default"  # the AppArmor profile Docker applies when none is asked
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import BackendUnavailable
-from ..spec import RunResult, SandboxSpec
+from orchestrator.core.errors import BackendUnavailable
+from orchestrator.core.spec import RunResult, SandboxSpec
+
 from .base import Availability, Diagnosis, EgressPort
 
 REASON = "not built yet: codex-box cannot run on a cluster in this version"

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .. import domains
-from ..spec import Egress
+from orchestrator.core import domains
+from orchestrator.core.spec import Egress
+
 from .addresses import IPAddress, local_reason
 
 TARGET_CACHE_SIZE = 4096  # (host, port) -> decision; then the oldest entry goes

@@ -26,8 +26,9 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
-from ..log import debug
-from ..spec import Egress
+from orchestrator.core.log import debug
+from orchestrator.core.spec import Egress
+
 from . import http
 from .addresses import IPAddress
 from .resolver import ResolveError, Resolver

@@ -19,8 +19,9 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from ..log import debug
-from ..spec import Egress
+from orchestrator.core.log import debug
+from orchestrator.core.spec import Egress
+
 from . import http
 from .server import Proxy
 from .tls import SessionCA

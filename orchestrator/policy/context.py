@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import gitrepo
+from orchestrator.host import gitrepo
+
 from .lookup import looked_up, path_problem, startup_problem
 from .paths import writable
 from .wrappers import SHELLS, Unwrapped

@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from orchestrator.core.errors import ConfigError
+
 from .decision import Decision
 from .rules import ArgType, Option, PipeRule, PrefixRule, Program, RuleSet, Token, Where
 

@@ -13,7 +13,8 @@ import os
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ..write_roots import inside
+from orchestrator.compile.write_roots import inside
+
 from .rules import expand_home
 from .shell import GLOB_CHARS, Word
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.backends.container import kernel_log
+from orchestrator.backends.containers.common import kernel_log
 from tests.conftest import CODEX_BOX, SANDBOX_PYTHON
 from tests.servers import unix_server
 

@@ -16,8 +16,8 @@ import subprocess
 
 import pytest
 
-from orchestrator.compile import seccomp_dir
-from orchestrator.profile_store import ProfileStore
+from orchestrator.core.resources import seccomp_dir
+from orchestrator.profiles.store import ProfileStore
 from tests.conftest import SANDBOX_PYTHON
 
 PROBE = r"""

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator import runner as runner_module
-from orchestrator.errors import CodexBoxError, Refused, SandboxSetupError
-from orchestrator.runner import Runner, RunRequest
+from orchestrator.core.errors import CodexBoxError, Refused, SandboxSetupError
+from orchestrator.runner import pipeline as runner_module
+from orchestrator.runner.pipeline import Runner, RunRequest
 from tests.conftest import CODEX_BOX, SANDBOX_PYTHON
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -128,14 +128,14 @@ def test_a_workspace_swapped_for_a_link_after_compile_is_refused_before_any_plac
 
 def _backend_class(backend: str) -> Any:
     if backend == "native":
-        from orchestrator.backends.linux import LinuxBackend
+        from orchestrator.backends.native.backend import LinuxBackend
 
         return LinuxBackend
     if backend == "docker":
         from orchestrator.backends.docker import DockerBackend
 
         return DockerBackend
-    from orchestrator.backends.podman import PodmanBackend
+    from orchestrator.backends.podman.backend import PodmanBackend
 
     return PodmanBackend
 
@@ -265,7 +265,7 @@ def test_without_staging_docker_kills_a_container_whose_bind_was_swapped(
 ) -> None:
     """Docker without root cannot stage binds: the container's view is checked right
     after start and a mismatch kills it before a command that takes any time writes."""
-    from orchestrator.backends import staging
+    from orchestrator.backends.containers import staging
     from orchestrator.backends.docker import DockerBackend
 
     monkeypatch.setattr(staging, "available", lambda: False)

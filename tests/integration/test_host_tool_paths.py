@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.profile import PROTECTED_FILE_NAMES
+from orchestrator.core.profile import PROTECTED_FILE_NAMES
 
 HOST_TOOL_DIRS = (".vscode", ".devcontainer", ".claude", ".cursor", ".idea", ".gemini")
 HOST_TOOL_FILES = (".mcp.json", ".devcontainer.json", ".envrc")

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.backends.linux import LinuxBackend
-from orchestrator.compile import Request, compile_spec
-from orchestrator.errors import EXIT_SETUP, SandboxSetupError
-from orchestrator.profile_store import ProfileStore
-from orchestrator.spec import SandboxSpec
+from orchestrator.backends.native.backend import LinuxBackend
+from orchestrator.compile.spec import Request, compile_spec
+from orchestrator.core.errors import EXIT_SETUP, SandboxSetupError
+from orchestrator.core.spec import SandboxSpec
+from orchestrator.profiles.store import ProfileStore
 
 pytestmark = pytest.mark.usefixtures("native_available")
 

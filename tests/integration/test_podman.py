@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.compile import seccomp_dir
+from orchestrator.core.resources import seccomp_dir
 
 pytestmark = pytest.mark.usefixtures("podman_available")
 NO_DOCKER = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}

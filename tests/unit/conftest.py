@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.compile import Request
-from orchestrator.profile_store import ProfileStore
+from orchestrator.compile.spec import Request
+from orchestrator.profiles.store import ProfileStore
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from orchestrator.backends.base import Selection
-from orchestrator.runner import Outcome, Prepared, Runner, RunRequest
-from orchestrator.spec import RunResult, SandboxSpec
+from orchestrator.core.spec import RunResult, SandboxSpec
+from orchestrator.runner.pipeline import Outcome, Prepared, Runner, RunRequest
 
 
 class StubBackend:

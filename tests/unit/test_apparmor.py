@@ -19,14 +19,15 @@ from typing import Any
 
 import pytest
 
-from orchestrator import apparmor
-from orchestrator.apparmor import Decision, HostAppArmor
-from orchestrator.backends import docker, podman
-from orchestrator.backends.container import LABEL_APPARMOR
-from orchestrator.compile import compile_spec
-from orchestrator.errors import EXIT_SETUP, AppArmorError, SandboxSetupError
-from orchestrator.profile_store import APPARMOR_NAMES, BUILTIN_NAMES, ProfileStore
-from orchestrator.spec import SandboxSpec
+from orchestrator.backends import docker
+from orchestrator.backends.containers.common import LABEL_APPARMOR
+from orchestrator.backends.podman import backend as podman
+from orchestrator.compile.spec import compile_spec
+from orchestrator.core.errors import EXIT_SETUP, AppArmorError, SandboxSetupError
+from orchestrator.core.spec import SandboxSpec
+from orchestrator.hardening import apparmor
+from orchestrator.hardening.apparmor import Decision, HostAppArmor
+from orchestrator.profiles.store import APPARMOR_NAMES, BUILTIN_NAMES, ProfileStore
 from tests.conftest import REQUIRE, Ran
 from tests.unit.test_linux_translate_golden import fixed_spec
 from tests.unit.test_podman_translate import HOST as PODMAN_HOST

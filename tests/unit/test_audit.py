@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.audit import AuditLog, Sanitizer
-from orchestrator.audit_query import Query, parse_time, read
-from orchestrator.errors import EXIT_SETUP, AuditError, ConfigError, Refused
-from orchestrator.runner import Runner, RunRequest
+from orchestrator.audit.log import AuditLog, Sanitizer
+from orchestrator.audit.query import Query, parse_time, read
+from orchestrator.core.errors import EXIT_SETUP, AuditError, ConfigError, Refused
+from orchestrator.runner.pipeline import Runner, RunRequest
 
 REQUIRED_KEYS = {"timestamp", "operation", "target", "decision", "reason", "session_id"}
 
@@ -145,7 +145,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from orchestrator.audit import AuditLog, Sanitizer
+    from orchestrator.audit.log import AuditLog, Sanitizer
 
     path, proc, count = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     log = AuditLog(path, sanitizer=Sanitizer(user="", home=""))

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.audit import GENESIS, AuditLog, Sanitizer, line_hash, log_files
-from orchestrator.audit_query import Query, read
-from orchestrator.audit_verify import verify
-from orchestrator.errors import AuditError
+from orchestrator.audit.log import GENESIS, AuditLog, Sanitizer, line_hash, log_files
+from orchestrator.audit.query import Query, read
+from orchestrator.audit.verify import verify
+from orchestrator.core.errors import AuditError
 from tests.conftest import small_tmpfs as mounted_tmpfs
 
 NO_SANITIZING = Sanitizer(user="", home="")
@@ -123,7 +123,7 @@ KILLED_WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from orchestrator.audit import AuditLog, Sanitizer
+    from orchestrator.audit.log import AuditLog, Sanitizer
     log = AuditLog(Path(sys.argv[1]), sanitizer=Sanitizer(user="", home=""))
     i = 0
     while True:
@@ -157,7 +157,7 @@ EIGHT_WRITERS = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from orchestrator.audit import AuditLog, Sanitizer
+    from orchestrator.audit.log import AuditLog, Sanitizer
     log = AuditLog(Path(sys.argv[1]), sanitizer=Sanitizer(user="", home=""))
     for i in range(int(sys.argv[3])):
         log.append({"operation": "command_exec", "target": f"{sys.argv[2]}:{i}",

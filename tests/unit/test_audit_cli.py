@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.audit import AuditLog, Sanitizer
+from orchestrator.audit.log import AuditLog, Sanitizer
 from tests.conftest import CODEX_BOX, Ran, small_tmpfs
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator.backends import base
 from orchestrator.backends.base import REGISTRY, Availability, Backend
-from orchestrator.errors import EXIT_SETUP, BackendUnavailable, ConfigError
+from orchestrator.core.errors import EXIT_SETUP, BackendUnavailable, ConfigError
 
 
 def test_loading_an_unknown_backend_is_a_config_error_listing_the_choices() -> None:

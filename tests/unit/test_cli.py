@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator import profile_approval
-from orchestrator.profile import DEFAULT_PROTECTED
+from orchestrator.core.profile import DEFAULT_PROTECTED
+from orchestrator.resolve import approval as profile_approval
 from tests.conftest import Ran
 from tests.unit.helpers import audit_records
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.compile import Request, compile_spec, default_memory_bytes, parse_limits
-from orchestrator.errors import EXIT_USAGE, ConfigError, Refused, UsageError
-from orchestrator.profile import DEFAULT_PROTECTED, Capabilities, Network
-from orchestrator.profile_store import ProfileStore
-from orchestrator.spec import DEFAULT_PIDS, Limits, SandboxSpec
+from orchestrator.compile.spec import Request, compile_spec, default_memory_bytes, parse_limits
+from orchestrator.core.errors import EXIT_USAGE, ConfigError, Refused, UsageError
+from orchestrator.core.profile import DEFAULT_PROTECTED, Capabilities, Network
+from orchestrator.core.spec import DEFAULT_PIDS, Limits, SandboxSpec
+from orchestrator.profiles.store import ProfileStore
 
 MakeRequest = Callable[..., Request]
 ALL = ("offline", "net-read-only", "workspace", "workspace-net", "trusted")
@@ -62,7 +62,7 @@ def test_a_writable_workspace_records_the_inode_it_was_checked_at(
 
 
 def test_a_symlink_in_a_system_directory_is_followed_for_a_write_root() -> None:
-    from orchestrator.native.pinning import resolve_write_root
+    from orchestrator.sandbox.linux.pinning import resolve_write_root
 
     if not os.access("/var", os.W_OK):
         pytest.skip("needs root: makes a link directly in /var")
@@ -534,8 +534,8 @@ def test_codex_box_own_installation_is_never_writable(
 def test_every_directory_whose_links_are_followed_is_refused_as_a_write_root() -> None:
     """A link is trusted only where no sandbox can write: a directory that could be a
     workspace (say /media) could hold one a sandbox planted."""
-    from orchestrator.native.pinning import TRUSTED_LINK_DIRS
-    from orchestrator.write_roots import refuse_unsafe
+    from orchestrator.compile.write_roots import refuse_unsafe
+    from orchestrator.sandbox.linux.pinning import TRUSTED_LINK_DIRS
 
     for directory in TRUSTED_LINK_DIRS:
         with pytest.raises(Refused):
@@ -546,7 +546,7 @@ def test_every_directory_whose_links_are_followed_is_refused_as_a_write_root() -
 def test_a_link_in_a_directory_that_may_be_a_workspace_is_not_followed(
     parent: str, tmp_path: Path
 ) -> None:
-    from orchestrator.native.pinning import resolve_write_root
+    from orchestrator.sandbox.linux.pinning import resolve_write_root
 
     if not os.access(parent, os.W_OK):
         pytest.skip(f"needs a writable {parent}")

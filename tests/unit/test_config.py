@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import codex_home, load_config
-from orchestrator.errors import EXIT_SETUP, ConfigError
+from orchestrator.core.errors import EXIT_SETUP, ConfigError
+from orchestrator.settings.config import codex_home, load_config
 
 
 def write_config(codex_home: Path, text: str) -> Path:

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.apparmor import HostAppArmor
 from orchestrator.backends.docker import translate as translate_on
-from orchestrator.compile import seccomp_dir
-from orchestrator.spec import Limits, SandboxSpec
+from orchestrator.core.resources import seccomp_dir
+from orchestrator.core.spec import Limits, SandboxSpec
+from orchestrator.hardening.apparmor import HostAppArmor
 from tests.unit.test_linux_translate_golden import PROFILES, fixed_spec
 
 GOLDEN_DIR = Path(__file__).parent / "golden" / "docker"

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import domains
-from orchestrator.domains import DEFAULT_PORTS, DomainPattern, PatternError, normalise_host, parse
+from orchestrator.core import domains
+from orchestrator.core.domains import (
+    DEFAULT_PORTS,
+    DomainPattern,
+    PatternError,
+    normalise_host,
+    parse,
+)
 
 # -- parsing: the forms a pattern may take ---------------------------------------------
 

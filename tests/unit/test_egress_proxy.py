@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from orchestrator.core.spec import READ_METHODS, Egress
 from orchestrator.netproxy.session import ProxySession
-from orchestrator.spec import READ_METHODS, Egress
 from tests.origin import make_test_ca
 
 pytestmark = pytest.mark.timeout(30)

@@ -11,10 +11,10 @@ import ipaddress
 
 import pytest
 
-from orchestrator.domains import PatternError
+from orchestrator.core.domains import PatternError
+from orchestrator.core.spec import READ_METHODS, Egress
 from orchestrator.netproxy import addresses
 from orchestrator.netproxy.rules import Rules
-from orchestrator.spec import READ_METHODS, Egress
 
 
 def rules(

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from orchestrator.core.spec import READ_METHODS, Egress
 from orchestrator.netproxy import session as session_module
 from orchestrator.netproxy.session import MAX_AUDITED, MAX_CLIENTS, ProxySession
-from orchestrator.spec import READ_METHODS, Egress
-from orchestrator.views import audit_line
+from orchestrator.runner.views import audit_line
 
 EGRESS = Egress(allow=("allowed.test",), deny=(), methods=READ_METHODS, inspect_tls=False,
                 allow_local_hosts=False)

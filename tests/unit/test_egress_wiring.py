@@ -10,16 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.apparmor import HostAppArmor
-from orchestrator.backends import container, docker
-from orchestrator.backends.lifecycle import egress_holder
-from orchestrator.backends.linux import LinuxBackend
-from orchestrator.compile import CA_VARIABLES, Request, compile_spec
-from orchestrator.config import NetworkSettings, load_config
-from orchestrator.errors import ConfigError, SandboxSetupError
-from orchestrator.profile import Network
-from orchestrator.profile_store import ProfileStore
-from orchestrator.spec import READ_METHODS, SandboxSpec
+from orchestrator.backends import docker
+from orchestrator.backends.containers import common as container
+from orchestrator.backends.containers.lifecycle import egress_holder
+from orchestrator.backends.native.backend import LinuxBackend
+from orchestrator.compile.spec import CA_VARIABLES, Request, compile_spec
+from orchestrator.core.errors import ConfigError, SandboxSetupError
+from orchestrator.core.profile import Network
+from orchestrator.core.spec import READ_METHODS, SandboxSpec
+from orchestrator.hardening.apparmor import HostAppArmor
+from orchestrator.profiles.store import ProfileStore
+from orchestrator.settings.config import NetworkSettings, load_config
 
 MakeRequest = Callable[..., Request]
 PROXY = "http://127.0.0.1:3128"
@@ -155,7 +156,7 @@ def test_every_backend_refuses_an_egress_spec_without_a_proxy(compile_) -> None:
 
 
 def test_the_native_plan_asks_for_its_own_namespace_and_the_proxy_port(compile_) -> None:
-    from orchestrator.backends.linux import translate
+    from orchestrator.backends.native.backend import translate
 
     plan = translate(compile_("net-read-only"))
     assert plan["egress_port"] == 3128

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import elevation, profile_approval
-from orchestrator.config import load_config
-from orchestrator.errors import EXIT_USAGE, ConfigError, Refused, UsageError
-from orchestrator.grant_files import KEY_NAME, grants_dir
-from orchestrator.profile_store import ProfileStore
-from orchestrator.resolve import Source, resolve_profile
-from orchestrator.write_roots import refuse_unsafe
+from orchestrator.compile.write_roots import refuse_unsafe
+from orchestrator.core.errors import EXIT_USAGE, ConfigError, Refused, UsageError
+from orchestrator.profiles.store import ProfileStore
+from orchestrator.resolve import approval as profile_approval
+from orchestrator.resolve import elevation
+from orchestrator.resolve.grant_files import KEY_NAME, grants_dir
+from orchestrator.resolve.precedence import Source, resolve_profile
+from orchestrator.settings.config import load_config
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 

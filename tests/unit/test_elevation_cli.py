@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator import elevation
-from orchestrator.cli_elevate import GrantRequest, grant
-from orchestrator.errors import AuditError, Refused
-from orchestrator.grant_files import KEY_NAME, grants_dir
+from orchestrator.cli.elevate import GrantRequest, grant
+from orchestrator.core.errors import AuditError, Refused
+from orchestrator.resolve import elevation
+from orchestrator.resolve.grant_files import KEY_NAME, grants_dir
 from tests.conftest import Ran, small_tmpfs
 from tests.unit.helpers import audit_records
 from tests.unit.stub_runs import stub_run

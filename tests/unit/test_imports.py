@@ -32,7 +32,9 @@ def test_the_engine_sdks_are_installed_so_the_import_checks_mean_something() -> 
 
 
 def test_importing_the_package_cli_and_runner_pulls_in_no_engine_sdk() -> None:
-    loaded = modules_after("import orchestrator, orchestrator.cli, orchestrator.runner")
+    loaded = modules_after(
+        "import orchestrator, orchestrator.cli.app, orchestrator.runner.pipeline"
+    )
     assert {"orchestrator", "typer"} <= loaded  # the imports really happened
     assert not loaded & set(ENGINE_SDKS)
 
@@ -46,6 +48,6 @@ def test_loading_the_native_backend_pulls_in_no_engine_sdk() -> None:
 
 @pytest.mark.parametrize("heavy", ["typer", "loguru", "yaml", "click", "rich"])
 def test_the_native_launcher_imports_only_the_standard_library_and_native(heavy: str) -> None:
-    loaded = modules_after("import orchestrator.native.launcher")
+    loaded = modules_after("import orchestrator.sandbox.linux.launcher")
     assert "orchestrator" in loaded
     assert heavy not in loaded

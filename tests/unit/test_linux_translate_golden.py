@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
-from orchestrator.backends.linux import LinuxBackend, translate
-from orchestrator.compile import proxy_environment, seccomp_dir
-from orchestrator.errors import SandboxSetupError
-from orchestrator.profile import DEFAULT_PROTECTED, Access, Capabilities, Network
-from orchestrator.profile_store import ProfileStore
-from orchestrator.spec import READ_METHODS, Egress, Limits, SandboxSpec
+from orchestrator.backends.native.backend import LinuxBackend, translate
+from orchestrator.compile.spec import proxy_environment
+from orchestrator.core.errors import SandboxSetupError
+from orchestrator.core.profile import DEFAULT_PROTECTED, Access, Capabilities, Network
+from orchestrator.core.resources import seccomp_dir
+from orchestrator.core.spec import READ_METHODS, Egress, Limits, SandboxSpec
+from orchestrator.profiles.store import ProfileStore
 
 GOLDEN_DIR = Path(__file__).parent / "golden" / "linux"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -189,7 +190,7 @@ def test_no_network_profiles_deny_tcp_in_landlock(codex_home: Path) -> None:
 
 
 def test_the_launcher_understands_the_plan_version_translate_writes() -> None:
-    from orchestrator.backends import linux
-    from orchestrator.native import launcher
+    from orchestrator.backends.native import backend as linux
+    from orchestrator.sandbox.linux import launcher
 
     assert launcher.PLAN_VERSION == linux.PLAN_VERSION

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import placeholders
-from orchestrator.errors import SandboxSetupError
-from orchestrator.placeholders import held
+from orchestrator.compile import placeholders
+from orchestrator.compile.placeholders import held
+from orchestrator.core.errors import SandboxSetupError
 
 NAMES = (".git", ".codex", ".codex-profile")
 

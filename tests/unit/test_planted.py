@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import planted
-from orchestrator.doctor import advice
-from orchestrator.gitconfig import (
+from orchestrator.hardening import planted
+from orchestrator.host.gitconfig import (
     EXECUTING_KEYS,
     ConfigSyntaxError,
     config_entries,
     executing,
     executing_keys,
 )
-from orchestrator.githooks import hooks_path_entry
+from orchestrator.host.githooks import hooks_path_entry
+from orchestrator.runner.doctor import advice
 from tests.unit.helpers import audit_records
 from tests.unit.stub_runs import stub_run
 
@@ -388,7 +388,7 @@ class _Planting:
     name = "stub"
 
     def run(self, spec: object, **_: object) -> object:
-        from orchestrator.spec import RunResult
+        from orchestrator.core.spec import RunResult
 
         workspace = Path(spec.workspace)  # type: ignore[attr-defined]
         bare_layout(workspace / "evil")
@@ -497,7 +497,7 @@ def test_the_check_after_a_parent_is_swapped_for_a_link_acts_on_the_pinned_works
     another project during the run: quarantine must not rename that project's repo."""
     import ctypes
 
-    from orchestrator.spec import RunResult
+    from orchestrator.core.spec import RunResult
 
     write_profile("strict", "extends: workspace\nfilesystem:\n  on_planted_repo: quarantine\n")  # type: ignore[operator]
     (tmp_path / "W" / "sub" / "ws").mkdir(parents=True)

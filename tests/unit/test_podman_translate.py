@@ -15,13 +15,19 @@ from typing import Any
 
 import pytest
 
-from orchestrator.backends.podman import PodmanBackend, join_holder, translate, verify_created
-from orchestrator.backends.podman_host import PodmanHost, _has_capability, _rlimits
-from orchestrator.compile import podman_host, seccomp_dir
-from orchestrator.errors import SandboxSetupError
-from orchestrator.profile import DEFAULT_PROTECTED
-from orchestrator.profile_store import APPARMOR_NAMES
-from orchestrator.spec import Limits
+from orchestrator.backends.podman.backend import (
+    PodmanBackend,
+    join_holder,
+    translate,
+    verify_created,
+)
+from orchestrator.backends.podman.host import PodmanHost, _has_capability, _rlimits
+from orchestrator.compile.spec import podman_host
+from orchestrator.core.errors import SandboxSetupError
+from orchestrator.core.profile import DEFAULT_PROTECTED
+from orchestrator.core.resources import seccomp_dir
+from orchestrator.core.spec import Limits
+from orchestrator.profiles.store import APPARMOR_NAMES
 from tests.unit.test_linux_translate_golden import PROFILES, fixed_spec
 
 GOLDEN_DIR = Path(__file__).parent / "golden" / "podman"
@@ -246,7 +252,7 @@ def test_a_service_that_would_drop_part_of_the_spec_is_not_available(
     changes: dict[str, Any], limits: Limits, refused: str | None, codex_home: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import orchestrator.backends.podman as podman_backend
+    import orchestrator.backends.podman.backend as podman_backend
 
     monkeypatch.setattr(podman_backend, "_has_image", lambda url, image: True)
     backend = PodmanBackend()

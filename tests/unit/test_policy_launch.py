@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.audit import LOG_NAME
+from orchestrator.audit.log import LOG_NAME
 from tests.conftest import Ran
 
 ENFORCE = ("--policy-mode", "enforce")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import EXIT_SETUP
+from orchestrator.core.errors import EXIT_SETUP
 from orchestrator.policy import Context, Decision, Policy, PolicyError, load_file, load_policy
 from orchestrator.policy.loader import DEFAULT_POLICY, load_text
 from orchestrator.policy.rules import ArgType, sed_script_ok

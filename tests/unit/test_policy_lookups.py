@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.host.gitrepo import MAX_CONFIG_BYTES, inspect
 from orchestrator.policy import Context, Decision, Evaluation, Policy, load_policy
-from orchestrator.policy.gitrepo import MAX_CONFIG_BYTES, inspect
 
 SAFE, MATCH, UNVERIFIED = Decision.SAFE, Decision.MATCH, Decision.UNVERIFIED
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -266,7 +266,7 @@ def test_an_oversized_config_or_a_fifo_is_unverified_and_never_read_in_full(
 
 
 def test_the_git_neutralising_environment_keeps_the_users_own_settings_first() -> None:
-    from orchestrator.policy.gitenv import neutralise
+    from orchestrator.host.gitenv import neutralise
 
     assert neutralise({}) == {
         "GIT_CONFIG_COUNT": "2",

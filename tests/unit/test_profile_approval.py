@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import profile_approval
-from orchestrator.config import load_config
-from orchestrator.errors import Refused
-from orchestrator.profile import DEFAULT_PROTECTED, Access, Capabilities, Network, Profile
-from orchestrator.profile_store import ProfileStore
-from orchestrator.profile_widening import wider
-from orchestrator.resolve import PROFILE_FILE, Resolution, Source, resolve_profile
+from orchestrator.core.errors import Refused
+from orchestrator.core.profile import DEFAULT_PROTECTED, Access, Capabilities, Network, Profile
+from orchestrator.profiles.store import ProfileStore
+from orchestrator.profiles.widening import wider
+from orchestrator.resolve import approval as profile_approval
+from orchestrator.resolve.precedence import PROFILE_FILE, Resolution, Source, resolve_profile
+from orchestrator.settings.config import load_config
 from tests.conftest import AUDIT_ONLY_CONFIG
 from tests.unit.helpers import audit_records
 from tests.unit.stub_runs import stub_run

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator import profile_approval
+from orchestrator.resolve import approval as profile_approval
 from tests.conftest import AUDIT_ONLY_CONFIG, Ran
 from tests.unit.helpers import audit_records
 

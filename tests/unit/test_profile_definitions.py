@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import profile_approval
-from orchestrator.config import load_config
-from orchestrator.errors import EXIT_REFUSED, EXIT_SETUP, ConfigError, Refused
-from orchestrator.profile import Access, Network
-from orchestrator.profile_store import BUILTIN_DIR, ProfileStore
-from orchestrator.resolve import PROFILE_FILE, Resolution, Source, resolve_profile
+from orchestrator.core.errors import EXIT_REFUSED, EXIT_SETUP, ConfigError, Refused
+from orchestrator.core.profile import Access, Network
+from orchestrator.profiles.store import BUILTIN_DIR, ProfileStore
+from orchestrator.resolve import approval as profile_approval
+from orchestrator.resolve.precedence import PROFILE_FILE, Resolution, Source, resolve_profile
+from orchestrator.settings.config import load_config
 from tests.conftest import Ran
 from tests.unit.helpers import audit_records
 from tests.unit.stub_runs import stub_run

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.profile import (
+from orchestrator.core.profile import (
     DEFAULT_PROTECTED,
     Access,
     Capabilities,
@@ -17,7 +17,7 @@ from orchestrator.profile import (
     ReadOnly,
     WorkspaceWrite,
 )
-from orchestrator.profile_store import ALIASES, BUILTIN_NAMES, ProfileStore
+from orchestrator.profiles.store import ALIASES, BUILTIN_NAMES, ProfileStore
 
 # name: (network, workspace writable, full write, sandboxed, requires opt-in, private /tmp)
 CONTRACT = {
@@ -196,7 +196,7 @@ def test_every_writable_profile_protects_the_host_tool_paths_by_default(
 
 
 def test_the_protected_file_names_are_protected_names_and_the_rest_are_directories() -> None:
-    from orchestrator.profile import DEFAULT_PROTECTED, PROTECTED_FILE_NAMES
+    from orchestrator.core.profile import DEFAULT_PROTECTED, PROTECTED_FILE_NAMES
 
     assert set(DEFAULT_PROTECTED) >= PROTECTED_FILE_NAMES
     assert {".codex-profile", ".mcp.json", ".devcontainer.json", ".envrc"} == PROTECTED_FILE_NAMES

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.redact import GENERIC_USERS, REDACTED, USER, Redactor
+from orchestrator.audit.redact import GENERIC_USERS, REDACTED, USER, Redactor
 
 R = Redactor(user="alice", home="/home/alice")
 ROOT = Redactor(user="root", home="/root")

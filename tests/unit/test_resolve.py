@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import profile_approval
-from orchestrator.config import Config, load_config
-from orchestrator.errors import EXIT_REFUSED, ConfigError, Refused
-from orchestrator.profile_store import ProfileStore
-from orchestrator.resolve import Resolution, Source, find_profile_file, resolve_profile
+from orchestrator.core.errors import EXIT_REFUSED, ConfigError, Refused
+from orchestrator.profiles.store import ProfileStore
+from orchestrator.resolve import approval as profile_approval
+from orchestrator.resolve.precedence import Resolution, Source, find_profile_file, resolve_profile
+from orchestrator.settings.config import Config, load_config
 
 
 @pytest.fixture

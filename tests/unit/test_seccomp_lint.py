@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.compile import seccomp_dir
-from orchestrator.seccomp_lint import known, main, problems_in
+from orchestrator.core.resources import seccomp_dir
+from orchestrator.hardening.seccomp_lint import known, main, problems_in
 
 
 def test_the_shipped_profiles_are_valid() -> None:

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.compile import seccomp_dir
-from orchestrator.native.seccomp import (
+from orchestrator.core.resources import seccomp_dir
+from orchestrator.hardening.seccomp_lint import REQUIRED_DENIED
+from orchestrator.sandbox.linux.seccomp import (
     ACTIONS,
     ArgCmp,
     Filter,
@@ -19,7 +20,6 @@ from orchestrator.native.seccomp import (
     load_file,
     parse,
 )
-from orchestrator.seccomp_lint import REQUIRED_DENIED
 
 ERRNO = ACTIONS["SCMP_ACT_ERRNO"]
 ALLOW = ACTIONS["SCMP_ACT_ALLOW"]

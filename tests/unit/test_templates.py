@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import templates
-from orchestrator.profile import Network
-from orchestrator.profile_store import ProfileStore
+from orchestrator.core.profile import Network
+from orchestrator.profiles import templates
+from orchestrator.profiles.store import ProfileStore
 from tests.conftest import REPO, Ran
 
 Cli = Callable[..., Ran]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import EXIT_SETUP, ConfigError
-from orchestrator.profile import Access, Capabilities, Network, PlantedRepo, WorkspaceWrite
-from orchestrator.profile_store import ProfileStore
+from orchestrator.core.errors import EXIT_SETUP, ConfigError
+from orchestrator.core.profile import Access, Capabilities, Network, PlantedRepo, WorkspaceWrite
+from orchestrator.profiles.store import ProfileStore
 
 WriteProfile = Callable[[str, str], Path]
 
