@@ -13,12 +13,11 @@ python3 -m http.server --bind 127.0.0.1 --directory "$DEMO/www" "$PORT" >/dev/nu
 SERVER=$!
 cd "$DEMO/proj" || exit 1
 
+# Each step is printed as it can be pasted back into a shell: quoted as Python's
+# shlex.join quotes (python3 is needed above anyway).
 step() {
-  printf '\n\033[1m$ codex-box'
-  for a in "$@"; do
-    case "$a" in *[\ \;\>\|\&\']*) printf " '%s'" "$a" ;; *) printf ' %s' "$a" ;; esac
-  done
-  printf '\033[0m\n'
+  printf '\n\033[1m$ codex-box %s\033[0m\n' \
+    "$(python3 -c 'import shlex, sys; print(shlex.join(sys.argv[1:]))' "$@")"
 }
 run() { step "$@"; "$CB" "$@"; echo "→ exit $?"; }
 
