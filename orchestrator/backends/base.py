@@ -1,9 +1,11 @@
 """The backend interface, the lazy registry, and backend selection.
 
-Owns: the ``Backend`` protocol every backend satisfies, the name → module registry
-(modules are imported only when chosen, so ``import orchestrator`` never pulls in an
-engine SDK), and ``--backend auto`` selection.
-Does not own: any backend's behaviour.
+Owns: the ``Backend`` protocol every backend satisfies, ``HostFacts`` (what a backend's
+one probe found, handed to its pure ``translate`` and its ``run``), the name → module
+registry (modules are imported only when chosen, so ``import orchestrator`` never pulls
+in an engine SDK), and ``--backend auto`` selection, which probes each candidate once.
+Does not own: any backend's behaviour, or what each backend's facts hold (its own
+``HostFacts`` subclass).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 from orchestrator.core.errors import BackendUnavailable, ConfigError, did_you_mean
 from orchestrator.core.spec import RunResult, SandboxSpec
@@ -23,6 +25,35 @@ from orchestrator.core.spec import RunResult, SandboxSpec
 class Availability:
     ok: bool
     reason: str  # why not, or a short description of what enforces the spec
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostFacts:
+    """What one backend's probe found on this host. Each backend subclasses it with the
+    facts its ``translate`` and ``run`` decide from (Docker: the host's AppArmor;
+    Podman: the probed service; native: the kernel's sandboxing features), so that
+    neither looks at the host again and ``translate`` stays a pure function."""
+
+    available: bool  # can this backend enforce the spec it was probed for, here, now
+    reason: str  # why not, or a short description of what enforces the spec
+
+    def availability(self) -> Availability:
+        return Availability(self.available, self.reason)
+
+    @classmethod
+    def of(cls, facts: HostFacts) -> Self:
+        """``facts`` as this backend's own kind: facts probed by another backend (or
+        none at all) are a caller's mistake, never something to run on."""
+        if not isinstance(facts, cls):
+            raise TypeError(
+                f"{cls.__name__} expected (from the same backend's probe), "
+                f"got {type(facts).__name__}: {facts.reason}"
+            )
+        return facts
+
+
+# A hand-made Selection's facts: no backend accepts them (stubs in tests ignore them).
+NOT_PROBED = HostFacts(available=False, reason="not probed")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,18 +79,33 @@ class EgressPort(Protocol):
 class Backend(Protocol):
     name: str
 
+    def probe(self, spec: SandboxSpec | None = None) -> HostFacts:
+        """Cheap, bounded, and made once per run (by ``select``, or ``named``): can this backend
+        enforce ``spec`` here right now, and the host facts its ``translate`` and ``run``
+        need. Without a spec: can it run anything at all? Never raises for an absent
+        engine or feature: that is ``available=False`` with the reason."""
+        ...
+
     def availability(self, spec: SandboxSpec | None = None) -> Availability:
-        """Cheap, bounded probe: can this backend enforce ``spec`` here right now?
-        Without a spec: can it run anything at all?"""
+        """``probe(spec)``'s verdict alone (``doctor`` asks it per profile)."""
         ...
 
-    def translate(self, spec: SandboxSpec) -> Mapping[str, Any]:
-        """Pure: the exact request this backend would make for ``spec``."""
+    def translate(self, spec: SandboxSpec, facts: HostFacts) -> Mapping[str, Any]:
+        """Pure: the exact request this backend would make for ``spec`` on the host
+        ``facts`` describe (``facts`` from this backend's own ``probe``)."""
         ...
 
-    def run(self, spec: SandboxSpec, *, egress: EgressPort | None = None) -> RunResult:
-        """Run ``spec`` to completion; raise ``CodexBoxError`` if it cannot be enforced
-        (``spec.egress`` without ``egress`` included: no proxy, no network)."""
+    def run(
+        self,
+        spec: SandboxSpec,
+        facts: HostFacts | None = None,
+        *,
+        egress: EgressPort | None = None,
+    ) -> RunResult:
+        """Run ``spec`` to completion on the host ``facts`` describe, without probing
+        it again; raise ``CodexBoxError`` if it cannot be enforced (``spec.egress``
+        without ``egress`` included: no proxy, no network). ``facts`` None: the backend
+        looks up what its run needs itself (a caller that did not ``select``)."""
         ...
 
     def gc(self) -> list[str]:
@@ -67,7 +113,7 @@ class Backend(Protocol):
         ...
 
     def diagnose(self, spec: SandboxSpec) -> Diagnosis:
-        """Bounded: availability for ``spec`` plus versions and host quirks, for doctor."""
+        """Bounded: the probe for ``spec`` plus versions and host quirks, for doctor."""
         ...
 
 
@@ -89,6 +135,7 @@ class Selection:
     backend: Backend
     why: str  # e.g. "docker: engine 20.10 at unix:///var/run/docker.sock"
     skipped: tuple[str, ...] = ()  # "docker: not reachable (...)" for each backend passed over
+    facts: HostFacts = NOT_PROBED  # what ``backend``'s probe found: pass to translate and run
 
 
 def load(name: str) -> Backend:
@@ -108,12 +155,21 @@ def select(requested: str, spec: SandboxSpec | None = None) -> Selection:
     skipped: list[str] = []
     for name in names:
         backend = load(name)
-        availability = backend.availability(spec)
-        if availability.ok:
-            return Selection(backend, f"{name}: {availability.reason}", tuple(skipped))
-        skipped.append(f"{name}: {availability.reason}")
+        facts = backend.probe(spec)
+        if facts.available:
+            return Selection(backend, f"{name}: {facts.reason}", tuple(skipped), facts)
+        skipped.append(f"{name}: {facts.reason}")
     raise BackendUnavailable(
         f"no backend can run this on {sys.platform}: " + "; ".join(skipped),
         hint="start dockerd or the Podman service (and `make images`), or run natively on "
         "Linux with Landlock (--backend native)",
     )
+
+
+def named(name: str, spec: SandboxSpec | None = None) -> Selection:
+    """The backend called ``name`` and its probe, whether or not it could run ``spec``
+    here (``--print-spec``: show the request a named backend would make anyway)."""
+    backend = load(name)
+    facts = backend.probe(spec)
+    state = "" if facts.available else "cannot run here: "
+    return Selection(backend, f"{name}: named ({state}{facts.reason})", (), facts)

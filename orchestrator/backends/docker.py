@@ -1,10 +1,13 @@
-"""The Docker backend: ``SandboxSpec`` + probed host → Engine API create body (pure) → run.
+"""The Docker backend: probe the host once → ``SandboxSpec`` + facts → Engine API create
+body (pure) → run.
 
-Owns: ``translate`` (the whole ``POST /containers/create`` body, golden-tested), the
-availability probe, the Engine API calls of a run (``DockerOps``), and turning every
-engine error into a ``CodexBoxError`` in one place (``_engine_errors``).
-Does not own: what all container engines share (``container.py``), the order of a
-run's calls (``lifecycle.py``) or HTTP (``engine_api.py``).
+Owns: the probe (``DockerFacts``: does the engine answer, is the image there, the host's
+AppArmor), ``translate`` (the whole ``POST /containers/create`` body, golden-tested),
+the Engine API calls of a run (``DockerOps``), and turning every engine error into a
+``CodexBoxError`` in one place (``_engine_errors``).
+Does not own: what all container engines share (``containers.common``), the order of a
+run's calls (``containers.lifecycle``), HTTP (``containers.engine_api``) or the AppArmor
+decision (``hardening.apparmor``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import socket
 import urllib.parse
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.core.errors import BackendUnavailable, CodexBoxError, SandboxSetupError
@@ -21,7 +25,7 @@ from orchestrator.core.profile import Capabilities
 from orchestrator.core.spec import DEFAULT_DOCKER_HOST, RunResult, SandboxSpec
 from orchestrator.hardening import apparmor
 
-from .base import Availability, Diagnosis, EgressPort
+from .base import Availability, Diagnosis, EgressPort, HostFacts
 from .containers import common as container
 from .containers import staging
 from .containers.engine_api import PROBE_TIMEOUT_S, Endpoint, EngineError
@@ -30,36 +34,67 @@ from .containers.lifecycle import ContainerRun, StartRefused, egress_holder
 ENGINE_DEFAULT = "docker-default"  # the AppArmor profile Docker applies when none is asked
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DockerFacts(HostFacts):
+    endpoint: str  # the engine's URL
+    # The engine's server string when it answered (the image may still be missing).
+    server: str | None
+    # This host's AppArmor as an engine on ``endpoint`` would apply it: read locally,
+    # whether or not the engine answered (``--print-spec`` shows the request anyway).
+    armor: apparmor.HostAppArmor
+
+
 class DockerBackend:
     name = "docker"
 
-    def availability(self, spec: SandboxSpec | None = None) -> Availability:
-        endpoint = Endpoint(spec.docker_host if spec else DEFAULT_DOCKER_HOST)
+    def probe(self, spec: SandboxSpec | None = None) -> DockerFacts:
+        url = spec.docker_host if spec else DEFAULT_DOCKER_HOST
+        endpoint = Endpoint(url)
+        armor = apparmor.probe(url)
         try:
             server = endpoint.ping()
             if spec is not None and not endpoint.has_image(spec.image):
-                return Availability(
-                    False,
-                    f"image {spec.image} is not in Docker at {endpoint.url} (run `make images`)",
+                return DockerFacts(
+                    available=False,
+                    reason=f"image {spec.image} is not in Docker at {endpoint.url} "
+                    "(run `make images`)",
+                    endpoint=url,
+                    server=server,
+                    armor=armor,
                 )
         except OSError as exc:
-            return Availability(False, f"no Docker engine answers at {endpoint.url} ({exc})")
-        return Availability(True, f"{server} at {endpoint.url}")
+            return DockerFacts(
+                available=False,
+                reason=f"no Docker engine answers at {endpoint.url} ({exc})",
+                endpoint=url,
+                server=None,
+                armor=armor,
+            )
+        return DockerFacts(
+            available=True,
+            reason=f"{server} at {endpoint.url}",
+            endpoint=url,
+            server=server,
+            armor=armor,
+        )
 
-    def translate(self, spec: SandboxSpec) -> Mapping[str, Any]:
-        return translate(spec, apparmor.probe(spec.docker_host))
+    def availability(self, spec: SandboxSpec | None = None) -> Availability:
+        return self.probe(spec).availability()
+
+    def translate(self, spec: SandboxSpec, facts: HostFacts) -> Mapping[str, Any]:
+        return translate(spec, DockerFacts.of(facts).armor)
 
     def diagnose(self, spec: SandboxSpec) -> Diagnosis:
-        availability = self.availability(spec)
+        probed = self.probe(spec)
         facts: dict[str, str] = {"endpoint": spec.docker_host}
         notes: list[str] = []
-        if availability.ok or "image" in availability.reason:
+        if probed.server is not None:
             endpoint = Endpoint(spec.docker_host)
             with contextlib.suppress(OSError):
                 info = endpoint.call("GET", "/info", timeout=PROBE_TIMEOUT_S)
                 security = [o.split(",")[0].removeprefix("name=") for o in info["SecurityOptions"]]
                 # The same host facts translate decides from.
-                armor = apparmor.probe(spec.docker_host)
+                armor = probed.armor
                 armor_fact, armor_note = apparmor.diagnosis(armor, engine_default=ENGINE_DEFAULT)
                 if "apparmor" in security and not armor.enabled:  # a remote engine
                     armor_fact = f"yes, on the engine's host ({ENGINE_DEFAULT}; ours not asked for)"
@@ -73,11 +108,17 @@ class DockerBackend:
                     "user namespaces": "remapped" if "userns" in security else "not remapped",
                 }
         return Diagnosis(
-            available=availability.ok, reason=availability.reason, facts=facts, notes=tuple(notes)
+            available=probed.available, reason=probed.reason, facts=facts, notes=tuple(notes)
         )
 
-    def run(self, spec: SandboxSpec, *, egress: EgressPort | None = None) -> RunResult:
-        armor = apparmor.probe(spec.docker_host)
+    def run(
+        self,
+        spec: SandboxSpec,
+        facts: HostFacts | None = None,
+        *,
+        egress: EgressPort | None = None,
+    ) -> RunResult:
+        armor = DockerFacts.of(facts if facts is not None else self.probe(spec)).armor
         request = translate(spec, armor)
         owner = {container.LABEL_OWNER: container.owner_label()}
         request["Labels"] = {**request["Labels"], **owner}

@@ -13,7 +13,7 @@ from typing import Any
 from orchestrator.core.errors import BackendUnavailable
 from orchestrator.core.spec import RunResult, SandboxSpec
 
-from .base import Availability, Diagnosis, EgressPort
+from .base import Availability, Diagnosis, EgressPort, HostFacts
 
 REASON = "not built yet: codex-box cannot run on a cluster in this version"
 
@@ -21,13 +21,22 @@ REASON = "not built yet: codex-box cannot run on a cluster in this version"
 class KubernetesBackend:
     name = "kubernetes"
 
-    def availability(self, spec: SandboxSpec | None = None) -> Availability:
-        return Availability(False, REASON)
+    def probe(self, spec: SandboxSpec | None = None) -> HostFacts:
+        return HostFacts(available=False, reason=REASON)
 
-    def translate(self, spec: SandboxSpec) -> Mapping[str, Any]:
+    def availability(self, spec: SandboxSpec | None = None) -> Availability:
+        return self.probe(spec).availability()
+
+    def translate(self, spec: SandboxSpec, facts: HostFacts) -> Mapping[str, Any]:
         raise BackendUnavailable(f"kubernetes backend {REASON}", hint="use --backend auto")
 
-    def run(self, spec: SandboxSpec, *, egress: EgressPort | None = None) -> RunResult:
+    def run(
+        self,
+        spec: SandboxSpec,
+        facts: HostFacts | None = None,
+        *,
+        egress: EgressPort | None = None,
+    ) -> RunResult:
         raise BackendUnavailable(f"kubernetes backend {REASON}", hint="use --backend auto")
 
     def gc(self) -> list[str]:

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.backends.native.backend import LinuxBackend, translate
+from orchestrator.backends.native.backend import LinuxBackend
+from orchestrator.backends.native.host import NativeFacts
+from orchestrator.backends.native.plan import translate
 from orchestrator.compile.spec import proxy_environment
 from orchestrator.core.errors import SandboxSetupError
 from orchestrator.core.profile import DEFAULT_PROTECTED, Access, Capabilities, Network
@@ -108,7 +110,10 @@ def test_translate_is_pure_and_repeatable(codex_home: Path) -> None:
 
 def test_backend_object_translate_is_the_module_function(codex_home: Path) -> None:
     spec = fixed_spec("offline", codex_home=codex_home)
-    assert LinuxBackend().translate(spec) == translate(spec)
+    facts = NativeFacts(available=False, reason="test", landlock_abi=0, user_namespaces="test",
+                        libseccomp=False)
+    # The plan depends on no host fact: a host that could not run it gets the same plan.
+    assert LinuxBackend().translate(spec, facts) == translate(spec)
 
 
 # The goldens must say what each profile means; check the meaning, not just equality,
@@ -190,7 +195,7 @@ def test_no_network_profiles_deny_tcp_in_landlock(codex_home: Path) -> None:
 
 
 def test_the_launcher_understands_the_plan_version_translate_writes() -> None:
-    from orchestrator.backends.native import backend as linux
+    from orchestrator.backends.native import plan as linux
     from orchestrator.sandbox.linux import launcher
 
     assert launcher.PLAN_VERSION == linux.PLAN_VERSION

@@ -15,15 +15,11 @@ from typing import Any
 
 import pytest
 
-from orchestrator.backends.podman.backend import (
-    PodmanBackend,
-    join_holder,
-    translate,
-    verify_created,
-)
-from orchestrator.backends.podman.host import PodmanHost, _has_capability, _rlimits
+from orchestrator.backends.podman.backend import PodmanBackend
+from orchestrator.backends.podman.host import PodmanFacts, PodmanHost, _has_capability, _rlimits
+from orchestrator.backends.podman.translate import join_holder, translate, verify_created
 from orchestrator.compile.spec import podman_host
-from orchestrator.core.errors import SandboxSetupError
+from orchestrator.core.errors import BackendUnavailable, SandboxSetupError
 from orchestrator.core.profile import DEFAULT_PROTECTED
 from orchestrator.core.resources import seccomp_dir
 from orchestrator.core.spec import Limits
@@ -258,10 +254,11 @@ def test_a_service_that_would_drop_part_of_the_spec_is_not_available(
     backend = PodmanBackend()
     spec = dataclasses.replace(fixed_spec("offline", codex_home=codex_home), limits=limits)
     backend._hosts[spec.podman_host] = dataclasses.replace(HOST, **changes)
-    availability = backend.availability(spec)
-    assert availability.ok is (refused is None)
+    facts = backend.probe(spec)
+    assert facts.available is (refused is None)
+    assert backend.availability(spec) == facts.availability()
     if refused:
-        assert refused in availability.reason
+        assert refused in facts.reason
 
 
 @pytest.mark.parametrize(
@@ -281,3 +278,34 @@ def test_the_default_memory_cap_is_asked_for_only_where_it_means_this_hosts_ram(
     assert request.get("memswap_limit") == request.get("mem_limit")
     explicit = dataclasses.replace(spec, limits=Limits(memory_bytes=2**30))
     assert translate(explicit, dataclasses.replace(HOST, **changes))["mem_limit"] == 2**30
+
+
+def test_a_service_that_does_not_answer_is_not_available_and_cannot_be_translated_for(
+    codex_home: Path,
+) -> None:
+    backend = PodmanBackend()
+    spec = dataclasses.replace(
+        fixed_spec("offline", codex_home=codex_home), podman_host="unix:///nonexistent/podman.sock")
+    facts = backend.probe(spec)
+    assert isinstance(facts, PodmanFacts) and facts.host is None and not facts.available
+    assert facts.reason.startswith("no Podman service answers at unix:///nonexistent/podman.sock")
+    assert "podman system service" in facts.reason
+    with pytest.raises(BackendUnavailable) as info:
+        backend.translate(spec, facts)
+    assert "Podman service not usable at unix:///nonexistent/podman.sock" in info.value.message
+    assert "podman system service" in info.value.hint
+
+
+def test_the_backend_translates_from_the_probed_service_and_looks_at_nothing_else(
+    codex_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orchestrator.backends.podman.backend as podman_backend
+
+    def no_probe(*args: object, **kwargs: object) -> None:
+        raise AssertionError("translate probed the host")
+
+    monkeypatch.setattr(podman_backend, "probe", no_probe)
+    monkeypatch.setattr(podman_backend, "_has_image", no_probe)
+    spec = fixed_spec("workspace", codex_home=codex_home)
+    facts = PodmanFacts(available=True, reason="test", url=spec.podman_host, host=HOST)
+    assert PodmanBackend().translate(spec, facts) == translate(spec, HOST)

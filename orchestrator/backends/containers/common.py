@@ -1,12 +1,12 @@
 """What every container engine backend derives from a ``SandboxSpec`` in the same way.
 
 Owns: the engine-neutral container description (binds, tmpfs, labels, user, limits,
-seccomp JSON, the AppArmor decision's label), the owner label that lets a later run
-find containers whose codex-box was killed, and mapping an engine's exit status to
-``RunResult`` fields (with the kernel log as the witness of an OOM kill an engine did
-not notice).
-Does not own: any engine's API or its errors (``docker.py``, ``podman.py``) or the
-order of a run's calls (``lifecycle.py``).
+seccomp JSON, the AppArmor decision's label), the network holder of a filtered-egress
+run, the owner label that lets a later run find containers whose codex-box was killed,
+and the kernel log as the witness of an OOM kill an engine did not notice.
+Does not own: any engine's API or its errors (``docker``, ``podman``), the order of a
+run's calls (``lifecycle``), or turning how a run ended into a ``RunResult``
+(``backends.result``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from orchestrator.core.spec import Limits, SandboxSpec
 from orchestrator.sandbox.linux import pinning
 from orchestrator.sandbox.linux.proctree import start_time
 
-if TYPE_CHECKING:  # the native backend imports this module too: no AppArmor on its path
+if TYPE_CHECKING:  # a type only: the decision is made by each engine's translate
     from orchestrator.hardening.apparmor import Decision
 
 LABEL_SESSION = "codex-box.session"
@@ -222,18 +222,3 @@ def kernel_saw_oom_kill(box_id: str) -> bool:
             if box_id.encode() in memcg:
                 return True
     return False
-
-
-def ending_detail(spec: SandboxSpec, *, timed_out: bool, oom: bool) -> str | None:
-    """The one-line reason a run ended early, the same on every backend."""
-    if timed_out:
-        return f"timed out after {spec.limits.timeout_s:g}s; killed"
-    if oom:
-        return "killed by the OOM killer (memory limit reached)"
-    return None
-
-
-def signal_of(status_code: int, *, sent: int | None) -> int | None:
-    """The signal that ended the command, when we know it: one we sent and whose
-    128+N status came back, or SIGKILL from the OOM killer (reported separately)."""
-    return sent if sent is not None and status_code == 128 + sent else None

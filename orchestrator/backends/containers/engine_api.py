@@ -2,7 +2,7 @@
 
 Owns: HTTP/1.1 requests to a Docker-API endpoint (unix socket or tcp) with a timeout on
 every call, the engine's JSON error messages, and hijacking a connection for attach.
-Does not own: which calls to make (``docker.py``).
+Does not own: which calls to make (``docker``, ``podman.ops``, ``lifecycle``).
 
 Why not docker-py (or even ``http.client``) on this path: a run makes the same handful
 of calls the docker CLI makes, and importing docker-py and requests cost ~100 ms per

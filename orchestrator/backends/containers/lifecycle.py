@@ -5,7 +5,8 @@ Owns: the order of the calls (attach before start, so no output is lost), the ti
 and signal reporting, and mapping a start failure that is the command's fault to
 126/127 like a shell.
 Does not own: how an engine is called or how its errors read (``EngineOps``
-implementations in ``docker.py`` and ``podman.py``).
+implementations in ``docker`` and ``podman.ops``), or the exit-code rules every backend
+shares (``backends.result``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Protocol
 
+from orchestrator.backends import result
 from orchestrator.backends.base import EgressPort
 from orchestrator.core.errors import CodexBoxError, SandboxSetupError
 from orchestrator.core.spec import RunResult, SandboxSpec
@@ -297,17 +299,16 @@ class ContainerRun:
                 return
 
     def _result(self, code: int, oom: bool, duration: float) -> RunResult:
-        detail = container.ending_detail(self.spec, timed_out=self.timed_out, oom=oom) or ""
         if self.timed_out:
-            code = 124
-        return RunResult(
-            exit_code=code,
+            code = result.TIMEOUT_EXIT  # not a signal we sent, whatever the engine said
+        return result.finished(
+            self.spec,
             backend=self.backend,
+            exit_code=code,
             duration_s=duration,
-            signal=signal.SIGKILL if oom else container.signal_of(code, sent=self.sent),
+            signal=signal.SIGKILL if oom else result.signal_of(code, sent=self.sent),
             timed_out=self.timed_out,
             oom_killed=oom,
-            detail=detail,
         )
 
 

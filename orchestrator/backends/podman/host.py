@@ -2,9 +2,10 @@
 
 Owns: one bounded probe of a Podman API socket (``GET /libpod/info`` plus, for a local
 socket, the service process's own capabilities and rlimits read through the socket's
-peer credentials), and the host quirks derived from it: explicit ulimits when the OCI
-runtime cannot raise rlimits, and runc instead of crun on hybrid cgroups.
-Does not own: the create request (``podman.py``).
+peer credentials), the host quirks derived from it (explicit ulimits when the OCI
+runtime cannot raise rlimits, runc instead of crun on hybrid cgroups), and
+``PodmanFacts``: what the backend's probe hands to its translate and run.
+Does not own: deciding availability (``backend``) or the create request (``translate``).
 
 Why probe the service process: runc/crun run as its descendants, so they inherit its
 rlimits and capabilities. Without CAP_SYS_RESOURCE the runtime cannot raise an rlimit
@@ -23,11 +24,14 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.backends.base import HostFacts
 from orchestrator.backends.containers.engine_api import PROBE_TIMEOUT_S, Endpoint
+from orchestrator.core.errors import BackendUnavailable
 from orchestrator.hardening.apparmor import HostAppArmor, loaded_profiles
 from orchestrator.host.hostinfo import apparmor_enabled, cgroup_layout
 
 LIBPOD = "/v4.0.0/libpod"  # accepted by Podman 4 and 5
+START_HINT = "start it: podman system service --time=0 {url} &"
 CAP_SYS_RESOURCE = 24
 RLIMITS = {"nofile": "Max open files", "nproc": "Max processes"}
 CRUN_PATHS = ("/usr/bin/crun", "/usr/local/bin/crun", "/usr/libexec/crun", "/usr/sbin/crun")
@@ -85,6 +89,22 @@ class PodmanHost:
         if not self.init:
             notes.append("catatonit missing: install it (apt-get install catatonit)")
         return notes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PodmanFacts(HostFacts):
+    url: str  # the service's socket
+    host: PodmanHost | None  # None: the service did not answer
+    error: str = ""  # why it did not answer
+
+    def require_host(self) -> PodmanHost:
+        """The probed service, or ``BackendUnavailable`` saying why there is none."""
+        if self.host is None:
+            raise BackendUnavailable(
+                f"Podman service not usable at {self.url}: {self.error}",
+                hint=START_HINT.format(url=self.url) + ", or use --backend docker|native",
+            )
+        return self.host
 
 
 def probe(url: str, *, full: bool = False) -> PodmanHost:
