@@ -2,9 +2,10 @@
 rotated by size.
 
 Owns: writing one record (its sanitizing, its place in the hash chain, rotation, the
-optional sinks) and the closed sets of operations and decisions. Does not own: deciding
-what to record (``runner``, ``gate``), reading, verifying or summarising
-(``audit_query``, ``audit_verify``).
+optional sinks) and the closed sets of operations and decisions. Does not own: a
+record's fields (``records``, one builder per record), deciding when to record
+(``runner``, ``policy.gate``), reading, verifying or summarising (``query``,
+``verify``).
 
 Each record carries ``seq`` (one more than the record before it, across rotated files)
 and ``prev``, the SHA-256 of the previous record's line: editing, deleting or reordering
@@ -86,7 +87,7 @@ def log_files(path: Path) -> list[Path]:
 Sink = Callable[[bytes], None]
 
 
-# What every text field goes through before it is written (redact.py): the user's home
+# What every text field goes through before it is written (redact): the user's home
 # and name → [USER], secrets in argv, env-style assignments, headers, URLs and known key
 # shapes → [REDACTED].
 Sanitizer = Redactor

@@ -2,7 +2,7 @@
 
 Owns: ``Query`` (decision, operation, profile, session, since, until), reading every
 file of the log oldest first (rotations included), ``follow`` (``audit tail -f``) and
-``summarise``. Does not own: writing (``audit``) or checking the chain (``audit_verify``).
+``summarise``. Does not own: writing (``log``) or checking the chain (``verify``).
 A line that is not a record is yielded as one (operation ``unparseable``), never dropped.
 """
 

@@ -3,7 +3,8 @@
 Owns: the syslog sink (facility authpriv, so a host's log shipping picks it up) and the
 second JSON Lines file (e.g. tailed by a SIEM agent). Each is failure-isolated: the
 primary log's ``append`` logs a sink's failure at debug and goes on (``audit``).
-Does not own: the primary log or deciding which sinks are on (``[audit]`` in config).
+Does not own: the primary log or deciding which sinks are on (``[audit]`` in config,
+read by ``settings``; the host context passes the choice in).
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import fcntl
 import os
 import syslog
 from pathlib import Path
-
-from orchestrator.settings.config import AuditSettings
 
 from .log import Sink
 
@@ -37,10 +36,10 @@ def to_jsonl(path: Path) -> Sink:
     return write
 
 
-def sinks_for(settings: AuditSettings) -> list[Sink]:
+def sinks_for(*, syslog: bool, jsonl: str | None) -> list[Sink]:
     chosen: list[Sink] = []
-    if settings.syslog:
+    if syslog:
         chosen.append(to_syslog)
-    if settings.jsonl:
-        chosen.append(to_jsonl(Path(settings.jsonl)))
+    if jsonl:
+        chosen.append(to_jsonl(Path(jsonl)))
     return chosen

@@ -5,7 +5,7 @@ is broken (edited: its successor's ``prev`` no longer matches), missing (deleted
 reordered: ``seq`` or ``prev`` skips) or cut off the end (``audit.head`` names a record
 the log no longer holds), and torn lines (a write interrupted by a crash, closed off by
 the next writer: reported, never silently skipped).
-Does not own: writing (``audit``) or reading with filters (``audit_query``).
+Does not own: writing (``log``) or reading with filters (``query``).
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """Which environment variables reach the sandboxed command.
 
-Owns: the secret-name filter and ``--env`` handling.
-Does not own: anything a backend adds for its own plumbing.
+Owns: withholding secret-looking host variables and ``--env`` handling.
+Does not own: which names are secret (``core.secrets``, the same rule the audit log's
+redaction uses), or anything a backend adds for its own plumbing.
 
-Host variables whose names look like credentials are withheld unless the user names
-them with ``--env NAME``: an agent's tool call should not inherit the keys of the
-person who launched it by accident.
+Host variables whose names look like credentials (or whose values hold a URL with a
+password) are withheld unless the user names them with ``--env NAME``: an agent's tool
+call should not inherit the keys of the person who launched it by accident.
 """
 
 from __future__ import annotations
@@ -14,26 +15,14 @@ import re
 from collections.abc import Iterable, Mapping
 
 from orchestrator.core.errors import UsageError
+from orchestrator.core.secrets import carries_credentials, secret_name
 
-SECRET_MARKERS = ("KEY", "SECRET", "TOKEN", "PASS", "CREDENTIAL", "JWT")
-# Matched as whole words only: GIT_AUTHOR_NAME is not a secret, NPM_AUTH and GH_PAT are.
-SECRET_WORDS = frozenset({"AUTH", "AUTHORIZATION", "COOKIE", "PAT", "PWD"})
-NOT_SECRET = frozenset({"PWD", "OLDPWD"})  # the working directories, not passwords
-# A value that carries credentials whatever its name: scheme://user:password@host
-_CREDENTIAL_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def looks_secret(name: str, value: str = "") -> bool:
-    upper = name.upper()
-    if upper in NOT_SECRET:
-        return False
-    words = set(re.split(r"[^A-Z0-9]+", upper))
-    return (
-        any(marker in upper for marker in SECRET_MARKERS)
-        or bool(words & SECRET_WORDS)
-        or bool(_CREDENTIAL_URL.search(value))
-    )
+    """A host variable the sandbox does not get unless ``--env`` names it."""
+    return secret_name(name) or carries_credentials(value)
 
 
 def sandbox_environment(

@@ -4,8 +4,9 @@ Owns: the session CA's lifetime (made at start, its certificate deleted at close
 listening sockets a backend hands over (``serve``: each was created inside the
 sandbox's network namespace, so it is the only thing listening there that leads out),
 and ending every connection when the run ends.
-Does not own: how a listener gets into the sandbox (each backend) or audit writing
-(the runner's callback, called from the proxy thread under a lock).
+Does not own: how a listener gets into the sandbox (each backend) or the audit record
+of a refusal: each ``Refusal`` goes to the runner's callback (called from the proxy
+thread under a lock), which writes ``audit.records.network_refused``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import contextlib
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypedDict
 
 from orchestrator.core.log import debug
 from orchestrator.core.spec import Egress
@@ -35,10 +36,26 @@ MAX_CLIENTS = 256
 MAX_AUDITED = 200
 
 
+class Refusal(TypedDict):
+    """One refused request, as the proxy words it (the network_connect record's fields)."""
+
+    target: str  # host:port, or what stood in for it
+    domain: str
+    method: str
+    reason: str
+
+
+def _refusal(fields: Mapping[str, Any]) -> Refusal:
+    return Refusal(
+        target=str(fields["target"]),
+        domain=str(fields["domain"]),
+        method=str(fields["method"]),
+        reason=str(fields["reason"]),
+    )
+
+
 class ProxySession:
-    def __init__(
-        self, egress: Egress, *, run_id: str, audit: Callable[[dict[str, Any]], None]
-    ) -> None:
+    def __init__(self, egress: Egress, *, run_id: str, audit: Callable[[Refusal], None]) -> None:
         self.egress = egress
         self._audit = audit
         self._lock = threading.Lock()
@@ -75,9 +92,9 @@ class ProxySession:
         )
         self._servers.append(future.result(timeout=10))
 
-    def _write(self, record: dict[str, Any]) -> None:
+    def _write(self, fields: Mapping[str, Any]) -> None:
         try:
-            self._audit(record)
+            self._audit(_refusal(fields))
         except Exception as exc:  # the refusal stands; the runner reports the gap
             self.audit_failures += 1
             debug("egress audit record not written", error=str(exc))
@@ -107,13 +124,13 @@ class ProxySession:
             unrecorded = self.refused - MAX_AUDITED
             if unrecorded > 0:
                 self._write(
-                    {
-                        "target": "(further refusals)",
-                        "domain": "",
-                        "method": "",
-                        "reason": f"{unrecorded} more requests were refused in this run; "
+                    Refusal(
+                        target="(further refusals)",
+                        domain="",
+                        method="",
+                        reason=f"{unrecorded} more requests were refused in this run; "
                         f"only the first {MAX_AUDITED} are recorded one by one",
-                    }
+                    )
                 )
         if not self._loop.is_running():
             self._loop.close()

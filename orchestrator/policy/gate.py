@@ -4,8 +4,8 @@ Owns: the evaluation context a spec gives (its writable roots and protected path
 the policy modes (enforce, audit-only, off), and what each decision means at launch:
 forbidden → refused (126); unverified → asked once on a terminal, refused when nobody
 can be asked unless ``--approve`` was given; match and safe → launched.
-Does not own: the rules (``policy``), writing records (``runner`` passes ``record``),
-or asking (``cli`` passes ``confirm``).
+Does not own: the rules (``policy``), the records' fields (``audit.records``), writing
+them (``runner`` passes ``record``), or asking (``cli`` passes ``confirm``).
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from orchestrator.audit import records
 from orchestrator.core.errors import Refused, UsageError, did_you_mean
 from orchestrator.core.spec import SandboxSpec
 from orchestrator.settings.config import POLICY_MODES
@@ -74,11 +75,16 @@ def evaluate(spec: SandboxSpec, *, home: str, codex_home: Path) -> Evaluation:
 
 
 class PolicyRefused(Refused):
-    """Refused by the policy; ``fields`` go into the denied record."""
+    """Refused by the policy; ``policy`` goes into the denied record."""
 
-    def __init__(self, message: str, *, hint: str, fields: dict[str, Any]) -> None:
+    def __init__(self, message: str, *, hint: str, policy: records.PolicyFacts) -> None:
         super().__init__(message, hint=hint)
-        self.fields = fields
+        self.policy = policy
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """Transitional, for callers not yet on ``records.command_denied(policy=…)``."""
+        return self.policy.fields()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,16 +95,22 @@ class Verdict:
     evaluation: Evaluation | None  # None when the mode is off
     approval: str | None = None  # how an unverified command was let through
 
-    def fields(self) -> dict[str, Any]:
+    @property
+    def policy(self) -> records.PolicyFacts:
+        """The verdict as the launch's records carry it (``records.Launch.policy``)."""
         if self.evaluation is None:
-            return {"policy_mode": self.mode}
-        return {
-            "policy_mode": self.mode,
-            "policy_decision": self.evaluation.decision.label,
-            "policy_reason": self.evaluation.summary(),
-            "policy_rules": sorted({f.rule for f in self.evaluation.deciding() if f.rule}),
-            **({"approval": self.approval} if self.approval else {}),
-        }
+            return records.PolicyFacts(mode=self.mode)
+        return records.PolicyFacts(
+            mode=self.mode,
+            decision=self.evaluation.decision.label,
+            reason=self.evaluation.summary(),
+            rules=tuple(sorted({f.rule for f in self.evaluation.deciding() if f.rule})),
+            approval=self.approval,
+        )
+
+    def fields(self) -> dict[str, Any]:
+        """Transitional, for callers not yet on ``records.Launch(policy=verdict.policy)``."""
+        return self.policy.fields()
 
 
 def decide(
@@ -122,36 +134,34 @@ def decide(
         raise PolicyRefused(
             f"the execution policy forbids this command: {_reasons(evaluation)}",
             hint=FIX,
-            fields=verdict.fields(),
+            policy=verdict.policy,
         )
     # Unverified: a person decides, once, and the answer is recorded either way.
-    command = shlex.join(spec.argv)
     if approve:
         how, approved = "--approve", True
     elif confirm is not None:
-        question = f"`{command}` is unverified ({_reasons(evaluation)}). Run it?"
+        question = f"`{shlex.join(spec.argv)}` is unverified ({_reasons(evaluation)}). Run it?"
         answered = confirm(question)
         how, approved = ("no terminal", False) if answered is None else ("terminal", answered)
     else:
         how, approved = "no terminal", False
     record(
-        {
-            "operation": "approval",
-            "decision": "requires_approval",
-            "profile": spec.profile,
-            "workspace": spec.workspace,
-            "outcome": "approved" if approved else "refused",
-            "approved_by": how,
-            "reason": f"unverified: {_reasons(evaluation)}",
-            **verdict.fields(),
-        }
+        records.approval(
+            argv=spec.argv,
+            profile=spec.profile,
+            workspace=spec.workspace,
+            approved=approved,
+            approved_by=how,
+            why=_reasons(evaluation),
+            policy=verdict.policy,
+        )
     )
     if not approved:
         raise PolicyRefused(
             f"the execution policy cannot verify this command and it was not approved "
             f"({how}): {_reasons(evaluation)}",
             hint="approve it at the prompt, or pass --approve; " + FIX,
-            fields={**verdict.fields(), "approval": f"refused ({how})"},
+            policy=replace(verdict.policy, approval=f"refused ({how})"),
         )
     return Verdict(mode=mode, evaluation=evaluation, approval=how)
 

@@ -235,37 +235,3 @@ def _open_dir(home: Path, *, create: bool) -> Iterator[int | None]:
         approvals_dir(home), home=home, create=create, again="then approve again"
     ) as fd:
         yield fd
-
-
-# --- audit records (written by the caller's audit log) ----------------------------------
-
-
-def record_approved(approval: Approval) -> dict[str, Any]:
-    return _record(
-        "approved",
-        "allowed",
-        approval.path,
-        f"approved {approval.path}, which selects {approval.profile} ({approval.describe()})",
-        profile=approval.profile,
-    )
-
-
-def record_revoked(path: Path, had: bool) -> dict[str, Any]:
-    what = "revoked the approval of" if had else "nothing to revoke: no approval of"
-    return _record("revoked", "allowed", str(path), f"{what} {path}")
-
-
-def record_ignored(found: FileCheck) -> dict[str, Any]:
-    return _record("ignored", "denied", str(found.path), f"ignored {found.path}: {found.why()}")
-
-
-def _record(event: str, decision: str, path: str, reason: str, **extra: str) -> dict[str, Any]:
-    return {
-        "operation": "profile_resolve",
-        "approval_event": event,
-        "decision": decision,
-        "target": path,
-        "reason": reason,
-        "workspace": os.path.dirname(path),
-        **extra,
-    }

@@ -1,10 +1,9 @@
 """Temporary elevation: a time-boxed grant of a profile for one workspace and below.
 
-Owns: what a grant is (create, find, verify, revoke), the duration syntax, why a grant
-is ignored, and the audit records that describe each (``record_*``). Does not own: the
-files' safe handling (``grant_files``), where a grant sits in the precedence
-(``resolve``), asking the person (``cli_elevate``), or writing the records (the
-caller's audit log).
+Owns: what a grant is (create, find, verify, revoke), the duration syntax, and why a
+grant is ignored. Does not own: the files' safe handling (``grant_files``), where a
+grant sits in the precedence (``resolve``), asking the person (``runner.elevate``), or
+the audit records of each (``audit.records.elevation_*``, written by the caller).
 
 A grant is ``grants/<sha256 of the workspace realpath>.json``: workspace, profile,
 reason, created, expires (UTC), granted_by, opt_in (whether the person said
@@ -82,6 +81,9 @@ class Ignored:
     why: str
     profile: str = "unknown"  # what the file claims, for the audit record's target
     workspace: str = ""  # the directory it would have applied to
+
+    def describe(self) -> str:
+        return f"{self.path} ({self.why})"
 
     def warning(self) -> str:
         return f"elevation grant {self.path} ignored: {self.why}"
@@ -323,64 +325,3 @@ def revoke(home: Path, found: Grant | Ignored) -> None:
     with files.open_dir(home, create=False) as dir_fd:
         if dir_fd is not None:
             files.remove(dir_fd, found.path.name)
-
-
-# --- audit records (written by the caller's audit log) --------------------------------
-
-
-def record_granted(grant: Grant) -> dict[str, Any]:
-    return _record_of(grant, "granted")
-
-
-def _record_of(grant: Grant, event: str) -> dict[str, Any]:
-    return _record(
-        event,
-        "allowed",
-        grant.profile,
-        grant.workspace,
-        f"{event}: {grant.describe()}",
-        expires=iso(grant.expires),
-    )
-
-
-def record_refused(profile: str, workspace: str, why: str) -> dict[str, Any]:
-    return _record("refused", "denied", profile, workspace, f"elevation refused: {why}")
-
-
-def record_used(grant: Grant) -> dict[str, Any]:
-    return _record_of(grant, "used")
-
-
-def record_revoked(found: Grant | Ignored) -> dict[str, Any]:
-    what = found.describe() if isinstance(found, Grant) else f"{found.path} ({found.why})"
-    expires = {"expires": iso(found.expires)} if isinstance(found, Grant) else {}
-    return _record(
-        "revoked", "allowed", found.profile, found.workspace, f"revoked: {what}", **expires
-    )
-
-
-def record_ignored(ignored: Ignored) -> dict[str, Any]:
-    return _record(
-        "ignored",
-        "denied",
-        ignored.profile,
-        ignored.workspace,
-        f"ignored grant {ignored.path}: {ignored.why}",
-    )
-
-
-def _record(
-    event: str, decision: str, profile: str, workspace: str, reason: str, **extra: str
-) -> dict[str, Any]:
-    return {
-        "operation": "elevation",
-        "grant_event": event,
-        "decision": decision,
-        "target": profile,
-        # What the grant names, when it checked out (an ignored file's claim is only
-        # its target): `codex-box audit --profile NAME` finds the grants of NAME.
-        **({"profile": profile} if event != "ignored" else {}),
-        "reason": reason,
-        **({"workspace": workspace} if workspace else {}),
-        **extra,
-    }

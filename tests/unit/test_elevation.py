@@ -471,3 +471,45 @@ def test_no_writable_root_can_contain_the_grants_directory(
         user_home=str(home),
     )
     assert (inner_home / "grants").is_relative_to(project / ".codex")
+
+
+# --- the records of a grant (built by audit.records) ----------------------------------
+
+
+def test_the_records_of_a_grant_name_its_profile_workspace_and_end(
+    codex_home: Path, proj: Path
+) -> None:
+    from orchestrator.audit import records
+
+    grant = make(codex_home, proj)
+    assert records.elevation_granted(
+        profile=grant.profile,
+        workspace=grant.workspace,
+        grant=grant.describe(),
+        expires=grant.expires,
+    ) == {
+        "operation": "elevation",
+        "grant_event": "granted",
+        "decision": "allowed",
+        "target": "workspace-net",
+        "profile": "workspace-net",
+        "reason": f"granted: workspace-net for {proj} until 2026-03-01T14:00:00Z, "
+        "by alice: pip install",
+        "workspace": str(proj),
+        "expires": "2026-03-01T14:00:00Z",
+    }
+
+
+def test_a_bad_grant_file_describes_itself_by_path_and_why(codex_home: Path, proj: Path) -> None:
+    from orchestrator.audit import records
+
+    made = make(codex_home, proj)
+    rewrite(made.path, reason="edited")
+    found = elevation.nearest(codex_home, proj, now=T0)
+    assert isinstance(found, elevation.Ignored)
+    assert found.describe() == f"{made.path} ({found.why})"
+    revoked = records.elevation_revoked(
+        profile=found.profile, workspace=found.workspace, grant=found.describe()
+    )
+    assert revoked["reason"] == f"revoked: {made.path} ({found.why})"
+    assert revoked["decision"] == "allowed" and "expires" not in revoked

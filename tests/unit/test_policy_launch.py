@@ -166,3 +166,12 @@ def test_policy_test_passes_good_files_and_names_the_failing_example(
     assert f"{bad}:1: not_match example 'git push origin' matches this rule" in ran.stderr
     project = cli("policy", "test", "--project", str(DEFAULT_POLICY))
     assert project.returncode == 125 and "may only tighten" in project.stderr
+
+
+def test_a_verdict_carries_the_policy_facts_its_records_need() -> None:
+    from orchestrator.audit import records
+    from orchestrator.policy import gate
+
+    off = gate.Verdict(mode="off", evaluation=None)
+    assert off.policy == records.PolicyFacts(mode="off")
+    assert off.policy.fields() == {"policy_mode": "off"}

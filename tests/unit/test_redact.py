@@ -154,7 +154,7 @@ def test_secrets_go_before_the_user_name_so_a_password_containing_it_goes_whole(
             "curl 'https://h/api?access_token=[REDACTED]&page=2'",
         ),
         ("mount -o username=bob,password=p,uid=1 x", "mount -o username=bob,password=[REDACTED] x"),
-        ("openssl rsa -passin pass:pw -in k", "openssl rsa -passin pass:[REDACTED]"),
+        ("openssl rsa -passin pass:pw -in k", "openssl rsa -passin [REDACTED] -in k"),
         ('{"password": "hunter2", "user": "bob"}', '{"password": "[REDACTED]", "user": "bob"}'),
         ('{"token":"x","n":1}', '{"token":"[REDACTED]","n":1}'),
         ("password: hunter2 is weak\nnext", "password: [REDACTED]\nnext"),
@@ -169,12 +169,7 @@ def test_secret_named_values_go_and_names_stay(text: str, expected: str) -> None
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        # The value of a secret-named key that says where the secret *is* is kept.
-        ("--password-file=/etc/pw", "--password-file=/etc/pw"),
-        ("--password-file /etc/pw", "--password-file /etc/pw"),
         ("docker login --password-stdin -u bob", "docker login --password-stdin -u bob"),
-        ("TOKEN_ENV=GH_TOKEN git -c credential.helper=store", None),
-        ("kubectl --token-type=bearer", None),
         # Boolean options take no value: the next argument is not a secret.
         ("gh auth login --with-token < t", None),
         ("gh auth status --show-token", None),
@@ -182,8 +177,8 @@ def test_secret_named_values_go_and_names_stay(text: str, expected: str) -> None
         # An option is not taken as the value: `mysql --password` prompts.
         ("mysql --password -u root db", None),
         ("x --token --verbose", None),
-        # Not secret names: author, authority, bypass, compass; the shell's PWD.
-        ("git commit --author='A <a@b.c>' --bypass=1 --compass=n", None),
+        # Not secret names: author, authority; the shell's PWD.
+        ("git commit --author='A <a@b.c>' --authority=x", None),
         ("PWD=/srv OLDPWD=/tmp", None),
         # Look-alike key shapes that are too short.
         ("sk-abc sk-123 ghp_short AKIA12 eyJx.y", None),
@@ -200,6 +195,31 @@ def test_look_alikes_are_kept(text: str, expected: str | None) -> None:
 def test_names_merely_containing_token_are_redacted_erring_on_the_safe_side() -> None:
     # token_count, max_tokens, tokenizer: the rule cannot tell a knob from a secret.
     check("token_count=5 max_tokens=9", "token_count=[REDACTED] max_tokens=[REDACTED]")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # One rule with the sandbox's environment filter (core.secrets): a name that
+        # says where a secret is, or merely contains a marker, is secret too.
+        ("--password-file=/etc/pw", "--password-file=[REDACTED]"),
+        ("--password-file /etc/pw", "--password-file [REDACTED]"),
+        (
+            "TOKEN_ENV=GH_TOKEN git -c credential.helper=store",
+            "TOKEN_ENV=[REDACTED] git -c credential.helper=[REDACTED]",
+        ),
+        ("kubectl --token-type=bearer", "kubectl --token-type=[REDACTED]"),
+        ("x --bypass=1 --compass=n", "x --bypass=[REDACTED] --compass=[REDACTED]"),
+        ("sort --key 2 f", "sort --key [REDACTED] f"),
+        ("key: v\nnext", "key: [REDACTED]\nnext"),
+        (
+            "OAUTH_URL=u CRED_FILE=f OTP_PATH=p",
+            "OAUTH_URL=[REDACTED] CRED_FILE=[REDACTED] OTP_PATH=[REDACTED]",
+        ),
+    ],
+)
+def test_the_environment_filters_secret_names_are_redacted_too(text: str, expected: str) -> None:
+    check(text, expected)
 
 
 # --- quoting: what shlex.join makes of argv ---------------------------------------------
@@ -320,8 +340,8 @@ def test_well_known_key_shapes_go_anywhere(name: str, template: str) -> None:
 def test_a_private_key_block_goes_and_its_armour_stays() -> None:
     pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nIBAAK==\n-----END RSA PRIVATE KEY-----"
     check(
-        f"key: none\n{pem}\nafter",
-        "key: none\n-----BEGIN RSA PRIVATE KEY-----[REDACTED]-----END RSA PRIVATE KEY-----\nafter",
+        f"note: none\n{pem}\nafter",
+        "note: none\n-----BEGIN RSA PRIVATE KEY-----[REDACTED]-----END RSA PRIVATE KEY-----\nafter",
     )
 
 
