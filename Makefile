@@ -25,18 +25,19 @@ images: $(STAMP) ## build codex-box/base and codex-box/test into every engine pr
 	$(BIN)/python images/build.py
 
 test: $(STAMP) ## the whole suite: unit, integration (real kernel, engines), escape
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q -rs tests
 
 test-unit: $(STAMP) ## unit tests only (no kernel features needed)
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -rs tests/unit
 
 test-escape: $(STAMP) ## the sandbox-escape suite, on every backend present
-	$(BIN)/pytest -q tests/escape
+	$(BIN)/pytest -q -rs tests/escape
 
-lint: $(STAMP) ## ruff + mypy --strict on orchestrator/, seccomp JSON validation, AppArmor compile check
+lint: $(STAMP) ## ruff + mypy --strict + import-linter (package rows) on orchestrator/, seccomp JSON, AppArmor compile check
 	$(BIN)/ruff check orchestrator tests bench
 	$(BIN)/ruff format --check orchestrator
 	$(BIN)/mypy --strict orchestrator
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m orchestrator.hardening.seccomp_lint
 	$(BIN)/codex-box apparmor check
 

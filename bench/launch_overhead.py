@@ -59,11 +59,12 @@ def main() -> None:
         [str(VENV_BIN / "codex-box"), "run", "--backend", "native", "--profile", "offline",
          "--", "true"])
 
+    from orchestrator.runner.context import HostContext
     from orchestrator.runner.pipeline import Runner, RunRequest
 
-    request = RunRequest(argv=("true",), environ=env, cwd=str(workspace), profile="offline",
-                         backend="native")
-    contenders["Runner.run() (warm, no CLI start-up)"] = lambda: Runner(request).run()
+    request = RunRequest(argv=("true",), profile="offline", backend="native")
+    context = HostContext.from_environ(env, cwd=str(workspace))
+    contenders["Runner.run() (warm, no CLI start-up)"] = lambda: Runner(context, request).run()
 
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     for fn in contenders.values():  # warm-up

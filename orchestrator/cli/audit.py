@@ -1,15 +1,13 @@
 """``codex-box audit …``: list, follow, summarise and verify the audit log.
 
-Part of the command line (it prints and exits, like ``cli``; split off to keep each
-module small). Owns: the audit subcommands' options and output formats (a table, a
+Part of the command line. Owns: the audit subcommands' options and output formats (a table, a
 JSON array with ``--json``, JSON Lines with ``--jsonl``). Does not own: reading or
-verifying (``audit_query``, ``audit_verify``).
+verifying (``audit.query``, ``audit.verify``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -20,7 +18,9 @@ import typer
 from orchestrator.audit.log import DECISIONS, LOG_NAME, OPERATIONS
 from orchestrator.audit.query import Query, follow, parse_time, read, summarise
 from orchestrator.core.errors import CodexBoxError
-from orchestrator.settings.config import codex_home
+from orchestrator.runner.views import audit_line, printable
+
+from .output import emit_json, fail, host, one_of
 
 EXIT_CHAIN_BROKEN = 1  # `audit verify`: the chain is broken (a verdict, like a linter's)
 
@@ -37,7 +37,7 @@ AsJsonl = Annotated[bool, typer.Option("--jsonl", help="JSON Lines: one record p
 
 
 def _log() -> Path:
-    return codex_home(os.environ) / LOG_NAME
+    return host().home / LOG_NAME
 
 
 def _query(
@@ -48,10 +48,9 @@ def _query(
     since: str | None,
     until: str | None,
 ) -> Query:
-    from .app import _one_of
 
-    _one_of("--decision", decision, DECISIONS)
-    _one_of("--operation", operation, OPERATIONS)
+    one_of("--decision", decision, DECISIONS)
+    one_of("--operation", operation, OPERATIONS)
     return Query(
         decision=decision,
         operation=operation,
@@ -63,7 +62,6 @@ def _query(
 
 
 def _print(records: Iterable[Mapping[str, Any]], *, as_json: bool, as_jsonl: bool) -> None:
-    from orchestrator.runner.views import audit_line
 
     if as_json:
         typer.echo(json.dumps(list(records), ensure_ascii=False, indent=2))
@@ -88,13 +86,12 @@ def audit_list(
     """Show audit records, oldest first (every rotated file included)."""
     if ctx.invoked_subcommand is not None:
         return
-    from .app import _fail
 
     try:
         query = _query(decision, operation, profile, session, since, until)
         records = list(read(_log(), query))
     except CodexBoxError as exc:
-        _fail(exc)
+        fail(exc)
     _print(records[-limit:] if limit > 0 else records, as_json=as_json, as_jsonl=as_jsonl)
 
 
@@ -110,13 +107,12 @@ def audit_tail(
     as_jsonl: AsJsonl = False,
 ) -> None:
     """The newest records; with -f, follow the log as it grows (across rotations)."""
-    from .app import _fail
 
     try:
         query = _query(decision, operation, profile, None, None, None)
         recent = list(read(_log(), query))
     except CodexBoxError as exc:
-        _fail(exc)
+        fail(exc)
     _print(recent[-lines:] if lines > 0 else [], as_json=False, as_jsonl=as_jsonl)
     if follow_:
         sys.stdout.flush()
@@ -137,17 +133,15 @@ def audit_summary(
     as_json: AsJson = False,
 ) -> None:
     """Counts by decision, profile and operation, and the most often denied targets."""
-    from .app import _emit_json, _fail
 
     try:
         query = _query(None, None, profile, session, since, until)
         summary = summarise(read(_log(), query))
     except CodexBoxError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
-        _emit_json(summary)
+        emit_json(summary)
         return
-    from orchestrator.runner.views import printable
 
     typer.echo(f"{summary['records']} records, {summary['from'] or '-'} … {summary['to'] or '-'}")
     for title in ("by_decision", "by_profile", "by_operation"):
@@ -167,15 +161,13 @@ def audit_verify(as_json: AsJson = False) -> None:
     from orchestrator.audit.verify import verify
     from orchestrator.core.errors import AuditError
 
-    from .app import _emit_json, _fail
-
     try:
         report = verify(_log())
     except OSError as exc:
-        _fail(AuditError(f"cannot read audit log {_log()}: {exc.strerror}",
+        fail(AuditError(f"cannot read audit log {_log()}: {exc.strerror}",
                          hint="check its permissions"))  # fmt: skip
     if as_json:
-        _emit_json(report.as_json())
+        emit_json(report.as_json())
     else:
         for line in report.torn:
             typer.echo(f"codex-box: audit: {line}", err=True)

@@ -1,121 +1,25 @@
 """``codex-box elevate``: grant a profile to a workspace for a while, revoke it, show it.
 
-Part of the command line (it prints and exits, like ``cli``). Owns: the options, the
-confirmation question, and the audit records of granting, refusing and revoking.
-Does not own: grant files or their checks (``elevation``), precedence (``resolve``).
-
-Granting is done by ``grant()``, which takes the question-asker (``confirm``) and the
-audit writer (``record``) as arguments, so tests answer the question themselves.
+Part of the command line: options, the prompt and output. Does not own: granting and
+revoking with their audit records (``runner.elevate``), grant files and their checks
+(``resolve.elevation``), precedence (``resolve``).
 """
 
 from __future__ import annotations
 
-import getpass
-import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from orchestrator.core.errors import AuditError, CodexBoxError, Refused, UsageError
-from orchestrator.profiles.store import ProfileStore
+from orchestrator.core.errors import CodexBoxError, UsageError
 from orchestrator.resolve import elevation
-from orchestrator.settings.config import codex_home, load_config
+from orchestrator.runner.context import HostContext
+from orchestrator.runner.elevate import GrantRequest, audit_writer, grant, revoke_grant
+from orchestrator.runner.preview import resolved_workspace
 
-Confirm = Callable[[str], bool | None]  # None: nobody can be asked (no terminal)
-Record = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GrantRequest:
-    home: Path
-    workspace: str  # a realpath
-    profile: str
-    duration: timedelta
-    reason: str
-    trust_opt_in: bool = False
-    yes: bool = False
-
-
-def grant(
-    request: GrantRequest, *, confirm: Confirm, record: Record, now: datetime | None = None
-) -> elevation.Grant:
-    """Check, ask (unless ``yes``), write the grant and its audit record. Every refusal
-    is recorded before it is raised; a grant whose record cannot be written is removed."""
-    reason = elevation.check_reason(request.reason)
-    elevation.check_workspace(request.workspace)
-    profile = ProfileStore(codex_home=request.home).get(request.profile, source="--to")
-    moment = now or datetime.now(UTC)
-    expires = elevation.iso(moment + request.duration)
-
-    def refuse(message: str, hint: str) -> Refused:
-        record(elevation.record_refused(profile.name, request.workspace, message))
-        return Refused(message, hint=hint)
-
-    if profile.requires_opt_in and not request.trust_opt_in:
-        raise refuse(
-            f"'{profile.name}' runs with NO sandbox; elevating to it needs "
-            "--yes-i-trust-this-workspace",
-            hint="add --yes-i-trust-this-workspace if you trust everything under "
-            f"{request.workspace}",
-        )
-    if not request.yes:
-        sandbox = "NO sandbox" if not profile.sandboxed else f"network {profile.network.value}"
-        answer = confirm(
-            f"Elevate {request.workspace} (and below) to '{profile.name}' ({sandbox}) "
-            f"until {expires}, reason: {reason!r}?"
-        )
-        if answer is None:
-            raise refuse(
-                "no terminal to confirm the elevation on",
-                hint="pass --yes to confirm it on the command line",
-            )
-        if not answer:
-            raise refuse("elevation not confirmed", hint="answer y to grant it")
-    made = elevation.create(
-        request.home,
-        workspace=request.workspace,
-        profile=profile.name,
-        reason=reason,
-        duration=request.duration,
-        granted_by=_user(),
-        opt_in=request.trust_opt_in and profile.requires_opt_in,
-        now=moment,
-    )
-    try:
-        record(elevation.record_granted(made))
-    except AuditError:
-        elevation.revoke(request.home, made)  # no grant without its record
-        raise
-    return made
-
-
-def audit_writer(environ: Mapping[str, str], home: Path) -> Record:
-    """Records go to the same log, with the same sanitizing and sinks, as a run's."""
-    from orchestrator.audit.log import LOG_NAME, AuditLog, Sanitizer
-    from orchestrator.audit.sinks import sinks_for
-    from orchestrator.runner.pipeline import SESSION_ENV, new_id
-
-    settings = load_config(home).audit
-    log = AuditLog(
-        home / LOG_NAME,
-        sanitizer=Sanitizer(user=_user(), home=environ.get("HOME") or str(Path.home())),
-        max_bytes=settings.max_bytes,
-        keep=settings.keep,
-        sinks=sinks_for(settings),
-    )
-    ids = {"session_id": environ.get(SESSION_ENV) or new_id(), "run_id": new_id()}
-    return lambda record: log.append({**ids, **record})
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid {os.getuid()}"
+from .output import confirm_on_tty, emit_json, fail, host
 
 
 def elevate(
@@ -138,11 +42,9 @@ def elevate(
 ) -> None:
     """Grant a profile to a workspace (and every directory below it) for a while;
     runs there use it unless --profile says otherwise. Or --revoke it, or --status."""
-    from .app import _confirm_on_tty, _emit_json, _fail
-
-    environ = dict(os.environ)
-    home = codex_home(environ)
-    where = os.path.realpath(workspace or os.getcwd())
+    context = host()
+    home = context.home
+    where = resolved_workspace(context, workspace)
     try:
         if sum((to is not None, revoke, status)) != 1:
             raise UsageError(
@@ -150,15 +52,14 @@ def elevate(
                 hint="e.g. codex-box elevate --to workspace-net --for 2h --reason 'pip install'",
             )
         if status:
-            _status(home, Path(where), as_json=as_json, emit=_emit_json)
+            _status(home, Path(where), as_json=as_json)
             return
         if revoke:
-            _revoke(home, Path(where), record=audit_writer(environ, home))
+            _revoke(context, Path(where))
             return
         if duration is None or reason is None:
             raise UsageError("--to needs --for DURATION and --reason TEXT", hint=_EXAMPLE)
         request = GrantRequest(
-            home=home,
             workspace=where,
             profile=to or "",
             duration=elevation.parse_duration(duration),
@@ -166,9 +67,9 @@ def elevate(
             trust_opt_in=trust,
             yes=yes,
         )
-        made = grant(request, confirm=_confirm_on_tty, record=audit_writer(environ, home))
+        made = grant(context, request, confirm=confirm_on_tty, record=audit_writer(context))
     except CodexBoxError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(
         f"elevated {made.workspace} (and below) to {made.profile} until "
         f"{elevation.iso(made.expires)}\n  grant: {made.path}\n"
@@ -180,13 +81,13 @@ def elevate(
 _EXAMPLE = "e.g. --for 2h --reason 'pip install -r requirements.txt'"
 
 
-def _status(home: Path, where: Path, *, as_json: bool, emit: Callable[[Any], None]) -> None:
+def _status(home: Path, where: Path, *, as_json: bool) -> None:
     found = elevation.find(home, where)
     for ignored in found.ignored:
         typer.echo(f"codex-box: warning: {ignored.warning()}", err=True)
     now = datetime.now(UTC)
     if as_json:
-        emit(
+        emit_json(
             {
                 "workspace": str(where),
                 "grant": _grant_dict(found.grant, now) if found.grant else None,
@@ -219,13 +120,11 @@ def _grant_dict(g: elevation.Grant, now: datetime) -> dict[str, Any]:
     }
 
 
-def _revoke(home: Path, where: Path, *, record: Record) -> None:
-    found = elevation.nearest(home, where)
+def _revoke(context: HostContext, where: Path) -> None:
+    found = revoke_grant(context, where, record=audit_writer(context))
     if found is None:
         typer.echo(f"no grant at or above {where}: nothing to revoke")
         return
-    record(elevation.record_revoked(found))  # on the record first: no silent removal
-    elevation.revoke(home, found)
     what = (
         f"{found.profile} for {found.workspace}"
         if isinstance(found, elevation.Grant)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from orchestrator.core.errors import ConfigError, Refused, SandboxSetupError, UsageError
+from orchestrator.core.options import LaunchOptions
+from orchestrator.core.paths import inside
 from orchestrator.core.profile import Access, Network, Profile
 from orchestrator.core.resources import seccomp_dir
 from orchestrator.core.spec import (
@@ -32,7 +34,7 @@ from orchestrator.sandbox.linux import pinning
 from orchestrator.settings.config import NetworkSettings
 
 from .environment import sandbox_environment
-from .write_roots import inside, refuse_unsafe
+from .write_roots import refuse_unsafe
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,18 +49,14 @@ class Request:
     gid: int
     run_id: str
     session_id: str
-    env_names: tuple[str, ...] = ()
-    timeout: str | None = None
-    memory: str | None = None
-    pids: str | None = None
-    cpus: str | None = None
-    image: str | None = None
-    tty: bool = False
+    options: LaunchOptions = field(default_factory=LaunchOptions)  # as the caller gave them
     network: NetworkSettings = field(default_factory=NetworkSettings)  # config [network]
 
 
-def compile_spec(profile: Profile, request: Request) -> SandboxSpec:
-    if not request.argv:
+def compile_spec(profile: Profile, request: Request, *, preview: bool = False) -> SandboxSpec:
+    """``preview``: the spec a run here would get, for questions that launch nothing
+    (``--show-profile``, ``doctor``), so the command may be empty."""
+    if not request.argv and not preview:
         raise ConfigError(
             "no command given", hint="put the command after --, e.g. codex-box run -- make test"
         )
@@ -95,7 +93,7 @@ def compile_spec(profile: Profile, request: Request) -> SandboxSpec:
     egress = _egress(profile, request)
     if egress is not None:
         extra |= proxy_environment(egress)
-    env = sandbox_environment(request.environ, passthrough=request.env_names, extra=extra)
+    env = sandbox_environment(request.environ, passthrough=request.options.env_names, extra=extra)
     # Defence in depth behind the policy's git checks: no repository config run by a
     # sandboxed git may start an fsmonitor or hooks (appended after the user's own).
     env = neutralise(env)
@@ -118,17 +116,17 @@ def compile_spec(profile: Profile, request: Request) -> SandboxSpec:
         apparmor_profile=profile.apparmor if profile.sandboxed else None,
         capabilities=profile.capabilities,
         limits=parse_limits(
-            timeout=request.timeout,
-            memory=request.memory,
-            pids=request.pids,
-            cpus=request.cpus,
+            timeout=request.options.timeout,
+            memory=request.options.memory,
+            pids=request.options.pids,
+            cpus=request.options.cpus,
             # trusted runs unconfined by design: only limits the user asks for.
             default_memory=profile.sandboxed,
         ),
-        image=_image(request.image),
+        image=_image(request.options.image),
         docker_host=request.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST,
         podman_host=podman_host(request.environ, uid=request.uid),
-        tty=request.tty,
+        tty=request.options.tty,
         uid=request.uid,
         gid=request.gid,
         egress=egress,

@@ -14,6 +14,7 @@ import sys
 
 from orchestrator.core import resources
 from orchestrator.core.errors import Refused
+from orchestrator.core.paths import inside
 
 # Anything at or under these is refused as a write root...
 SYSTEM_TREES = (
@@ -34,11 +35,6 @@ SYSTEM_TREES = (
 )
 # ...except scratch space meant for anyone.
 SCRATCH = ("/var/tmp",)  # noqa: S108 -- a path compared, never written
-
-
-def inside(path: str, root: str) -> bool:
-    """``path`` is ``root`` or lies beneath it (both absolute, normalised)."""
-    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def installation() -> tuple[str, ...]:

@@ -1,13 +1,25 @@
 """The security profile as frozen data, with the seed's Python API.
 
-Owns: ``Profile`` and the ``SandboxPolicy`` values it maps to (seed §Implementation).
-Does not own: reading YAML (``profile_store``) or choosing a profile (``resolve``).
+Owns: ``SecurityProfile`` (the built-in names), ``Profile`` and the ``SandboxPolicy``
+values it maps to (seed §Implementation).
+Does not own: reading YAML (``profiles.store``) or choosing a profile (``resolve``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+
+class SecurityProfile(StrEnum):
+    """The seed's ``SecurityProfile``: the five built-in profiles by name. A user's own
+    profiles are names too (``Profile.name``); these are the ones always present."""
+
+    OFFLINE = "offline"
+    NET_READ_ONLY = "net-read-only"
+    WORKSPACE = "workspace"
+    WORKSPACE_NET = "workspace-net"
+    TRUSTED = "trusted"
 
 
 class Network(StrEnum):

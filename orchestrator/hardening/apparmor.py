@@ -7,7 +7,7 @@ about it, and running ``apparmor_parser`` (compile-only check; load as root).
 Does not own: which AppArmor profile a codex-box profile names (its YAML's
 ``process.apparmor``, carried by ``compile`` into ``SandboxSpec.apparmor_profile``),
 putting the decision into an engine's request (``backends/docker.py``,
-``backends/podman.py``), the native backend (it confines with Landlock and seccomp), or
+``backends/podman/translate.py``), the native backend (it confines with Landlock and seccomp), or
 printing (``cli.py``).
 
 Why only where the profile is loaded: an engine asked for a profile the kernel does not

@@ -19,7 +19,7 @@ import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from orchestrator.compile.write_roots import inside
+from orchestrator.core.paths import inside
 
 from .gitconfig import ConfigSyntaxError, config_entries, executing
 

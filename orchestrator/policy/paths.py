@@ -13,7 +13,7 @@ import os
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from orchestrator.compile.write_roots import inside
+from orchestrator.core.paths import inside
 
 from .rules import expand_home
 from .shell import GLOB_CHARS, Word

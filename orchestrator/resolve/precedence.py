@@ -6,8 +6,11 @@ Owns: the precedence ``--profile`` > elevation grant > ``CODEX_SECURITY_PROFILE`
 never select an opt-in profile; the rule that a ``.codex-profile`` wider than what
 applies without it counts only once approved; and the chain of files behind the result
 (``profiles explain``, the audit). Does not own: asking for the opt-in itself
-(``runner``/``cli``), grant files (``elevation``), approval files and what "wider" means
-(``profile_approval``, ``profile_widening``), parsing profile YAML (``profile_store``).
+(``policy.optin``), grant files (``elevation``), approval files and what "wider" means
+(``approval``, ``profiles.widening``), parsing profile YAML (``profiles``).
+
+Reading the files themselves (refusing a link, a foreign owner, a file writable by
+all) is ``profile_file``.
 
 Which ``.codex-profile`` counts (direnv's model): a sandboxed command that may write its
 workspace may write a subdirectory's ``.codex-profile`` (only the workspace root's is
@@ -28,8 +31,6 @@ whatever could write the workspace — so a deliberate, time-boxed grant outrank
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -37,7 +38,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.core.errors import ConfigError, Refused
+from orchestrator.core.errors import Refused
 from orchestrator.core.profile import Profile
 from orchestrator.profiles.store import (
     BUILTIN_DIR,
@@ -49,11 +50,15 @@ from orchestrator.profiles.store import (
 from orchestrator.settings.config import Config
 
 from . import elevation
+from .profile_file import (
+    PROFILE_FILE,
+    ProfileFile,
+    profile_files,
+)
 
 if TYPE_CHECKING:  # loaded only where a .codex-profile is found (start-up time)
     from .approval import FileCheck
 
-PROFILE_FILE = ".codex-profile"
 ENV_PROFILE = "CODEX_SECURITY_PROFILE"
 
 
@@ -335,99 +340,3 @@ def lineage_of(store: ProfileStore, profile: Profile) -> tuple[ChainEntry, ...]:
         )
     )
     return tuple(reversed(entries))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProfileFile:
-    path: Path
-    text: str
-    name: str | None  # the profile it names; None: it defines one (a YAML mapping)
-
-
-def find_profile_file(workspace: Path) -> ProfileFile | None:
-    """The nearest ``.codex-profile`` at or above ``workspace``, approved or not."""
-    return next(profile_files(workspace), None)
-
-
-def profile_files(workspace: Path) -> Iterator[ProfileFile]:
-    """Each ``.codex-profile`` at or above ``workspace``, nearest first, read as it is
-    reached: a profile name, or a YAML mapping that defines one (``extends:`` plus keys
-    that only tighten).
-
-    An empty file (or one holding only comments) selects nothing and the walk goes on.
-    """
-    for directory in (workspace, *workspace.parents):
-        found = read_profile_file(directory / PROFILE_FILE)
-        if found is not None:
-            yield found
-
-
-def read_profile_file(path: Path) -> ProfileFile | None:
-    """The ``.codex-profile`` at ``path``; None when there is none or it is empty."""
-    text = _read_profile_file(path)
-    if text is None:
-        return None
-    lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
-    lines = [n for n in lines if n]
-    if not lines:
-        return None
-    if any(":" in line for line in lines):  # `extends: workspace`: a definition
-        return ProfileFile(path=path, text=text, name=None)
-    if len(lines) > 1 or " " in lines[0]:
-        raise ConfigError(
-            f"{path}: expected one profile name or a YAML definition, got {' '.join(lines)!r}",
-            hint="write a single name such as 'workspace', or 'extends: workspace' "
-            "followed by keys that tighten it",
-        )
-    return ProfileFile(path=path, text=text, name=lines[0])
-
-
-MAX_PROFILE_FILE = 4096
-
-
-def _read_profile_file(path: Path) -> str | None:
-    """The file's text, or None when there is none. A sandboxed command may have put
-    anything under this name in a directory it could write: a FIFO (a read would hang),
-    a link to /dev/zero (it would never end), a symlink elsewhere. Only a small regular
-    file that you or root own, and nobody else may write, is read."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read {path}: {exc.strerror}",
-            hint="it must be a regular file (not a symlink) holding a profile name or definition",
-        ) from exc
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(
-                f"{path} is not a regular file",
-                hint="it must be a file holding a profile name or definition",
-            )
-        _refuse_foreign(path, info)
-        data = os.read(fd, MAX_PROFILE_FILE + 1)
-    finally:
-        os.close(fd)
-    if len(data) > MAX_PROFILE_FILE:
-        raise ConfigError(
-            f"{path} is larger than {MAX_PROFILE_FILE} bytes",
-            hint="it holds one profile name or a short definition",
-        )
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"cannot read {path}: not UTF-8", hint="write it in UTF-8") from exc
-
-
-def _refuse_foreign(path: Path, info: os.stat_result) -> None:
-    """Another user must not choose your profile: a .codex-profile counts only if you
-    or root own it and nobody else may write it (think /tmp/.codex-profile)."""
-    if info.st_uid not in (os.getuid(), 0):
-        raise Refused(
-            f"{path} is owned by uid {info.st_uid}, not by you or root",
-            hint="remove it, or chown it to yourself if you wrote it",
-        )
-    if info.st_mode & 0o002:
-        raise Refused(f"{path} is writable by every user", hint=f"chmod o-w {path}")

@@ -18,11 +18,11 @@ from typing import Any, TypeVar
 
 from orchestrator.backends import base
 from orchestrator.core.errors import CodexBoxError
-from orchestrator.core.spec import SandboxSpec
 from orchestrator.profiles.store import BUILTIN_NAMES
-from orchestrator.settings.config import codex_home, load_config
 
-from .pipeline import BACKEND_ENV, Runner, RunRequest
+from .context import HostContext
+from .preview import builtin_specs
+from .selection import order_for
 
 BUDGET_S = 2.5  # the whole report; `doctor` must answer within 3 s even if an engine hangs
 T = TypeVar("T")
@@ -55,10 +55,12 @@ class Report:
         }
 
 
-def diagnose(environ: Mapping[str, str], cwd: str, *, budget_s: float = BUDGET_S) -> Report:
+def diagnose(context: HostContext, *, budget_s: float = BUDGET_S) -> Report:
     started = time.monotonic()
     deadline = started + budget_s
-    specs = _specs(environ, cwd)
+    specs = builtin_specs(context)
+    if not specs:
+        raise CodexBoxError("no profile compiles here", hint="run doctor from your workspace")
     here = specs.get("offline") or next(iter(specs.values()))
     backends = {name: base.load(name) for name in base.REGISTRY}
     diagnoses = _parallel(
@@ -72,22 +74,23 @@ def diagnose(environ: Mapping[str, str], cwd: str, *, budget_s: float = BUDGET_S
         else:
             why = outcome or f"no answer within {budget_s:g} s (engine hung?)"
             report[name] = base.Diagnosis(available=False, reason=str(why))
-    requested = environ.get(BACKEND_ENV) or load_config(codex_home(environ)).backend or "auto"
+    requested = context.backend_choice(None)
     order = base.AUTO_ORDER if requested == "auto" else (requested,)
+    orders = {profile: order_for(requested, spec) for profile, spec in specs.items()}
     checks: dict[str, Callable[[], base.Availability]] = {
         f"{profile}\0{name}": functools.partial(backends[name].availability, spec)
         for profile, spec in specs.items()
-        for name in order
+        for name in orders[profile]
         if name in report and report[name].available
     }
     answers = _parallel(checks, deadline)
     profiles = {}
     for profile in specs:
-        chosen = [n for n in order if _ok(answers.get(f"{profile}\0{n}"))]
+        chosen = [n for n in orders[profile] if _ok(answers.get(f"{profile}\0{n}"))]
         profiles[profile] = chosen[0] if chosen else f"none: no backend ({requested}) can run it"
     for profile in BUILTIN_NAMES:
         profiles.setdefault(profile, "none: the profile does not compile here")
-    return Report(report, order, profiles, time.monotonic() - started, advice(environ))
+    return Report(report, order, profiles, time.monotonic() - started, advice(context.environ))
 
 
 def advice(environ: Mapping[str, str]) -> tuple[str, ...]:
@@ -107,21 +110,6 @@ def advice(environ: Mapping[str, str]) -> tuple[str, ...]:
 
 def _ok(answer: object) -> bool:
     return isinstance(answer, base.Availability) and answer.ok
-
-
-def _specs(environ: Mapping[str, str], cwd: str) -> dict[str, SandboxSpec]:
-    specs = {}
-    for profile in BUILTIN_NAMES:
-        request = RunRequest(
-            argv=("true",), environ=dict(environ), cwd=cwd, profile=profile, trust_opt_in=True
-        )
-        try:
-            specs[profile] = Runner(request).compile()[1]
-        except CodexBoxError:
-            continue
-    if not specs:
-        raise CodexBoxError("no profile compiles here", hint="run doctor from your workspace")
-    return specs
 
 
 def _parallel(calls: Mapping[str, Callable[[], T]], deadline: float) -> dict[str, T | str]:

@@ -11,50 +11,40 @@ the decision record cannot be written nothing is launched.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
-import shlex
-import uuid
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.audit.log import LOG_NAME, AuditLog, Sanitizer
-from orchestrator.audit.sinks import sinks_for
+from orchestrator.audit import records
 from orchestrator.backends import base
 from orchestrator.compile import placeholders
 from orchestrator.compile.spec import Request, compile_spec
-from orchestrator.core.errors import AuditError, CodexBoxError, Refused, SandboxSetupError
+from orchestrator.core.errors import AuditError, CodexBoxError, SandboxSetupError
+from orchestrator.core.options import LaunchOptions
 from orchestrator.core.profile import PlantedRepo
 from orchestrator.core.spec import RunResult, SandboxSpec
-from orchestrator.policy import gate
-from orchestrator.profiles.store import ProfileStore
-from orchestrator.resolve.precedence import Resolution, resolve_profile
-from orchestrator.settings.config import Config, codex_home, load_config
+from orchestrator.policy import gate, optin
+from orchestrator.policy.optin import Confirm
+from orchestrator.resolve.precedence import Resolution
 
+from .context import HostContext, new_id
 from .postrun import PostRunCheck, report
+from .selection import choose
 
-Confirm = Callable[[str], bool | None]  # None: nobody can be asked (no terminal)
-SESSION_ENV = "CODEX_BOX_SESSION"
-BACKEND_ENV = "CODEX_BOX_BACKEND"
+if TYPE_CHECKING:  # the proxy (asyncio, TLS) loads only for a run that filters egress
+    from orchestrator.netproxy.session import Refusal
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunRequest:
+    """What one caller asks for; the host it runs on is the ``HostContext``."""
+
     argv: tuple[str, ...]
-    environ: Mapping[str, str]
-    cwd: str
     profile: str | None = None
     workspace: str | None = None
     backend: str | None = None  # flag; else CODEX_BOX_BACKEND, config, "auto"
-    env_names: tuple[str, ...] = ()
-    timeout: str | None = None
-    memory: str | None = None
-    pids: str | None = None
-    cpus: str | None = None
-    image: str | None = None
-    tty: bool = False
+    options: LaunchOptions = field(default_factory=LaunchOptions)
     trust_opt_in: bool = False
     approve: bool = False  # run an unverified command without asking (audited)
     policy_mode: str | None = None  # flag; else config [policy] mode, else "enforce"
@@ -77,30 +67,20 @@ class Outcome:
     warnings: tuple[str, ...] = ()
 
 
-def new_id() -> str:
-    return uuid.uuid4().hex[:12]
-
-
 class Runner:
-    def __init__(self, request: RunRequest, *, confirm: Confirm | None = None) -> None:
+    def __init__(
+        self, context: HostContext, request: RunRequest, *, confirm: Confirm | None = None
+    ) -> None:
+        self.context = context
         self.request = request
         self.confirm = confirm
-        self.home = codex_home(request.environ)
-        self.session_id = request.environ.get(SESSION_ENV) or new_id()
+        self.home = context.home
+        self.session_id = context.session_id
         self.run_id = new_id()
-        user_home = request.environ.get("HOME") or str(Path.home())
-        self.audit = AuditLog(
-            self.home / LOG_NAME, sanitizer=Sanitizer(user=_user_name(), home=user_home)
-        )
+        self.audit = context.audit_log()
         self._resolution: Resolution | None = None
         self._unaudited = 0  # egress proxy refusals whose record failed
-        self._loaded_config: Config | None = None
-        self._base_record: dict[str, Any] = {
-            "operation": "command_exec",
-            "target": shlex.join(request.argv),
-            "session_id": self.session_id,
-            "run_id": self.run_id,
-        }
+        self._ids = {"session_id": self.session_id, "run_id": self.run_id}
 
     @property
     def resolution(self) -> Resolution | None:
@@ -111,8 +91,8 @@ class Runner:
     def prepare(self, *, probe: bool = True, audit: bool = True, policy: bool = True) -> Prepared:
         """Everything up to (not including) launching; refusals are audited.
 
-        ``probe=False`` (``--print-spec``) skips checking that a *named* backend can run
-        here: showing what it would do needs no kernel feature. ``auto`` always probes.
+        ``probe=False`` (``--print-spec``) keeps a *named* backend even when it cannot run
+        here: showing what it would do needs no kernel feature. ``auto`` must find one.
         ``audit=False`` is for questions (``--show-profile``) that launch nothing;
         ``policy=False`` skips the execution policy (nothing will be launched).
         """
@@ -125,42 +105,31 @@ class Runner:
 
     def run(self, prepared: Prepared | None = None) -> Outcome:
         prepared = prepared or self.prepare()
-        spec = prepared.spec
-        described = self._describe(prepared)
+        spec, resolution, argv = prepared.spec, prepared.resolution, self.request.argv
+        launch = self._launch(prepared)
         self._write(
-            {
-                **described,
-                "operation": "profile_resolve",
-                "decision": "allowed",
-                "target": spec.profile,
-                "reason": f"{prepared.resolution.describe()}; "
-                f"chain: {prepared.resolution.chain_text()}",
-            }
+            records.profile_resolved(
+                launch=launch, chosen_by=resolution.describe(), chain=resolution.chain_text()
+            )
         )
-        if prepared.resolution.grant is not None:  # every run an elevation is used for
-            from orchestrator.resolve.elevation import record_used
-
-            self._write({**record_used(prepared.resolution.grant), **described})
-        skipped = prepared.selection.skipped
+        grant = resolution.grant
+        if grant is not None:  # every run an elevation is used for
+            self._write(
+                records.elevation_used(
+                    launch=launch,
+                    profile=grant.profile,
+                    grant=grant.describe(),
+                    expires=grant.expires,
+                )
+            )
+        selection = prepared.selection
         self._write(
-            {
-                **described,
-                "operation": "backend_select",
-                "decision": "allowed",
-                "target": prepared.backend.name,
-                "reason": prepared.selection.why
-                + (f" (skipped: {'; '.join(skipped)})" if skipped else ""),
-            }
+            records.backend_selected(launch=launch, why=selection.why, skipped=selection.skipped)
         )
         self._write(
-            {
-                **self._describe(prepared),
-                "phase": "decided",
-                "decision": "allowed",
-                "reason": f"profile {spec.profile} ({prepared.resolution.describe()})",
-            }
+            records.command_allowed(argv=argv, launch=launch, chosen_by=resolution.describe())
         )
-        quarantine = prepared.resolution.profile.on_planted_repo is PlantedRepo.QUARANTINE
+        quarantine = resolution.profile.on_planted_repo is PlantedRepo.QUARANTINE
         post_run = PostRunCheck(spec, quarantine_id=self.run_id if quarantine else None)
         try:
             with (
@@ -170,47 +139,30 @@ class Runner:
                     state_dir=self.home / "run",
                     identity=spec.identity_of(spec.workspace),
                 ),
-                self._egress(prepared) as egress,
+                self._egress(prepared, launch) as egress,
             ):
-                result = prepared.backend.run(spec, egress=egress)
+                result = prepared.backend.run(spec, selection.facts, egress=egress)
         except CodexBoxError as exc:
             post_run.close()  # nothing ran: nothing to look for
             self._write(
-                {
-                    **self._describe(prepared),
-                    "operation": "sandbox_setup",
-                    "phase": "ended",
-                    "decision": "denied",
-                    "reason": f"sandbox setup failed: {exc.one_line()}",
-                }
+                records.sandbox_setup_failed(argv=argv, launch=launch, error=exc.one_line())
             )
             raise
         # Right after the run (and before any record that could fail): a quarantine
         # must not wait on the audit log.
         findings, problems = post_run.finish()
         self._write(
-            {
-                **self._describe(prepared),
-                "phase": "ended",
-                "decision": "allowed",
-                "reason": _ended(result)
-                + (
-                    f"; {self._unaudited} egress refusals could not be audited"
-                    if self._unaudited
-                    else ""
-                ),
-                "exit_code": result.exit_code,
-                "signal": result.signal,
-                "timed_out": result.timed_out,
-                "oom_killed": result.oom_killed,
-                "duration_ms": round(result.duration_s * 1000),
-            }
+            records.command_ended(
+                argv=argv, launch=launch, result=result, unaudited=self._unaudited
+            )
         )
-        warnings = report(findings, problems, write=self._write, described=self._describe(prepared))
+        warnings = report(findings, problems, write=self._write, launch=launch)
         return Outcome(prepared=prepared, result=result, warnings=warnings)
 
     @contextlib.contextmanager
-    def _egress(self, prepared: Prepared) -> Iterator[base.EgressPort | None]:
+    def _egress(
+        self, prepared: Prepared, launch: records.Launch
+    ) -> Iterator[base.EgressPort | None]:
         """The egress proxy for the run, when its profile filters the network; each
         connection it refuses becomes a ``network_connect`` record."""
         spec = prepared.spec
@@ -219,12 +171,8 @@ class Runner:
             return
         from orchestrator.netproxy.session import ProxySession  # asyncio and TLS only when needed
 
-        described = self._describe(prepared)
-
-        def refused(fields: dict[str, Any]) -> None:
-            self._write(
-                {**described, **fields, "operation": "network_connect", "decision": "denied"}
-            )
+        def refused(refusal: Refusal) -> None:
+            self._write(records.network_refused(launch=launch, **refusal))
 
         with ProxySession(spec.egress, run_id=self.run_id, audit=refused) as session:
             try:
@@ -234,15 +182,9 @@ class Runner:
 
     def _prepare(self, *, probe: bool, policy: bool) -> Prepared:
         resolution, spec = self.compile()
-        req = self.request
-        config = self._config()
         # Before any backend is chosen: a refused command never waits on an engine.
         verdict = self.judge(spec) if policy else None
-        requested = req.backend or req.environ.get(BACKEND_ENV) or config.backend or "auto"
-        if probe or requested == "auto":
-            selection = base.select(requested, spec)
-        else:  # --print-spec of a named backend: show its request even if it cannot run here
-            selection = base.Selection(base.load(requested), f"{requested}: named, not probed")
+        selection = choose(self.context, self.request.backend, spec, probe=probe)
         return Prepared(
             resolution=resolution,
             spec=spec,
@@ -257,121 +199,90 @@ class Runner:
         req = self.request
         return gate.decide(
             spec,
-            mode=gate.policy_mode(req.policy_mode, self._config().policy_mode),
-            home=req.environ.get("HOME") or str(Path.home()),
+            mode=gate.policy_mode(req.policy_mode, self.context.config.policy_mode),
+            home=self.context.user_home,
             codex_home=self.home,
             approve=req.approve,
             confirm=self.confirm,
             record=self._write,
         )
 
-    def _config(self) -> Config:
-        """config.toml, read once per run (compile and backend selection both need it).
-        Its [audit] settings apply from here on (a config that does not load is itself
-        recorded with the defaults)."""
-        if self._loaded_config is None:
-            self._loaded_config = load_config(self.home)
-            settings = self._loaded_config.audit
-            self.audit = AuditLog(
-                self.audit.path,
-                sanitizer=self.audit.sanitize,
-                max_bytes=settings.max_bytes,
-                keep=settings.keep,
-                sinks=sinks_for(settings),
-            )
-        return self._loaded_config
-
-    def compile(self) -> tuple[Resolution, SandboxSpec]:
-        """The profile that applies and the spec it becomes; no backend is chosen."""
+    def compile(self, *, preview: bool = False) -> tuple[Resolution, SandboxSpec]:
+        """The profile that applies and the spec it becomes; no backend is chosen.
+        ``preview``: for a question that launches nothing (no command needed)."""
         req = self.request
-        config = self._config()
+        context = self.context
         try:
-            workspace = os.path.realpath(os.path.join(req.cwd, req.workspace or "."))
+            workspace = os.path.realpath(context.workspace_path(req.workspace))
         except OSError as exc:  # a component swapped between a link and a directory
             raise SandboxSetupError(
-                f"workspace {req.workspace or req.cwd} changed while codex-box resolved it "
+                f"workspace {req.workspace or context.cwd} changed while codex-box resolved it "
                 f"({exc.strerror})",
                 hint="nothing was run; another process is renaming it — run again",
             ) from exc
-        resolution = resolve_profile(
-            flag=req.profile,
-            environ=req.environ,
-            workspace=Path(workspace),
-            config=config,
-            store=ProfileStore(codex_home=self.home),
-            codex_home=self.home,
-        )
+        resolution = context.resolve(req.profile, workspace)
         self._resolution = resolution
-        if resolution.ignored_grants:  # tampered, copied, expired: each on the record
-            from orchestrator.resolve.elevation import record_ignored
-
-            for ignored in resolution.ignored_grants:
-                self._write(record_ignored(ignored))
-        if resolution.ignored_files:  # wider than what applies without it, not approved
-            from orchestrator.resolve.approval import record_ignored as record_ignored_file
-
-            for check in resolution.ignored_files:
-                self._write(record_ignored_file(check))
-        # A grant made with --yes-i-trust-this-workspace is the opt-in: at the command
-        # line (elevate), for this workspace, for a while.
-        granted = resolution.grant is not None and resolution.grant.opt_in
-        if resolution.profile.requires_opt_in and not req.trust_opt_in and not granted:
-            question = (
-                f"Profile '{resolution.profile.name}' runs with NO sandbox: full "
-                f"filesystem, network and process access. Trust {workspace}?"
-            )
-            if self.confirm is None or not self.confirm(question):
-                raise Refused(
-                    f"profile '{resolution.profile.name}' needs explicit opt-in "
-                    f"(chosen by {resolution.describe()})",
-                    hint="add --yes-i-trust-this-workspace, or confirm at the prompt",
+        for ignored in resolution.ignored_grants:  # tampered, copied, expired: each recorded
+            self._write(
+                records.elevation_ignored(
+                    profile=ignored.profile,
+                    workspace=ignored.workspace,
+                    path=str(ignored.path),
+                    why=ignored.why,
                 )
-        spec = compile_spec(
+            )
+        for check in resolution.ignored_files:  # wider than what applies without it
+            self._write(records.profile_file_ignored(path=str(check.path), why=check.why()))
+        optin.require(
             resolution.profile,
-            Request(
-                argv=req.argv,
-                # As given: compile resolves it itself, refusing a planted symlink.
-                workspace=os.path.join(req.cwd, req.workspace or "."),
-                cwd=req.cwd,
-                environ=req.environ,
-                home=req.environ.get("HOME") or str(Path.home()),
-                codex_home=str(self.home),
-                uid=os.getuid(),
-                gid=os.getgid(),
-                run_id=self.run_id,
-                session_id=self.session_id,
-                env_names=req.env_names,
-                timeout=req.timeout,
-                memory=req.memory,
-                pids=req.pids,
-                cpus=req.cpus,
-                image=req.image,
-                tty=req.tty,
-                network=config.network,
-            ),
+            chosen_by=resolution.describe(),
+            trusted=req.trust_opt_in,
+            granted=resolution.grant is not None and resolution.grant.opt_in,
+            workspace=workspace,
+            confirm=self.confirm,
         )
+        spec = compile_spec(resolution.profile, self._compile_request(), preview=preview)
         return resolution, spec
 
-    def _describe(self, prepared: Prepared) -> dict[str, Any]:
-        return {
-            "profile": prepared.spec.profile,
-            "profile_source": prepared.resolution.source.value,
-            "backend": prepared.backend.name,
-            "workspace": prepared.spec.workspace,
-            **(prepared.verdict.fields() if prepared.verdict else {}),
-        }
+    def _compile_request(self) -> Request:
+        context = self.context
+        return Request(
+            argv=self.request.argv,
+            # As given: compile resolves it itself, refusing a planted symlink.
+            workspace=context.workspace_path(self.request.workspace),
+            cwd=context.cwd,
+            environ=context.environ,
+            home=context.user_home,
+            codex_home=str(self.home),
+            uid=context.uid,
+            gid=context.gid,
+            run_id=self.run_id,
+            session_id=self.session_id,
+            options=self.request.options,
+            network=context.config.network,
+        )
+
+    def _launch(self, prepared: Prepared) -> records.Launch:
+        verdict = prepared.verdict
+        return records.Launch(
+            profile=prepared.spec.profile,
+            profile_source=prepared.resolution.source.value,
+            backend=prepared.backend.name,
+            workspace=prepared.spec.workspace,
+            policy=verdict.policy if verdict else None,
+        )
 
     def _record_denied(self, exc: CodexBoxError) -> None:
         resolution = self._resolution
-        extra = (
-            {"profile": resolution.profile.name, "profile_source": resolution.source.value}
-            if resolution
-            else {}
-        )
-        extra |= exc.fields if isinstance(exc, gate.PolicyRefused) else {}
         try:
             self._write(
-                {**extra, "phase": "decided", "decision": "denied", "reason": exc.one_line()}
+                records.command_denied(
+                    argv=self.request.argv,
+                    error=exc.one_line(),
+                    profile=resolution.profile.name if resolution else None,
+                    profile_source=resolution.source.value if resolution else None,
+                    policy=exc.policy if isinstance(exc, gate.PolicyRefused) else None,
+                )
             )
         except AuditError as audit_exc:
             if isinstance(exc, AuditError):
@@ -379,19 +290,14 @@ class Runner:
             raise audit_exc from exc
 
     def _write(self, record: dict[str, Any]) -> None:
-        self.audit.append({**self._base_record, **record})
+        self.audit.append({**self._ids, **record})
 
 
-def _ended(result: RunResult) -> str:
-    if result.detail:
-        return result.detail
-    if result.signal:
-        return f"killed by signal {result.signal}"
-    return f"exited {result.exit_code}"
-
-
-def _user_name() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return ""
+def run(
+    request: RunRequest, context: HostContext | None = None, *, confirm: Confirm | None = None
+) -> Outcome:
+    """One run as a library call: ``orchestrator.run(RunRequest(argv=("make", "test")))``.
+    Without a context, this process's environment and working directory are the host's
+    (the caller is then the front door that reads them)."""
+    context = context or HostContext.from_environ(os.environ)
+    return Runner(context, request, confirm=confirm).run()

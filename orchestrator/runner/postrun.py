@@ -20,10 +20,11 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.audit import records
 from orchestrator.compile.spec import reopen_checked
-from orchestrator.compile.write_roots import inside
 from orchestrator.core.errors import AuditError
 from orchestrator.core.log import debug
+from orchestrator.core.paths import inside
 from orchestrator.core.spec import SandboxSpec
 
 if TYPE_CHECKING:  # loaded only for a run that may write its workspace (start-up time)
@@ -85,7 +86,7 @@ def report(
     problems: list[str],
     *,
     write: Callable[[dict[str, Any]], None],
-    described: dict[str, Any],
+    launch: records.Launch,
 ) -> tuple[str, ...]:
     """One audit record and one warning line per finding; a record that cannot be
     written is itself a warning (the run has ended: its result must still show)."""
@@ -94,13 +95,12 @@ def report(
         warnings.append(finding.text())
         try:
             write(
-                {
-                    **described,
-                    "operation": "planted_repo",
-                    "decision": "denied" if finding.moved else "allowed",
-                    "target": finding.where,
-                    "reason": finding.text(),
-                }
+                records.planted_repo(
+                    launch=launch,
+                    where=finding.where,
+                    finding=finding.text(),
+                    quarantined=bool(finding.moved),
+                )
             )
         except AuditError as exc:
             warnings.append(f"could not audit the finding above: {exc.one_line()}")

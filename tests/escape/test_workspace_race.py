@@ -27,6 +27,7 @@ import pytest
 
 from orchestrator.core.errors import CodexBoxError, Refused, SandboxSetupError
 from orchestrator.runner import pipeline as runner_module
+from orchestrator.runner.context import HostContext
 from orchestrator.runner.pipeline import Runner, RunRequest
 from tests.conftest import CODEX_BOX, SANDBOX_PYTHON
 
@@ -80,14 +81,12 @@ def _run_in_process(
 ) -> None:
     request = RunRequest(
         argv=("sh", "-c", script),
-        environ=_env(layout),
-        cwd=str(layout["sub"]),
         profile="workspace",
         workspace=str(layout["sub"]),
         backend=backend,
         approve=True,
     )
-    Runner(request).run()
+    Runner(HostContext.from_environ(_env(layout), cwd=str(layout["sub"])), request).run()
 
 
 def _swap_after(

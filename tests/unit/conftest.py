@@ -5,6 +5,7 @@ Everything here is pure Python: no engine, no kernel sandbox feature.
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,10 @@ from typing import Any
 import pytest
 
 from orchestrator.compile.spec import Request
+from orchestrator.core.options import LaunchOptions
 from orchestrator.profiles.store import ProfileStore
+
+LAUNCH_FIELDS = frozenset(f.name for f in dataclasses.fields(LaunchOptions))
 
 
 @pytest.fixture
@@ -50,8 +54,9 @@ def make_request(workspace: Path, home: Path, codex_home: Path) -> Callable[...,
             "run_id": "run-1",
             "session_id": "session-1",
         }
+        launch = {k: overrides.pop(k) for k in LAUNCH_FIELDS & overrides.keys()}
         fields.update(overrides)
-        return Request(**fields)
+        return Request(**fields, options=LaunchOptions(**launch))
 
     return make
 

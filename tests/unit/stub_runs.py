@@ -8,6 +8,7 @@ from pathlib import Path
 
 from orchestrator.backends.base import Selection
 from orchestrator.core.spec import RunResult, SandboxSpec
+from orchestrator.runner.context import HostContext
 from orchestrator.runner.pipeline import Outcome, Prepared, Runner, RunRequest
 
 
@@ -17,7 +18,7 @@ class StubBackend:
     def __init__(self) -> None:
         self.specs: list[SandboxSpec] = []
 
-    def run(self, spec: SandboxSpec, **_: object) -> RunResult:  # egress=… and future keywords
+    def run(self, spec: SandboxSpec, facts: object = None, **_: object) -> RunResult:  # egress=…
         self.specs.append(spec)
         return RunResult(exit_code=0, backend=self.name, duration_s=0.0)
 
@@ -33,13 +34,8 @@ def stub_run(
     """A whole Runner.run() in ``workspace`` whose backend is ``backend`` (default: a
     StubBackend that records the spec and runs nothing)."""
     runner = Runner(
-        RunRequest(
-            argv=("true",),
-            environ=dict(environ),
-            cwd=str(workspace),
-            profile=profile,
-            trust_opt_in=trust,
-        )
+        HostContext.from_environ(environ, cwd=str(workspace)),
+        RunRequest(argv=("true",), profile=profile, trust_opt_in=trust),
     )
     resolution, spec = runner.compile()
     backend = backend if backend is not None else StubBackend()

@@ -16,6 +16,7 @@ import pytest
 from orchestrator.audit.log import AuditLog, Sanitizer
 from orchestrator.audit.query import Query, parse_time, read
 from orchestrator.core.errors import EXIT_SETUP, AuditError, ConfigError, Refused
+from orchestrator.runner.context import HostContext
 from orchestrator.runner.pipeline import Runner, RunRequest
 
 REQUIRED_KEYS = {"timestamp", "operation", "target", "decision", "reason", "session_id"}
@@ -71,7 +72,8 @@ def test_a_refused_run_writes_a_denied_record_with_every_required_field(
     base_env: dict[str, str], codex_home: Path, workspace: Path
 ) -> None:
     runner = Runner(
-        RunRequest(argv=("touch", "x"), environ=base_env, cwd=str(workspace), profile="trusted")
+        HostContext.from_environ(base_env, cwd=str(workspace)),
+        RunRequest(argv=("touch", "x"), profile="trusted"),
     )
     with pytest.raises(Refused):
         runner.prepare()
@@ -88,7 +90,9 @@ def test_the_session_id_comes_from_codex_box_session_when_set(
     base_env: dict[str, str], codex_home: Path, workspace: Path
 ) -> None:
     env = {**base_env, "CODEX_BOX_SESSION": "outer-session"}
-    runner = Runner(RunRequest(argv=("x",), environ=env, cwd=str(workspace), profile="nope"))
+    runner = Runner(
+        HostContext.from_environ(env, cwd=str(workspace)), RunRequest(argv=("x",), profile="nope")
+    )
     with pytest.raises(ConfigError):
         runner.prepare()
     assert lines(codex_home / "audit.log")[0]["session_id"] == "outer-session"

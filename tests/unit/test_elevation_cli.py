@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from orchestrator.cli.elevate import GrantRequest, grant
 from orchestrator.core.errors import AuditError, Refused
 from orchestrator.resolve import elevation
 from orchestrator.resolve.grant_files import KEY_NAME, grants_dir
+from orchestrator.runner.context import HostContext
+from orchestrator.runner.elevate import GrantRequest, grant
 from tests.conftest import Ran, small_tmpfs
 from tests.unit.helpers import audit_records
 from tests.unit.stub_runs import stub_run
@@ -144,9 +145,12 @@ def test_malformed_elevate_command_lines(
     assert len(ran.stderr.strip().splitlines()) == 1  # one line, with the fix
 
 
+def context_for(codex_home: Path) -> HostContext:
+    return HostContext.from_environ({"CODEX_HOME": str(codex_home), "HOME": str(codex_home.parent)})
+
+
 def grant_request(codex_home: Path, workspace: Path, **kw: Any) -> GrantRequest:
     fields: dict[str, Any] = {
-        "home": codex_home,
         "workspace": str(workspace),
         "profile": "workspace-net",
         "duration": timedelta(hours=2),
@@ -166,7 +170,13 @@ def test_the_question_shows_profile_workspace_expiry_and_reason(
         asked.append(question)
         return True
 
-    made = grant(grant_request(codex_home, workspace), confirm=yes, record=records.append, now=now)
+    made = grant(
+        context_for(codex_home),
+        grant_request(codex_home, workspace),
+        confirm=yes,
+        record=records.append,
+        now=now,
+    )
     (question,) = asked
     assert question == (
         f"Elevate {workspace} (and below) to 'workspace-net' (network full) until "
@@ -181,7 +191,12 @@ def test_no_or_no_terminal_grants_nothing_and_is_recorded(
 ) -> None:
     records: list[dict[str, Any]] = []
     with pytest.raises(Refused, match=message):
-        grant(grant_request(codex_home, workspace), confirm=lambda _: answer, record=records.append)
+        grant(
+            context_for(codex_home),
+            grant_request(codex_home, workspace),
+            confirm=lambda _: answer,
+            record=records.append,
+        )
     assert not grant_file(codex_home, workspace).exists()
     assert [(r["grant_event"], r["decision"]) for r in records] == [("refused", "denied")]
 
@@ -189,6 +204,7 @@ def test_no_or_no_terminal_grants_nothing_and_is_recorded(
 def test_the_trusted_question_says_no_sandbox(codex_home: Path, workspace: Path) -> None:
     asked: list[str] = []
     grant(
+        context_for(codex_home),
         grant_request(codex_home, workspace, profile="trusted", trust_opt_in=True),
         confirm=lambda q: asked.append(q) or True,
         record=lambda _: None,
@@ -203,7 +219,12 @@ def test_a_grant_whose_record_cannot_be_written_is_removed(
         raise AuditError("audit log not writable")
 
     with pytest.raises(AuditError):
-        grant(grant_request(codex_home, workspace, yes=True), confirm=lambda _: True, record=broken)
+        grant(
+            context_for(codex_home),
+            grant_request(codex_home, workspace, yes=True),
+            confirm=lambda _: True,
+            record=broken,
+        )
     assert not grant_file(codex_home, workspace).exists()
 
 

@@ -387,7 +387,7 @@ class _Planting:
 
     name = "stub"
 
-    def run(self, spec: object, **_: object) -> object:
+    def run(self, spec: object, facts: object = None, **_: object) -> object:
         from orchestrator.core.spec import RunResult
 
         workspace = Path(spec.workspace)  # type: ignore[attr-defined]
@@ -509,7 +509,7 @@ def test_the_check_after_a_parent_is_swapped_for_a_link_acts_on_the_pinned_works
     class Swapping:
         name = "stub"
 
-        def run(self, spec: object, **_: object) -> RunResult:
+        def run(self, spec: object, facts: object = None, **_: object) -> RunResult:
             bare_layout(victim / "evil")  # what the run itself planted
             libc = ctypes.CDLL(None, use_errno=True)
             a, b = bytes(tmp_path / "W" / "sub"), bytes(tmp_path / "W" / "lnk")

@@ -14,7 +14,8 @@ import pytest
 from orchestrator.core.errors import EXIT_REFUSED, ConfigError, Refused
 from orchestrator.profiles.store import ProfileStore
 from orchestrator.resolve import approval as profile_approval
-from orchestrator.resolve.precedence import Resolution, Source, find_profile_file, resolve_profile
+from orchestrator.resolve.precedence import Resolution, Source, resolve_profile
+from orchestrator.resolve.profile_file import find_profile_file
 from orchestrator.settings.config import Config, load_config
 
 

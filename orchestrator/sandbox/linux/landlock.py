@@ -3,7 +3,7 @@
 Owns: building and enforcing one ruleset from a plain description (read roots, write
 roots, device files, whether TCP is denied, whether to scope signals and abstract
 sockets), refusing when this kernel cannot enforce all of it.
-Does not own: deciding what the rules are (``backends.linux.translate``).
+Does not own: deciding what the rules are (``backends.native.plan``).
 
 Why not PyPI ``landlock``: it covers filesystem rules only (no TCP, no scoping) and
 reads ``errno`` instead of the return value, so a stale errno fails a good call.

@@ -54,7 +54,7 @@ FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 # relaying them too would deliver each twice.
 IGNORED = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 EXIT_SETUP = 125
-PLAN_VERSION = 2  # must match backends.linux.PLAN_VERSION (a test checks)
+PLAN_VERSION = 2  # must match backends.native.plan.PLAN_VERSION (a test checks)
 
 
 class Status:

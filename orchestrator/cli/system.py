@@ -1,0 +1,97 @@
+"""``codex-box doctor``, ``apparmor check|install`` and ``gc``: the host, asked and tidied.
+
+Part of the command line: calls the runner, the hardening checks and the backends'
+sweep, prints. Owns nothing they decide.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrator.core.errors import CodexBoxError
+
+from .output import emit_json, fail, host
+
+apparmor_app = typer.Typer(
+    no_args_is_help=True,
+    help="codex-box's AppArmor profiles (apparmor/), applied by Docker and Podman where loaded.",
+)
+
+
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
+) -> None:
+    """Which backends work here, why not, their versions, and each profile's backend."""
+    from orchestrator.runner.doctor import diagnose  # loads every backend: only here
+
+    try:
+        report = diagnose(host())
+    except CodexBoxError as exc:
+        fail(exc)
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    for name, diagnosis in report.backends.items():
+        state = "available" if diagnosis.available else "unavailable"
+        typer.echo(f"{name:<11} {state:<12} {diagnosis.reason}")
+        for key, value in diagnosis.facts.items():
+            typer.echo(f"{'':<11}   {key}: {value}")
+        for note in diagnosis.notes:
+            typer.echo(f"{'':<11}   note: {note}")
+    typer.echo(f"profile → backend (tried in order: {' → '.join(report.order)})")
+    for profile, backend in report.profiles.items():
+        typer.echo(f"  {profile:<14} {backend}")
+    for line in report.advice:
+        typer.echo(f"advice: {line}")
+
+
+@apparmor_app.command("check")
+def apparmor_check(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Profile files (default: every shipped codex-box-* profile)."),
+    ] = None,
+) -> None:
+    """Compile the profiles without loading them (no AppArmor needed in the kernel).
+
+    Exit 0 when all compile, 1 when one does not (file:line printed), 125 without
+    apparmor_parser."""
+    from orchestrator.hardening import apparmor
+
+    try:
+        problems = apparmor.check(paths or None)
+    except CodexBoxError as exc:
+        fail(exc)
+    for problem in problems:
+        typer.echo(f"codex-box: apparmor: {problem}", err=True)
+    if problems:
+        raise typer.Exit(apparmor.EXIT_CHECK_FAILED)
+    typer.echo(f"apparmor: {len(paths or apparmor.shipped())} profiles compile")
+
+
+@apparmor_app.command("install")
+def apparmor_install() -> None:
+    """Load the profiles into the kernel (as root; until the next boot).
+
+    Exit 0 when loaded; 125 when this host cannot load them (no AppArmor in the kernel,
+    no apparmor_parser, not root) or a profile fails to load."""
+    from orchestrator.hardening import apparmor
+
+    try:
+        loaded = apparmor.install()
+    except CodexBoxError as exc:
+        fail(exc)
+    for name in loaded:
+        typer.echo(f"apparmor: loaded {name}")
+
+
+def gc() -> None:
+    """Remove what runs killed with SIGKILL left behind (containers, cgroups)."""
+    from orchestrator.backends import base
+
+    for name in base.REGISTRY:
+        for removed in base.load(name).gc():
+            typer.echo(f"{name}: removed {removed}")

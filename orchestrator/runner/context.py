@@ -1,0 +1,112 @@
+"""The composition root: what one front door knows about the host, built once.
+
+Owns: ``HostContext`` — the environment snapshot, the working directory, CODEX_HOME,
+config.toml, the profile store, the audit log with its sinks, the user's name and ids —
+and the two decisions every front door needs from them: which profile applies
+(``resolve``) and which backend was asked for (``backend_choice``).
+Does not own: reading ``os.environ`` (the front door passes it in), running anything.
+
+Why one object: CODEX_HOME, config, store, audit log and user name used to be rebuilt in
+seven places, and two user-name helpers disagreed, so run and elevation records were
+sanitized differently. Everything here is derived from the one ``environ`` snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import MappingProxyType
+
+from orchestrator.audit.log import LOG_NAME, AuditLog, Sanitizer
+from orchestrator.audit.sinks import sinks_for
+from orchestrator.core.errors import ConfigError
+from orchestrator.host.user import user_name
+from orchestrator.profiles.store import ProfileStore
+from orchestrator.resolve.precedence import Resolution, resolve_profile
+from orchestrator.settings.config import AuditSettings, Config, codex_home, load_config
+
+SESSION_ENV = "CODEX_BOX_SESSION"  # runs of one agent session share its id
+BACKEND_ENV = "CODEX_BOX_BACKEND"
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostContext:
+    environ: Mapping[str, str]
+    cwd: str
+    home: Path  # CODEX_HOME
+    user_home: str  # $HOME
+    user: str
+    uid: int
+    gid: int
+    session_id: str
+    # config.toml, loaded on first use: a malformed one is an error of the run that
+    # needs it (and is audited with the default [audit] settings), not of start-up.
+    _config: list[Config] = field(default_factory=list, repr=False, compare=False)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], *, cwd: str | None = None) -> HostContext:
+        snapshot = MappingProxyType(dict(environ))
+        return cls(
+            environ=snapshot,
+            cwd=cwd if cwd is not None else os.getcwd(),
+            home=codex_home(snapshot),
+            user_home=snapshot.get("HOME") or str(Path.home()),
+            user=user_name(),
+            uid=os.getuid(),
+            gid=os.getgid(),
+            session_id=snapshot.get(SESSION_ENV) or new_id(),
+        )
+
+    @property
+    def config(self) -> Config:
+        """config.toml (raises ConfigError naming the file when it does not load)."""
+        if not self._config:
+            self._config.append(load_config(self.home))
+        return self._config[0]
+
+    @cached_property
+    def store(self) -> ProfileStore:
+        return ProfileStore(codex_home=self.home)
+
+    def audit_log(self) -> AuditLog:
+        """The audit log with config.toml's [audit] settings and sinks; the defaults
+        when config.toml does not load, so the refusal that follows is still recorded."""
+        try:
+            settings = self.config.audit
+        except ConfigError:
+            settings = AuditSettings()
+        return AuditLog(
+            self.home / LOG_NAME,
+            sanitizer=Sanitizer(user=self.user, home=self.user_home),
+            max_bytes=settings.max_bytes,
+            keep=settings.keep,
+            sinks=sinks_for(syslog=settings.syslog, jsonl=settings.jsonl),
+        )
+
+    def workspace_path(self, workspace: str | None) -> str:
+        """The workspace as given, made absolute against cwd (not resolved: compile
+        resolves it itself, refusing a planted symlink)."""
+        return os.path.join(self.cwd, workspace or ".")
+
+    def resolve(self, flag: str | None, workspace: str | Path) -> Resolution:
+        """The profile that applies to ``workspace`` (a resolved path) and why."""
+        return resolve_profile(
+            flag=flag,
+            environ=self.environ,
+            workspace=Path(workspace),
+            config=self.config,
+            store=self.store,
+            codex_home=self.home,
+        )
+
+    def backend_choice(self, flag: str | None) -> str:
+        """The backend asked for: --backend > CODEX_BOX_BACKEND > config.toml > auto."""
+        return flag or self.environ.get(BACKEND_ENV) or self.config.backend or "auto"
