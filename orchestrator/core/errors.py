@@ -1,7 +1,7 @@
 """The one exception root of codex-box and the exit codes it maps to.
 
 Owns: the exception hierarchy and the documented exit codes (DESIGN.md §4).
-Does not own: printing or exiting — only ``cli.py`` does that.
+Does not own: printing or exiting — only ``cli`` does that.
 
 Every error carries the exact input that was wrong (``message``) and how to fix it
 (``hint``), so the CLI can print one line a user can act on.

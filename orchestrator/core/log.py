@@ -1,7 +1,7 @@
 """A debug logger that costs nothing until debugging is switched on.
 
 Owns: the ``debug()`` call library modules use to log exact argv/kwargs.
-Does not own: configuring loguru — ``cli.py`` does that via ``enable()``.
+Does not own: configuring loguru — ``cli`` does that via ``enable()``.
 
 Why not ``from loguru import logger`` everywhere: importing loguru costs 50-110 ms
 here (it imports asyncio), and the sandbox's hot path must not pay for logging it

@@ -8,7 +8,7 @@ Does not own: which AppArmor profile a codex-box profile names (its YAML's
 ``process.apparmor``, carried by ``compile`` into ``SandboxSpec.apparmor_profile``),
 putting the decision into an engine's request (``backends/docker.py``,
 ``backends/podman/translate.py``), the native backend (it confines with Landlock and seccomp), or
-printing (``cli.py``).
+printing (``cli``).
 
 Why only where the profile is loaded: an engine asked for a profile the kernel does not
 have fails to start the container. Where AppArmor is on but ours is not loaded (or the

@@ -8,7 +8,7 @@ or aarch64 (a typo would be a rule that silently matches nothing), no rule that
 allows anything (the profiles are deny lists over a default of allow, so an allow rule
 could only punch a hole), the baseline's required denials, and every other profile
 containing every rule of the baseline.
-Does not own: turning a profile into a kernel filter (``native/seccomp.py``).
+Does not own: turning a profile into a kernel filter (``sandbox/linux/seccomp.py``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 name, and can never extend an opt-in profile.
 
 Owns: ``DefinitionParser``. Does not own: the user-profile parser it builds on
-(``profile_parser``) or whether a file applies (``resolve``, ``profile_approval``).
+(``profiles.parser``) or whether a file applies (``resolve``, ``resolve.approval``).
 """
 
 from __future__ import annotations

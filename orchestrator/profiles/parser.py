@@ -3,9 +3,9 @@ with every error naming the file, line, key and fix.
 
 Owns: the user-profile parser (extends a built-in, may only tighten it or add named
 write grants and ``unprotect`` names); the ``.codex-profile`` definition parser builds
-on it (``profile_definition``).
-Does not own: the keys and their orders (``profile_schema``), finding or caching
-profiles (``profile_store``).
+on it (``profiles.definition``).
+Does not own: the keys and their orders (``profiles.schema``), finding or caching
+profiles (``profiles.store``).
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@ attribute it fills, its type, and its strictness order; the built-in and alias n
 and profiles as plain data (``values_of``, ``changes``).
 
 Owns: what a key is and which value is stricter (one order for the parser that
-refuses a loosening user profile, and for ``profile_widening``, which tells whether a
-``.codex-profile`` widens). Does not own: reading files (``profile_parser``) or the
-store of profiles (``profile_store``).
+refuses a loosening user profile, and for ``profiles.widening``, which tells whether a
+``.codex-profile`` widens). Does not own: reading files (``profiles.parser``) or the
+store of profiles (``profiles.store``).
 """
 
 from __future__ import annotations

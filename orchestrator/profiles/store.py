@@ -3,8 +3,8 @@ found by name and loaded once.
 
 Owns: ``ProfileStore`` — which file defines a name (built-in, alias, or
 ``$CODEX_HOME/profiles/NAME.yaml``), reading only that file, and the error for an
-unknown name. Does not own: the keys and their orders (``profile_schema``), parsing and
-validating a file (``profile_parser``, ``profile_definition``), which profile applies to
+unknown name. Does not own: the keys and their orders (``profiles.schema``), parsing and
+validating a file (``profiles.parser``, ``profiles.definition``), which profile applies to
 a run (``resolve``).
 
 A user profile must ``extends:`` a built-in and may only tighten it or add explicitly

@@ -4,7 +4,7 @@ Owns: the shipped templates (``profiles/templates/*.yaml``: a user profile's bod
 without a name), turning a base or template plus flags into a user profile's YAML, and
 writing it to ``$CODEX_HOME/profiles/NAME.yaml`` only after it loads through the
 ProfileStore (the same checks as any user profile: it may only tighten its built-in).
-Does not own: loading user profiles (``profile_store``), printing (``cli_profiles``).
+Does not own: loading user profiles (``profiles.store``), printing (``cli.profiles``).
 """
 
 from __future__ import annotations

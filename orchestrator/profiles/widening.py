@@ -1,7 +1,7 @@
 """When one profile is wider than another: the test a ``.codex-profile`` must pass to
-apply without approval (``profile_approval``, ``resolve``).
+apply without approval (``resolve.approval``, ``resolve``).
 
-Owns: ``wider``, key by key, over every profile key, using ``profile_store``'s
+Owns: ``wider``, key by key, over every profile key, using ``profiles.store``'s
 strictness orders (``FIELDS``) so the orders are written once. Does not own: the orders
 themselves, or what happens to a wider file (``resolve``).
 

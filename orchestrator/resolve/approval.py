@@ -2,8 +2,8 @@
 
 Owns: the approval files under ``$CODEX_HOME/approvals/`` (approve, check, revoke,
 list), how a file was judged (``FileCheck``) and the audit records of approving,
-revoking and ignoring one. Does not own: when a profile is wider (``profile_widening``),
-which files are consulted or what applies (``resolve``), printing (``cli_profiles``).
+revoking and ignoring one. Does not own: when a profile is wider (``profiles.widening``),
+which files are consulted or what applies (``resolve``), printing (``cli.profiles``).
 
 Why: a sandboxed command that may write its workspace may write a *subdirectory's*
 ``.codex-profile`` (only the root's is kept read-only), and the next run there would

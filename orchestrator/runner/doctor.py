@@ -4,7 +4,7 @@ Owns: probing all backends at once, each in its own thread under one deadline, s
 hung engine costs the budget, not a hang; and the per-profile choice ``auto`` would
 make right now, from the same probes.
 Does not own: any probe (each backend's ``diagnose``/``availability``) or printing
-(``cli.py``).
+(``cli``).
 """
 
 from __future__ import annotations

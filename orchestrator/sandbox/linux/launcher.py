@@ -12,8 +12,8 @@ Shape (as root or not; always in a new user namespace):
 
 When init exits the kernel kills everything left in the pid namespace, and init dies
 with the launcher (PDEATHSIG), which dies with codex-box: no process outlives a run.
-Owns: executing a launch plan. Does not own: making the plan (``backends.linux``).
-Imports only the standard library and ``native`` modules: it is on every launch's path.
+Owns: executing a launch plan. Does not own: making the plan (``backends.native``).
+Imports only the standard library and ``sandbox.linux`` modules: it is on every launch's path.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Owns: resolving a write root component by component (``resolve_write_root``), reopening
 a validated path and proving it is still the same directory (``reopen``), opening a name
 beneath a held directory (``open_beneath``), and attaching a bind mount made from a
-descriptor (``bind_fd``). Imported by the launcher: standard library and ``native`` only.
+descriptor (``bind_fd``). Imported by the launcher: standard library and ``sandbox.linux`` only.
 
 Why: a path is a question asked again every time it is used. Another sandbox that can
 write a parent directory can swap a component for a symlink between the moment
