@@ -24,11 +24,12 @@ demo: $(STAMP) ## run sandboxed commands on the native backend and show what was
 images: $(STAMP) ## build codex-box/base and codex-box/test into every engine present (no registry)
 	$(BIN)/python images/build.py
 
-test: $(STAMP) ## the whole suite: unit, integration (real kernel, engines), escape
-	$(BIN)/pytest -q -rs tests
+test: $(STAMP) ## the whole suite: unit (in parallel), then integration (real kernel, engines) and escape
+	$(BIN)/pytest -q -rs -n 2 tests/unit
+	$(BIN)/pytest -q -rs tests/integration tests/escape
 
 test-unit: $(STAMP) ## unit tests only (no kernel features needed)
-	$(BIN)/pytest -q -rs tests/unit
+	$(BIN)/pytest -q -rs -n 2 tests/unit
 
 test-escape: $(STAMP) ## the sandbox-escape suite, on every backend present
 	$(BIN)/pytest -q -rs tests/escape

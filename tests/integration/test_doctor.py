@@ -73,8 +73,9 @@ def test_doctor_reports_versions_quirks_and_the_backend_of_every_profile(
     assert int(rows["native"]["facts"]["landlock ABI"]) >= 1
     if rows["podman"]["facts"]["rlimits"] == "explicit ulimits":  # no CAP_SYS_RESOURCE here
         assert any("cannot raise rlimits" in note for note in rows["podman"]["notes"])
-    profiles = ("offline", "net-read-only", "workspace", "workspace-net", "trusted")
-    assert report["profiles"] == dict.fromkeys(profiles, "docker")
+    sandboxed = ("offline", "net-read-only", "workspace", "workspace-net")
+    # trusted is the seed's full system access: on the host, even with engines up.
+    assert report["profiles"] == {**dict.fromkeys(sandboxed, "docker"), "trusted": "native"}
 
 
 def test_doctor_follows_a_backend_named_in_the_environment(
@@ -92,3 +93,25 @@ def test_doctor_text_has_one_row_per_backend(native_available, base_env, workspa
     first_words = [line.split()[0] for line in ran.stdout.splitlines() if not line[:1].isspace()]
     assert first_words[:4] == ["docker", "podman", "native", "kubernetes"]
     assert "profile → backend" in ran.stdout
+
+
+def test_trusted_under_auto_runs_on_the_host_and_a_named_engine_contains_it(
+    docker_available, native_available, base_env, workspace, tmp_path
+):
+    """What doctor says is what a run does: `trusted` sees the host's filesystem under
+    auto (a file only the host has), and not when --backend docker names a container."""
+    marker = tmp_path / "only-on-the-host"
+    marker.write_text("host\n")
+    argv = ["run", "--profile", "trusted", "--yes-i-trust-this-workspace", "--json", "--",
+            "cat", str(marker)]
+
+    def run(*flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([CLI, *argv[:1], *flags, *argv[1:]], env=base_env, cwd=workspace,
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    on_host = run()
+    assert on_host.returncode == 0 and on_host.stdout == "host\n", on_host.stderr
+    assert json.loads(on_host.stderr.strip().splitlines()[-1])["backend"] == "native"
+    contained = run("--backend", "docker")
+    assert contained.returncode != 0 and "host" not in contained.stdout
+    assert json.loads(contained.stderr.strip().splitlines()[-1])["backend"] == "docker"

@@ -18,7 +18,7 @@ from orchestrator.backends.docker import translate as translate_on
 from orchestrator.core.resources import seccomp_dir
 from orchestrator.core.spec import Limits, SandboxSpec
 from orchestrator.hardening.apparmor import HostAppArmor
-from tests.unit.test_linux_translate_golden import PROFILES, fixed_spec
+from tests.unit.backends.test_linux_translate_golden import PROFILES, fixed_spec
 
 GOLDEN_DIR = Path(__file__).parent / "golden" / "docker"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

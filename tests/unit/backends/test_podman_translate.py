@@ -24,7 +24,7 @@ from orchestrator.core.profile import DEFAULT_PROTECTED
 from orchestrator.core.resources import seccomp_dir
 from orchestrator.core.spec import Limits
 from orchestrator.profiles.store import APPARMOR_NAMES
-from tests.unit.test_linux_translate_golden import PROFILES, fixed_spec
+from tests.unit.backends.test_linux_translate_golden import PROFILES, fixed_spec
 
 GOLDEN_DIR = Path(__file__).parent / "golden" / "podman"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

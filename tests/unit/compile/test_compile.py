@@ -162,7 +162,7 @@ def test_codex_box_own_profiles_and_code_are_refused_as_a_writable_workspace(
     compile_: Callable[..., SandboxSpec], inside_checkout: str
 ) -> None:
     # A sandbox that could rewrite them would loosen the next run's confinement.
-    root = Path(__file__).resolve().parents[2] / inside_checkout
+    root = Path(__file__).resolve().parents[3] / inside_checkout
     with pytest.raises(Refused, match="codex-box's own installation"):
         compile_("workspace", workspace=str(root), home="/nonexistent-home")
 

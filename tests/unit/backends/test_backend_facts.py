@@ -23,8 +23,8 @@ from orchestrator.backends.podman.translate import translate as podman_translate
 from orchestrator.core.spec import Limits, RunResult, SandboxSpec
 from orchestrator.hardening import apparmor
 from orchestrator.hardening.apparmor import HostAppArmor
-from tests.unit.test_linux_translate_golden import fixed_spec
-from tests.unit.test_podman_translate import HOST as PODMAN_HOST
+from tests.unit.backends.test_linux_translate_golden import fixed_spec
+from tests.unit.backends.test_podman_translate import HOST as PODMAN_HOST
 
 ARMOR = HostAppArmor(enabled=True, loaded=("codex-box-workspace",))
 DONE = RunResult(exit_code=0, backend="test", duration_s=0.0)

@@ -29,8 +29,8 @@ from orchestrator.hardening import apparmor
 from orchestrator.hardening.apparmor import Decision, HostAppArmor
 from orchestrator.profiles.store import APPARMOR_NAMES, BUILTIN_NAMES, ProfileStore
 from tests.conftest import REQUIRE, Ran
-from tests.unit.test_linux_translate_golden import fixed_spec
-from tests.unit.test_podman_translate import HOST as PODMAN_HOST
+from tests.unit.backends.test_linux_translate_golden import fixed_spec
+from tests.unit.backends.test_podman_translate import HOST as PODMAN_HOST
 
 NO_NETWORK = ("codex-box-offline", "codex-box-workspace")
 WITH_NETWORK = ("codex-box-net-read-only", "codex-box-workspace-net")

@@ -140,7 +140,7 @@ def test_kill_9_at_random_moments_never_leaves_a_broken_record(path: Path) -> No
     rng = random.Random(7)  # noqa: S311 -- fixed seed: the same moments on every run
     for round_ in range(12):
         writers = [subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path),
-                                     f"{round_}-{w}"], cwd=Path(__file__).parents[2])
+                                     f"{round_}-{w}"], cwd=Path(__file__).parents[3])
                    for w in range(3)]  # fmt: skip
         time.sleep(0.15 + rng.random() * 0.35)
         for writer in writers:
@@ -171,7 +171,7 @@ def test_eight_writers_times_500_records_each_present_once_and_chained(path: Pat
     path.parent.mkdir(parents=True)
     procs, count = 8, 500
     writers = [subprocess.Popen([sys.executable, "-c", EIGHT_WRITERS, str(path), f"w{p}",
-                                 str(count)], cwd=Path(__file__).parents[2])
+                                 str(count)], cwd=Path(__file__).parents[3])
                for p in range(procs)]  # fmt: skip
     assert [w.wait(timeout=240) for w in writers] == [0] * procs
     records = rows(path)

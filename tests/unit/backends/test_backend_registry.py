@@ -10,7 +10,7 @@ import pytest
 from orchestrator.backends import base
 from orchestrator.backends.base import NOT_PROBED, REGISTRY, Availability, Backend, HostFacts
 from orchestrator.core.errors import EXIT_SETUP, BackendUnavailable, ConfigError
-from tests.unit.test_linux_translate_golden import fixed_spec
+from tests.unit.backends.test_linux_translate_golden import fixed_spec
 
 
 def test_loading_an_unknown_backend_is_a_config_error_listing_the_choices() -> None:
