@@ -14,10 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from orchestrator.core.errors import CodexBoxError, UsageError
-from orchestrator.profiles.widening import wider
 from orchestrator.resolve.elevation import iso
 from orchestrator.resolve.profile_file import PROFILE_FILE, find_profile_file
-from orchestrator.runner.elevate import approve_file, audit_writer, revoke_file
 
 from .output import emit_json, fail, host
 
@@ -66,6 +64,9 @@ def allow(
 ) -> None:
     """Approve this exact content of a .codex-profile that widens the profile (an edit
     needs approval again). It can never make a file select an opt-in profile."""
+    from orchestrator.profiles.widening import wider  # approvals only: start-up time
+    from orchestrator.runner.elevate import approve_file, audit_writer
+
     context = host()
     try:
         target = _target(path, workspace, must_exist=True)
@@ -88,6 +89,8 @@ def deny(
     workspace: Workspace = None,
 ) -> None:
     """Revoke the approval of a .codex-profile: a wider one is ignored again."""
+    from orchestrator.runner.elevate import audit_writer, revoke_file  # approvals only
+
     context = host()
     try:
         target = _target(path, workspace, must_exist=False)

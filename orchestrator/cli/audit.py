@@ -11,16 +11,18 @@ import json
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from orchestrator.audit.log import DECISIONS, LOG_NAME, OPERATIONS
-from orchestrator.audit.query import Query, follow, parse_time, read, summarise
 from orchestrator.core.errors import CodexBoxError
 from orchestrator.runner.views import audit_line, printable
 
 from .output import emit_json, fail, host, one_of
+
+if TYPE_CHECKING:
+    from orchestrator.audit.query import Query
 
 EXIT_CHAIN_BROKEN = 1  # `audit verify`: the chain is broken (a verdict, like a linter's)
 
@@ -48,6 +50,7 @@ def _query(
     since: str | None,
     until: str | None,
 ) -> Query:
+    from orchestrator.audit.query import Query, parse_time  # the audit verbs only: start-up
 
     one_of("--decision", decision, DECISIONS)
     one_of("--operation", operation, OPERATIONS)
@@ -62,7 +65,6 @@ def _query(
 
 
 def _print(records: Iterable[Mapping[str, Any]], *, as_json: bool, as_jsonl: bool) -> None:
-
     if as_json:
         typer.echo(json.dumps(list(records), ensure_ascii=False, indent=2))
         return
@@ -86,6 +88,7 @@ def audit_list(
     """Show audit records, oldest first (every rotated file included)."""
     if ctx.invoked_subcommand is not None:
         return
+    from orchestrator.audit.query import read
 
     try:
         query = _query(decision, operation, profile, session, since, until)
@@ -107,6 +110,7 @@ def audit_tail(
     as_jsonl: AsJsonl = False,
 ) -> None:
     """The newest records; with -f, follow the log as it grows (across rotations)."""
+    from orchestrator.audit.query import follow, read
 
     try:
         query = _query(decision, operation, profile, None, None, None)
@@ -133,6 +137,7 @@ def audit_summary(
     as_json: AsJson = False,
 ) -> None:
     """Counts by decision, profile and operation, and the most often denied targets."""
+    from orchestrator.audit.query import read, summarise
 
     try:
         query = _query(None, None, profile, session, since, until)
@@ -142,7 +147,6 @@ def audit_summary(
     if as_json:
         emit_json(summary)
         return
-
     typer.echo(f"{summary['records']} records, {summary['from'] or '-'} … {summary['to'] or '-'}")
     for title in ("by_decision", "by_profile", "by_operation"):
         typer.echo(f"{title.replace('_', ' ')}:")

@@ -16,7 +16,6 @@ import typer
 from orchestrator.core.errors import CodexBoxError, UsageError
 from orchestrator.resolve import elevation
 from orchestrator.runner.context import HostContext
-from orchestrator.runner.elevate import GrantRequest, audit_writer, grant, revoke_grant
 from orchestrator.runner.preview import resolved_workspace
 
 from .output import confirm_on_tty, emit_json, fail, host
@@ -42,6 +41,8 @@ def elevate(
 ) -> None:
     """Grant a profile to a workspace (and every directory below it) for a while;
     runs there use it unless --profile says otherwise. Or --revoke it, or --status."""
+    from orchestrator.runner.elevate import GrantRequest, audit_writer, grant  # start-up time
+
     context = host()
     home = context.home
     where = resolved_workspace(context, workspace)
@@ -121,6 +122,8 @@ def _grant_dict(g: elevation.Grant, now: datetime) -> dict[str, Any]:
 
 
 def _revoke(context: HostContext, where: Path) -> None:
+    from orchestrator.runner.elevate import audit_writer, revoke_grant  # start-up time
+
     found = revoke_grant(context, where, record=audit_writer(context))
     if found is None:
         typer.echo(f"no grant at or above {where}: nothing to revoke")
