@@ -8,6 +8,7 @@ if docker version >/dev/null 2>&1; then
 fi
 command -v dockerd >/dev/null || { echo "dockerd not installed (apt-get install docker.io)" >&2; exit 1; }
 # nofile: the OCI runtime here cannot raise rlimits, so give containers an explicit one.
+cd /  # not the caller's directory: nothing the engine writes lands in a checkout
 nohup dockerd --default-ulimit nofile=1024:1024 >"$LOG" 2>&1 &
 pid=$!
 for _ in $(seq 1 60); do

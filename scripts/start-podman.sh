@@ -13,6 +13,9 @@ fi
 command -v podman >/dev/null || { echo "podman not installed (apt-get install podman runc catatonit)" >&2; exit 1; }
 mkdir -p "$(dirname "$SOCK")"
 rm -f "$SOCK"
+# From /, not the caller's directory: conmon writes an empty `oom` file into its working
+# directory when a container is OOM-killed, which littered the checkout's root.
+cd /
 nohup podman system service --time=0 "unix://$SOCK" >"$LOG" 2>&1 &
 pid=$!
 for _ in $(seq 1 60); do

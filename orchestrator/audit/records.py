@@ -5,7 +5,7 @@ arguments (the facts) in, a record out that validates against ``record.schema.js
 once the writer has added ``session_id`` and ``run_id`` and the log ``timestamp``,
 ``seq`` and ``prev``. Builders are named after the schema's ``operation``, with the
 event when one operation has several (``elevation_granted``, ``elevation_used`` …);
-``tests/unit/test_audit_records.py`` calls every public function here and validates
+``tests/unit/audit/test_audit_records.py`` calls every public function here and validates
 what it returns.
 Does not own: deciding when to record (``runner``, ``policy.gate``, ``netproxy``, the
 front doors), writing, sanitizing or chaining (``log``, ``redact``), or the facts'

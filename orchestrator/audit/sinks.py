@@ -2,7 +2,7 @@
 
 Owns: the syslog sink (facility authpriv, so a host's log shipping picks it up) and the
 second JSON Lines file (e.g. tailed by a SIEM agent). Each is failure-isolated: the
-primary log's ``append`` logs a sink's failure at debug and goes on (``audit``).
+primary log's ``append`` logs a sink's failure at debug and goes on (``log``).
 Does not own: the primary log or deciding which sinks are on (``[audit]`` in config,
 read by ``settings``; the host context passes the choice in).
 """

@@ -7,20 +7,17 @@ Part of the command line: options and output only. Does not own: approving or re
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orchestrator.core.errors import CodexBoxError, UsageError
+from orchestrator.core.errors import CodexBoxError
 from orchestrator.resolve.elevation import iso
-from orchestrator.resolve.profile_file import PROFILE_FILE, find_profile_file
 
 from .output import emit_json, fail, host
 
 if TYPE_CHECKING:
-    from orchestrator.resolve import approval as profile_approval
+    pass
 
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Workspace = Annotated[str | None, typer.Option(help="Workspace directory (default: cwd).")]
@@ -36,28 +33,6 @@ FileArg = Annotated[
 ]
 
 
-def _target(path: str | None, workspace: str | None, *, must_exist: bool) -> Path:
-    """The realpath of the .codex-profile meant: PATH (a file or its directory), else
-    the nearest at or above the workspace."""
-    if path is None:
-        where = Path(os.path.realpath(workspace or os.getcwd()))
-        found = find_profile_file(where)
-        if found is None:
-            raise UsageError(f"no {PROFILE_FILE} at or above {where}", hint="name the file: PATH")
-        return found.path
-    given = Path(os.path.abspath(path))
-    if given.is_dir() and not given.is_symlink():
-        given = given / PROFILE_FILE
-    if given.name != PROFILE_FILE:
-        raise UsageError(f"{path} is not a {PROFILE_FILE}", hint=f"name a {PROFILE_FILE} file")
-    # The directory's realpath, the name itself: a symlinked .codex-profile is refused
-    # when read (it is never followed), so approving through a link approves nothing.
-    target = Path(os.path.realpath(given.parent)) / PROFILE_FILE
-    if must_exist and not os.path.lexists(target):
-        raise UsageError(f"{target} does not exist", hint="name an existing .codex-profile")
-    return target
-
-
 def allow(
     path: FileArg = None,
     workspace: Workspace = None,
@@ -65,11 +40,11 @@ def allow(
     """Approve this exact content of a .codex-profile that widens the profile (an edit
     needs approval again). It can never make a file select an opt-in profile."""
     from orchestrator.profiles.widening import wider  # approvals only: start-up time
-    from orchestrator.runner.elevate import approve_file, audit_writer
+    from orchestrator.runner.elevate import approve_file, audit_writer, profile_file_target
 
     context = host()
     try:
-        target = _target(path, workspace, must_exist=True)
+        target = profile_file_target(context, path, workspace, must_exist=True)
         made = approve_file(context, target, record=audit_writer(context))
     except CodexBoxError as exc:
         fail(exc)
@@ -89,11 +64,11 @@ def deny(
     workspace: Workspace = None,
 ) -> None:
     """Revoke the approval of a .codex-profile: a wider one is ignored again."""
-    from orchestrator.runner.elevate import audit_writer, revoke_file  # approvals only
+    from orchestrator.runner.elevate import audit_writer, profile_file_target, revoke_file
 
     context = host()
     try:
-        target = _target(path, workspace, must_exist=False)
+        target = profile_file_target(context, path, workspace, must_exist=False)
         had = revoke_file(context, target, record=audit_writer(context))
     except CodexBoxError as exc:
         fail(exc)
@@ -108,6 +83,7 @@ def allowed(as_json: AsJson = False) -> None:
     from orchestrator.resolve import (
         approval as profile_approval,  # approvals only: not on every command's start-up
     )
+    from orchestrator.runner.elevate import approval_state
 
     home = host().home
     rows: list[dict[str, Any]] = []
@@ -124,7 +100,7 @@ def allowed(as_json: AsJson = False) -> None:
                     "profile": item.profile,
                     "approved": iso(item.approved),
                     "approved_by": item.approved_by,
-                    "state": _still(home, item),
+                    "state": approval_state(home, item),
                 }
             )
         else:
@@ -142,20 +118,3 @@ def allowed(as_json: AsJson = False) -> None:
             f"{row['path']}  sha256 {row['sha256'][:12]}  {row['profile']}  "
             f"{row['approved']} by {row['approved_by']}  {row['state']}"
         )
-
-
-def _still(home: Path, approval: profile_approval.Approval) -> str:
-    """``matches``, ``edited`` or ``missing``: does the file still hold what was approved?"""
-    from orchestrator.resolve import (
-        approval as profile_approval,  # approvals only: not on every command's start-up
-    )
-    from orchestrator.resolve.profile_file import read_profile_file
-
-    try:
-        found = read_profile_file(Path(approval.path))
-    except CodexBoxError as exc:
-        return f"unreadable: {exc.message}"
-    if found is None:
-        return "missing"
-    checked = profile_approval.check(home, found.path, found.text.encode())
-    return "matches" if isinstance(checked, profile_approval.Approval) else "edited"

@@ -39,6 +39,7 @@ AsJsonl = Annotated[bool, typer.Option("--jsonl", help="JSON Lines: one record p
 
 
 def _log() -> Path:
+    """This command's audit log (each verb asks once)."""
     return host().home / LOG_NAME
 
 
@@ -114,14 +115,15 @@ def audit_tail(
 
     try:
         query = _query(decision, operation, profile, None, None, None)
-        recent = list(read(_log(), query))
+        log = _log()
+        recent = list(read(log, query))
     except CodexBoxError as exc:
         fail(exc)
     _print(recent[-lines:] if lines > 0 else [], as_json=False, as_jsonl=as_jsonl)
     if follow_:
         sys.stdout.flush()
         try:
-            for record in follow(_log(), query):
+            for record in follow(log, query):
                 _print([record], as_json=False, as_jsonl=as_jsonl)
                 sys.stdout.flush()
         except KeyboardInterrupt:
@@ -165,10 +167,11 @@ def audit_verify(as_json: AsJson = False) -> None:
     from orchestrator.audit.verify import verify
     from orchestrator.core.errors import AuditError
 
+    log = _log()
     try:
-        report = verify(_log())
+        report = verify(log)
     except OSError as exc:
-        fail(AuditError(f"cannot read audit log {_log()}: {exc.strerror}",
+        fail(AuditError(f"cannot read audit log {log}: {exc.strerror}",
                          hint="check its permissions"))  # fmt: skip
     if as_json:
         emit_json(report.as_json())

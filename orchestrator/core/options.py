@@ -1,14 +1,19 @@
-"""What the caller asked of one launch beyond the profile.
+"""What the caller asked of one launch beyond the profile, and how it answers questions.
 
 Owns: ``LaunchOptions`` — the launch knobs (passed variables, limits, image, terminal)
 as the front door received them, carried unchanged to ``compile_spec``, which alone
-parses and checks them.
-Does not own: parsing the values (``compile.limits``/``compile.spec``) or the profile.
+parses and checks them — and ``Confirm``, how a front door asks its user yes or no.
+Does not own: parsing the values (``compile.spec``) or the profile.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+# How a front door asks the person at it a yes/no question; None: nobody can be asked
+# (no terminal). Passed down so no lower layer ever reads a terminal itself.
+Confirm = Callable[[str], bool | None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

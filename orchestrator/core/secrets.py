@@ -35,7 +35,7 @@ WORDS = frozenset({"pw", "pwd", "cred", "creds", "otp", "totp", "pat"})
 # The shell's working directories, not passwords.
 NOT_SECRET = frozenset({"PWD", "OLDPWD"})
 # Every secret name contains one of these (markers, words, "auth"): a cheap pre-filter
-# for scanning text (``audit.patterns``). tests/unit/test_secrets.py keeps it complete.
+# for scanning text (``audit.patterns``). tests/unit/core/test_secrets.py keeps it complete.
 FRAGMENTS = ("key", "secret", "token", "pass", "cred", "jwt", "cookie", "pw", "otp", "pat", "auth")
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -70,8 +70,11 @@ def secret_name(name: str) -> bool:
         return False
     words = name_words(bare)
     joined = "".join(words)
+    # The words with and without camelCase splits: ``gh_pAT`` is ``gh``+``pat`` as the
+    # shell spells it, though a camelCase reading makes it ``p``+``at``.
+    plain = [w for w in _SEPARATORS.split(bare.lower()) if w]
     return any(marker in joined for marker in MARKERS) or any(
-        word in WORDS or _auth_word(word) for word in words
+        word in WORDS or _auth_word(word) for word in (*words, *plain)
     )
 
 

@@ -19,12 +19,12 @@ from typing import Any
 
 from orchestrator.audit import records
 from orchestrator.core.errors import Refused, UsageError, did_you_mean
+from orchestrator.core.options import Confirm
 from orchestrator.core.spec import SandboxSpec
 from orchestrator.settings.config import POLICY_MODES
 
 from . import Context, Decision, Evaluation, Policy, load_policy
 
-Confirm = Callable[[str], bool | None]  # None: nobody can be asked (no terminal)
 Record = Callable[[dict[str, Any]], None]
 PRIVATE_TMP = "/tmp"  # noqa: S108 -- the sandbox's own tmpfs, a path compared, never written
 FIX = (
@@ -81,11 +81,6 @@ class PolicyRefused(Refused):
         super().__init__(message, hint=hint)
         self.policy = policy
 
-    @property
-    def fields(self) -> dict[str, Any]:
-        """Transitional, for callers not yet on ``records.command_denied(policy=…)``."""
-        return self.policy.fields()
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Verdict:
@@ -107,10 +102,6 @@ class Verdict:
             rules=tuple(sorted({f.rule for f in self.evaluation.deciding() if f.rule})),
             approval=self.approval,
         )
-
-    def fields(self) -> dict[str, Any]:
-        """Transitional, for callers not yet on ``records.Launch(policy=verdict.policy)``."""
-        return self.policy.fields()
 
 
 def decide(

@@ -8,12 +8,9 @@ Does not own: asking (the front door passes ``confirm``), resolving the profile.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from orchestrator.core.errors import Refused
+from orchestrator.core.options import Confirm
 from orchestrator.core.profile import Profile
-
-Confirm = Callable[[str], bool | None]  # None: nobody can be asked (no terminal)
 
 
 def require(

@@ -8,7 +8,9 @@ Does not own: reading ``os.environ`` (the front door passes it in), running anyt
 
 Why one object: CODEX_HOME, config, store, audit log and user name used to be rebuilt in
 seven places, and two user-name helpers disagreed, so run and elevation records were
-sanitized differently. Everything here is derived from the one ``environ`` snapshot.
+sanitized differently. Everything here is derived from the one ``environ`` snapshot
+(the user's name and home fall back to the password database, never to the process's
+own environment); only the working directory is the process's, read when first asked.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from types import MappingProxyType
 from orchestrator.audit.log import LOG_NAME, AuditLog, Sanitizer
 from orchestrator.audit.sinks import sinks_for
 from orchestrator.core.errors import ConfigError
-from orchestrator.host.user import user_name
+from orchestrator.host.user import home_of, user_name
 from orchestrator.profiles.store import ProfileStore
 from orchestrator.resolve.precedence import Resolution, resolve_profile
 from orchestrator.settings.config import AuditSettings, Config, codex_home, load_config
@@ -40,13 +42,15 @@ def new_id() -> str:
 @dataclass(frozen=True, kw_only=True)
 class HostContext:
     environ: Mapping[str, str]
-    cwd: str
     home: Path  # CODEX_HOME
     user_home: str  # $HOME
     user: str
     uid: int
     gid: int
     session_id: str
+    # The working directory, read on first use: a verb that does not need it (`audit`,
+    # `profiles`) still works from a directory that was deleted.
+    _cwd: list[str] = field(default_factory=list, repr=False, compare=False)
     # config.toml, loaded on first use: a malformed one is an error of the run that
     # needs it (and is audited with the default [audit] settings), not of start-up.
     _config: list[Config] = field(default_factory=list, repr=False, compare=False)
@@ -56,14 +60,20 @@ class HostContext:
         snapshot = MappingProxyType(dict(environ))
         return cls(
             environ=snapshot,
-            cwd=cwd if cwd is not None else os.getcwd(),
+            _cwd=[cwd] if cwd is not None else [],
             home=codex_home(snapshot),
-            user_home=snapshot.get("HOME") or str(Path.home()),
-            user=user_name(),
+            user_home=home_of(snapshot),
+            user=user_name(snapshot),
             uid=os.getuid(),
             gid=os.getgid(),
             session_id=snapshot.get(SESSION_ENV) or new_id(),
         )
+
+    @property
+    def cwd(self) -> str:
+        if not self._cwd:
+            self._cwd.append(os.getcwd())
+        return self._cwd[0]
 
     @property
     def config(self) -> Config:
@@ -76,12 +86,16 @@ class HostContext:
     def store(self) -> ProfileStore:
         return ProfileStore(codex_home=self.home)
 
-    def audit_log(self) -> AuditLog:
-        """The audit log with config.toml's [audit] settings and sinks; the defaults
-        when config.toml does not load, so the refusal that follows is still recorded."""
+    def audit_log(self, *, strict: bool = True) -> AuditLog:
+        """The audit log with config.toml's [audit] settings and sinks. ``strict``: a
+        config.toml that does not load is the caller's error (nothing is granted or
+        revoked whose record would miss the configured sinks); otherwise the defaults,
+        so the refusal of a run that follows is still recorded."""
         try:
             settings = self.config.audit
         except ConfigError:
+            if strict:
+                raise
             settings = AuditSettings()
         return AuditLog(
             self.home / LOG_NAME,

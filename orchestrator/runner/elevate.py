@@ -10,6 +10,7 @@ Does not own: grant or approval files and their checks (``resolve.elevation``,
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,17 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.audit import records
 from orchestrator.core.errors import AuditError, CodexBoxError, Refused, UsageError
+from orchestrator.core.options import Confirm
 from orchestrator.core.profile import Profile
 from orchestrator.resolve import elevation
 from orchestrator.resolve.precedence import profile_of, without_file
-from orchestrator.resolve.profile_file import read_profile_file
+from orchestrator.resolve.profile_file import PROFILE_FILE, find_profile_file, read_profile_file
 
 from .context import HostContext, new_id
 
 if TYPE_CHECKING:
     from orchestrator.resolve import approval as profile_approval
 
-Confirm = Callable[[str], bool | None]  # None: nobody can be asked (no terminal)
 Record = Callable[[dict[str, Any]], None]
 
 
@@ -43,8 +44,10 @@ class GrantRequest:
 
 
 def audit_writer(context: HostContext) -> Record:
-    """Records go to the same log, with the same sanitizing and sinks, as a run's."""
-    log = context.audit_log()
+    """Records go to the same log, with the same sanitizing and sinks, as a run's. A
+    config.toml that does not load is an error here (exit 125): a grant or revocation
+    whose record would miss the configured sinks is not made."""
+    log = context.audit_log(strict=True)
     ids = {"session_id": context.session_id, "run_id": new_id()}
     return lambda record: log.append({**ids, **record})
 
@@ -174,3 +177,44 @@ def revoke_file(context: HostContext, target: Path, *, record: Record) -> bool:
     had = profile_approval.revoke(context.home, target)
     record(records.profile_file_revoked(path=str(target), had=had))
     return had
+
+
+def profile_file_target(
+    context: HostContext, path: str | None, workspace: str | None, *, must_exist: bool
+) -> Path:
+    """The realpath of the .codex-profile meant: PATH (a file or its directory), else
+    the nearest at or above the workspace."""
+    if path is None:
+        where = Path(os.path.realpath(context.workspace_path(workspace)))
+        found = find_profile_file(where)
+        if found is None:
+            raise UsageError(f"no {PROFILE_FILE} at or above {where}", hint="name the file: PATH")
+        return found.path
+    given = Path(os.path.abspath(os.path.join(context.cwd, path)))
+    if given.is_dir() and not given.is_symlink():
+        given = given / PROFILE_FILE
+    if given.name != PROFILE_FILE:
+        raise UsageError(f"{path} is not a {PROFILE_FILE}", hint=f"name a {PROFILE_FILE} file")
+    # The directory's realpath, the name itself: a symlinked .codex-profile is refused
+    # when read (it is never followed), so approving through a link approves nothing.
+    target = Path(os.path.realpath(given.parent)) / PROFILE_FILE
+    if must_exist and not os.path.lexists(target):
+        raise UsageError(f"{target} does not exist", hint="name an existing .codex-profile")
+    return target
+
+
+def approval_state(home: Path, approval: profile_approval.Approval) -> str:
+    """``matches``, ``edited`` or ``missing``: does the file still hold what was approved?"""
+    from orchestrator.resolve import (
+        approval as profile_approval,  # approvals only: not on every command's start-up
+    )
+    from orchestrator.resolve.profile_file import read_profile_file
+
+    try:
+        found = read_profile_file(Path(approval.path))
+    except CodexBoxError as exc:
+        return f"unreadable: {exc.message}"
+    if found is None:
+        return "missing"
+    checked = profile_approval.check(home, found.path, found.text.encode())
+    return "matches" if isinstance(checked, profile_approval.Approval) else "edited"

@@ -21,11 +21,10 @@ from orchestrator.backends import base
 from orchestrator.compile import placeholders
 from orchestrator.compile.spec import Request, compile_spec
 from orchestrator.core.errors import AuditError, CodexBoxError, SandboxSetupError
-from orchestrator.core.options import LaunchOptions
+from orchestrator.core.options import Confirm, LaunchOptions
 from orchestrator.core.profile import PlantedRepo
 from orchestrator.core.spec import RunResult, SandboxSpec
 from orchestrator.policy import gate, optin
-from orchestrator.policy.optin import Confirm
 from orchestrator.resolve.precedence import Resolution
 
 from .context import HostContext, new_id
@@ -77,7 +76,7 @@ class Runner:
         self.home = context.home
         self.session_id = context.session_id
         self.run_id = new_id()
-        self.audit = context.audit_log()
+        self.audit = context.audit_log(strict=False)  # a bad config.toml: still recorded
         self._resolution: Resolution | None = None
         self._unaudited = 0  # egress proxy refusals whose record failed
         self._ids = {"session_id": self.session_id, "run_id": self.run_id}
@@ -290,7 +289,9 @@ class Runner:
             raise audit_exc from exc
 
     def _write(self, record: dict[str, Any]) -> None:
-        self.audit.append({**self._ids, **record})
+        # The log's field order as before: what and on what first, then whose run.
+        head: dict[str, Any] = {k: record[k] for k in ("operation", "target") if k in record}
+        self.audit.append({**head, **self._ids, **record})
 
 
 def run(

@@ -3,7 +3,7 @@ kernel (Landlock, mounts); repositories a run plants are reported and quarantine
 
 The absent-file cases (`.mcp.json`, `.envrc`, …) pass only once placeholders.py creates a
 file (not a directory) for profile.PROTECTED_FILE_NAMES; the hooksPath case only once
-compile.py protects gitconfig.hooks_path_entry().
+compile/spec.py protects host.githooks.hooks_path_entry().
 """
 
 from __future__ import annotations

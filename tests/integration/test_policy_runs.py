@@ -27,7 +27,7 @@ NATIVE = ("--backend", "native")
 
 def records(codex_home: Path) -> list[dict[str, Any]]:
     """The launch's own records (approval, command_exec): profile_resolve and
-    backend_select records are tested in tests/unit/test_audit_chain.py."""
+    backend_select records are tested in tests/unit/audit/test_audit_chain.py."""
     every = [json.loads(ln) for ln in (codex_home / LOG_NAME).read_text().splitlines()]
     return [r for r in every if r["operation"] in ("approval", "command_exec")]
 

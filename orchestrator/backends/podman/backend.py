@@ -29,7 +29,6 @@ from orchestrator.hardening import apparmor
 from .host import LIBPOD, START_HINT, PodmanFacts, PodmanHost, probe
 from .ops import PodmanOps
 from .translate import ENGINE_DEFAULT, cannot_enforce, join_holder, translate
-from .translate import verify_created as verify_created  # its old home: tests import it here
 
 
 class PodmanBackend:

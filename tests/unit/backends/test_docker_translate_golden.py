@@ -1,6 +1,6 @@
 """Golden tests for the Docker backend's pure ``translate(spec)``: the WHOLE create body.
 
-Regenerate with ``UPDATE_GOLDEN=1 pytest tests/unit/test_docker_translate_golden.py``;
+Regenerate with ``UPDATE_GOLDEN=1 pytest tests/unit/backends/test_docker_translate_golden.py``;
 that writes the files and fails, so that each new golden is read before it is trusted.
 """
 

@@ -1,7 +1,7 @@
 """The Podman backend's pure ``translate(spec, host)``: golden files, hardening, host
 quirks, and the check that refuses a container Podman created without what was asked.
 
-Regenerate goldens with ``UPDATE_GOLDEN=1 pytest tests/unit/test_podman_translate.py``.
+Regenerate goldens with ``UPDATE_GOLDEN=1 pytest tests/unit/backends/test_podman_translate.py``.
 """
 
 from __future__ import annotations

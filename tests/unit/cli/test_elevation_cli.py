@@ -419,3 +419,18 @@ def test_on_a_read_only_codex_home_elevate_exits_125_with_the_reason(
         ran = cli(*GRANT, "--yes", env={"CODEX_HOME": str(mount)})
     assert ran.returncode == 125
     assert f"cannot write a grant in {mount}/grants: Read-only file system" in ran.stderr
+
+
+def test_a_config_that_does_not_load_refuses_a_grant_and_a_revocation(
+    cli: Cli, workspace: Path, codex_home: Path
+) -> None:
+    """Their records would miss the sinks config.toml configures: nothing is changed."""
+    made = cli("elevate", "--to", "workspace-net", "--for", "1h", "--reason", "x", "--yes")
+    assert made.returncode == 0, made.stderr
+    config = codex_home / "config.toml"
+    config.write_text("[sandbox]\nbackend = [unclosed\n")
+    revoked = cli("elevate", "--revoke")
+    assert revoked.returncode == 125 and "config.toml" in revoked.stderr
+    assert grant_file(codex_home, workspace).exists()
+    granted = cli("elevate", "--to", "workspace", "--for", "1h", "--reason", "x", "--yes")
+    assert granted.returncode == 125

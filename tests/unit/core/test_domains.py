@@ -1,4 +1,4 @@
-"""orchestrator/domains.py: the pattern language of network.allow / network.deny.
+"""orchestrator/core/domains.py: the pattern language of network.allow / network.deny.
 
 Pure functions, so every test calls the real code with real input: the Public Suffix
 List is the one bundled with ``publicsuffixlist`` (no download), IDNA is Python's codec.

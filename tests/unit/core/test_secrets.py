@@ -68,6 +68,7 @@ NAMES = [
     # secret to the environment filter only (before)
     "TOKEN_FILE", "PASSWORD_FILE", "--password-file", "BYPASS_PROXY", "compass", "KEYMAP",
     "--key", "AUTH_TYPE", "COOKIE_JAR", "credential.helper", "token_type", "SSH_KEY_PATH",
+    "gh_pAT", "npm_aUTH",  # an upper-case run inside a word: the shell's words count
     # secret to the redaction only (before)
     "OAUTH_CLIENT", "--pw", "CRED", "creds", "OTP", "TOTP_SEED", "basicAuth", "AUTHN_HEADER",
     "x-auth-key", "jwt",

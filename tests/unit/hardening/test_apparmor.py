@@ -21,7 +21,8 @@ import pytest
 
 from orchestrator.backends import docker
 from orchestrator.backends.containers.common import LABEL_APPARMOR
-from orchestrator.backends.podman import backend as podman
+from orchestrator.backends.podman import backend as podman_backend
+from orchestrator.backends.podman import translate as podman
 from orchestrator.compile.spec import compile_spec
 from orchestrator.core.errors import EXIT_SETUP, AppArmorError, SandboxSetupError
 from orchestrator.core.spec import SandboxSpec
@@ -432,8 +433,8 @@ def test_doctor_fact_and_fix_follow_what_is_loaded() -> None:
 def test_podman_doctor_reports_apparmor_and_the_fix(
     codex_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(podman, "_has_image", lambda url, image: True)
-    backend = podman.PodmanBackend()
+    monkeypatch.setattr(podman_backend, "_has_image", lambda url, image: True)
+    backend = podman_backend.PodmanBackend()
     spec = spec_of("offline", codex_home)
     backend._hosts[spec.podman_host] = dataclasses.replace(
         PODMAN_HOST, apparmor=True, apparmor_loaded=("codex-box-offline",))

@@ -10,6 +10,19 @@ from orchestrator.core.errors import ConfigError
 from orchestrator.runner.context import BACKEND_ENV, SESSION_ENV, HostContext
 
 
+def test_the_working_directory_is_read_only_when_a_verb_needs_it(
+    base_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    context = HostContext.from_environ(base_env)  # from a deleted directory: still fine
+    assert context.home.name == ".codex"
+    with pytest.raises(FileNotFoundError):
+        _ = context.cwd
+
+
 def test_everything_comes_from_the_one_environ_snapshot(base_env: dict[str, str], home: Path,
                                                         codex_home: Path, workspace: Path) -> None:
     environ = {**base_env, SESSION_ENV: "outer"}
@@ -42,8 +55,10 @@ def test_a_config_that_does_not_load_fails_the_question_but_not_the_audit_log(
     context = HostContext.from_environ(base_env, cwd=str(workspace))
     with pytest.raises(ConfigError, match=r"config\.toml"):
         context.backend_choice(None)
-    log = context.audit_log()  # the defaults: the refusal that follows is still recorded
+    log = context.audit_log(strict=False)  # a run's: its refusal is still recorded
     assert log.path == codex_home / "audit.log" and log.sinks == ()
+    with pytest.raises(ConfigError):  # a grant's: not made without its configured sinks
+        context.audit_log(strict=True)
 
 
 def test_resolve_uses_the_context_s_config_and_store(
