@@ -1,8 +1,10 @@
 """The pipeline of DESIGN.md §2 as one library call: resolve → compile → select → audit → run.
 
-Owns: the order of the steps, the trusted opt-in, and the audit records around a launch
-(one when it is decided, allowed or denied; one when it ends).
-Does not own: printing, exiting or asking questions (``cli`` passes ``confirm``).
+Owns: the order of the steps (the opt-in is asked before compiling, the policy judges
+before any backend is chosen) and when each audit record of a launch is written (one when
+it is decided, allowed or denied; one when it ends; their fields are ``audit.records``).
+Does not own: printing, exiting or asking questions (the front door passes ``confirm``),
+the host's facts (``HostContext``), choosing a backend (``selection``).
 
 Every refusal after the command line is known is audited before it is raised, and if
 the decision record cannot be written nothing is launched.
