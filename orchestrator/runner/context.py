@@ -108,6 +108,8 @@ class HostContext:
     def workspace_path(self, workspace: str | None) -> str:
         """The workspace as given, made absolute against cwd (not resolved: compile
         resolves it itself, refusing a planted symlink)."""
+        if workspace and os.path.isabs(workspace):
+            return workspace  # the working directory is not needed (it may be gone)
         return os.path.join(self.cwd, workspace or ".")
 
     def resolve(self, flag: str | None, workspace: str | Path) -> Resolution:

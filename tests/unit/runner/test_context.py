@@ -19,6 +19,7 @@ def test_the_working_directory_is_read_only_when_a_verb_needs_it(
     gone.rmdir()
     context = HostContext.from_environ(base_env)  # from a deleted directory: still fine
     assert context.home.name == ".codex"
+    assert context.workspace_path(str(tmp_path)) == str(tmp_path)  # absolute: no cwd needed
     with pytest.raises(FileNotFoundError):
         _ = context.cwd
 
