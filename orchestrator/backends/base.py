@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -149,9 +149,12 @@ def load(name: str) -> Backend:
     return backend
 
 
-def select(requested: str, spec: SandboxSpec | None = None) -> Selection:
-    """The backend for ``requested`` (``auto`` or a name), or raise listing every reason."""
-    names = AUTO_ORDER if requested == "auto" else (requested,)
+def select(
+    requested: str, spec: SandboxSpec | None = None, *, order: Sequence[str] | None = None
+) -> Selection:
+    """The backend for ``requested`` (``auto`` or a name), or raise listing every reason.
+    ``order``: the names ``auto`` tries, when not ``AUTO_ORDER`` (each probed at most once)."""
+    names = order or (AUTO_ORDER if requested == "auto" else (requested,))
     skipped: list[str] = []
     for name in names:
         backend = load(name)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 
 from orchestrator.backends import base
-from orchestrator.core.errors import BackendUnavailable
 from orchestrator.core.spec import SandboxSpec
 
 from .context import HostContext
@@ -30,17 +29,13 @@ def choose(
     requested = context.backend_choice(flag)
     if requested != "auto" and not probe:
         return base.named(requested, spec)
-    if requested == "auto" and not spec.sandboxed:
-        try:
-            chosen = base.select(HOST, spec)
-        except BackendUnavailable:
-            return base.select(requested, spec)  # no host sandbox launcher: auto's order
-        why = chosen.why.partition(": ")[2]
-        return dataclasses.replace(
-            chosen,
-            why=f"{HOST}: profile {spec.profile} has no sandbox, so it runs on the host ({why})",
-        )
-    return base.select(requested, spec)
+    # One pass over this spec's order, each backend probed at most once.
+    chosen = base.select(requested, spec, order=order_for(requested, spec))
+    if requested == "auto" and not spec.sandboxed and chosen.backend.name == HOST:
+        how = chosen.why.partition(": ")[2]
+        why = f"{HOST}: profile {spec.profile} has no sandbox, so it runs on the host ({how})"
+        return dataclasses.replace(chosen, why=why)
+    return chosen
 
 
 def order_for(requested: str, spec: SandboxSpec) -> tuple[str, ...]:

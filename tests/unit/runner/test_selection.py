@@ -14,30 +14,23 @@ from orchestrator.core.spec import SandboxSpec
 from orchestrator.runner import preview, selection
 from orchestrator.runner.context import HostContext
 
+probed: list[str] = []  # every backend whose probe ran, in order
+
 
 class Stub:
     def __init__(self, name: str, ok: bool) -> None:
         self.name, self.ok = name, ok
 
     def probe(self, spec: SandboxSpec | None = None) -> base.HostFacts:
+        probed.append(self.name)
         return base.HostFacts(available=self.ok, reason="ready" if self.ok else "absent")
 
 
 @pytest.fixture
 def engines(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
-    """Which stub backends are available; `base.select` and `base.named` use them."""
+    """Which stub backends are available; the real `base.select`/`base.named` load them."""
     up = {"docker": True, "podman": True, "native": True, "kubernetes": False}
-
-    def select(requested: str, spec: SandboxSpec | None = None) -> base.Selection:
-        names = base.AUTO_ORDER if requested == "auto" else (requested,)
-        skipped = []
-        for name in names:
-            if up[name]:
-                return base.Selection(Stub(name, True), f"{name}: ready", tuple(skipped))  # type: ignore[arg-type]
-            skipped.append(f"{name}: absent")
-        raise BackendUnavailable("none: " + "; ".join(skipped), hint="start one")
-
-    monkeypatch.setattr(base, "select", select)
+    probed.clear()
     monkeypatch.setattr(base, "load", lambda name: Stub(name, up[name]))
     return up
 
@@ -76,6 +69,7 @@ def test_trusted_falls_back_to_auto_s_order_where_the_host_has_no_launcher(
 ) -> None:
     engines["native"] = False
     assert selection.choose(context, None, spec(context, "trusted")).backend.name == "docker"
+    assert probed == ["native", "docker"]  # one pass: the host's launcher is not asked twice
 
 
 def test_doctor_s_order_matches_the_choice(context: HostContext) -> None:
