@@ -16,7 +16,6 @@ import typer
 from orchestrator.core.errors import CodexBoxError, UsageError
 from orchestrator.resolve import elevation
 from orchestrator.runner.context import HostContext
-from orchestrator.runner.preview import resolved_workspace
 
 from .output import confirm_on_tty, emit_json, fail, host
 
@@ -45,7 +44,7 @@ def elevate(
 
     context = host()
     home = context.home
-    where = resolved_workspace(context, workspace)
+    where = context.resolved_workspace(workspace)
     try:
         if sum((to is not None, revoke, status)) != 1:
             raise UsageError(

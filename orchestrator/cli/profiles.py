@@ -15,7 +15,6 @@ import typer
 from orchestrator.core.errors import CodexBoxError
 from orchestrator.profiles.store import show_value, values_of
 from orchestrator.resolve.precedence import ChainEntry
-from orchestrator.runner.preview import resolved_workspace
 from orchestrator.runner.views import profile_dict, profiles_table
 
 from .output import emit_json, fail, host, warn
@@ -78,7 +77,7 @@ def explain(
     """The files and settings that shaped the profile a run here would use, most
     general first, each with the keys it set; then the effective values."""
     context = host()
-    where = Path(resolved_workspace(context, workspace))
+    where = Path(context.resolved_workspace(workspace))
     try:
         resolution = context.resolve(profile, where)
     except CodexBoxError as exc:

@@ -23,7 +23,7 @@ def show_profile(*, profile: str | None, workspace: str | None, as_json: bool) -
     """The profile that applies here, where it came from, and the backend a run would use."""
     context = host()
     try:
-        resolution = context.resolve(profile, preview.resolved_workspace(context, workspace))
+        resolution = context.resolve(profile, context.resolved_workspace(workspace))
     except CodexBoxError as exc:
         fail(exc)
     warn(resolution)

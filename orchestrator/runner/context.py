@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
@@ -48,19 +48,14 @@ class HostContext:
     uid: int
     gid: int
     session_id: str
-    # The working directory, read on first use: a verb that does not need it (`audit`,
-    # `profiles`) still works from a directory that was deleted.
-    _cwd: list[str] = field(default_factory=list, repr=False, compare=False)
-    # config.toml, loaded on first use: a malformed one is an error of the run that
-    # needs it (and is audited with the default [audit] settings), not of start-up.
-    _config: list[Config] = field(default_factory=list, repr=False, compare=False)
+    given_cwd: str | None = None  # None: the process's, read on first use
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], *, cwd: str | None = None) -> HostContext:
         snapshot = MappingProxyType(dict(environ))
         return cls(
             environ=snapshot,
-            _cwd=[cwd] if cwd is not None else [],
+            given_cwd=cwd,
             home=codex_home(snapshot),
             user_home=home_of(snapshot),
             user=user_name(snapshot),
@@ -69,18 +64,17 @@ class HostContext:
             session_id=snapshot.get(SESSION_ENV) or new_id(),
         )
 
-    @property
+    @cached_property
     def cwd(self) -> str:
-        if not self._cwd:
-            self._cwd.append(os.getcwd())
-        return self._cwd[0]
+        """Read on first use: a verb that needs none (`audit`, `profiles`) still works
+        from a directory that was deleted."""
+        return self.given_cwd if self.given_cwd is not None else os.getcwd()
 
-    @property
+    @cached_property
     def config(self) -> Config:
-        """config.toml (raises ConfigError naming the file when it does not load)."""
-        if not self._config:
-            self._config.append(load_config(self.home))
-        return self._config[0]
+        """config.toml, loaded on first use (raises ConfigError naming the file; a failure
+        is not cached). A malformed one is an error of what needs it, not of start-up."""
+        return load_config(self.home)
 
     @cached_property
     def store(self) -> ProfileStore:
@@ -111,6 +105,10 @@ class HostContext:
         if workspace and os.path.isabs(workspace):
             return workspace  # the working directory is not needed (it may be gone)
         return os.path.join(self.cwd, workspace or ".")
+
+    def resolved_workspace(self, workspace: str | None) -> str:
+        """The workspace a run or question is about, symlinks resolved."""
+        return os.path.realpath(self.workspace_path(workspace))
 
     def resolve(self, flag: str | None, workspace: str | Path) -> Resolution:
         """The profile that applies to ``workspace`` (a resolved path) and why."""

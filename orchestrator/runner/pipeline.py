@@ -214,7 +214,7 @@ class Runner:
         req = self.request
         context = self.context
         try:
-            workspace = os.path.realpath(context.workspace_path(req.workspace))
+            workspace = context.resolved_workspace(req.workspace)
         except OSError as exc:  # a component swapped between a link and a directory
             raise SandboxSetupError(
                 f"workspace {req.workspace or context.cwd} changed while codex-box resolved it "

@@ -7,8 +7,6 @@ Does not own: printing (front doors), probing (each backend).
 
 from __future__ import annotations
 
-import os
-
 from orchestrator.core.errors import CodexBoxError
 from orchestrator.core.spec import SandboxSpec
 from orchestrator.profiles.store import BUILTIN_NAMES
@@ -16,11 +14,6 @@ from orchestrator.profiles.store import BUILTIN_NAMES
 from .context import HostContext
 from .pipeline import Runner, RunRequest
 from .selection import choose
-
-
-def resolved_workspace(context: HostContext, workspace: str | None) -> str:
-    """The workspace a question is about, resolved (a run resolves it the same way)."""
-    return os.path.realpath(context.workspace_path(workspace))
 
 
 def spec_for(context: HostContext, *, profile: str | None, workspace: str | None) -> SandboxSpec:
