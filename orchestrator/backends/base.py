@@ -79,11 +79,17 @@ class EgressPort(Protocol):
 class Backend(Protocol):
     name: str
 
-    def probe(self, spec: SandboxSpec | None = None) -> HostFacts:
+    def probe(self, spec: SandboxSpec | None = None, *, quick: bool = False) -> HostFacts:
         """Cheap, bounded, and made once per run (by ``select``, or ``named``): can this backend
         enforce ``spec`` here right now, and the host facts its ``translate`` and ``run``
         need. Without a spec: can it run anything at all? Never raises for an absent
-        engine or feature: that is ``available=False`` with the reason."""
+        engine or feature: that is ``available=False`` with the reason.
+
+        ``quick``: the user named this backend, so there is nothing to choose between;
+        skip every check the run itself fails closed on with the same one-line reason
+        (an engine that does not answer, a missing image, user namespaces the kernel
+        refuses), keeping only the facts ``translate`` needs. Never skips a check whose
+        absence could let a run start weaker than its profile asks."""
         ...
 
     def availability(self, spec: SandboxSpec | None = None) -> Availability:
@@ -153,12 +159,14 @@ def select(
     requested: str, spec: SandboxSpec | None = None, *, order: Sequence[str] | None = None
 ) -> Selection:
     """The backend for ``requested`` (``auto`` or a name), or raise listing every reason.
-    ``order``: the names ``auto`` tries, when not ``AUTO_ORDER`` (each probed at most once)."""
+    ``order``: the names ``auto`` tries, when not ``AUTO_ORDER`` (each probed at most once).
+    A named backend is probed ``quick``: there is no other to fall back to, and its run
+    refuses what the full probe would have found."""
     names = order or (AUTO_ORDER if requested == "auto" else (requested,))
     skipped: list[str] = []
     for name in names:
         backend = load(name)
-        facts = backend.probe(spec)
+        facts = backend.probe(spec, quick=requested != "auto")
         if facts.available:
             return Selection(backend, f"{name}: {facts.reason}", tuple(skipped), facts)
         skipped.append(f"{name}: {facts.reason}")

@@ -47,7 +47,7 @@ class DockerFacts(HostFacts):
 class DockerBackend:
     name = "docker"
 
-    def probe(self, spec: SandboxSpec | None = None) -> DockerFacts:
+    def probe(self, spec: SandboxSpec | None = None, *, quick: bool = False) -> DockerFacts:
         url = spec.docker_host if spec else DEFAULT_DOCKER_HOST
         endpoint = Endpoint(url)
         armor = apparmor.probe(url)

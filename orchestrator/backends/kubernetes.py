@@ -21,7 +21,7 @@ REASON = "not built yet: codex-box cannot run on a cluster in this version"
 class KubernetesBackend:
     name = "kubernetes"
 
-    def probe(self, spec: SandboxSpec | None = None) -> HostFacts:
+    def probe(self, spec: SandboxSpec | None = None, *, quick: bool = False) -> HostFacts:
         return HostFacts(available=False, reason=REASON)
 
     def availability(self, spec: SandboxSpec | None = None) -> Availability:

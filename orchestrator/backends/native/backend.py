@@ -30,7 +30,7 @@ from .plan import translate
 class LinuxBackend:
     name = "native"
 
-    def probe(self, spec: SandboxSpec | None = None) -> NativeFacts:
+    def probe(self, spec: SandboxSpec | None = None, *, quick: bool = False) -> NativeFacts:
         return host.probe()  # the same for every spec: the plan refuses what it cannot do
 
     def availability(self, spec: SandboxSpec | None = None) -> Availability:

@@ -50,7 +50,7 @@ class PodmanBackend:
             raise known
         return known
 
-    def probe(self, spec: SandboxSpec | None = None) -> PodmanFacts:
+    def probe(self, spec: SandboxSpec | None = None, *, quick: bool = False) -> PodmanFacts:
         url = spec.podman_host if spec else DEFAULT_PODMAN_HOST
         host: PodmanHost | None = None
         try:

@@ -100,7 +100,7 @@ def test_a_docker_run_without_facts_probes_once(
     spec = fixed_spec("offline", codex_home=codex_home)
     probed: list[SandboxSpec | None] = []
 
-    def probe(self: docker.DockerBackend, one: SandboxSpec | None = None) -> docker.DockerFacts:
+    def probe(self: docker.DockerBackend, one: SandboxSpec | None = None, *, quick: bool = False) -> docker.DockerFacts:
         probed.append(one)
         return _docker_facts(spec)
 

@@ -82,13 +82,13 @@ PROBED: list[str] = []  # the backends whose probe ran, in order
 class _Unavailable:
     name = "native"
 
-    def probe(self, spec: object = None) -> HostFacts:
+    def probe(self, spec: object = None, *, quick: bool = False) -> HostFacts:
         PROBED.append(self.name)
         return HostFacts(available=False, reason=f"no {self.name} here")
 
 
 class _Available(_Unavailable):
-    def probe(self, spec: object = None) -> HostFacts:
+    def probe(self, spec: object = None, *, quick: bool = False) -> HostFacts:
         PROBED.append(self.name)
         return _Facts(available=True, reason=f"{self.name} works")
 

@@ -21,7 +21,7 @@ class Stub:
     def __init__(self, name: str, ok: bool) -> None:
         self.name, self.ok = name, ok
 
-    def probe(self, spec: SandboxSpec | None = None) -> base.HostFacts:
+    def probe(self, spec: SandboxSpec | None = None, *, quick: bool = False) -> base.HostFacts:
         probed.append(self.name)
         return base.HostFacts(available=self.ok, reason="ready" if self.ok else "absent")
 
