@@ -170,8 +170,13 @@ def select(
         if facts.available:
             return Selection(backend, f"{name}: {facts.reason}", tuple(skipped), facts)
         skipped.append(f"{name}: {facts.reason}")
-    raise BackendUnavailable(
-        f"no backend can run this on {sys.platform}: " + "; ".join(skipped),
+    raise unavailable(skipped)
+
+
+def unavailable(reasons: Sequence[str]) -> BackendUnavailable:
+    """The one error for "nothing here can run it": each backend tried, with why not."""
+    return BackendUnavailable(
+        f"no backend can run this on {sys.platform}: " + "; ".join(reasons),
         hint="start dockerd or the Podman service (and `make images`), or run natively on "
         "Linux with Landlock (--backend native)",
     )

@@ -16,7 +16,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.backends import cgroups
-from orchestrator.backends.base import Availability, Diagnosis, EgressPort, HostFacts
+from orchestrator.backends.base import (
+    Availability,
+    Diagnosis,
+    EgressPort,
+    HostFacts,
+    unavailable,
+)
 from orchestrator.core.errors import SandboxSetupError
 from orchestrator.core.spec import RunResult, SandboxSpec
 from orchestrator.host.hostinfo import apparmor_enabled, cgroup_layout
@@ -31,7 +37,8 @@ class LinuxBackend:
     name = "native"
 
     def probe(self, spec: SandboxSpec | None = None, *, quick: bool = False) -> NativeFacts:
-        return host.probe()  # the same for every spec: the plan refuses what it cannot do
+        # The same for every spec: the plan refuses what it cannot do.
+        return host.probe(quick=quick)
 
     def availability(self, spec: SandboxSpec | None = None) -> Availability:
         return self.probe(spec).availability()
@@ -71,7 +78,15 @@ class LinuxBackend:
                 "this profile's network goes through the egress proxy, but none was given",
                 hint="run through codex-box (Runner), which starts the proxy",
             )
-        return Launch(spec, egress, backend=self.name).execute()
+        try:
+            return Launch(spec, egress, backend=self.name).execute()
+        except SandboxSetupError as exc:
+            # A quick probe did not try user namespaces: when the setup failed, the full
+            # probe says what this kernel lacks in the same words auto selection uses.
+            full = host.probe()
+            if not full.available:
+                raise unavailable([f"{self.name}: {full.reason}"]) from exc
+            raise
 
     def gc(self) -> list[str]:
         return cgroups.sweep_stale()

@@ -29,8 +29,11 @@ class NativeFacts(HostFacts):
     libseccomp: bool
 
 
-def probe() -> NativeFacts:
-    """One bounded look at this kernel (a fork, a syscall, a dlopen)."""
+def probe(*, quick: bool = False) -> NativeFacts:
+    """One bounded look at this kernel (a fork, a syscall, a dlopen). ``quick`` (the user
+    named this backend) skips the fork that tries a user namespace: the launcher's own
+    ``unshare`` fails closed before anything runs, and the backend then probes in full
+    to say why."""
     if not sys.platform.startswith("linux"):
         return NativeFacts(
             available=False,
@@ -40,7 +43,7 @@ def probe() -> NativeFacts:
             libseccomp=False,
         )
     abi = landlock.abi_version()
-    userns = _user_namespace_problem()
+    userns = None if quick else _user_namespace_problem()
     libseccomp = _loads(LIBSECCOMP)
     problem = None
     if abi < landlock.MIN_ABI:
