@@ -17,8 +17,27 @@ import struct
 import subprocess
 import termios
 import time
+from typing import Any, Protocol
 
 DEFAULT_SIZE = (24, 80)
+
+
+class Process(Protocol):
+    """What a wait loop needs of the process it waits for: ``subprocess.Popen``, or the
+    native backend's forked launcher."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | Any: ...
+
+    @property
+    def args(self) -> Any: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
 
 
 def open_pty() -> tuple[int, int]:
@@ -43,7 +62,7 @@ class Relay:
         # Never block on the command: a full pty must not stop the clock of --timeout.
         os.set_blocking(master, False)
 
-    def wait(self, proc: subprocess.Popen[bytes], timeout: float | None) -> int:
+    def wait(self, proc: Process, timeout: float | None) -> int:
         """Relay until ``proc`` exits; ``subprocess.TimeoutExpired`` after ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while proc.poll() is None:

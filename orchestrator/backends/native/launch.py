@@ -24,12 +24,13 @@ from typing import Any
 
 from orchestrator.backends import cgroups, result
 from orchestrator.backends.base import EgressPort
-from orchestrator.backends.pty_relay import Relay, open_pty
+from orchestrator.backends.pty_relay import Process, Relay, open_pty
 from orchestrator.core.errors import SandboxSetupError
 from orchestrator.core.log import debug
 from orchestrator.core.spec import RunResult, SandboxSpec
 from orchestrator.sandbox.linux.proctree import kill_tree, parent_of, wait_gone
 
+from . import forking
 from .plan import translate
 
 GRACE_S = 2.0
@@ -72,7 +73,7 @@ class Launch:
                 group.remove()
         return self._result(status, time.monotonic() - started, oom)
 
-    def _serve_egress(self, proc: subprocess.Popen[bytes]) -> None:
+    def _serve_egress(self, proc: Process) -> None:
         """Take the listener the launcher made in the sandbox's network namespace and
         give it to the proxy, before pid 1 (and so the command) exists."""
         channel = self.egress_channel
@@ -96,42 +97,25 @@ class Launch:
             )
         self.egress.serve(socket.socket(fileno=fds[0]))
 
-    def _spawn(self, plan: dict[str, Any]) -> subprocess.Popen[bytes]:
-        plan_r, plan_w = os.pipe()
+    def _spawn(self, plan: dict[str, Any]) -> Process:
         self.status_r, status_w = os.pipe()
-        passed = [plan_r, status_w]
+        passed = [status_w]
         child_channel = None
         if "egress_port" in plan:
             self.egress_channel, child_channel = socket.socketpair(socket.AF_UNIX)
             plan["egress_fd"] = child_channel.fileno()
             passed.append(child_channel.fileno())
-        argv = [
-            sys.executable,
-            "-I",
-            "-m",
-            "orchestrator.sandbox.linux.launcher",
-            str(plan_r),
-            str(status_w),
-        ]
-        # Values passed with --env may be secrets: the debug log names them only.
-        debug("native launch", argv=argv, plan={**plan, "env": sorted(plan["env"])})
         slave = None  # None: the command inherits our stdin/stdout/stderr
         if plan["own_pty"]:
             master, slave = open_pty()
             self.relay = Relay(master)
         try:
-            # The launcher's own environment is empty: the command's is in the plan.
-            proc = subprocess.Popen(
-                argv,
-                pass_fds=tuple(passed),
-                env={},
-                close_fds=True,
-                stdin=slave,
-                stdout=slave,
-                stderr=slave,
-            )
+            if forking.safe():
+                # Values passed with --env may be secrets: the debug log names them only.
+                debug("native launch (fork)", plan={**plan, "env": sorted(plan["env"])})
+                return forking.fork_launcher(plan, status_fd=status_w, keep=passed, stdio=slave)
+            return self._exec_launcher(plan, passed, slave)
         except OSError as exc:
-            os.close(plan_w)
             os.close(self.status_r)
             if self.relay is not None:
                 os.close(self.relay.master)
@@ -139,17 +123,46 @@ class Launch:
                 f"cannot start the native launcher: {exc}", hint="nothing was run"
             ) from exc
         finally:
-            os.close(plan_r)
             os.close(status_w)
             if child_channel is not None:
                 child_channel.close()
             if slave is not None:
                 os.close(slave)
+
+    def _exec_launcher(self, plan: dict[str, Any], passed: list[int], slave: int | None) -> Process:
+        """A second interpreter (``python -I``) when this process has other threads: a
+        fork would copy whatever lock one of them holds."""
+        plan_r, plan_w = os.pipe()
+        argv = [
+            sys.executable,
+            "-I",
+            "-m",
+            "orchestrator.sandbox.linux.launcher",
+            str(plan_r),
+            str(passed[0]),
+        ]
+        debug("native launch", argv=argv, plan={**plan, "env": sorted(plan["env"])})
+        try:
+            # The launcher's own environment is empty: the command's is in the plan.
+            proc = subprocess.Popen(
+                argv,
+                pass_fds=(plan_r, *passed),
+                env={},
+                close_fds=True,
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+            )
+        except OSError:
+            os.close(plan_w)
+            raise
+        finally:
+            os.close(plan_r)
         with os.fdopen(plan_w, "wb") as handle, contextlib.suppress(BrokenPipeError):
             handle.write(json.dumps(plan).encode())
         return proc
 
-    def _wait(self, proc: subprocess.Popen[bytes]) -> int:
+    def _wait(self, proc: Process) -> int:
         timeout = self.spec.limits.timeout_s
         deadline = None if timeout is None else time.monotonic() + timeout
 
@@ -178,12 +191,12 @@ class Launch:
             if self.relay is not None:
                 os.close(self.relay.master)
 
-    def _wait_for(self, proc: subprocess.Popen[bytes], timeout: float | None) -> int:
+    def _wait_for(self, proc: Process, timeout: float | None) -> int:
         if self.relay is not None:
             return self.relay.wait(proc, timeout)
         return proc.wait(timeout=timeout)
 
-    def _interrupt(self, proc: subprocess.Popen[bytes]) -> None:
+    def _interrupt(self, proc: Process) -> None:
         """Ctrl-C: the command got SIGINT from the terminal; give it a grace period."""
         for action in (None, signal.SIGTERM, signal.SIGKILL):
             if action is signal.SIGKILL:
@@ -200,7 +213,7 @@ class Launch:
             except KeyboardInterrupt:
                 continue
 
-    def _kill(self, proc: subprocess.Popen[bytes]) -> None:
+    def _kill(self, proc: Process) -> None:
         """Kill the whole run: init dies with the launcher, the kernel empties the pid ns."""
         self._read_status()
         # Pid 1 dies with the launcher anyway (PDEATHSIG); killing it first is quicker.

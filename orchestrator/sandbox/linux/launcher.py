@@ -1,8 +1,11 @@
 """The native Linux sandbox, as the process that becomes it.
 
-Run as ``python -I -m orchestrator.sandbox.linux.launcher PLAN_FD STATUS_FD``. ``-I`` keeps
-the workspace (the cwd) and PYTHON* variables out of ``sys.path``: a planted
-``orchestrator/`` package in the workspace must not run before the sandbox exists.
+Forked from codex-box when codex-box is single-threaded (``become``: no second
+interpreter to start), else run as ``python -I -m orchestrator.sandbox.linux.launcher
+PLAN_FD STATUS_FD``. ``-I`` keeps the workspace (the cwd) and PYTHON* variables out of
+``sys.path``: a planted ``orchestrator/`` package in the workspace must not run before the
+sandbox exists; a forked launcher imports nothing at all (every import here is at the
+top, done by codex-box before it forks).
 
 Shape (as root or not; always in a new user namespace):
 
@@ -20,13 +23,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import resource
 import select
 import signal
 import socket
+import struct
 import sys
+import termios
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -80,8 +86,15 @@ def _read_all(fd: int) -> bytes:
 
 
 def main(argv: list[str]) -> NoReturn:
-    plan: dict[str, Any] = json.loads(_read_all(int(argv[1])))
-    status = Status(int(argv[2]))
+    """As its own interpreter: the plan arrives on a pipe."""
+    become(json.loads(_read_all(int(argv[1]))), int(argv[2]))
+
+
+def become(plan: dict[str, Any], status_fd: int) -> NoReturn:
+    """Execute ``plan``, reporting on ``status_fd``; never returns. Also the entry of a
+    launcher forked from codex-box (``backends.native.launch``): then every module this
+    needs is already imported, and nothing of codex-box's state is used."""
+    status = Status(status_fd)
     try:
         if plan.get("version") != PLAN_VERSION:  # e.g. an upgrade between plan and launch
             raise ValueError(
@@ -100,9 +113,6 @@ def _die_with_parent(plan: dict[str, Any]) -> None:
     if os.getppid() != plan["parent_pid"]:  # the parent died before PDEATHSIG was armed
         os._exit(EXIT_SETUP)
     if plan["own_pty"]:  # the pty codex-box made for -t becomes our controlling terminal
-        import fcntl
-        import termios
-
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
@@ -215,9 +225,6 @@ def _hand_over_egress_listener(channel_fd: int, port: int) -> None:
 
 
 def _loopback_up() -> None:
-    import fcntl
-    import struct
-
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         request = struct.pack("16sH14x", b"lo", 0)

@@ -95,3 +95,20 @@ _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
 def umount(target: str, flags: int = MNT_DETACH) -> None:
     _check(_libc.umount2(os.fsencode(target), flags), f"umount {target}")
+
+
+def scrub_inherited_arguments_and_environment() -> None:
+    """Zero this process's original argv and environment blocks (what
+    ``/proc/PID/cmdline`` and ``/proc/PID/environ`` show). A launcher forked from
+    codex-box would otherwise still show codex-box's own command line (``--env
+    NAME=VALUE`` values) and the host's whole environment, secrets the profile withholds
+    included. The copy-on-write pages are this process's own: codex-box keeps its."""
+    with open("/proc/self/stat", "rb") as handle:
+        # Fields after the command name, which may itself contain spaces and ')'.
+        fields = handle.read().rpartition(b")")[2].split()
+    # proc(5): arg_start, arg_end, env_start, env_end are fields 48-51 (1-based); the
+    # slice after ")" starts at field 3.
+    arg_start, arg_end, env_start, env_end = (int(f) for f in fields[45:49])
+    for start, end in ((arg_start, arg_end), (env_start, env_end)):
+        if 0 < start < end:
+            ctypes.memset(start, 0, end - start)
