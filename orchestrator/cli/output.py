@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, NoReturn
-
-import typer
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from orchestrator.core.errors import CodexBoxError, UsageError, did_you_mean
-from orchestrator.resolve.precedence import Resolution
 from orchestrator.runner.context import HostContext
+
+if TYPE_CHECKING:  # Typer is not loaded on the fast path of `run` (cli.fast)
+    import typer
+
+    from orchestrator.resolve.precedence import Resolution
 
 
 def host() -> HostContext:
@@ -25,19 +27,27 @@ def host() -> HostContext:
     return HostContext.from_environ(os.environ, cwd=os.getcwd())
 
 
+def echo(text: str, *, err: bool = False) -> None:
+    """One line to stdout (or stderr), flushed: what Typer's echo does for our text,
+    without loading Typer."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
+
+
 def fail(exc: CodexBoxError) -> NoReturn:
-    typer.echo(f"codex-box: {exc.one_line()}", err=True)
-    raise typer.Exit(exc.exit_code)
+    echo(f"codex-box: {exc.one_line()}", err=True)
+    raise SystemExit(exc.exit_code)  # through Typer untouched, to the app's one way out
 
 
 def usage(message: str) -> NoReturn:
     """A usage mistake Typer cannot see (exit 2, like Typer's own)."""
-    typer.echo(f"codex-box: {message}", err=True)
-    raise typer.Exit(2)
+    echo(f"codex-box: {message}", err=True)
+    raise SystemExit(2)
 
 
 def emit_json(data: Any, *, err: bool = False) -> None:
-    typer.echo(json.dumps(data, indent=None if err else 2, ensure_ascii=False), err=err)
+    echo(json.dumps(data, indent=None if err else 2, ensure_ascii=False), err=err)
 
 
 def one_of(flag: str, value: str | None, choices: tuple[str, ...]) -> None:
@@ -75,4 +85,4 @@ def warn(resolution: Resolution | None) -> None:
     """Each ignored grant and ignored .codex-profile, one line on stderr (a run also
     puts them in the audit log)."""
     for text in resolution.warnings() if resolution else ():
-        typer.echo(f"codex-box: warning: {text}", err=True)
+        echo(f"codex-box: warning: {text}", err=True)

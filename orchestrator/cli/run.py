@@ -1,7 +1,8 @@
 """``codex-box run`` and ``codex-box --show-profile``: the launch verb and its question.
 
-Part of the command line: parses the options, builds one ``RunRequest`` and calls the
-runner, prints what the runner returns. Owns nothing the runner decides.
+Part of the command line: the options as Typer reads them, handed as one ``RunArgs`` to
+``cli.launch`` (which the fast path, ``cli.fast``, calls with the same). Owns nothing the
+runner decides.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from typing import Annotated
 import typer
 
 from orchestrator.core.errors import CodexBoxError
-from orchestrator.core.options import LaunchOptions
 from orchestrator.runner import preview
-from orchestrator.runner.pipeline import Runner, RunRequest
-from orchestrator.runner.views import resolution_dict, resolution_text, result_dict
+from orchestrator.runner.views import resolution_dict, resolution_text
 
-from .output import confirm_on_tty, emit_json, fail, host, merge_parent_option, usage, warn
+from . import launch
+from .fast import RunArgs
+from .output import emit_json, fail, host, merge_parent_option, warn
 
 
 def show_profile(*, profile: str | None, workspace: str | None, as_json: bool) -> None:
@@ -117,61 +118,22 @@ def run(
     ] = False,
 ) -> None:
     """Run COMMAND in the sandbox of the resolved profile (see `--show-profile`)."""
-    profile = merge_parent_option(ctx, "profile", profile)
-    workspace = merge_parent_option(ctx, "workspace", workspace)
-    if not command:
-        usage("no command given — put it after --, e.g. codex-box run -- make test")
-    request = RunRequest(
-        argv=tuple(command),
-        profile=profile,
-        workspace=workspace,
+    args = RunArgs(
+        command=tuple(command or ()),
+        profile=merge_parent_option(ctx, "profile", profile),
+        workspace=merge_parent_option(ctx, "workspace", workspace),
         backend=backend,
-        options=LaunchOptions(
-            env_names=tuple(env or ()),
-            timeout=timeout,
-            memory=memory,
-            pids=pids,
-            cpus=cpus,
-            image=image,
-            tty=tty,
-        ),
-        trust_opt_in=trust,
+        env=tuple(env or ()),
+        timeout=timeout,
+        memory=memory,
+        pids=pids,
+        cpus=cpus,
+        image=image,
+        tty=tty,
+        trust=trust,
         approve=approve,
         policy_mode=policy_mode,
+        print_spec=print_spec,
+        as_json=as_json,
     )
-    runner = Runner(host(), request, confirm=confirm_on_tty)
-    try:
-        if print_spec:
-            prepared = runner.prepare(probe=False, policy=False)
-            emit_json(
-                {
-                    "backend": prepared.backend.name,
-                    "why": prepared.selection.why,
-                    "skipped": list(prepared.selection.skipped),
-                    "request": prepared.backend.translate(prepared.spec, prepared.selection.facts),
-                }
-            )
-            return
-        try:
-            prepared = runner.prepare()
-        finally:  # an ignored elevation grant explains a refusal, so also before one
-            warn(runner.resolution)
-        outcome = runner.run(prepared)
-    except CodexBoxError as exc:
-        fail(exc)
-    result = outcome.result
-    for warning in outcome.warnings:  # the post-run check: planted git repositories
-        typer.echo(f"codex-box: warning: {warning}", err=True)
-    if result.detail and (result.exit_code in (124, 126, 127) or result.oom_killed):
-        typer.echo(f"codex-box: {result.detail}", err=True)
-    if as_json:
-        emit_json(
-            result_dict(
-                result,
-                run_id=runner.run_id,
-                session_id=runner.session_id,
-                profile=outcome.prepared.spec.profile,
-            ),
-            err=True,
-        )
-    raise typer.Exit(result.exit_code)
+    raise typer.Exit(launch.execute(args))

@@ -42,7 +42,8 @@ def test_registered_backend_satisfies_the_backend_protocol(name: str) -> None:
     for method in ("probe", "availability", "translate", "run", "gc", "diagnose"):
         assert callable(getattr(backend, method)), method
     assert list(inspect.signature(backend.probe).parameters) == ["spec", "quick"]
-    assert inspect.signature(backend.probe).parameters["quick"].kind is inspect.Parameter.KEYWORD_ONLY
+    quick = inspect.signature(backend.probe).parameters["quick"]
+    assert quick.kind is inspect.Parameter.KEYWORD_ONLY
     assert list(inspect.signature(backend.translate).parameters) == ["spec", "facts"]
     run = inspect.signature(backend.run).parameters
     assert list(run) == ["spec", "facts", "egress"]

@@ -1,0 +1,118 @@
+"""The fast path of ``codex-box run``: a plain, well-formed ``run`` command line is read
+here without loading Typer (whose import and command tree cost more than the sandbox).
+
+Owns: recognising the command lines it can read exactly as Typer would, and nothing
+more. Anything else — ``--help``, a global option before ``run``, an unknown or
+repeated option, ``--opt=`` with no value, a value that looks like an option, bundled
+short flags, no command, ``CODEX_BOX_DEBUG`` — is declined (None) and Typer reads it,
+so help, usage errors and their exit codes are Typer's own. ``tests/unit/cli/
+test_fast_path.py`` checks, over a grammar of command lines, that every one read here
+is read exactly as Typer reads it.
+Also ``RunArgs``, what both readings hand to ``cli.launch``. Imports nothing of
+codex-box: reading a command line loads no runner.
+Does not own: what a run does (``cli.launch``, shared with the Typer verb).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunArgs:
+    """``run``'s options and command, as the command line gave them (after a global
+    ``--profile``/``--workspace`` before ``run`` was merged in)."""
+
+    command: tuple[str, ...]
+    profile: str | None = None
+    workspace: str | None = None
+    backend: str | None = None
+    env: tuple[str, ...] = ()
+    timeout: str | None = None
+    memory: str | None = None
+    pids: str | None = None
+    cpus: str | None = None
+    image: str | None = None
+    tty: bool = False
+    trust: bool = False
+    approve: bool = False
+    policy_mode: str | None = None
+    print_spec: bool = False
+    as_json: bool = False
+
+
+# ``run``'s options (cli.run's Typer signature): name → RunArgs field.
+VALUE_OPTIONS = {
+    "--profile": "profile",
+    "-p": "profile",
+    "--workspace": "workspace",
+    "--backend": "backend",
+    "--env": "env",
+    "-e": "env",
+    "--timeout": "timeout",
+    "--memory": "memory",
+    "--pids": "pids",
+    "--cpus": "cpus",
+    "--image": "image",
+    "--policy-mode": "policy_mode",
+}
+FLAG_OPTIONS = {
+    "--tty": "tty",
+    "-t": "tty",
+    "--yes-i-trust-this-workspace": "trust",
+    "--approve": "approve",
+    "--print-spec": "print_spec",
+    "--json": "as_json",
+}
+REPEATABLE = frozenset({"env"})
+
+
+def parse(argv: Sequence[str], environ: Mapping[str, str]) -> RunArgs | None:
+    """``argv`` (without the program name) as ``RunArgs`` when it is a ``run`` this
+    reads exactly as Typer would; None to let Typer read it."""
+    if not argv or argv[0] != "run" or environ.get("CODEX_BOX_DEBUG"):
+        return None
+    fields: dict[str, Any] = {}
+    env: list[str] = []
+    command: Sequence[str] = ()
+    i = 1
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":  # noqa: S105 -- a command-line token, not a password
+            command = argv[i + 1 :]
+            break
+        if token == "-" or not token.startswith("-"):  # noqa: S105
+            command = argv[i:]  # options stop at the command: `run ls -la`
+            break
+        name, has_value, inline = (
+            token.partition("=") if token.startswith("--") else (token, "", "")
+        )
+        if name in FLAG_OPTIONS and not has_value:
+            field = FLAG_OPTIONS[name]
+            if field in fields:
+                return None
+            fields[field] = True
+            i += 1
+            continue
+        if name not in VALUE_OPTIONS:
+            return None  # --help, -h, a typo, -tp, -poffline: Typer's to read or refuse
+        if has_value:
+            value = inline
+        elif i + 1 < len(argv):
+            i += 1
+            value = argv[i]
+        else:
+            return None
+        field = VALUE_OPTIONS[name]
+        if not value or value.startswith("-") or (field in fields and field not in REPEATABLE):
+            return None
+        if field in REPEATABLE:
+            env.append(value)
+        else:
+            fields[field] = value
+        i += 1
+    if not command:
+        return None
+    return RunArgs(command=tuple(command), env=tuple(env), **fields)

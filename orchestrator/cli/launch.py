@@ -1,0 +1,79 @@
+"""The body of ``codex-box run``, without its command line: one ``RunArgs`` (``cli.fast``) → one
+``RunRequest`` → the runner → what is printed and the exit code.
+
+Owns: what ``run`` prints (the spec for ``--print-spec``, warnings, the detail of a
+failed start, the ``--json`` result line) and its exit code. Shared by the Typer verb
+(``cli.run``) and the fast path (``cli.fast``), so both do exactly the same thing with
+the same arguments. Imports no Typer: the fast path never loads it.
+Does not own: parsing the command line, any decision (``runner``).
+"""
+
+from __future__ import annotations
+
+from orchestrator.core.errors import CodexBoxError
+from orchestrator.core.options import LaunchOptions
+from orchestrator.runner.pipeline import Runner, RunRequest
+from orchestrator.runner.views import result_dict
+
+from .fast import RunArgs
+from .output import confirm_on_tty, echo, emit_json, fail, host, usage, warn
+
+
+def execute(args: RunArgs) -> int:
+    """Run it; the exit code to leave with (a usage or setup error exits here)."""
+    if not args.command:
+        usage("no command given — put it after --, e.g. codex-box run -- make test")
+    request = RunRequest(
+        argv=args.command,
+        profile=args.profile,
+        workspace=args.workspace,
+        backend=args.backend,
+        options=LaunchOptions(
+            env_names=args.env,
+            timeout=args.timeout,
+            memory=args.memory,
+            pids=args.pids,
+            cpus=args.cpus,
+            image=args.image,
+            tty=args.tty,
+        ),
+        trust_opt_in=args.trust,
+        approve=args.approve,
+        policy_mode=args.policy_mode,
+    )
+    runner = Runner(host(), request, confirm=confirm_on_tty)
+    try:
+        if args.print_spec:
+            prepared = runner.prepare(probe=False, policy=False)
+            emit_json(
+                {
+                    "backend": prepared.backend.name,
+                    "why": prepared.selection.why,
+                    "skipped": list(prepared.selection.skipped),
+                    "request": prepared.backend.translate(prepared.spec, prepared.selection.facts),
+                }
+            )
+            return 0
+        try:
+            prepared = runner.prepare()
+        finally:  # an ignored elevation grant explains a refusal, so also before one
+            warn(runner.resolution)
+        outcome = runner.run(prepared)
+    except CodexBoxError as exc:
+        fail(exc)
+    result = outcome.result
+    for warning in outcome.warnings:  # the post-run check: planted git repositories
+        echo(f"codex-box: warning: {warning}", err=True)
+    if result.detail and (result.exit_code in (124, 126, 127) or result.oom_killed):
+        echo(f"codex-box: {result.detail}", err=True)
+    if args.as_json:
+        emit_json(
+            result_dict(
+                result,
+                run_id=runner.run_id,
+                session_id=runner.session_id,
+                profile=outcome.prepared.spec.profile,
+            ),
+            err=True,
+        )
+    return result.exit_code
