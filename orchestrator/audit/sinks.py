@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import fcntl
 import os
-import syslog
 from pathlib import Path
 
 from .log import Sink
 
 
 def to_syslog(line: bytes) -> None:
+    import syslog  # only when the syslog sink is configured: start-up time
+
     syslog.openlog("codex-box", syslog.LOG_PID, syslog.LOG_AUTHPRIV)
     syslog.syslog(syslog.LOG_INFO, line.decode("ascii", errors="replace").rstrip("\n"))
 

@@ -15,7 +15,6 @@ web host must not open its SSH or SMTP port.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -66,6 +65,8 @@ def normalise_host(host: str) -> str:
     Raises PatternError for what is neither: a proxy request naming such a host is
     refused rather than guessed at.
     """
+    import ipaddress  # only when a host name is checked: start-up time
+
     host = host.strip().rstrip(".")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
@@ -109,6 +110,8 @@ def _numeric(host: str) -> bool:
 
 
 def is_ip_literal(host: str) -> bool:
+    import ipaddress
+
     try:
         ipaddress.ip_address(host)
     except ValueError:

@@ -9,7 +9,6 @@ Every error carries the exact input that was wrong (``message``) and how to fix 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 EXIT_USAGE = 2
@@ -68,5 +67,7 @@ class Refused(CodexBoxError):
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """``"did you mean 'offline'? "`` when a close match exists, else ``""``."""
+    import difflib  # only when there is a mistake to name: start-up time
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'? " if close else ""

@@ -16,7 +16,6 @@ own environment); only the working directory is the process's, read when first a
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -36,7 +35,7 @@ BACKEND_ENV = "CODEX_BOX_BACKEND"
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex[:12]
+    return os.urandom(6).hex()  # as random as uuid4().hex[:12], without importing uuid
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,9 +11,7 @@ are ignored; inside the ``[sandbox]`` table, which is ours, unknown keys are err
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +75,8 @@ def load_config(home: Path) -> Config:
         raise ConfigError(
             f"cannot read {path}: {exc.strerror}", hint="check its permissions"
         ) from exc
+    import tomllib  # only when there is a config.toml: start-up time
+
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -125,6 +125,8 @@ def _network(path: Path, data: dict[str, Any]) -> NetworkSettings:
             f"{path}: 'network.hosts' must be a table of name = \"IP\"",
             hint='write [network.hosts] then e.g. "pypi.internal" = "10.0.0.5"',
         )
+    import ipaddress  # only when [network.hosts] is there: start-up time
+
     pairs = []
     for name, address in hosts.items():
         try:
