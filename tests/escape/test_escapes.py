@@ -277,6 +277,37 @@ def test_no_launcher_file_descriptor_leaks_into_the_command(sandbox, profile):
     assert [fd for fd in fds if fd > 2 and fd != max(fds)] == [], fds  # max: listdir's own
 
 
+FORKED_CHILD_ENVIRON = r"""
+import os, sys, time
+pid = os.fork()
+if pid == 0:
+    time.sleep(5)
+    os._exit(0)
+print(open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace"))
+os.kill(pid, 9)
+"""
+
+
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_the_forked_launcher_shows_nothing_of_codex_box_to_the_command(sandbox, profile):
+    """The native launcher is a fork of codex-box: its memory starts as a copy of
+    codex-box's, host environment and command line included. Pid 1 (its child) must
+    show neither: the blocks are zeroed and pid 1 is not dumpable. The control shows a
+    plain fork does expose its parent's environment."""
+    secret = f"codex-box-parent-{uuid.uuid4().hex}"
+    control = subprocess.run([SANDBOX_PYTHON, "-I", "-c", FORKED_CHILD_ENVIRON],
+                             env={"PATH": "/usr/bin:/bin", "PARENT_ONLY_TOKEN": secret},
+                             capture_output=True, text=True, timeout=30, check=True)
+    assert secret in control.stdout, "control: a fork shows its parent's environment"
+    ran = sandbox(profile, "sh", "-c",
+                  "cat /proc/1/environ; tr '\\0' ' ' < /proc/1/cmdline; "
+                  "for p in /proc/[0-9]*; do cat $p/environ $p/cmdline; done; echo end",
+                  flags=("--policy-mode", "audit-only"), env={"PARENT_ONLY_TOKEN": secret})
+    assert "end" in ran.stdout, ran.stderr
+    assert secret not in ran.stdout + ran.stderr
+    assert "--profile" not in ran.stdout, "codex-box's own command line is visible"
+
+
 @pytest.mark.parametrize("profile", SANDBOXED)
 def test_setuid_binaries_grant_nothing(box, profile, tmp_path):
     ran = box(profile, "sh", "-c", "su -s /bin/sh -c 'echo became-$(id -u)' nobody 2>&1; "
