@@ -1,7 +1,9 @@
 """The execution policy: every command line is judged before any sandbox starts.
 
-``load_policy`` reads the Starlark rule files; ``Policy(rules).evaluate(argv, context)``
-returns an ``Evaluation`` whose decision is safe, match, unverified or forbidden.
+``load_policy`` reads the Starlark rule files (or, when none changed since a launch
+evaluated them, their verified compiled form under CODEX_HOME: ``cache``);
+``Policy(rules).evaluate(argv, context)`` returns an ``Evaluation`` whose decision is
+safe, match, unverified or forbidden.
 """
 
 from __future__ import annotations

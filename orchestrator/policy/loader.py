@@ -6,7 +6,8 @@ Owns: the builtins a policy file may call (``prefix_rule``, ``define_program``,
 it is defined, which files make up the policy (the shipped ``default.policy``, then
 ``$CODEX_HOME/rules/*.policy``, then the project's ``.codex/rules/*.policy``, which may
 only tighten), and turning any Starlark error into one line naming file:line.
-Does not own: matching (``rules``) or evaluating (``engine``).
+Does not own: matching (``rules``), evaluating (``engine``), or the compiled-policy
+cache (``cache``: a launch whose rule files are unchanged never evaluates Starlark).
 
 Starlark is hermetic (no files, no network, no clock) and has no unbounded loops;
 evaluation still runs under a deadline so a pathological file cannot hang a launch.
@@ -14,15 +15,18 @@ evaluation still runs under a deadline so a pathological file cannot hang a laun
 
 from __future__ import annotations
 
+import io
 import re
 import shlex
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orchestrator.core.errors import ConfigError
 
+from . import cache
 from .decision import Decision
 from .rules import ArgType, Option, PipeRule, PrefixRule, Program, RuleSet, Token, Where
 
@@ -50,25 +54,67 @@ class _RuleError(Exception):
     """Raised inside a builtin: Starlark reports it with the calling line."""
 
 
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One rule file as read for this launch. The bytes hashed into the cache key are
+    the bytes evaluated on a miss: a file changed in between is never cached under the
+    old content's key."""
+
+    path: Path
+    tighten_only: bool
+    data: bytes | OSError  # an error is raised in load order, as load_file raises it
+
+
 def load_policy(*, codex_home: Path | None = None, workspace: Path | None = None) -> RuleSet:
-    """The rule set for a launch: default, then the user's, then the project's."""
-    rules = load_file(DEFAULT_POLICY)
+    """The rule set for a launch: default, then the user's, then the project's. From
+    the verified cache under ``codex_home`` when no file changed; else evaluated, and
+    cached when CODEX_HOME is writable."""
+    sources = read_sources(codex_home=codex_home, workspace=workspace)
+    files = [(str(s.path), s.tighten_only, s.data) for s in sources if isinstance(s.data, bytes)]
+    if codex_home is None or len(files) < len(sources):
+        return build(sources)  # nowhere to cache, or an error to raise in its turn
+    entry = cache.Entry(codex_home, files)
+    if (rules := entry.load()) is None:
+        rules = build(sources)  # a PolicyError propagates: nothing is cached
+        entry.store(rules)
+    return rules
+
+
+def read_sources(*, codex_home: Path | None, workspace: Path | None) -> list[Source]:
+    """Every rule file in load order, read once."""
+    paths = [(DEFAULT_POLICY, False)]
     if codex_home is not None:
-        for path in sorted((codex_home / USER_RULES).glob("*.policy")):
-            rules += load_file(path)
+        paths += [(p, False) for p in sorted((codex_home / USER_RULES).glob("*.policy"))]
     if workspace is not None:
-        for path in sorted(workspace.joinpath(*PROJECT_RULES).glob("*.policy")):
-            rules += load_file(path, tighten_only=True)
+        paths += [(p, True) for p in sorted(workspace.joinpath(*PROJECT_RULES).glob("*.policy"))]
+    return [Source(path, tighten_only, _read(path)) for path, tighten_only in paths]
+
+
+def build(sources: Sequence[Source]) -> RuleSet:
+    """Evaluate the files in order (Starlark); PolicyError for the first problem."""
+    rules = RuleSet()
+    for source in sources:
+        try:
+            if isinstance(source.data, OSError):
+                raise source.data
+            # Decoded as Path.read_text decodes: UTF-8, universal newlines.
+            text = io.TextIOWrapper(io.BytesIO(source.data), encoding="utf-8").read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PolicyError(f"{source.path}: cannot be read ({exc})", hint=_FIX) from exc
+        rules += load_text(text, filename=str(source.path), tighten_only=source.tighten_only)
     return rules
 
 
 def load_file(path: Path, *, tighten_only: bool = False) -> RuleSet:
     """One policy file's rules; PolicyError naming file:line on any problem."""
+    return build([Source(path, tighten_only, _read(path))])
+
+
+def _read(path: Path) -> bytes | OSError:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"{path}: cannot be read ({exc})", hint=_FIX) from exc
-    return load_text(text, filename=str(path), tighten_only=tighten_only)
+        return path.read_bytes()
+    except OSError as exc:
+        return exc
 
 
 def load_text(text: str, *, filename: str, tighten_only: bool = False) -> RuleSet:
@@ -86,7 +132,10 @@ def load_text(text: str, *, filename: str, tighten_only: bool = False) -> RuleSe
     options = starlark.EvalOptions(check_cancelled=lambda: time.monotonic() > deadline)
     try:
         starlark.eval(module, starlark.parse(PRELUDE_NAME, PRELUDE), globals_)
-        ast = starlark.parse(filename, text, starlark.Dialect.standard())
+        # Starlark takes UTF-8 names only; a path that is not (a workspace named in
+        # another encoding) is shown with its odd bytes escaped.
+        shown = filename.encode("utf-8", "backslashreplace").decode("utf-8")
+        ast = starlark.parse(shown, text, starlark.Dialect.standard())
         starlark.eval_with(options, module, ast, globals_)
     except starlark.StarlarkError as exc:
         if time.monotonic() > deadline:
