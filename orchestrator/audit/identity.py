@@ -78,8 +78,12 @@ def identity(user: str, home: str) -> Callable[[str], str]:
         else:
             where = _BEFORE + name + _AFTER
         steps.append(re.compile(where))
+    # Every match contains one of these, case and all: text with neither is not scanned.
+    literals = [name for name in (home, user) if name]
 
     def replace(text: str) -> str:
+        if not any(literal in text for literal in literals):
+            return text
         parts = _PLACEHOLDERS.split(text)
         for i in range(0, len(parts), 2):  # odd indexes are the placeholders
             for pattern in steps:

@@ -44,6 +44,11 @@ SHAPES = re.compile(
     re.X,
 )
 
+# Literal text every SHAPES match contains (``may_hold_secret`` skips text with none):
+# a new shape above needs its mark here (tests/unit/audit checks each shape's samples).
+SHAPE_MARKS = ("AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "sk-",
+               "k_live_", "k_test_", "xox", "xapp-", "AIza", "eyJ", "Bearer")  # fmt: skip
+
 # --- 3. URL credentials -----------------------------------------------------------------
 # The password runs to the last '@' before the host, so an unencoded '@' in it is
 # still covered. A scheme starts at a boundary; the user part is possessive.

@@ -2,7 +2,8 @@
 
 Owns: ``Query`` (decision, operation, profile, session, since, until), reading every
 file of the log oldest first (rotations included), ``follow`` (``audit tail -f``) and
-``summarise``. Does not own: writing (``log``) or checking the chain (``verify``).
+``summarise``. Does not own: writing (``log``), the files' names and order (``chain``)
+or checking the chain (``verify``).
 A line that is not a record is yielded as one (operation ``unparseable``), never dropped.
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 
 from orchestrator.core.errors import AuditError, ConfigError
 
-from .log import log_files
+from .chain import log_files
 
 TOP_DENIED = 10
 

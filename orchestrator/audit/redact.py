@@ -54,7 +54,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from orchestrator.core.secrets import name_words, secret_name
+from orchestrator.core.secrets import FRAGMENTS, name_words, secret_name
 
 from . import patterns as p
 from .identity import GENERIC_USERS, REDACTED, USER, identity
@@ -145,8 +145,24 @@ def _pem(m: re.Match[str]) -> str:
     return m["begin"] + REDACTED + (m["end"] or "")
 
 
+def may_hold_secret(text: str) -> bool:
+    """Whether rules 1-4 could match: every match contains one of these literals, and
+    finding them costs substring searches, not a pattern scan per position (most text,
+    a workspace or a profile's reason, holds none). Non-ASCII text always goes through:
+    the patterns' case-insensitive parts also match a few non-ASCII letters (the Kelvin
+    sign is a ``k``)."""
+    if not text.isascii() or "://" in text or "-----BEGIN " in text:
+        return True
+    if "-u" in text or "-U" in text or any(mark in text for mark in p.SHAPE_MARKS):
+        return True  # curl -u/--user/--proxy-user, or a key shape
+    low = text.lower()
+    return any(fragment in low for fragment in FRAGMENTS)  # a secret-named key
+
+
 def redact_secrets(text: str) -> str:
     """Rules 1-4: secret values → ``[REDACTED]``."""
+    if not may_hold_secret(text):
+        return text
     text = p.PEM.sub(_pem, text)
     text = p.SHAPES.sub(_shape, text)
     text = p.URL_CREDENTIALS.sub(lambda m: m["head"] + REDACTED + "@", text)

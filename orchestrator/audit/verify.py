@@ -5,7 +5,8 @@ is broken (edited: its successor's ``prev`` no longer matches), missing (deleted
 reordered: ``seq`` or ``prev`` skips) or cut off the end (``audit.head`` names a record
 the log no longer holds), and torn lines (a write interrupted by a crash, closed off by
 the next writer: reported, never silently skipped).
-Does not own: writing (``log``) or reading with filters (``query``).
+Does not own: writing (``log``), the files' names and the head's format (``chain``) or
+reading with filters (``query``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .log import GENESIS, HEAD_NAME, line_hash, log_files
+from .chain import GENESIS, line_hash, log_files, read_head
 
 
 @dataclass(slots=True)
@@ -92,13 +93,10 @@ def verify(path: Path) -> Report:
 
 
 def _check_head(path: Path, last_seq: int | None, last_hash: str | None, report: Report) -> None:
-    try:
-        head = json.loads(path.with_name(HEAD_NAME).read_text())
-    except (OSError, ValueError):
-        return  # no head yet (or unreadable): the chain alone is checked
-    seq, digest = head.get("seq"), head.get("hash")
-    if not isinstance(seq, int):
-        return
+    head = read_head(path)  # fixed-width, space-padded (chain)
+    if head is None:
+        return  # no head yet (or unreadable, torn): the chain alone is checked
+    seq, digest = head
     if last_seq is None or seq > last_seq:
         report.problems.append(
             f"{path}: the log ends at seq {last_seq or 0} but record {seq} was written: "

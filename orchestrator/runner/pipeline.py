@@ -108,14 +108,14 @@ class Runner:
         prepared = prepared or self.prepare()
         spec, resolution, argv = prepared.spec, prepared.resolution, self.request.argv
         launch = self._launch(prepared)
-        self._write(
+        decided = [
             records.profile_resolved(
                 launch=launch, chosen_by=resolution.describe(), chain=resolution.chain_text()
             )
-        )
+        ]
         grant = resolution.grant
         if grant is not None:  # every run an elevation is used for
-            self._write(
+            decided.append(
                 records.elevation_used(
                     launch=launch,
                     profile=grant.profile,
@@ -124,12 +124,15 @@ class Runner:
                 )
             )
         selection = prepared.selection
-        self._write(
+        decided.append(
             records.backend_selected(launch=launch, why=selection.why, skipped=selection.skipped)
         )
-        self._write(
+        decided.append(
             records.command_allowed(argv=argv, launch=launch, chosen_by=resolution.describe())
         )
+        # One write and one fsync for the launch's decision: all of it is on disk, or
+        # (AuditError) none of it and nothing is launched.
+        self._write(*decided)
         quarantine = resolution.profile.on_planted_repo is PlantedRepo.QUARANTINE
         post_run = PostRunCheck(spec, quarantine_id=self.run_id if quarantine else None)
         try:
@@ -290,10 +293,14 @@ class Runner:
                 return
             raise audit_exc from exc
 
-    def _write(self, record: dict[str, Any]) -> None:
+    def _write(self, *batch: dict[str, Any]) -> None:
+        """Append ``batch`` to the audit log as one write (one fsync), in order."""
+        self.audit.append_many([self._with_ids(record) for record in batch])
+
+    def _with_ids(self, record: dict[str, Any]) -> dict[str, Any]:
         # The log's field order as before: what and on what first, then whose run.
         head: dict[str, Any] = {k: record[k] for k in ("operation", "target") if k in record}
-        self.audit.append({**head, **self._ids, **record})
+        return {**head, **self._ids, **record}
 
 
 def run(

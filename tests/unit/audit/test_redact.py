@@ -569,3 +569,44 @@ REDACTORS = st.sampled_from(
 def test_redaction_is_idempotent_and_total(redactor: Redactor, pieces: list[str]) -> None:
     once = redactor("".join(pieces))
     assert redactor(once) == once
+
+
+# --- the fast path: text that cannot hold a secret is not scanned --------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from orchestrator.audit import patterns, redact  # noqa: E402
+
+SHAPE_SAMPLES = [
+    "AKIA" + "A" * 16, "ASIA" + "B" * 16, "ghp_" + "a" * 36, "gho_" + "b" * 36,
+    "ghu_" + "c" * 36, "ghs_" + "d" * 36, "ghr_" + "e" * 36, "github_pat_" + "f" * 22,
+    "sk-" + "g" * 20, "sk_live_" + "h" * 10, "rk_test_" + "i" * 10, "xoxb-" + "j" * 10,
+    "xapp-" + "k" * 10, "AIza" + "l" * 35, "eyJhbGci.eyJzdWIi.sig", "Bearer " + "m" * 16,
+]
+
+
+def test_every_key_shape_is_one_the_fast_path_scans() -> None:
+    for sample in SHAPE_SAMPLES:
+        assert patterns.SHAPES.search(sample), sample  # the samples are real shapes
+        assert redact.may_hold_secret(f"run {sample} now"), sample
+        assert "[REDACTED]" in redact.redact_secrets(f"run {sample} now"), sample
+
+
+WORDS = st.sampled_from(
+    ["run", "pytest", "-q", "--user", "-u", "x", "=", ":", " ", "'", '"', "/", "@", "://",
+     "TOKEN", "Api", "pw", "Pass", "AKI", "AKIA", "sk-", "ghp_", "eyJ", "Bearer ", "BEGIN",
+     "-----BEGIN ", "PRIVATE KEY-----", "xox", "k_live_", "é", "K", "\u212a", "ey", "http",
+     "abcdefghijklmnopqrstuvwxyz0123456789", "AAAAAAAAAAAAAAAAAAAA", "alice:hunter2",
+     "--proxy-user", "-U", "ftp://a:b@h", "-u alice:hunter2 "]
+)
+
+
+@settings(max_examples=3000, derandomize=True, deadline=None)
+@given(st.lists(WORDS, max_size=12).map("".join))
+def test_skipping_the_scan_never_changes_the_result(text: str) -> None:
+    fast = redact.redact_secrets(text)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(redact, "may_hold_secret", lambda _text: True)
+        scanned = redact.redact_secrets(text)
+    assert fast == scanned
