@@ -1,16 +1,22 @@
-"""codex-box on Podman vs the equivalent raw `podman run`, in alternating pairs.
+"""codex-box on Podman vs the same `podman run`, local and through the API service, in
+rotating rounds (issue 19: ≤ 1.3x `podman --remote run`; reported against the local
+`podman run` too).
 
-    .venv/bin/python bench/podman_overhead.py [--pairs 20] [--remote] [--profile-runs 5]
+    .venv/bin/python bench/podman_overhead.py [--rounds 15] [--profile-runs 5]
+                                              [--baseline DIR]
 
-Each pair runs, back to back and in alternating order (after one warm-up of each):
-  ours  codex-box run --backend podman --profile offline -- true
-  raw   podman run --rm -i --network none --read-only --read-only-tmpfs=false
-          --cap-drop ALL --security-opt no-new-privileges
-          --security-opt seccomp=<repo>/seccomp-profiles/offline.json --pids-limit 4096
-          --init --user UID:GID -v WS:WS:ro,rprivate -w WS --entrypoint ""
-          --ulimit nofile=H:H --ulimit nproc=H:H  -e ... --label ...  codex-box/base true
-``--remote`` adds a third command to the rotation, the same `podman run` sent through the
-API service (`podman --url <socket> run`): the path codex-box takes.
+Each round runs, back to back, in an order that rotates (after one warm-up of each):
+  ours    codex-box run --backend podman --profile offline -- true
+  remote  podman --url <socket> run --rm -i <the same options> codex-box/base true
+          (the API service's path: the one codex-box takes)
+  local   podman run --rm -i <the same options> codex-box/base true
+          (the options: --network none --read-only --read-only-tmpfs=false --cap-drop ALL
+           --security-opt no-new-privileges --security-opt seccomp=<repo>/seccomp-profiles/
+           offline.json --pids-limit 4096 --init --user UID:GID -v WS:WS:ro,rprivate -w WS
+           --entrypoint "" --ulimit nofile=H:H --ulimit nproc=H:H -e ... --label ...)
+  (--baseline DIR: also ours from another checkout, PYTHONPATH=DIR: old vs new code
+   side by side in one run, under the same load; PYTHONPATH set for the bench itself
+   chooses the checkout timed as ours)
 
 How the raw command is kept equal: it is not written by hand but derived from what
 codex-box itself would send, `codex-box run --backend podman --print-spec -- true` run
@@ -32,14 +38,15 @@ Differences that remain, and why they cost no measurable time:
     the request and are mirrored (-v / --mount type=tmpfs).
   - codex-box attaches stdin/stdout/stderr over the libpod attach endpoint; raw uses -i
     with the CLI's own attach. Both wait for the command's exit.
-  - codex-box also sweeps leftovers (one list call) and re-inspects after create and
-    after the exit (OOM check): this is codex-box's overhead, and it is measured below.
+  - codex-box inits the container before it starts it and checks what the service made
+    (one inspect) and its binds, and reads the OOM flag after the exit (one inspect):
+    its own overhead, counted below.
 
-Printed: medians, the median of the per-pair ratios (target <= 1.3), and where
-codex-box's own time goes: interpreter start-up, imports (cumulative, -X importtime),
-and one instrumented in-process run per child process (--profile-runs, medians): each
-backend step (probe, image check, client, sweep, create, attach, start, wait, inspect,
-remove) and each HTTP call to the service.
+Printed: medians, the median of the per-round ratios and met/NOT met; the engine round
+trips per run, codex-box's (an instrumented run of the real entry point) against
+`podman --remote run`'s (through a counting proxy); the backend's import cost; and where
+one codex-box run's time goes, with the gap to the remote run split between the CLI
+(interpreter start-up, imports, policy, audit) and the backend.
 """
 
 from __future__ import annotations
@@ -51,7 +58,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,6 +66,7 @@ REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 SOCKET = "unix:///run/podman/podman.sock"  # codex-box's default as root
 OURS_ARGS = ["run", "--backend", "podman", "--profile", "offline", "--", "true"]
+BACKEND = ("orchestrator.backends.podman.backend", "PodmanBackend")
 
 
 # --- the raw command, derived from codex-box's own request -------------------------------
@@ -131,165 +138,80 @@ def raw_podman(request: dict[str, Any], ulimits: list[dict[str, Any]], *,
     return [*argv, request["image"], *request["command"]]
 
 
-# --- one instrumented codex-box run (in a child process: cold, like the CLI) ------------
-
-def instrumented_run(out_path: str) -> None:
-    """Child mode: import, then one real `codex-box run` in-process with every backend
-    step and HTTP call timed. Writes {"steps": {...}, "http": [...]} to ``out_path``."""
-    steps: dict[str, float] = {}
-    http: list[tuple[str, float]] = []
-    clock = time.perf_counter
-    t = clock()
-    import orchestrator.cli.app as cli
-    steps["import orchestrator.cli.app"] = clock() - t
-    t = clock()
-    import podman  # noqa: F401  (what the backend's first podman-py call pays)
-    steps["import podman (podman-py)"] = clock() - t
-    t = clock()
-    import orchestrator.backends.podman.backend as pm
-    steps["import orchestrator.backends.podman.backend"] = clock() - t
-    from podman.api.client import APIClient
-
-    from orchestrator.backends.containers.engine_api import Endpoint
-
-    def timing(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kw: Any) -> Any:
-            start = clock()
-            try:
-                return fn(*args, **kw)
-            finally:
-                steps[name] = steps.get(name, 0.0) + clock() - start
-        return wrapper
-
-    def http_timing(fn: Callable[..., Any], label: Callable[..., str]) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kw: Any) -> Any:
-            start = clock()
-            try:
-                return fn(*args, **kw)
-            finally:
-                http.append((label(*args, **kw), clock() - start))
-        return wrapper
-
-    def short(path: str) -> str:
-        path = path.split("?")[0].replace("/v4.0.0/libpod", "")
-        parts = [p if len(p) < 40 else "{id}" for p in path.split("/")]
-        return "/".join(parts)
-
-    pm.probe = timing(pm.probe, "probe (_ping, /proc)")
-    pm._has_image = timing(pm._has_image, "image exists")
-    pm.PodmanOps.__init__ = timing(pm.PodmanOps.__init__, "PodmanClient()")
-    for method, name in (("sweep", "sweep (list)"), ("create", "create (+ inspect, verify)"),
-                         ("attach", "attach"), ("start", "start"), ("wait", "wait"),
-                         ("oom_killed", "inspect (OOM)"), ("remove", "remove")):
-        setattr(pm.PodmanOps, method, timing(getattr(pm.PodmanOps, method), name))
-    APIClient._request = http_timing(  # type: ignore[method-assign]
-        APIClient._request, lambda _self, method, path, **kw: f"{method} {short(str(path))}")
-    Endpoint.request = http_timing(  # type: ignore[method-assign]
-        Endpoint.request, lambda _self, method, path, *a, **kw: f"{method} {short(path)}")
-    Endpoint.hijack = http_timing(  # type: ignore[method-assign]
-        Endpoint.hijack, lambda _self, path: f"POST {short(path)} (hijack)")
-    t = clock()
-    code = cli.app(args=OURS_ARGS, standalone_mode=False)  # returns the exit code
-    steps["whole run (after imports)"] = clock() - t
-    if code:
-        sys.exit(f"the instrumented codex-box run exited {code}")
-    Path(out_path).write_text(json.dumps({"steps": steps, "http": http}))
-
-
-def profile_runs(runs: int, workspace: Path, env: dict[str, str]) -> float:
-    """Medians over ``runs`` instrumented child processes; returns the median wall time
-    of one child (for the accounting in ``main``)."""
-    import statistics
-
-    steps: dict[str, list[float]] = {}
-    http: dict[str, list[float]] = {}
-    counts: dict[str, int] = {}
-    walls, outside = [], []
-    for _ in range(runs):
-        with tempfile.NamedTemporaryFile(suffix=".json") as out:
-            start = time.perf_counter()
-            subprocess.run([sys.executable, __file__, "--instrumented-run", out.name],
-                           cwd=workspace, env=env, stdin=subprocess.DEVNULL, check=True)
-            walls.append(time.perf_counter() - start)
-            data = json.loads(Path(out.name).read_text())
-        inside = sum(v for k, v in data["steps"].items() if k.startswith(("import", "whole")))
-        outside.append(walls[-1] - inside)
-        for name, seconds in data["steps"].items():
-            steps.setdefault(name, []).append(seconds)
-        seen: dict[str, float] = {}
-        for name, seconds in data["http"]:
-            seen[name] = seen.get(name, 0.0) + seconds
-            counts[name] = counts.get(name, 0) + 1
-        for name, seconds in seen.items():
-            http.setdefault(name, []).append(seconds)
-
-    def ms(values: list[float]) -> float:
-        return statistics.median(values) * 1000
-
-    backend = [k for k in steps if not k.startswith(("import", "whole"))]
-    in_backend = [sum(steps[k][i] for k in backend if i < len(steps[k])) for i in range(runs)]
-    whole = ms(steps.pop("whole run (after imports)"))
-    print(f"one codex-box run, instrumented in-process (median of {runs} child processes):")
-    print(f"  {'child process, wall':38}{ms(walls):7.1f} ms")
-    print(f"  {'  interpreter start-up + exit':38}{ms(outside):7.1f} ms")
-    for name, values in steps.items():
-        print(f"  {'  ' + name:38}{ms(values):7.1f} ms")
-    print(f"  {'  codex-box logic (CLI, resolve, audit)':38}{whole - ms(in_backend):7.1f} ms")
-    print("  HTTP calls to the service (inside the steps above; x = calls per run):")
-    for name, values in http.items():
-        print(f"    {name + f' x{counts[name] // runs}':52}{ms(values):7.1f} ms")
-    return ms(walls)
-
-
 def main() -> None:
-    if sys.argv[1:2] == ["--instrumented-run"]:  # before any import the CLI would not make
-        instrumented_run(sys.argv[2])
-        return
-
     sys.path.insert(0, str(Path(__file__).parent))
-    from pairs import Pairs, import_ms, python_startup_ms
+    from pairs import (
+        Rounds,
+        import_ms,
+        instrumented,
+        print_profile,
+        python_startup_ms,
+        raw_round_trips,
+        verdict,
+    )
 
     from orchestrator.backends.podman.host import probe
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pairs", type=int, default=20)
-    parser.add_argument("--remote", action="store_true",
-                        help="also time `podman --url SOCKET run` (the API service's path)")
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--profile-runs", type=int, default=5,
-                        help="instrumented codex-box runs for the breakdown (0: none)")
+                        help="instrumented codex-box runs for the breakdown")
+    parser.add_argument("--baseline", type=Path,
+                        help="another codex-box checkout to time side by side (PYTHONPATH)")
     args = parser.parse_args()
-    if args.pairs < 10:
-        parser.error("--pairs: at least 10")
     home = Path(tempfile.mkdtemp(prefix="codex-box-bench-"))
     workspace = home / "ws"
     workspace.mkdir()
     # No CONTAINER_HOST: with it set, the podman CLI itself goes through the service.
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "CODEX_HOME": str(home / ".codex")}
+    if "PYTHONPATH" in os.environ:  # the checkout to time (the venv's own otherwise)
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     request = printed_request(workspace, env)
     ulimits = probe(SOCKET).ulimits()
     ours = [str(VENV_BIN / "codex-box"), *OURS_ARGS]
-    peers = {"raw": raw_podman(request, ulimits, remote=False)}
-    if args.remote:
-        peers["remote"] = raw_podman(request, ulimits, remote=True)
-    print("ours:", " ".join(ours))
-    print("raw: ", " ".join(a if a and " " not in a else repr(a) for a in peers["raw"]))
-    pairs = Pairs()
-    pairs.run(ours, peers, args.pairs, cwd=workspace, env=env, stdin=subprocess.DEVNULL)
-    print(f"{args.pairs} alternating {'rounds' if args.remote else 'pairs'}, one warm-up each")
-    print(f"  codex-box --backend podman       median {pairs.median_ms(pairs.ours):7.1f} ms")
-    print(f"  raw podman run (same hardening)  median {pairs.median_ms(pairs.peers['raw']):7.1f}"
-          f" ms")
-    print(f"  median per-pair ratio            {pairs.ratio('raw'):.2f} (target <= 1.3)")
-    if args.remote:
-        print(f"  podman --url SOCKET run (API)    median "
-              f"{pairs.median_ms(pairs.peers['remote']):7.1f} ms   "
-              f"ratio ours/remote {pairs.ratio('remote'):.2f}")
-    print("where codex-box's own time goes:")
-    print(f"  python start-up (python -c pass)     {python_startup_ms():7.1f} ms")
-    for module in ("orchestrator.cli.app", "orchestrator.backends.podman.backend", "podman"):
-        print(f"  import {module:30}{import_ms(module):7.1f} ms (cumulative, -X importtime)")
-    if args.profile_runs > 0:
-        profile_runs(args.profile_runs, workspace, env)
+    remote = raw_podman(request, ulimits, remote=True)
+    local = raw_podman(request, ulimits, remote=False)
+    commands = {"ours": (ours, env), "remote": (remote, env), "local": (local, env)}
+    if args.baseline:
+        commands["baseline"] = (ours, {**env, "PYTHONPATH": str(args.baseline.resolve())})
+    print("ours:  ", " ".join(ours))
+    print("remote:", " ".join(a if a and " " not in a else repr(a) for a in remote))
+    rounds = Rounds()
+    rounds.run(commands, args.rounds, cwd=workspace, stdin=subprocess.DEVNULL)
+    ratio = rounds.ratio("ours", "remote")
+    print(f"{args.rounds} rotating rounds, one warm-up each (medians)")
+    print(f"  codex-box --backend podman          {rounds.median_ms('ours'):7.1f} ms")
+    print(f"  podman --url SOCKET run (API)       {rounds.median_ms('remote'):7.1f} ms")
+    print(f"  podman run (local CLI)              {rounds.median_ms('local'):7.1f} ms")
+    print(f"  ratio codex-box / remote            {ratio:7.2f}   {verdict(ratio)}")
+    print(f"  ratio codex-box / local             {rounds.ratio('ours', 'local'):7.2f}"
+          "   (reported, not a target)")
+    if args.baseline:
+        print(f"  baseline codex-box ({args.baseline})  {rounds.median_ms('baseline'):7.1f} ms"
+              f"   ratio baseline / remote {rounds.ratio('baseline', 'remote'):.2f}, "
+              f"ours / baseline {rounds.ratio('ours', 'baseline'):.2f}")
+
+    remote_sent = raw_round_trips(["podman", *remote[3:]], SOCKET[7:], ["--url"],
+                                  cwd=workspace, env=env, stdin=subprocess.DEVNULL)
+    startup = python_startup_ms()
+    profiles = {"ours": instrumented(OURS_ARGS, BACKEND, args.profile_runs, env=env,
+                                     cwd=workspace, raw=remote)}
+    if args.baseline:
+        profiles["baseline"] = instrumented(
+            OURS_ARGS, BACKEND, args.profile_runs, cwd=workspace, raw=remote,
+            env={**env, "PYTHONPATH": str(args.baseline.resolve())})
+    print("engine round trips per run:")
+    for name, profile in profiles.items():
+        print(f"  codex-box{' (baseline)' if name == 'baseline' else ''} {len(profile.sent):2}: "
+              f"{', '.join(profile.sent)}")
+    print(f"  podman --url run {len(remote_sent):2}: {', '.join(remote_sent)}")
+    print("  podman run (local): none (the CLI is the engine)")
+    print("import of the Podman backend:")
+    print(f"  import {BACKEND[0]} alone    {import_ms(BACKEND[0]):7.1f} ms "
+          "(cumulative, -X importtime)")
+    for name, profile in profiles.items():
+        print_profile(f"one codex-box run{' (baseline)' if name == 'baseline' else ''}",
+                      profile, "podman --url run", startup)
     shutil.rmtree(home, ignore_errors=True)
 
 

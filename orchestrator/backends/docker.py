@@ -2,34 +2,37 @@
 body (pure) → run.
 
 Owns: the probe (``DockerFacts``: does the engine answer, is the image there, the host's
-AppArmor), ``translate`` (the whole ``POST /containers/create`` body, golden-tested),
-the Engine API calls of a run (``DockerOps``), and turning every engine error into a
-``CodexBoxError`` in one place (``_engine_errors``).
-Does not own: what all container engines share (``containers.common``), the order of a
-run's calls (``containers.lifecycle``), HTTP (``containers.engine_api``) or the AppArmor
-decision (``hardening.apparmor``).
+AppArmor; ``quick``, when the backend was named: the AppArmor alone, the run's own
+first call finding the rest), ``translate`` (the whole ``POST /containers/create`` body,
+golden-tested), and a run's wiring (request, owner label, staged binds, network
+holder, ``ContainerRun``; a run that created nothing fails with the full probe's reason).
+Does not own: the Engine API calls and their errors (``containers.docker_ops``), what all
+container engines share (``containers.common``), the order of a run's calls
+(``containers.lifecycle``), HTTP (``containers.engine_api``) or the AppArmor decision
+(``hardening.apparmor``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import socket
-import urllib.parse
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.core.errors import BackendUnavailable, CodexBoxError, SandboxSetupError
+from orchestrator.core.errors import BackendUnavailable, SandboxSetupError
 from orchestrator.core.log import debug
 from orchestrator.core.profile import Capabilities
 from orchestrator.core.spec import DEFAULT_DOCKER_HOST, RunResult, SandboxSpec
 from orchestrator.hardening import apparmor
 
-from .base import Availability, Diagnosis, EgressPort, HostFacts
+from .base import Availability, Diagnosis, EgressPort, HostFacts, unavailable
 from .containers import common as container
 from .containers import staging
-from .containers.engine_api import PROBE_TIMEOUT_S, Endpoint, EngineError
-from .containers.lifecycle import ContainerRun, StartRefused, egress_holder
+from .containers.docker_ops import DockerOps, remove_leftovers
+from .containers.engine_api import PROBE_TIMEOUT_S, Endpoint
+from .containers.ledger import Ledger
+from .containers.lifecycle import ContainerRun, egress_holder
 
 ENGINE_DEFAULT = "docker-default"  # the AppArmor profile Docker applies when none is asked
 
@@ -48,9 +51,20 @@ class DockerBackend:
     name = "docker"
 
     def probe(self, spec: SandboxSpec | None = None, *, quick: bool = False) -> DockerFacts:
+        """Two round trips (``/_ping``, the image), ~1 ms; ``quick``: none. A quick
+        probe's run fails closed with this probe's reason if its first call finds no
+        engine or no image (``run``)."""
         url = spec.docker_host if spec else DEFAULT_DOCKER_HOST
         endpoint = Endpoint(url)
         armor = apparmor.probe(url)
+        if quick:
+            return DockerFacts(
+                available=True,
+                reason=f"engine at {endpoint.url} (named: the run's first call checks it)",
+                endpoint=url,
+                server=None,
+                armor=armor,
+            )
         try:
             server = endpoint.ping()
             if spec is not None and not endpoint.has_image(spec.image):
@@ -139,15 +153,30 @@ class DockerBackend:
             # has no step where a container exists but its command does not run yet.
             for mount in request["HostConfig"]["Mounts"]:
                 mount["Source"] = sources.get(mount["Source"], mount["Source"])
-            return ContainerRun(
+            run = ContainerRun(
                 spec, DockerOps(spec), backend=self.name, holder=holder, binds_staged=bool(sources)
-            ).execute(request)
+            )
+            try:
+                return run.execute(request)
+            except (BackendUnavailable, SandboxSetupError) as exc:
+                if run.created:
+                    raise
+                # Nothing was made, so nothing ran: a quick probe skipped the checks
+                # this failure may be (no engine, no image): say it in their words.
+                full = self.probe(spec)
+                if not full.available:
+                    raise unavailable([f"{self.name}: {full.reason}"]) from exc
+                raise
 
     def gc(self) -> list[str]:
         endpoint = Endpoint(DEFAULT_DOCKER_HOST)
         removed = staging.sweep() if staging.available() else []
         with contextlib.suppress(OSError):
-            return removed + remove_leftovers(endpoint)
+            listed = time.time()
+            failed: list[str] = []
+            removed += remove_leftovers(endpoint, failed)
+            if not failed:
+                Ledger(endpoint.url).swept(listed)
         return removed
 
 
@@ -208,92 +237,3 @@ def translate(spec: SandboxSpec, armor_host: apparmor.HostAppArmor) -> dict[str,
         "AttachStderr": True,
         "HostConfig": host,
     }
-
-
-@contextlib.contextmanager
-def _engine_errors(spec: SandboxSpec) -> Iterator[None]:
-    """Every engine failure becomes one line naming the cause and the fix."""
-    try:
-        yield
-    except CodexBoxError:
-        raise
-    except EngineError as exc:
-        if exc.status == 404 and "image" in exc.message.lower():
-            raise SandboxSetupError(
-                f"image {spec.image} not found in Docker",
-                hint="run `make images`, or pass --image with an image you have",
-            ) from exc
-        raise SandboxSetupError(
-            f"Docker refused the container: {exc.message}",
-            hint="nothing was run; check the option it names",
-        ) from exc
-    except OSError as exc:
-        raise BackendUnavailable(
-            f"Docker engine not usable at {spec.docker_host}: {exc}",
-            hint="start dockerd (scripts/start-dockerd.sh) or use --backend native",
-        ) from exc
-
-
-class DockerOps:
-    """The Engine API calls of one run (``lifecycle.EngineOps``)."""
-
-    engine = "Docker"
-
-    def __init__(self, spec: SandboxSpec) -> None:
-        self.spec = spec
-        self.api = Endpoint(spec.docker_host)
-
-    def errors(self) -> contextlib.AbstractContextManager[None]:
-        return _engine_errors(self.spec)
-
-    def sweep(self) -> list[str]:
-        return remove_leftovers(self.api)
-
-    def create(self, request: Mapping[str, Any], *, name: str | None = None) -> str:
-        query = f"?name={urllib.parse.quote(name)}" if name else ""
-        return str(self.api.call("POST", f"/containers/create{query}", request)["Id"])
-
-    def pid(self, box: str) -> int:
-        return int(self.api.call("GET", f"/containers/{box}/json")["State"]["Pid"])
-
-    def initialize(self, box: str) -> int | None:
-        return None  # Docker makes and starts a container in one step
-
-    def attach(self, box: str) -> socket.socket:
-        return self.api.hijack(f"/containers/{box}/attach?stream=1&stdin=1&stdout=1&stderr=1")
-
-    def start(self, box: str) -> None:
-        try:
-            self.api.call("POST", f"/containers/{box}/start")
-        except EngineError as exc:
-            raise StartRefused(exc.message) from exc
-
-    def wait(self, box: str, timeout: float) -> int:
-        return int(self.api.call("POST", f"/containers/{box}/wait", timeout=timeout)["StatusCode"])
-
-    def kill(self, box: str, sig: int) -> None:
-        with contextlib.suppress(OSError):
-            self.api.call("POST", f"/containers/{box}/kill?signal={int(sig)}")
-
-    def oom_killed(self, box: str) -> bool:
-        return bool(self.api.call("GET", f"/containers/{box}/json")["State"]["OOMKilled"])
-
-    def remove(self, box: str) -> None:
-        with contextlib.suppress(OSError):  # never mask the real outcome
-            self.api.call("DELETE", f"/containers/{box}?force=1&v=1")
-
-    def resize(self, box: str, rows: int, cols: int) -> None:
-        with contextlib.suppress(OSError):
-            self.api.call("POST", f"/containers/{box}/resize?h={rows}&w={cols}")
-
-
-def remove_leftovers(api: Endpoint) -> list[str]:
-    """Remove containers whose codex-box was killed (SIGKILL gives no chance to clean)."""
-    query = urllib.parse.quote(f'{{"label":["{container.LABEL_OWNER}"]}}')
-    removed = []
-    for box in api.call("GET", f"/containers/json?all=1&filters={query}") or []:
-        if container.owner_is_gone((box.get("Labels") or {}).get(container.LABEL_OWNER, "")):
-            with contextlib.suppress(OSError):
-                api.call("DELETE", f"/containers/{box['Id']}?force=1&v=1")
-                removed.append(str(box.get("Names", [box["Id"][:12]])[0]).lstrip("/"))
-    return removed

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,6 +214,8 @@ def refuse_unsafe_files(paths: Iterable[Path]) -> None:
 
 
 def _run(argv: list[str], path: Path) -> None:
+    import subprocess  # here: a container run imports this module for probe/decide only
+
     debug("apparmor_parser", argv=argv)
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)

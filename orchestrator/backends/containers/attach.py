@@ -2,7 +2,8 @@
 
 Owns: copying our stdin into the container (half-closing at EOF so the command sees
 end of input) and the container's output to our stdout/stderr as it arrives, demuxing
-the 8-byte frame headers the engine uses when there is no tty.
+the 8-byte frame headers the engine uses when there is no tty; with -t, our terminal in
+raw mode and its window size.
 Does not own: the attach call itself or the container's lifecycle.
 """
 
@@ -12,7 +13,9 @@ import contextlib
 import os
 import socket
 import struct
+import sys
 import threading
+from collections.abc import Callable, Iterator
 
 _HEADER = struct.Struct(">BxxxL")  # stream (0 stdin, 1 stdout, 2 stderr), payload size
 
@@ -69,3 +72,30 @@ class AttachedStreams:
                 self.sock.sendall(b"\x04")
             else:
                 self.sock.shutdown(socket.SHUT_WR)  # end of input for the command
+
+
+def copy_window_size(resize: Callable[[int, int], None]) -> None:
+    """Give the container's terminal our window's size (rows, columns)."""
+    import fcntl  # here and below: only a run with -t needs the terminal modules
+    import termios
+
+    with contextlib.suppress(OSError):
+        rows, cols = struct.unpack("hh", fcntl.ioctl(1, termios.TIOCGWINSZ, b"\0" * 4))
+        resize(rows, cols)
+
+
+@contextlib.contextmanager
+def raw_terminal(*, enabled: bool) -> Iterator[None]:
+    """With -t on a real terminal, keystrokes go to the container unprocessed."""
+    if not (enabled and sys.stdin.isatty()):
+        yield
+        return
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(0)
+    tty.setraw(0)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(0, termios.TCSADRAIN, saved)

@@ -1,12 +1,18 @@
 """One container run, the same on every engine: create → attach → start → wait → remove.
 
-Owns: the order of the calls (attach before start, so no output is lost), the timeout
-(kill, then 124), Ctrl-C and SIGTERM/SIGHUP forwarding, removal on every way out, OOM
-and signal reporting, and mapping a start failure that is the command's fault to
-126/127 like a shell.
+Owns: the order of the calls (attach before start, so no output is lost; the wait
+registered before start where the engine can, so no exit is missed and none waited
+for late), the timeout (kill, then 124), Ctrl-C and SIGTERM/SIGHUP forwarding, removal
+on every way out, sweeping leftovers of killed runs when the ledger says there can be
+some, OOM and signal reporting, and mapping a start failure that is the command's
+fault to 126/127 like a shell.
 Does not own: how an engine is called or how its errors read (``EngineOps``
-implementations in ``docker`` and ``podman.ops``), or the exit-code rules every backend
-shares (``backends.result``).
+implementations in ``docker`` and ``podman.ops``), the record of runs in flight
+(``ledger``), or the exit-code rules every backend shares (``backends.result``).
+
+The engine round trips of a run (Docker: create, attach, wait, start, inspect, remove;
+Podman: create, init, inspect, attach, start, wait, inspect, remove) are pinned by
+tests/integration/test_container_roundtrips.py.
 """
 
 from __future__ import annotations
@@ -14,11 +20,8 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
-import sys
-import termios
 import time
-import tty
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Protocol
@@ -30,36 +33,12 @@ from orchestrator.core.spec import RunResult, SandboxSpec
 
 from . import common as container
 from . import netns
-from .attach import AttachedStreams
+from .attach import AttachedStreams, copy_window_size, raw_terminal
+from .ledger import Ledger
+from .signals import STOP_SIGNALS, Stopped, deferred_signals, raise_stopped
 
 GRACE_S = 2.0  # per signal, when Ctrl-C escalates SIGINT → SIGTERM → SIGKILL
 WAIT_SLICE_S = 60.0  # a wait without deadline is re-issued so no HTTP call hangs forever
-
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-
-
-class _Stopped(BaseException):
-    """SIGTERM/SIGHUP arrived while no command was running to forward it to."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
-    raise _Stopped(signum)
-
-
-@contextlib.contextmanager
-def _deferred_signals() -> Iterator[None]:
-    """Hold SIGTERM/SIGHUP/SIGINT until the block ends; then they are delivered."""
-    held = {*STOP_SIGNALS, signal.SIGINT}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class StartRefused(Exception):
@@ -76,6 +55,8 @@ class EngineOps(Protocol):
     from ``wait`` when the engine's init could not exec the command)."""
 
     engine: str  # "Docker", "Podman": for messages
+    url: str  # the engine's endpoint (the ledger's key)
+    left: list[str]  # leftovers ``sweep`` could not remove (it goes on with the others)
 
     def errors(self) -> contextlib.AbstractContextManager[None]: ...
     def sweep(self) -> list[str]: ...  # remove containers whose codex-box was SIGKILLed
@@ -85,11 +66,14 @@ class EngineOps(Protocol):
     # return its init's host pid; None where the engine cannot (Docker).
     def initialize(self, box: str) -> int | None: ...
     def attach(self, box: str) -> socket.socket: ...
+    # Have the engine hold a wait for the command's exit before it starts (the next
+    # ``wait`` reads its answer); nothing where the engine cannot promise that.
+    def expect_exit(self, box: str) -> None: ...
     def start(self, box: str) -> None: ...
     def wait(self, box: str, timeout: float) -> int: ...
     def kill(self, box: str, sig: int) -> None: ...  # never raises
     def oom_killed(self, box: str) -> bool: ...
-    def remove(self, box: str) -> None: ...  # never raises
+    def remove(self, box: str) -> bool: ...  # never raises; False: it may still be there
     def resize(self, box: str, rows: int, cols: int) -> None: ...  # never raises
 
 
@@ -155,18 +139,21 @@ class ContainerRun:
         self.holder = holder
         self.sent: int | None = None  # the last signal we forwarded
         self.timed_out = False
+        self.created = False  # a container of this run exists (or did): it may have run
 
     def execute(self, request: Mapping[str, Any]) -> RunResult:
         started = time.monotonic()
         # Until the wait forwards them to the container, SIGTERM/SIGHUP end the run
         # through the `finally` below (their default action would kill codex-box and
         # leave the container running).
-        previous = {s: signal.signal(s, _raise_stopped) for s in STOP_SIGNALS}
+        previous = {s: signal.signal(s, raise_stopped) for s in STOP_SIGNALS}
         try:
-            with self.ops.errors():
-                self.ops.sweep()
+            ledger = Ledger(self.ops.url)
+            self._sweep(ledger)
+            record = ledger.record(self.spec.run_id)  # before anything exists to leave
             box: str | None = None
             held: list[str] = []
+            removed = True
             try:
                 if self.holder is not None:
                     pid = self._start_holder(self.holder, held)
@@ -175,31 +162,43 @@ class ContainerRun:
                 # While a container is being created or removed, no signal may interrupt:
                 # one created on the engine whose id we never got could not be removed.
                 # A signal held here is delivered on leaving the block, with `box` set.
-                with _deferred_signals(), self.ops.errors():
+                with deferred_signals(), self.ops.errors():
                     box = self.ops.create(request)
+                    self.created = True
                 with self.ops.errors():
                     code = self._attach_start_wait(box)
                     oom = self.ops.oom_killed(box)
             finally:
-                if box is not None:
-                    with _deferred_signals():
-                        self.ops.remove(box)  # on every way out: error, Ctrl-C, timeout
-                for holder in held:
-                    with _deferred_signals():
-                        self.ops.remove(holder)
-        except _Stopped as stop:
+                for one in ([box] if box is not None else []) + held:
+                    with deferred_signals():  # on every way out: error, Ctrl-C, timeout
+                        removed = self.ops.remove(one) and removed
+                if removed:  # else the record stays: the next run sweeps after we exit
+                    ledger.done(record)
+        except Stopped as stop:
             return self._stopped(stop.signum, time.monotonic() - started)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return self._result(code, oom, time.monotonic() - started)
 
+    def _sweep(self, ledger: Ledger) -> None:
+        """Remove what killed runs left, when the ledger says there can be some: not a
+        list call to the engine on every run."""
+        if not ledger.must_sweep():
+            return
+        listed = time.time()
+        with self.ops.errors():
+            self.ops.sweep()
+        if not self.ops.left:  # else the dead records stay: later runs try again
+            ledger.swept(listed)
+
     def _start_holder(self, holder: Holder, held: list[str]) -> int:
         """Create and start the network holder, then hand the proxy a listener made in
         its namespace — all before the command's container exists, so the command
         never runs a moment without its only way out in place."""
-        with _deferred_signals(), self.ops.errors():
+        with deferred_signals(), self.ops.errors():
             held.append(self.ops.create(holder.request, name=holder.name))
+            self.created = True
         with self.ops.errors():
             try:
                 self.ops.start(held[0])
@@ -231,14 +230,15 @@ class ContainerRun:
         if pid is not None:
             container.binds_unchanged(self.spec, pid)
         streams = AttachedStreams(self.ops.attach(box), tty=self.spec.tty)
-        with _raw_terminal(enabled=self.spec.tty):
+        with raw_terminal(enabled=self.spec.tty):
             streams.start()
             try:
+                self.ops.expect_exit(box)
                 self.ops.start(box)
                 if pid is None and not self.binds_staged:
                     self._check_started(box)
                 if self.spec.tty:
-                    _copy_window_size(self.ops, box)
+                    copy_window_size(lambda rows, cols: self.ops.resize(box, rows, cols))
                 code = self._wait(box)
             except StartRefused as exc:  # from start, or from an init that could not exec
                 streams.finish(timeout=1)
@@ -331,26 +331,3 @@ def _not_startable(message: str, spec: SandboxSpec, engine: str) -> CodexBoxErro
     return SandboxSetupError(
         f"{engine} could not start the container: {message}", hint="nothing was run"
     )
-
-
-def _copy_window_size(ops: EngineOps, box: str) -> None:
-    import fcntl
-    import struct
-
-    with contextlib.suppress(OSError):
-        rows, cols = struct.unpack("hh", fcntl.ioctl(1, termios.TIOCGWINSZ, b"\0" * 4))
-        ops.resize(box, rows, cols)
-
-
-@contextlib.contextmanager
-def _raw_terminal(*, enabled: bool) -> Iterator[None]:
-    """With -t on a real terminal, keystrokes go to the container unprocessed."""
-    if not (enabled and sys.stdin.isatty()):
-        yield
-        return
-    saved = termios.tcgetattr(0)
-    tty.setraw(0)
-    try:
-        yield
-    finally:
-        termios.tcsetattr(0, termios.TCSADRAIN, saved)

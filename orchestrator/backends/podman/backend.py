@@ -2,10 +2,12 @@
 kwargs (pure) → run.
 
 Owns: ``PodmanBackend``: the probe (``PodmanFacts``: does the service answer, can it
-enforce the spec, is the image there; one probe of a service per backend object),
-``doctor``'s view of the service, and a run's wiring (request, owner label, network
-holder, ``ContainerRun``).
-Does not own: the request (``translate``), the podman-py calls and their errors
+enforce the spec, is the image there; one probe of a service per backend object;
+``quick``, when the backend was named: the service process's facts alone, the run's
+first call finding the rest), ``doctor``'s view of the service, and a run's wiring
+(request, owner label, network holder, ``ContainerRun``; a run that created nothing
+fails with the full probe's reason).
+Does not own: the request (``translate``), the libpod calls and their errors
 (``ops``), what the service can do (``host``), what all container engines share
 (``containers.common``) or the order of a run's calls (``containers.lifecycle``).
 """
@@ -13,15 +15,23 @@ Does not own: the request (``translate``), the podman-py calls and their errors
 from __future__ import annotations
 
 import contextlib
+import time
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.backends.base import Availability, Diagnosis, EgressPort, HostFacts
+from orchestrator.backends.base import (
+    Availability,
+    Diagnosis,
+    EgressPort,
+    HostFacts,
+    unavailable,
+)
 from orchestrator.backends.containers import common as container
 from orchestrator.backends.containers.engine_api import PROBE_TIMEOUT_S, Endpoint
+from orchestrator.backends.containers.ledger import Ledger
 from orchestrator.backends.containers.lifecycle import ContainerRun, egress_holder
-from orchestrator.core.errors import CodexBoxError
+from orchestrator.core.errors import BackendUnavailable, CodexBoxError, SandboxSetupError
 from orchestrator.core.log import debug
 from orchestrator.core.spec import DEFAULT_PODMAN_HOST, RunResult, SandboxSpec
 from orchestrator.hardening import apparmor
@@ -37,12 +47,12 @@ class PodmanBackend:
     def __init__(self) -> None:
         self._hosts: dict[str, PodmanHost | OSError] = {}
 
-    def host(self, url: str, *, full: bool = False) -> PodmanHost:
+    def host(self, url: str, *, full: bool = False, quick: bool = False) -> PodmanHost:
         """The probed service at ``url``, probed once per backend object (a service that
         did not answer is not asked again). Raises OSError."""
         if url not in self._hosts:
             try:
-                self._hosts[url] = probe(url, full=full)
+                self._hosts[url] = probe(url, full=full, quick=quick)
             except OSError as exc:
                 self._hosts[url] = exc
         known = self._hosts[url]
@@ -51,13 +61,20 @@ class PodmanBackend:
         return known
 
     def probe(self, spec: SandboxSpec | None = None, *, quick: bool = False) -> PodmanFacts:
+        """A local service: its process's facts, ``_ping`` and the image (~2-3 ms here,
+        most of it the service looking the image up); ``quick``: the process's facts
+        alone (no round trip; the run fails closed with this probe's reason if its first
+        call finds no service or no image). Never skips ``cannot_enforce``."""
         url = spec.podman_host if spec else DEFAULT_PODMAN_HOST
         host: PodmanHost | None = None
         try:
-            host = self.host(url)
+            host = self.host(url, quick=quick)
             if spec is not None and (problem := cannot_enforce(spec, host)):
                 reason = f"Podman at {url} {problem}"
                 return PodmanFacts(available=False, reason=reason, url=url, host=host)
+            if quick:
+                reason = f"Podman service at {url} (named: the run's first call checks it)"
+                return PodmanFacts(available=True, reason=reason, url=url, host=host)
             if spec is not None and not _has_image(url, spec.image):
                 reason = f"image {spec.image} is not in Podman at {url} (run `make images`)"
                 return PodmanFacts(available=False, reason=reason, url=url, host=host)
@@ -125,12 +142,28 @@ class PodmanBackend:
             join=join_holder,
         )
         ops = PodmanOps(spec.podman_host, spec=spec)
-        return ContainerRun(spec, ops, backend=self.name, holder=holder).execute(request)
+        run = ContainerRun(spec, ops, backend=self.name, holder=holder)
+        try:
+            return run.execute(request)
+        except (BackendUnavailable, SandboxSetupError) as exc:
+            if run.created:
+                raise
+            # Nothing was made, so nothing ran: a quick probe skipped the checks this
+            # failure may be (no service, no image): say it in their words. A fresh
+            # backend: this one holds the quick probe's view of the service.
+            full = PodmanBackend().probe(spec)
+            if not full.available:
+                raise unavailable([f"{self.name}: {full.reason}"]) from exc
+            raise
 
     def gc(self) -> list[str]:
         ops = PodmanOps(DEFAULT_PODMAN_HOST)
         with contextlib.suppress(CodexBoxError), ops.errors():
-            return ops.sweep()
+            listed = time.time()
+            removed = ops.sweep()
+            if not ops.left:
+                Ledger(ops.url).swept(listed)
+            return removed
         return []
 
 

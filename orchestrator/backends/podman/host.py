@@ -21,7 +21,7 @@ import shutil
 import socket
 import struct
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from orchestrator.backends.base import HostFacts
@@ -107,17 +107,20 @@ class PodmanFacts(HostFacts):
         return self.host
 
 
-def probe(url: str, *, full: bool = False) -> PodmanHost:
+def probe(url: str, *, full: bool = False, quick: bool = False) -> PodmanHost:
     """One bounded look at the service. Raises OSError when it does not answer.
 
     ``/libpod/info`` costs the service ~150 ms here (it gathers storage and host
     statistics), a third of a whole run. A local service (its process found through
     the socket) on a host without crun is probed with ``_ping`` and ``/proc`` instead:
     the only decision info would change is "crun → runc". ``full`` (doctor) always asks.
+    ``quick`` (the backend was named): a local service is not even pinged — its process
+    answered the connection, and the run's first call fails closed if it does not
+    answer HTTP; the facts translate needs are the process's own.
     """
     local = _service_process(url)
     if not full and local is not None and not _crun_installed():
-        return _local_probe(url, local)
+        return _local_probe(url, local, ping=not quick)
     info = Endpoint(url).call("GET", f"{LIBPOD}/info", timeout=PROBE_TIMEOUT_S)
     host, version = info.get("host", {}), info.get("version", {})
     runtime = host.get("ociRuntime") or {}
@@ -139,16 +142,31 @@ def probe(url: str, *, full: bool = False) -> PodmanHost:
     )
 
 
-def _local_probe(url: str, pid: int) -> PodmanHost:
-    response = Endpoint(url).request("GET", f"{LIBPOD}/_ping", timeout=PROBE_TIMEOUT_S)
+def _local_probe(url: str, pid: int, *, ping: bool = True) -> PodmanHost:
+    # Sent first, read last: the service answers while /proc is read.
+    api = Endpoint(url)
+    pending = api.send("GET", f"{LIBPOD}/_ping", timeout=PROBE_TIMEOUT_S) if ping else None
+    try:
+        host = _process_facts(pid)
+        if pending is None:
+            return host
+        response = pending.response()
+    finally:
+        if pending is not None:
+            pending.close()
     if response.status != 200:
         raise OSError(f"Podman at {url} answered HTTP {response.status} to _ping")
+    return replace(host, version=response.headers.get("libpod-api-version", "?"))
+
+
+def _process_facts(pid: int) -> PodmanHost:
+    """What the service process ``pid`` (local, without crun) tells without asking it."""
     layout = cgroup_layout()
     rootless = os.stat(f"/proc/{pid}").st_uid != 0
     # As /libpod/info reports it: Podman applies no AppArmor when rootless.
     armored = apparmor_enabled() and not rootless
     return PodmanHost(
-        version=response.headers.get("libpod-api-version", "?"),
+        version="?",  # not asked (a quick probe); the ping's header says it
         runtime=None,  # not asked: crun is not installed, so no choice depends on it
         runtime_version="",
         cgroups=layout.split()[0],

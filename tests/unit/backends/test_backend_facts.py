@@ -100,7 +100,9 @@ def test_a_docker_run_without_facts_probes_once(
     spec = fixed_spec("offline", codex_home=codex_home)
     probed: list[SandboxSpec | None] = []
 
-    def probe(self: docker.DockerBackend, one: SandboxSpec | None = None, *, quick: bool = False) -> docker.DockerFacts:
+    def probe(
+        self: docker.DockerBackend, one: SandboxSpec | None = None, *, quick: bool = False
+    ) -> docker.DockerFacts:
         probed.append(one)
         return _docker_facts(spec)
 
@@ -147,7 +149,7 @@ def test_a_podman_backend_asks_a_service_once_however_often_it_is_probed(
 ) -> None:
     asked: list[str] = []
 
-    def probe(url: str, *, full: bool = False) -> Any:
+    def probe(url: str, *, full: bool = False, quick: bool = False) -> Any:
         asked.append(url)
         return PODMAN_HOST
 
