@@ -4,6 +4,7 @@ in tests).
     .venv/bin/python bench/proxy_bench.py [--quick] [--rounds 5] [--requests 12000]
                                           [--clients 50] [--paced-rate 10]
                                           [--paced-seconds 2] [--profile]
+                                          [--proxy-loop default|asyncio]
 
 Three processes, all on 127.0.0.1 (no traffic leaves the machine), so none shares a core
 or a GIL with another:
@@ -13,7 +14,9 @@ or a GIL with another:
           127.0.0.1:0, with Egress(allow=origin.test:PORT, methods GET/HEAD/OPTIONS,
           inspect_tls=False, allow_local_hosts=True, hosts origin.test -> 127.0.0.1).
           allow_local_hosts=True only because the bench origin is on loopback: the
-          proxy's local-address check (rules.check_address) is therefore skipped;
+          proxy's local-address check (rules.check_address) is therefore skipped. Its
+          event loop is the one ProxySession picks (uvloop when installed);
+          --proxy-loop asyncio hides uvloop from it, to measure asyncio's own loop;
   load    this process: C asyncio clients, each doing its share of the requests one
           after another, a new TCP connection per request in both modes (the proxy
           serves one request per connection, so direct does the same for a fair
@@ -39,7 +42,8 @@ level), p50/p90/p99 (all the mode's requests pooled), how busy the machine was
 (/proc/stat), CPU µs per request of each process, user+system (/proc/PID/stat), and the
 added p50 = median over rounds of p50(P) - p50(D), the rounds paired in order.
 --profile: afterwards, one more proxied round per level under cProfile in the proxy's
-event-loop thread, top functions printed (numbers under the profiler are not results).
+event-loop thread, top functions printed (numbers under the profiler are not results;
+under uvloop the loop's own work is C, seen only as the Python calls around it).
 Target (issue: egress proxy): added p50 latency <= 2 ms on loopback; the last line says
 "met" or "NOT met" for each level, and gives proxied/direct req/s. Reported, never
 asserted: the exit status is 1 only when something fails functionally (a non-200, a
@@ -114,7 +118,9 @@ async def origin_main() -> None:
 # -- the proxy process -------------------------------------------------------------------
 
 
-def proxy_main(origin_port: int) -> None:
+def proxy_main(origin_port: int, loop_choice: str) -> None:
+    if loop_choice == "asyncio":
+        sys.modules["uvloop"] = None  # its import fails: ProxySession takes asyncio's loop
     from orchestrator.core.spec import READ_METHODS, Egress
     from orchestrator.netproxy.session import ProxySession
 
@@ -133,8 +139,9 @@ def proxy_main(origin_port: int) -> None:
     profile = cProfile.Profile()
     with ProxySession(egress, run_id="proxy-bench", audit=refused.append) as session:
         session.serve(listener)
-        print(f"ready {listener.getsockname()[1]}", flush=True)
         loop = session._loop  # the proxy's own thread: cProfile profiles one thread
+        kind = f"{type(loop).__module__}.{type(loop).__name__}"
+        print(f"ready {listener.getsockname()[1]} {kind}", flush=True)
         for line in sys.stdin:
             command = line.split()
             if command == ["profile-on"]:
@@ -378,15 +385,16 @@ async def measure(load: Load, direct: Target, proxied: Target, levels: list[Leve
     return out
 
 
-def start_child(*args: str) -> tuple[subprocess.Popen[str], int]:
+def start_child(*args: str) -> tuple[subprocess.Popen[str], int, str]:
+    """The child, its port, and what it says after it (the proxy: its event loop)."""
     child = subprocess.Popen([sys.executable, __file__, *args], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert child.stdout is not None
     line = child.stdout.readline().split()
-    if len(line) != 2 or line[0] != "ready":
+    if len(line) < 2 or line[0] != "ready":
         child.kill()
         fail(f"{' '.join(args)} did not start: {line}")
-    return child, int(line[1])
+    return child, int(line[1]), " ".join(line[2:])
 
 
 def finish_child(child: subprocess.Popen[str]) -> dict[str, Any]:
@@ -408,7 +416,7 @@ def fail(message: str) -> None:
     sys.exit(1)
 
 
-def machine() -> str:
+def machine(proxy_loop: str) -> str:
     model = "?"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -417,8 +425,8 @@ def machine() -> str:
                 break
     usable = len(os.sched_getaffinity(0))
     return (f"{platform.machine()}, {model}, nproc {usable} ({os.cpu_count()} CPUs), "
-            f"Python {platform.python_version()}, Linux {platform.release()}, "
-            "stdlib asyncio (selector loop, no uvloop) in every process")
+            f"Python {platform.python_version()}, Linux {platform.release()}; event loops: "
+            f"origin and load asyncio's selector loop, proxy {proxy_loop}")
 
 
 def report(results: dict[Level, dict[str, list[Round]]], rounds: int) -> dict[str, Any]:
@@ -507,6 +515,9 @@ def main() -> None:
                         help="open loop: seconds per round (default 2, --quick 1)")
     parser.add_argument("--profile", action="store_true",
                         help="then cProfile the proxy over one extra proxied round per level")
+    parser.add_argument("--proxy-loop", choices=["default", "asyncio"], default="default",
+                        help="the proxy's event loop: ProxySession's choice (uvloop when "
+                        "installed), or asyncio's own with uvloop hidden")
     parser.add_argument("--role", choices=["origin", "proxy"], help=argparse.SUPPRESS)
     parser.add_argument("--origin-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -514,7 +525,7 @@ def main() -> None:
         asyncio.run(origin_main())
         return
     if args.role == "proxy":
-        proxy_main(args.origin_port)
+        proxy_main(args.origin_port, args.proxy_loop)
         return
     rounds = args.rounds or (3 if args.quick else 5)
     total = args.requests or (2000 if args.quick else 12000)
@@ -525,8 +536,9 @@ def main() -> None:
         parser.error("--rounds >= 1, --requests >= --clients >= 2, --single >= 1, "
                      "--paced-rate x --paced-seconds >= 1")
 
-    origin, origin_port = start_child("--role", "origin")
-    proxy, proxy_port = start_child("--role", "proxy", "--origin-port", str(origin_port))
+    origin, origin_port, _ = start_child("--role", "origin")
+    proxy, proxy_port, proxy_loop = start_child("--role", "proxy", "--origin-port",
+                                                str(origin_port), "--proxy-loop", args.proxy_loop)
     direct = Target("direct", origin_port,
                     f"GET /x HTTP/1.1\r\nHost: 127.0.0.1:{origin_port}\r\n"
                     "User-Agent: proxy-bench\r\nAccept: */*\r\n\r\n".encode())
@@ -542,7 +554,7 @@ def main() -> None:
 
     print("egress proxy: 1 KiB GET, a new TCP connection per request in both modes "
           "(the proxy serves one request per connection)")
-    print(f"machine: {machine()}")
+    print(f"machine: {machine(proxy_loop)}")
     print(f"origin: asyncio server, own process, 127.0.0.1:{origin_port}, 200 + "
           f"{BODY_BYTES} B body, Connection: close")
     print(f"proxy: ProxySession, own process, 127.0.0.1:{proxy_port}; allow "

@@ -54,9 +54,13 @@ class RequestHead:
     target: str
     version: str
     headers: tuple[tuple[str, str], ...]
+    names: tuple[str, ...]  # each header's name, lower-cased, in the same order
 
     def values(self, name: str) -> list[str]:
-        return [v for k, v in self.headers if k.lower() == name]
+        """Every value of the header ``name`` (lower case), in order."""
+        if name not in self.names:  # the usual answer, found without a loop in Python
+            return []
+        return [h[1] for n, h in zip(self.names, self.headers, strict=True) if n == name]
 
     def one(self, name: str) -> str | None:
         found = self.values(name)
@@ -66,6 +70,8 @@ class RequestHead:
 
     @property
     def expects_continue(self) -> bool:
+        if "expect" not in self.names:
+            return False
         return any(v.strip().lower() == "100-continue" for v in self.values("expect"))
 
 
@@ -77,14 +83,17 @@ async def read_head(reader: asyncio.StreamReader, prefix: bytes = b"") -> bytes:
 
 
 def parse_request(head: bytes) -> RequestHead:
-    lines = head.decode("latin-1").split("\r\n")
-    if any(c in line for line in lines for c in "\r\n\0"):
+    text = head.decode("latin-1")
+    lines = text.split("\r\n")
+    ends = len(lines) - 1  # each CRLF holds one CR and one LF: any other is bare
+    if text.count("\r") != ends or text.count("\n") != ends or "\0" in text:
         # A bare CR or LF is a line end to some origins: a header the proxy never saw.
         raise BadRequest(400, "a bare CR, LF or NUL in the request head")
     parts = lines[0].split(" ")
     if len(parts) != 3 or not _TOKEN.match(parts[0]) or not parts[2].startswith("HTTP/1."):
         raise BadRequest(400, f"malformed request line {lines[0][:80]!r}")
     headers = []
+    names = []
     for line in lines[1:]:
         if not line:
             continue
@@ -92,7 +101,14 @@ def parse_request(head: bytes) -> RequestHead:
         if not sep or not _TOKEN.match(name):
             raise BadRequest(400, f"malformed header line {line[:80]!r}")
         headers.append((name, value.strip()))
-    return RequestHead(method=parts[0], target=parts[1], version=parts[2], headers=tuple(headers))
+        names.append(name.lower())
+    return RequestHead(
+        method=parts[0],
+        target=parts[1],
+        version=parts[2],
+        headers=tuple(headers),
+        names=tuple(names),
+    )
 
 
 def split_authority(authority: str, default_port: int | None = None) -> tuple[str, int]:
@@ -180,7 +196,9 @@ def upstream_head(req: RequestHead, path: str, host: str, port: int) -> bytes:
         authority = f"[{host}]" if default else f"[{host}]:{port}"
     lines = [f"{req.method} {path} HTTP/1.1", f"Host: {authority}"]
     lines += [
-        f"{k}: {v}" for k, v in req.headers if k.lower() not in _HOP_BY_HOP and k.lower() != "host"
+        f"{k}: {v}"
+        for n, (k, v) in zip(req.names, req.headers, strict=True)
+        if n not in _HOP_BY_HOP and n != "host"
     ]
     lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -264,6 +282,17 @@ async def relay_response(upstream: asyncio.StreamReader, client: asyncio.StreamW
         if not more:
             raise asyncio.IncompleteReadError(bytes(data), None)
         data += more
+    client.write(response_head(data, end) + data[end + 4 :])  # one write is one send
+    await client.drain()
+    while more := await upstream.read(CHUNK):
+        client.write(more)
+        await client.drain()
+
+
+def response_head(data: bytes | bytearray, end: int) -> bytes:
+    """The origin's response head (``data[:end]``, CRLFCRLF at ``end``) as the client
+    gets it: its connection headers replaced by ``Connection: close``. Raises
+    LimitOverrunError for a head over MAX_HEAD bytes."""
     if end + 4 > MAX_HEAD:
         raise asyncio.LimitOverrunError(f"origin response head over {MAX_HEAD} bytes", 0)
     lines = data[:end].decode("latin-1").split("\r\n")
@@ -272,12 +301,7 @@ async def relay_response(upstream: asyncio.StreamReader, client: asyncio.StreamW
         for ln in lines[1:]
         if ln and ln.partition(":")[0].strip().lower() not in ("connection", "keep-alive")
     ]
-    head = ("\r\n".join([*kept, "Connection: close"]) + "\r\n\r\n").encode("latin-1")
-    client.write(head + data[end + 4 :])  # one write is one send
-    await client.drain()
-    while more := await upstream.read(CHUNK):
-        client.write(more)
-        await client.drain()
+    return ("\r\n".join([*kept, "Connection: close"]) + "\r\n\r\n").encode("latin-1")
 
 
 async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

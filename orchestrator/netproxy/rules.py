@@ -20,6 +20,15 @@ TARGET_CACHE_SIZE = 4096  # (host, port) -> decision; then the oldest entry goes
 _CACHEABLE_HOST = 255  # longer "hosts" (a DNS name is at most 253) are judged, not kept
 
 
+class Refused(Exception):
+    """A refusal as the wire gives it: 403 for a rule's, 502 for a name that does not
+    resolve or an origin that does not answer."""
+
+    def __init__(self, host: str, port: int, reason: str, *, status: int = 403) -> None:
+        super().__init__(reason)
+        self.host, self.port, self.reason, self.status = host, port, reason, status
+
+
 @dataclass(frozen=True, slots=True)
 class Rules:
     allow: tuple[domains.DomainPattern, ...]

@@ -3,7 +3,9 @@
 Owns: the order of every decision for a connection — target (deny, allow, IP literals,
 ports), method, resolution, each resolved address — and refusing with 403 (HTTP) or
 SOCKS reply 2 plus an audit record. The first byte picks the protocol: 0x05 is SOCKS5,
-anything else HTTP (absolute-form requests and CONNECT).
+anything else HTTP (absolute-form requests and CONNECT). A request without a body is
+read and relayed by ``connection``'s callbacks, with this class's ``decide``; every
+other connection comes to ``handle`` with its first byte still unread.
 
 Tunnels (CONNECT, SOCKS) are opaque unless the rules need to see inside: with
 ``inspect_tls`` the proxy terminates TLS with the session CA and judges every request;
@@ -11,11 +13,12 @@ under a read-only network without it, a tunnel whose first byte is not a TLS han
 is plain HTTP and is parsed and judged too (so CONNECT to port 80 cannot carry a POST),
 while TLS stays domain-level control, as documented.
 
-Deadlines: one per connection (an ``asyncio.timeout`` moved from phase to phase). The
+Deadlines: one per connection (an ``asyncio.timeout`` moved from phase to phase; on the
+callback path, ``head_deadlines``, and the same instant is handed over here). The
 request head — or the whole SOCKS greeting and request — must arrive within
 HEAD_TIMEOUT_S of the accept, so a client that trickles bytes cannot hold one of the
-session's connection slots; resolving (10 s) and each connect attempt (CONNECT_TIMEOUT_S,
-then the next checked address) have their own; relaying has none.
+session's connection slots; resolving (10 s) and each connect attempt (``dial``:
+CONNECT_TIMEOUT_S, then the next checked address) have their own; relaying has none.
 """
 
 from __future__ import annotations
@@ -31,21 +34,16 @@ from orchestrator.core.spec import Egress
 
 from . import http
 from .addresses import IPAddress
+from .deadlines import Deadlines
+from .dial import Dialer
 from .resolver import ResolveError, Resolver
-from .rules import Rules
+from .rules import Refused, Rules
 from .tls import SessionCA
 
 HEAD_TIMEOUT_S = 30.0  # accept -> the whole request head (or SOCKS request) read
 SNIFF_TIMEOUT_S = 10.0  # a tunnel's first byte, when the rules must know if it is TLS
-CONNECT_TIMEOUT_S = 10.0  # per address tried
 TLS_HANDSHAKE = 0x16
 Audit = Callable[[dict[str, Any]], None]
-
-
-class Refused(Exception):
-    def __init__(self, host: str, port: int, reason: str, *, status: int = 403) -> None:
-        super().__init__(reason)
-        self.host, self.port, self.reason, self.status = host, port, reason, status
 
 
 class Proxy:
@@ -54,24 +52,35 @@ class Proxy:
         self.resolver = Resolver(dict(egress.hosts))
         self.audit = audit
         self.ca = ca if egress.inspect_tls else None
-        self.upstream_tls = ssl.create_default_context()
+        upstream_tls = ssl.create_default_context()
         if egress.upstream_ca:
-            self.upstream_tls.load_verify_locations(cafile=egress.upstream_ca)
+            upstream_tls.load_verify_locations(cafile=egress.upstream_ca)
+        self.dialer = Dialer(upstream_tls)  # to a checked address, never a second lookup
+        self.head_deadlines = Deadlines(HEAD_TIMEOUT_S)  # connection.Connection's
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        head_by: float | None = None,
+    ) -> None:
+        """One connection, from its first byte. ``head_by``: the loop time its head
+        must have arrived by (HEAD_TIMEOUT_S after the accept; default: from now)."""
+        if head_by is None:
+            head_by = asyncio.get_running_loop().time() + HEAD_TIMEOUT_S
         try:
             # One deadline for the connection, moved from phase to phase (_within): the
             # head must be read within HEAD_TIMEOUT_S of the accept; relaying a body, a
             # response or a tunnel has none (a download may take as long as it takes).
-            async with asyncio.timeout(HEAD_TIMEOUT_S) as deadline:
+            async with asyncio.timeout_at(head_by) as deadline:
                 first = await reader.read(1)
                 if first == b"\x05":
                     await self._socks(reader, writer, deadline)
                 elif first:
                     await self._http(first, reader, writer, deadline)
         except http.BadRequest as exc:
-            self._record(None, 0, None, exc.reason)
-            writer.write(http.refusal(exc.status, exc.reason))
+            writer.write(self.bad_request(exc))
         except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError):
             pass  # the client or origin went away: nothing to answer
         except Exception as exc:  # an oversized origin head, a bug: end this connection only
@@ -93,7 +102,7 @@ class Proxy:
         if req.method == "CONNECT":
             host, port = http.split_authority(req.target)
             try:
-                host, ips = await self._decide(host, port, None)
+                host, ips = await self.decide(host, port, None)
             except Refused as exc:
                 w.write(http.refusal(exc.status, exc.reason))
                 return
@@ -102,19 +111,20 @@ class Proxy:
             await self._tunnel(host, port, ips, reader, w, deadline)
             return
         host, port, path = http.split_absolute(req.target)
-        http.body_length(req)  # framing errors are refused before anything connects
+        length = http.body_length(req)  # framing errors are refused before anything connects
         try:
-            host, ips = await self._decide(host, port, req.method)
+            host, ips = await self.decide(host, port, req.method)
             http.check_host_header(req, host, port)
             up_r, up_w = await self._connect(host, ips, port, tls=False)
         except Refused as exc:
             w.write(http.refusal(exc.status, exc.reason))
             return
-        await self._exchange(req, path, host, port, reader, w, up_r, up_w)
+        await self._exchange(req, length, path, host, port, reader, w, up_r, up_w)
 
     async def _exchange(
         self,
         req: http.RequestHead,
+        length: int | None,
         path: str,
         host: str,
         port: int,
@@ -125,7 +135,6 @@ class Proxy:
     ) -> None:
         """One judged request to an already connected origin, and its response."""
         try:
-            length = http.body_length(req)
             up_w.write(http.upstream_head(req, path, host, port))
             if req.expects_continue:  # Expect is not forwarded: answer it here
                 w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -202,7 +211,7 @@ class Proxy:
         req = http.parse_request(await http.read_head(reader, prefix))
         _within(deadline, None)
         path = http.origin_form(req.target, host, port)
-        http.body_length(req)
+        length = http.body_length(req)
         try:
             reason = self.rules.check_method(req.method)
             if reason:
@@ -214,7 +223,7 @@ class Proxy:
                 self._record(host, port, req.method, exc.reason)
             w.write(http.refusal(exc.status, exc.reason))
             return
-        await self._exchange(req, path, host, port, reader, w, up_r, up_w)
+        await self._exchange(req, length, path, host, port, reader, w, up_r, up_w)
 
     # -- SOCKS5 (RFC 1928), CONNECT only, no authentication -----------------------------
 
@@ -243,7 +252,7 @@ class Proxy:
             w.write(_socks_reply(7))
             return
         try:
-            host, ips = await self._decide(host, port, None)
+            host, ips = await self.decide(host, port, None)
         except Refused as exc:
             w.write(_socks_reply(2 if exc.status == 403 else 4))
             return
@@ -253,9 +262,7 @@ class Proxy:
 
     # -- deciding and connecting --------------------------------------------------------
 
-    async def _decide(
-        self, host: str, port: int, method: str | None
-    ) -> tuple[str, list[IPAddress]]:
+    async def decide(self, host: str, port: int, method: str | None) -> tuple[str, list[IPAddress]]:
         host, reason = self.rules.check_target(host, port)
         reason = reason or (self.rules.check_method(method) if method else None)
         if reason is None:
@@ -266,8 +273,10 @@ class Proxy:
                 raise Refused(host, port, str(exc), status=502) from exc
             # Every address, not just the first: a name that resolves to a public
             # address and 127.0.0.1 is refused, whichever the connect would pick.
-            reason = next(filter(None, (self.rules.check_address(host, ip) for ip in ips)), None)
-            if reason is None:
+            for ip in ips:
+                if reason := self.rules.check_address(host, ip):
+                    break
+            else:
                 return host, ips
         self._record(host, port, method, reason)
         raise Refused(host, port, reason)
@@ -275,20 +284,12 @@ class Proxy:
     async def _connect(
         self, host: str, ips: list[IPAddress], port: int, *, tls: bool
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        last: Exception | None = None
-        for ip in ips:  # the checked addresses only: never a second lookup of the name
-            try:
-                async with asyncio.timeout(CONNECT_TIMEOUT_S):  # then the next address
-                    return await asyncio.open_connection(
-                        str(ip),
-                        port,
-                        ssl=self.upstream_tls if tls else None,
-                        server_hostname=host if tls else None,
-                        limit=http.MAX_HEAD,
-                    )
-            except (OSError, TimeoutError, ssl.SSLError) as exc:
-                last = exc
-        raise Refused(host, port, f"cannot connect to {host}:{port}: {last}", status=502)
+        return await self.dialer.streams(host, ips, port, tls=tls)
+
+    def bad_request(self, exc: http.BadRequest) -> bytes:
+        """Record a request head the proxy cannot judge; the answer to send."""
+        self._record(None, 0, None, exc.reason)
+        return http.refusal(exc.status, exc.reason)
 
     def _record(self, host: str | None, port: int, method: str | None, reason: str) -> None:
         self.audit(

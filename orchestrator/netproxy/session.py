@@ -23,7 +23,7 @@ from typing import Any, TypedDict
 from orchestrator.core.log import debug
 from orchestrator.core.spec import Egress
 
-from . import http
+from .connection import Connection
 from .server import Proxy
 from .tls import SessionCA
 
@@ -34,6 +34,10 @@ MAX_CLIENTS = 256
 # Refusals recorded one by one per run; past it they are counted, and one record at the
 # end says how many: a sandbox must not be able to rotate the audit history away.
 MAX_AUDITED = 200
+# The accept queue: asyncio listens again with its own backlog (default 100) on the
+# socket a backend hands over. A burst past it would wait a SYN retransmit (1 s) in the
+# kernel; up to MAX_CLIENTS are served, the rest closed once accepted.
+BACKLOG = MAX_CLIENTS
 
 
 class Refusal(TypedDict):
@@ -43,6 +47,17 @@ class Refusal(TypedDict):
     domain: str
     method: str
     reason: str
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    """The proxy thread's event loop: uvloop's when it is installed (libuv: the loop's
+    own work per request in C, not Python; bench/proxy_bench.py --proxy-loop compares),
+    else asyncio's. The proxy's code is the same on both, and so is every decision."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def _refusal(fields: Mapping[str, Any]) -> Refusal:
@@ -70,10 +85,10 @@ class ProxySession:
 
         self.ca = SessionCA(run_id) if egress.inspect_tls else None
         self.proxy = Proxy(egress, audit=locked_audit, ca=self.ca)
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="egress", daemon=True)
         self._servers: list[asyncio.AbstractServer] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._live: set[Connection] = set()  # every admitted connection not yet ended
 
     def __enter__(self) -> ProxySession:
         if self.ca is not None and self.egress.ca_file:
@@ -87,8 +102,13 @@ class ProxySession:
     def serve(self, listener: socket.socket) -> None:
         """Accept the sandbox's connections on ``listener`` from now on."""
         listener.setblocking(False)
+        loop = self._loop
+
+        def accepted() -> Connection:
+            return Connection(self.proxy, loop, self._admit, self._live.discard)
+
         future: Future[asyncio.AbstractServer] = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._handle, sock=listener, limit=http.MAX_HEAD), self._loop
+            _create_server(loop, accepted, listener), loop
         )
         self._servers.append(future.result(timeout=10))
 
@@ -99,20 +119,11 @@ class ProxySession:
             self.audit_failures += 1
             debug("egress audit record not written", error=str(exc))
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._tasks) >= MAX_CLIENTS:
-            writer.close()
-            return
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        try:
-            await self.proxy.handle(reader, writer)
-        except asyncio.CancelledError:
-            writer.close()  # the run ended: connections end with it, quietly
-        finally:
-            if task is not None:
-                self._tasks.discard(task)
+    def _admit(self, conn: Connection) -> bool:
+        if len(self._live) >= MAX_CLIENTS:
+            return False
+        self._live.add(conn)
+        return True
 
     def close(self) -> None:
         if self._thread.is_alive():
@@ -143,6 +154,13 @@ class ProxySession:
     async def _shutdown(self) -> None:
         for server in self._servers:
             server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        live = list(self._live)
+        for conn in live:
+            conn.end()
+        await asyncio.gather(*(c.task for c in live if c.task), return_exceptions=True)
+
+
+async def _create_server(
+    loop: asyncio.AbstractEventLoop, factory: Callable[[], Connection], listener: socket.socket
+) -> asyncio.AbstractServer:
+    return await loop.create_server(factory, sock=listener, backlog=BACKLOG)

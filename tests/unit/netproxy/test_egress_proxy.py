@@ -32,7 +32,7 @@ from orchestrator.core.spec import READ_METHODS, Egress
 from orchestrator.netproxy.session import ProxySession
 from tests.origin import make_test_ca
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("loop_kind")]
 
 IO_TIMEOUT = 5.0  # any single wait on a socket
 ORIGIN_MAX_CONNECTIONS = 32

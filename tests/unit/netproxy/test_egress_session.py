@@ -3,6 +3,7 @@ hide a refusal, or exhaust codex-box's descriptors (all on loopback, bounded).""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from typing import Any
 
@@ -12,6 +13,8 @@ from orchestrator.core.spec import READ_METHODS, Egress
 from orchestrator.netproxy import session as session_module
 from orchestrator.netproxy.session import MAX_AUDITED, MAX_CLIENTS, ProxySession
 from orchestrator.runner.views import audit_line
+
+pytestmark = pytest.mark.usefixtures("loop_kind")  # conftest: uvloop, then asyncio's loop
 
 EGRESS = Egress(allow=("allowed.test",), deny=(), methods=READ_METHODS, inspect_tls=False,
                 allow_local_hosts=False)
@@ -123,6 +126,8 @@ class _Sink:
                 self.received += data
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):  # wakes an accept() still waiting in _serve
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         self.thread.join(5)
 
