@@ -93,7 +93,9 @@ class ProxySession:
     def __enter__(self) -> ProxySession:
         if self.ca is not None and self.egress.ca_file:
             self.ca.write(self.egress.ca_file)
-        self._thread.start()
+        # The loop's thread starts in ``serve``: until the backend hands over the
+        # sandbox's listener there is nothing to serve, and a process with one thread
+        # may still fork its native launcher (``backends.native.forking``).
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -103,6 +105,8 @@ class ProxySession:
         """Accept the sandbox's connections on ``listener`` from now on."""
         listener.setblocking(False)
         loop = self._loop
+        if not self._thread.is_alive():
+            self._thread.start()
 
         def accepted() -> Connection:
             return Connection(self.proxy, loop, self._admit, self._live.discard)
