@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -33,7 +34,7 @@ def test_the_engine_sdks_are_installed_so_the_import_checks_mean_something() -> 
 
 def test_importing_the_package_cli_and_runner_pulls_in_no_engine_sdk() -> None:
     loaded = modules_after(
-        "import orchestrator, orchestrator.cli.app, orchestrator.runner.pipeline"
+        "import orchestrator, orchestrator.cli.tree, orchestrator.runner.pipeline"
     )
     assert {"orchestrator", "typer"} <= loaded  # the imports really happened
     assert not loaded & set(ENGINE_SDKS)
@@ -51,3 +52,173 @@ def test_the_native_launcher_imports_only_the_standard_library_and_native(heavy:
     loaded = modules_after("import orchestrator.sandbox.linux.launcher")
     assert "orchestrator" in loaded
     assert heavy not in loaded
+
+
+# What a launch loads, pinned (issue 19: start-up time is mostly imports). The command
+# line runs for real in a fresh interpreter, twice (the first warms the policy cache),
+# with only the kernel calls stubbed: the native probe and the launch itself.
+HOT_PATH = r"""
+import json, os, sys
+from orchestrator.cli import app
+argv = json.loads(sys.argv[1])
+if argv[0] == "run":
+    from orchestrator.backends import result
+    from orchestrator.backends.native import backend, host, launch
+
+    host.probe = lambda quick=False: host.NativeFacts(
+        available=True, reason="stub", landlock_abi=7, user_namespaces=None, libseccomp=True)
+    launch.Launch.execute = lambda self: result.finished(
+        self.spec, backend="native", exit_code=0, duration_s=0.0, signal=None,
+        timed_out=False, oom_killed=False)
+
+def report(code):
+    print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+    sys.stdout.flush()
+    os._exit(0)
+
+app._exit_now = report
+sys.argv = ["codex-box", *argv]
+app.main()
+"""
+NATIVE_RUN_MODULES = [
+    "orchestrator.audit",
+    "orchestrator.audit.chain",
+    "orchestrator.audit.identity",
+    "orchestrator.audit.log",
+    "orchestrator.audit.patterns",
+    "orchestrator.audit.quoting",
+    "orchestrator.audit.records",
+    "orchestrator.audit.redact",
+    "orchestrator.audit.sinks",
+    "orchestrator.backends",
+    "orchestrator.backends.base",
+    "orchestrator.backends.cgroups",
+    "orchestrator.backends.native",
+    "orchestrator.backends.native.backend",
+    "orchestrator.backends.native.forking",
+    "orchestrator.backends.native.host",
+    "orchestrator.backends.native.launch",
+    "orchestrator.backends.native.plan",
+    "orchestrator.backends.pty_relay",
+    "orchestrator.backends.result",
+    "orchestrator.cli",
+    "orchestrator.cli.app",
+    "orchestrator.cli.fast",
+    "orchestrator.cli.launch",
+    "orchestrator.cli.output",
+    "orchestrator.compile",
+    "orchestrator.compile.environment",
+    "orchestrator.compile.placeholders",
+    "orchestrator.compile.spec",
+    "orchestrator.compile.write_roots",
+    "orchestrator.core",
+    "orchestrator.core.domains",
+    "orchestrator.core.errors",
+    "orchestrator.core.log",
+    "orchestrator.core.options",
+    "orchestrator.core.paths",
+    "orchestrator.core.profile",
+    "orchestrator.core.resources",
+    "orchestrator.core.secrets",
+    "orchestrator.core.spec",
+    "orchestrator.host",
+    "orchestrator.host.gitconfig",
+    "orchestrator.host.gitenv",
+    "orchestrator.host.githooks",
+    "orchestrator.host.gitrepo",
+    "orchestrator.host.hostinfo",
+    "orchestrator.host.user",
+    "orchestrator.policy",
+    "orchestrator.policy.cache",
+    "orchestrator.policy.context",
+    "orchestrator.policy.decision",
+    "orchestrator.policy.engine",
+    "orchestrator.policy.gate",
+    "orchestrator.policy.getopt",
+    "orchestrator.policy.loader",
+    "orchestrator.policy.lookup",
+    "orchestrator.policy.optin",
+    "orchestrator.policy.paths",
+    "orchestrator.policy.rules",
+    "orchestrator.policy.shell",
+    "orchestrator.policy.wrappers",
+    "orchestrator.profiles",
+    "orchestrator.profiles.compiled",
+    "orchestrator.profiles.definition",
+    "orchestrator.profiles.parser",
+    "orchestrator.profiles.schema",
+    "orchestrator.profiles.store",
+    "orchestrator.resolve",
+    "orchestrator.resolve.elevation",
+    "orchestrator.resolve.grant_files",
+    "orchestrator.resolve.precedence",
+    "orchestrator.resolve.profile_file",
+    "orchestrator.runner",
+    "orchestrator.runner.context",
+    "orchestrator.runner.pipeline",
+    "orchestrator.runner.postrun",
+    "orchestrator.runner.selection",
+    "orchestrator.runner.views",
+    "orchestrator.sandbox",
+    "orchestrator.sandbox.linux",
+    "orchestrator.sandbox.linux.caps",
+    "orchestrator.sandbox.linux.filesystem",
+    "orchestrator.sandbox.linux.landlock",
+    "orchestrator.sandbox.linux.launcher",
+    "orchestrator.sandbox.linux.libc",
+    "orchestrator.sandbox.linux.mounts",
+    "orchestrator.sandbox.linux.pinning",
+    "orchestrator.sandbox.linux.proctree",
+    "orchestrator.sandbox.linux.seccomp",
+    "orchestrator.settings",
+    "orchestrator.settings.config",
+]
+NEVER_ON_THE_HOT_PATH = (
+    "typer", "click", "rich", "yaml", "loguru", "starlark", "tree_sitter", "tree_sitter_bash",
+    "docker", "podman", "kubernetes", "requests", "urllib3", "asyncio", "ssl", "cryptography",
+    "idna", "publicsuffixlist", "orchestrator.netproxy", "orchestrator.hardening",
+    "orchestrator.backends.docker", "orchestrator.backends.podman",
+    "orchestrator.backends.containers", "orchestrator.backends.kubernetes",
+)
+
+
+def loaded_by(argv: list[str], tmp_path: Path) -> set[str]:
+    workspace = tmp_path / "ws"
+    workspace.mkdir(exist_ok=True)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CODEX_HOME": str(tmp_path / "cx")}
+    modules: set[str] = set()
+    for _ in range(2):  # the second run: the compiled policy comes from its cache
+        proc = subprocess.run([sys.executable, "-c", HOT_PATH, json.dumps(argv)], cwd=workspace,
+                              env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stderr
+        ran = json.loads(proc.stdout.splitlines()[-1])
+        assert ran["code"] == 0, proc.stderr
+        modules = set(ran["modules"])
+    return modules
+
+
+def forbidden_in(modules: set[str], extra: tuple[str, ...] = ()) -> set[str]:
+    return {m for m in modules for bad in (*NEVER_ON_THE_HOT_PATH, *extra)
+            if m == bad or m.startswith(bad + ".")}
+
+
+def test_a_native_run_loads_only_its_own_path(tmp_path: Path) -> None:
+    modules = loaded_by(["run", "--backend", "native", "--profile", "offline", "--", "true"],
+                        tmp_path)
+    assert "orchestrator.sandbox.linux.launcher" in modules  # the run really got there
+    assert not forbidden_in(modules, extra=("orchestrator.cli.tree", "orchestrator.cli.run",
+                                            "orchestrator.policy.loader_starlark"))
+    ours = sorted(m for m in modules if m.startswith("orchestrator."))
+    assert ours == NATIVE_RUN_MODULES, "a new module on the launch path: is it needed there?"
+
+
+def test_check_builds_only_its_own_verb(tmp_path: Path) -> None:
+    modules = loaded_by(["check", "--", "true"], tmp_path)
+    assert "typer" in modules and "orchestrator.cli.policy" in modules
+    other_verbs = ("orchestrator.cli.run", "orchestrator.cli.profiles", "orchestrator.cli.audit",
+                   "orchestrator.cli.elevate", "orchestrator.cli.approvals",
+                   "orchestrator.cli.system", "orchestrator.backends.native",
+                   "orchestrator.sandbox.linux.launcher")
+    allowed_there = ("typer", "click", "rich")
+    assert not {m for m in forbidden_in(modules, extra=other_verbs)
+                if m.split(".")[0] not in allowed_there}
