@@ -3,11 +3,12 @@ nor runs Starlark; it reads the rules back from a verified JSON entry.
 
 Owns: the key, the entries (``$CODEX_HOME/cache/policy/<key>.json``: directory 0700,
 files 0600, written atomically, the newest ``MAX_ENTRIES`` kept), verifying one before
-a single rule is built from it, and the rules' JSON form, field by field.
-Does not own: which files make up the policy, or evaluating them (``loader``).
+a single rule is built from it.
+Does not own: which files make up the policy, or evaluating them (``loader``); the
+rules' JSON form, field by field (``cache_codec``).
 
 The key is a SHA-256 over the format, codex-box's version, the code that turns files
-into rules (``CODE``), and for each rule file in load order its path as the loader names
+into rules (``CODE``) and the installed Starlark interpreter, and for each rule file in load order its path as the loader names
 it, whether it may only tighten, and the SHA-256 of its bytes: any edit, added or
 removed file is evaluated again (examples checked, tighten-only enforced).
 
@@ -36,14 +37,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from orchestrator.core.log import debug
 
-from .decision import Decision
-from .rules import ArgType, Option, PipeRule, PrefixRule, Program, RuleSet, Where
+from .cache_codec import FORMAT, Invalid, decode, encode
+from .rules import RuleSet
 
-FORMAT = 1
 CACHE_DIR = ("cache", "policy")  # under CODEX_HOME
 KEY_NAME = ".key"
 KEY_BYTES = 32
@@ -51,7 +50,7 @@ MAX_ENTRY = 4 << 20  # bytes; the default policy's entry is ~8 KiB
 MAX_ENTRIES = 32  # newest kept: one per distinct set of rule files in use
 STALE_TEMP_S = 3600  # a temporary file this old was left by a killed writer
 # The modules whose code decides what a file's rules are (or whether they load at all).
-CODE = ("loader.py", "rules.py", "getopt.py", "decision.py", "cache.py")
+CODE = ("loader.py", "rules.py", "getopt.py", "decision.py", "cache.py", "cache_codec.py")
 _MAC_DOMAIN = b"codex-box policy cache\0"
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -60,10 +59,6 @@ _code_digest: bytes | None = None
 # many commands (a session, a server) hashes the files each time but decodes once.
 MEMO: dict[str, RuleSet] = {}
 MAX_MEMO = 8
-
-
-class Invalid(ValueError):
-    """An entry, its directory or its key may not be used (the message says why)."""
 
 
 class Entry:
@@ -151,6 +146,25 @@ def version() -> str:
     return str(sys.modules[__name__.split(".")[0]].__version__)
 
 
+def _interpreter() -> bytes:
+    """The installed Starlark interpreter (starlark-pyo3), by its extension module's path,
+    size and mtime, found without importing it: an upgrade of it alone evaluates the rule
+    files again."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("starlark")
+    files = [spec.origin] if spec and spec.origin else []
+    files += [str(p) for p in Path(files[0]).parent.glob("*.so")] if files else []
+    marks = []
+    for name in sorted(set(files)):
+        try:
+            info = os.stat(name)
+        except OSError:
+            continue
+        marks.append(f"{name}\0{info.st_size}\0{info.st_mtime_ns}")
+    return "\0".join(marks).encode() or b"no starlark\0"
+
+
 def _code() -> bytes:
     global _code_digest
     if _code_digest is None:
@@ -161,6 +175,7 @@ def _code() -> bytes:
                 digest.update(hashlib.sha256((here / name).read_bytes()).digest())
             except OSError:  # a sourceless install: its version stands for its code
                 digest.update(b"no source\0")
+        digest.update(_interpreter())
         _code_digest = digest.digest()
     return _code_digest
 
@@ -262,134 +277,3 @@ def _prune(dir_fd: int, *, keep: str) -> None:
             os.unlink(name, dir_fd=dir_fd)
         except FileNotFoundError:
             continue
-
-
-# --- the rules as JSON, every field written and read explicitly ---------------------------
-# Positional (a launch parses it): a rule is the list of its fields; files and (shared,
-# frozen) options are indexes into tables. Decoding checks every list, length, enum and
-# index; the MAC, over a body this code wrote (the code is in the key), vouches for types.
-
-_DECISIONS = {d.label: d for d in Decision}
-_ARG_TYPES = {a.value: a for a in ArgType}
-_TOP = {"format", "key", "files", "options", "prefix", "programs", "pipes"}
-
-
-def encode(rules: RuleSet, *, key: str) -> dict[str, Any]:
-    files = {name: index for index, name in enumerate(rules.files)}
-
-    def at(where: Where) -> list[Any]:
-        return [files[where.file], where.line]
-
-    options = {
-        o: i for i, o in enumerate(dict.fromkeys(o for p in rules.programs for o in p.options))
-    }
-    return {
-        "format": FORMAT,
-        "key": key,
-        "files": list(rules.files),
-        "options": [
-            [list(o.names), None if o.value is None else o.value.value, o.optional] for o in options
-        ],
-        "prefix": [
-            [
-                [list(t) if isinstance(t, tuple) else t for t in r.pattern],
-                r.decision.label,
-                r.justification,
-                *at(r.where),
-                list(r.with_any),
-            ]
-            for r in rules.prefix
-        ],
-        "programs": [
-            [
-                p.program,
-                [options[o] for o in p.options],
-                [a.value for a in p.args],
-                *at(p.where),
-                list(p.requires),
-                list(p.forbidden_paths),
-                p.justification,
-            ]
-            for p in rules.programs
-        ],
-        "pipes": [
-            [list(r.source), list(r.sink), r.decision.label, r.justification, *at(r.where)]
-            for r in rules.pipes
-        ],
-    }
-
-
-def decode(data: object, *, key: str) -> RuleSet:
-    """The rule set an entry holds; Invalid (a ValueError), KeyError, IndexError or
-    TypeError for anything but the shape ``encode`` writes."""
-    if type(data) is not dict or data.keys() != _TOP:
-        raise Invalid("the entry has other fields than this version writes")
-    if data["format"] != FORMAT or data["key"] != key:
-        raise Invalid("the entry is for another format or another set of rule files")
-    # Tables by index: a KeyError for an index that is not one (negative ones too).
-    files = dict(enumerate(_strings(data["files"])))
-    table = dict(enumerate(_option(*_list(o, 3)) for o in _list(data["options"])))
-    return RuleSet(
-        prefix=tuple(_prefix(files, r) for r in _list(data["prefix"])),
-        programs=tuple(_program(files, table, p) for p in _list(data["programs"])),
-        pipes=tuple(_pipe(files, r) for r in _list(data["pipes"])),
-        files=tuple(files.values()),
-    )
-
-
-def _prefix(files: dict[int, str], data: Any) -> PrefixRule:
-    pattern, decision, why, file, line, with_any = _list(data, 6)
-    return PrefixRule(
-        pattern=tuple(t if type(t) is str else _strings(t) for t in _list(pattern)),
-        decision=_DECISIONS[decision],
-        justification=why,
-        where=_where(files, file, line),
-        with_any=_strings(with_any),
-    )
-
-
-def _program(files: dict[int, str], table: dict[int, Option], data: Any) -> Program:
-    program, options, args, file, line, requires, forbidden_paths, why = _list(data, 8)
-    return Program(
-        program=program,
-        options=tuple(map(table.__getitem__, _list(options))),
-        args=tuple(_ARG_TYPES[a] for a in _list(args)),
-        where=_where(files, file, line),
-        requires=_strings(requires),
-        forbidden_paths=_strings(forbidden_paths),
-        justification=why,
-    )
-
-
-def _pipe(files: dict[int, str], data: Any) -> PipeRule:
-    source, sink, decision, why, file, line = _list(data, 6)
-    return PipeRule(
-        source=_strings(source),
-        sink=_strings(sink),
-        decision=_DECISIONS[decision],
-        justification=why,
-        where=_where(files, file, line),
-    )
-
-
-def _option(names: Any, value: Any, optional: Any) -> Option:
-    if type(optional) is not bool:
-        raise Invalid(f"not a boolean: {optional!r}")
-    kind = None if value is None else _ARG_TYPES[value]
-    return Option(names=_strings(names), value=kind, optional=optional)
-
-
-def _where(files: dict[int, str], file: Any, line: Any) -> Where:
-    if type(line) is not int:
-        raise Invalid(f"not a line number: {line!r}")
-    return Where(file=files[file], line=line)
-
-
-def _list(data: Any, length: int | None = None) -> list[Any]:
-    if type(data) is not list or (length is not None and len(data) != length):
-        raise Invalid(f"not a list{'' if length is None else f' of {length}'}: {data!r:.80}")
-    return data
-
-
-def _strings(data: Any) -> tuple[str, ...]:
-    return tuple(_list(data))

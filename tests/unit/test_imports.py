@@ -130,6 +130,7 @@ NATIVE_RUN_MODULES = [
     "orchestrator.host.user",
     "orchestrator.policy",
     "orchestrator.policy.cache",
+    "orchestrator.policy.cache_codec",
     "orchestrator.policy.context",
     "orchestrator.policy.decision",
     "orchestrator.policy.engine",
