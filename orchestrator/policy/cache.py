@@ -8,9 +8,10 @@ Does not own: which files make up the policy, or evaluating them (``loader``); t
 rules' JSON form, field by field (``cache_codec``).
 
 The key is a SHA-256 over the format, codex-box's version, the code that turns files
-into rules (``CODE``) and the installed Starlark interpreter, and for each rule file in load order its path as the loader names
-it, whether it may only tighten, and the SHA-256 of its bytes: any edit, added or
-removed file is evaluated again (examples checked, tighten-only enforced).
+into rules (``CODE``) and the installed Starlark interpreter, and for each rule file in
+load order its path as the loader names it, whether it may only tighten, and the SHA-256
+of its bytes: any edit, added or removed file is evaluated again (examples checked,
+tighten-only enforced).
 
 Threat model. A sandboxed command may write the workspace (project rules live there) but
 not CODEX_HOME: a changed project file changes the key and is evaluated from source, and
