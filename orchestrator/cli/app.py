@@ -31,6 +31,14 @@ def main() -> None:
         tree.build(argv)(prog_name="codex-box")
     except SystemExit as exc:
         _exit_now(exc.code)
+    # As Typer ends these (typer.core._main), so the fast path of `run` ends them alike.
+    except KeyboardInterrupt:
+        _exit_now(130)
+    except EOFError:
+        sys.stderr.write("\nAborted!\n")
+        _exit_now(1)
+    except BrokenPipeError:  # our reader went away: nothing left to tell it
+        _exit_now(1)
     except Exception as exc:  # a bug, not bad input: still one line and a documented code
         if os.environ.get("CODEX_BOX_DEBUG"):
             raise

@@ -308,6 +308,57 @@ def test_the_forked_launcher_shows_nothing_of_codex_box_to_the_command(sandbox, 
     assert "--profile" not in ran.stdout, "codex-box's own command line is visible"
 
 
+READ_MEMORY = r"""
+import errno, os, sys
+pid, secret = int(sys.argv[1]), sys.argv[2].encode()
+try:
+    maps = open(f"/proc/{pid}/maps").read().splitlines()
+    mem = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
+except OSError as exc:
+    print("denied", errno.errorcode.get(exc.errno, exc.errno)); sys.exit(0)
+found = False
+for line in maps:
+    start, end = (int(x, 16) for x in line.split()[0].split("-"))
+    if "r" not in line.split()[1] or end - start > 1 << 28:
+        continue
+    try:
+        found = found or secret in os.pread(mem, end - start, start)
+    except OSError:
+        pass
+print("found" if found else "not found")
+"""
+FORK_AND_READ = r"""
+import os, subprocess, sys, time
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r); os.write(w, b"x"); time.sleep(30); os._exit(0)
+os.read(r, 1)
+print(subprocess.run([sys.executable, "-I", "-c", sys.argv[1], str(pid), sys.argv[2]],
+                     capture_output=True, text=True).stdout)
+os.kill(pid, 9)
+"""
+
+
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_pid_1_memory_holds_codex_box_secrets_out_of_reach(sandbox, profile):
+    """Pid 1 is a fork of codex-box: its heap still holds codex-box's whole environment,
+    secrets the profile withholds included. Only its not being dumpable (and the
+    command's lack of privilege over it) keeps that memory out of reach; this reads it
+    the way a debugger would. The control shows the same read finds a secret in the
+    memory of a plain (dumpable) fork."""
+    secret = f"codex-box-heap-{uuid.uuid4().hex}"
+    control = subprocess.run([SANDBOX_PYTHON, "-I", "-c", FORK_AND_READ, READ_MEMORY, secret],
+                             env={"PATH": "/usr/bin:/bin", "PARENT_ONLY_TOKEN": secret},
+                             capture_output=True, text=True, timeout=60, check=True)
+    assert "found" in control.stdout and "not found" not in control.stdout, control
+    ran = sandbox(profile, SANDBOX_PYTHON, "-I", "-c", READ_MEMORY, "1", secret,
+                  flags=("--policy-mode", "audit-only"), env={"PARENT_ONLY_TOKEN": secret})
+    assert ran.returncode == 0, ran.stderr
+    assert "found" not in ran.stdout.replace("not found", ""), ran.stdout
+    assert secret not in ran.stdout + ran.stderr
+
+
 @pytest.mark.parametrize("profile", SANDBOXED)
 def test_setuid_binaries_grant_nothing(box, profile, tmp_path):
     ran = box(profile, "sh", "-c", "su -s /bin/sh -c 'echo became-$(id -u)' nobody 2>&1; "

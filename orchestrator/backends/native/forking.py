@@ -15,12 +15,15 @@ the forked launcher imports nothing (a planted module in the workspace cannot ru
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import resource
 import select
+import signal
 import subprocess
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any, NoReturn
 
 from orchestrator.backends.pty_relay import Process
@@ -46,18 +49,36 @@ def fork_launcher(
     its 0-2, or None to keep codex-box's."""
     # Exactly the plan an exec'd launcher would read from its pipe (lists, not tuples).
     plan = json.loads(json.dumps(plan))
-    pid = os.fork()
+    # Signals wait until each side is ready: a Ctrl-C in the child before its handlers
+    # are reset would raise KeyboardInterrupt into codex-box's own frames (their
+    # `finally` blocks remove the run's cgroup and placeholders).
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        raise
     if pid == 0:  # pragma: no cover - the child never returns (coverage cannot see it)
         try:
-            _become(plan, status_fd, keep, stdio)
+            _become(plan, status_fd, keep, stdio, blocked)
         finally:
             os._exit(launcher.EXIT_SETUP)
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     return Forked(pid)
 
 
 def _become(
-    plan: dict[str, Any], status_fd: int, keep: Collection[int], stdio: int | None
+    plan: dict[str, Any],
+    status_fd: int,
+    keep: Collection[int],
+    stdio: int | None,
+    mask: Iterable[int],
 ) -> NoReturn:
+    # As a fresh interpreter would start: default dispositions for what codex-box
+    # handles itself (SIGINT raises KeyboardInterrupt), then the caller's signal mask.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     if stdio is not None:
         for fd in (0, 1, 2):
             os.dup2(stdio, fd)
@@ -68,13 +89,17 @@ def _become(
 
 def _close_all_except(keep: set[int]) -> None:
     """What ``close_fds=True`` does for a subprocess: no descriptor codex-box holds (or
-    inherited from its own parent) reaches the launcher, pid 1 or the command."""
-    low = 0
-    for fd in sorted(keep):
-        if fd > low:
-            os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, 1 << 30)  # close_range(2) underneath: one syscall
+    inherited from its own parent) reaches the launcher, pid 1 or the command. The open
+    ones are listed, as subprocess does (a range up to the limit would be a million
+    close() calls wherever close_range(2) is refused)."""
+    try:
+        open_fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: every number up to the hard limit
+        open_fds = list(range(resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    for fd in open_fds:
+        if fd not in keep:
+            with contextlib.suppress(OSError):  # listdir's own descriptor, already gone
+                os.close(fd)
 
 
 class Forked:

@@ -234,12 +234,18 @@ def _loopback_up() -> None:
 
 def _map_ids(uid: int, gid: int) -> None:
     """Keep our own uid/gid inside the new user namespace: files we write stay ours."""
-    with open("/proc/self/setgroups", "w", encoding="ascii") as handle:
-        handle.write("deny")
-    with open("/proc/self/uid_map", "w", encoding="ascii") as handle:
-        handle.write(f"{uid} {uid} 1\n")
-    with open("/proc/self/gid_map", "w", encoding="ascii") as handle:
-        handle.write(f"{gid} {gid} 1\n")
+    _write_file("/proc/self/setgroups", b"deny")
+    _write_file("/proc/self/uid_map", f"{uid} {uid} 1\n".encode())
+    _write_file("/proc/self/gid_map", f"{gid} {gid} 1\n".encode())
+
+
+def _write_file(path: str, data: bytes) -> None:
+    """One write of ``data`` (bytes: a forked launcher loads no text codec module)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def _init(
@@ -301,8 +307,7 @@ def _reap_until(child: int, status: Status) -> int:
 def _join_cgroups(plan: dict[str, Any]) -> None:
     """Before any fork: no process of the run may start outside the cgroup."""
     for procs in plan["cgroup_procs"]:
-        with open(procs, "w", encoding="ascii") as handle:
-            handle.write(str(os.getpid()))
+        _write_file(procs, str(os.getpid()).encode())
 
 
 def _apply_limits(plan: dict[str, Any]) -> None:

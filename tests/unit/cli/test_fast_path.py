@@ -124,3 +124,23 @@ def test_only_the_invoked_verb_is_built(argv: list[str], verb: str | None) -> No
     app = tree.build(argv)
     names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     assert names == ({verb} if verb else set(tree.VERBS))
+
+
+@pytest.mark.parametrize(
+    ("raised", "code"), [(KeyboardInterrupt, 130), (EOFError, 1), (BrokenPipeError, 1)]
+)
+def test_the_fast_path_ends_an_interrupt_as_typer_does(
+    raised: type[BaseException], code: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Typer ends Ctrl-C with 130, end of input and a closed pipe with 1 (typer.core)."""
+    from orchestrator.cli import app
+
+    def interrupted(args: RunArgs) -> int:
+        raise raised
+
+    exits: list[object] = []
+    monkeypatch.setattr(launch, "execute", interrupted)
+    monkeypatch.setattr(app, "_exit_now", exits.append)
+    monkeypatch.setattr("sys.argv", ["codex-box", "run", "--", "true"])
+    app.main()
+    assert exits == [code]
