@@ -56,13 +56,21 @@ def base_dir() -> str | None:
     return os.path.join(runtime, "codex-box", "engines") if _private_dir(runtime) else None
 
 
+def _same_engine(url: str) -> str:
+    """One ledger per engine, however its socket is named: ``unix:///run/docker.sock``
+    and ``unix:///var/run/docker.sock`` are the same engine on most hosts."""
+    if url.startswith("unix://"):
+        return "unix://" + os.path.realpath(url.removeprefix("unix://"))
+    return url
+
+
 class Ledger:
     """The records of one engine endpoint (``unix:///var/run/docker.sock``...)."""
 
     def __init__(self, url: str, base: str | None = None) -> None:
         self.url = url
         base = base if base is not None else base_dir()
-        digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+        digest = hashlib.sha256(_same_engine(url).encode()).hexdigest()[:16]
         self.dir = os.path.join(base, digest) if base is not None else None
 
     def _usable(self) -> str | None:

@@ -239,3 +239,15 @@ def test_a_run_whose_record_cannot_be_written_creates_nothing(
         lifecycle.ContainerRun(spec, ops, backend="fake").execute({})
     assert "create" not in ops.calls
 
+
+
+def test_one_engine_has_one_ledger_whatever_its_socket_is_called(tmp_path: Path) -> None:
+    real = tmp_path / "var" / "run" / "engine.sock"
+    real.parent.mkdir(parents=True)
+    real.touch()
+    (tmp_path / "run").symlink_to(real.parent)  # /run -> /var/run, as on most hosts
+    base = str(tmp_path / "ledgers")
+    one = Ledger(f"unix://{real}", base)
+    other = Ledger(f"unix://{tmp_path / 'run' / 'engine.sock'}", base)
+    assert one.dir == other.dir
+    assert Ledger("tcp://10.0.0.5:2375", base).dir != one.dir
