@@ -44,8 +44,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from pairs import (
     Rounds,
     import_ms,
-    instrumented,
     print_profile,
+    print_round_trips,
+    profiled,
     python_startup_ms,
     raw_round_trips,
     verdict,
@@ -168,17 +169,9 @@ def main() -> None:
     raw_sent = raw_round_trips(raw, socket_path, ["-H"], cwd=workspace, env=env,
                                stdin=subprocess.DEVNULL)
     startup = python_startup_ms()
-    profiles = {"ours": instrumented(OURS_ARGS, BACKEND, args.profile_runs, env=env,
-                                     cwd=workspace, raw=raw)}
-    if args.baseline:
-        profiles["baseline"] = instrumented(
-            OURS_ARGS, BACKEND, args.profile_runs, cwd=workspace, raw=raw,
-            env={**env, "PYTHONPATH": str(args.baseline.resolve())})
-    print("engine round trips per run:")
-    for name, profile in profiles.items():
-        print(f"  codex-box{' (baseline)' if name == 'baseline' else ''} {len(profile.sent):2}: "
-              f"{', '.join(profile.sent)}")
-    print(f"  raw docker run {len(raw_sent):2}: {', '.join(raw_sent)}")
+    profiles = profiled(OURS_ARGS, BACKEND, args.profile_runs, env=env, cwd=workspace,
+                        raw=raw, baseline=args.baseline)
+    print_round_trips(profiles, "raw docker run", raw_sent)
     print("import of the Docker backend:")
     print(f"  import {BACKEND[0]} alone            {import_ms(BACKEND[0]):7.1f} ms "
           "(cumulative, -X importtime)")

@@ -296,3 +296,21 @@ def print_profile(title: str, profile: Profile, raw_name: str, startup_ms: float
     print(f"  gap to {raw_name}: {wall - raw_ms:+.1f} ms = CLI (all outside the backend) "
           f"{wall - backend:+.1f} ms + backend (import + probe + run - {raw_name}) "
           f"{backend - raw_ms:+.1f} ms")
+
+
+def profiled(args: list[str], backend: tuple[str, str], runs: int, *, env: dict[str, str],
+             cwd: Path, raw: list[str], baseline: Path | None) -> dict[str, Profile]:
+    """``instrumented`` for our checkout, and for ``baseline`` (PYTHONPATH) when given."""
+    profiles = {"ours": instrumented(args, backend, runs, env=env, cwd=cwd, raw=raw)}
+    if baseline:
+        profiles["baseline"] = instrumented(args, backend, runs, cwd=cwd, raw=raw,
+                                            env={**env, "PYTHONPATH": str(baseline.resolve())})
+    return profiles
+
+
+def print_round_trips(profiles: dict[str, Profile], raw_label: str, raw_sent: list[str]) -> None:
+    print("engine round trips per run:")
+    for name, profile in profiles.items():
+        print(f"  codex-box{' (baseline)' if name == 'baseline' else ''} {len(profile.sent):2}: "
+              f"{', '.join(profile.sent)}")
+    print(f"  {raw_label} {len(raw_sent):2}: {', '.join(raw_sent)}")

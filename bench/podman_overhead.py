@@ -143,8 +143,9 @@ def main() -> None:
     from pairs import (
         Rounds,
         import_ms,
-        instrumented,
         print_profile,
+        print_round_trips,
+        profiled,
         python_startup_ms,
         raw_round_trips,
         verdict,
@@ -194,17 +195,9 @@ def main() -> None:
     remote_sent = raw_round_trips(["podman", *remote[3:]], SOCKET[7:], ["--url"],
                                   cwd=workspace, env=env, stdin=subprocess.DEVNULL)
     startup = python_startup_ms()
-    profiles = {"ours": instrumented(OURS_ARGS, BACKEND, args.profile_runs, env=env,
-                                     cwd=workspace, raw=remote)}
-    if args.baseline:
-        profiles["baseline"] = instrumented(
-            OURS_ARGS, BACKEND, args.profile_runs, cwd=workspace, raw=remote,
-            env={**env, "PYTHONPATH": str(args.baseline.resolve())})
-    print("engine round trips per run:")
-    for name, profile in profiles.items():
-        print(f"  codex-box{' (baseline)' if name == 'baseline' else ''} {len(profile.sent):2}: "
-              f"{', '.join(profile.sent)}")
-    print(f"  podman --url run {len(remote_sent):2}: {', '.join(remote_sent)}")
+    profiles = profiled(OURS_ARGS, BACKEND, args.profile_runs, env=env, cwd=workspace,
+                        raw=remote, baseline=args.baseline)
+    print_round_trips(profiles, "podman --url run", remote_sent)
     print("  podman run (local): none (the CLI is the engine)")
     print("import of the Podman backend:")
     print(f"  import {BACKEND[0]} alone    {import_ms(BACKEND[0]):7.1f} ms "

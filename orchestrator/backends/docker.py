@@ -57,40 +57,25 @@ class DockerBackend:
         url = spec.docker_host if spec else DEFAULT_DOCKER_HOST
         endpoint = Endpoint(url)
         armor = apparmor.probe(url)
-        if quick:
+
+        def facts(available: bool, reason: str, server: str | None = None) -> DockerFacts:
             return DockerFacts(
-                available=True,
-                reason=f"engine at {endpoint.url} (named: the run's first call checks it)",
-                endpoint=url,
-                server=None,
-                armor=armor,
+                available=available, reason=reason, endpoint=url, server=server, armor=armor
             )
+
+        if quick:
+            return facts(True, f"engine at {endpoint.url} (named: the run's first call checks it)")
         try:
             server = endpoint.ping()
             if spec is not None and not endpoint.has_image(spec.image):
-                return DockerFacts(
-                    available=False,
-                    reason=f"image {spec.image} is not in Docker at {endpoint.url} "
-                    "(run `make images`)",
-                    endpoint=url,
-                    server=server,
-                    armor=armor,
+                return facts(
+                    False,
+                    f"image {spec.image} is not in Docker at {endpoint.url} (run `make images`)",
+                    server,
                 )
         except OSError as exc:
-            return DockerFacts(
-                available=False,
-                reason=f"no Docker engine answers at {endpoint.url} ({exc})",
-                endpoint=url,
-                server=None,
-                armor=armor,
-            )
-        return DockerFacts(
-            available=True,
-            reason=f"{server} at {endpoint.url}",
-            endpoint=url,
-            server=server,
-            armor=armor,
-        )
+            return facts(False, f"no Docker engine answers at {endpoint.url} ({exc})")
+        return facts(True, f"{server} at {endpoint.url}", server)
 
     def availability(self, spec: SandboxSpec | None = None) -> Availability:
         return self.probe(spec).availability()
