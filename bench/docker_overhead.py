@@ -31,7 +31,6 @@ the CLI (interpreter start-up, imports, policy, audit) and the backend.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -46,6 +45,7 @@ from pairs import (
     import_ms,
     print_profile,
     print_round_trips,
+    printed_request,
     profiled,
     python_startup_ms,
     raw_round_trips,
@@ -57,13 +57,6 @@ IMAGE = "codex-box/test"
 OURS_ARGS = ["run", "--backend", "docker", "--image", IMAGE, "--profile", "offline", "--",
              "true"]
 BACKEND = ("orchestrator.backends.docker", "DockerBackend")
-
-
-def printed_request(workspace: Path, env: dict[str, str]) -> dict[str, Any]:
-    argv = [str(VENV_BIN / "codex-box"), *OURS_ARGS[:-2], "--print-spec", "--", "true"]
-    out = subprocess.run(argv, cwd=workspace, env=env, capture_output=True, text=True,
-                         check=True).stdout
-    return json.loads(out)["request"]  # type: ignore[no-any-return]
 
 
 def _mount(mount: dict[str, Any]) -> list[str]:
@@ -145,7 +138,7 @@ def main() -> None:
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "CODEX_HOME": str(home / ".codex")}
     if "PYTHONPATH" in os.environ:  # the checkout to time (the venv's own otherwise)
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    raw = raw_docker(printed_request(workspace, env), home)
+    raw = raw_docker(printed_request(VENV_BIN / "codex-box", OURS_ARGS, workspace, env), home)
     ours = [str(VENV_BIN / "codex-box"), *OURS_ARGS]
     commands = {"ours": (ours, env), "raw": (raw, env)}
     if args.baseline:

@@ -314,3 +314,13 @@ def print_round_trips(profiles: dict[str, Profile], raw_label: str, raw_sent: li
         print(f"  codex-box{' (baseline)' if name == 'baseline' else ''} {len(profile.sent):2}: "
               f"{', '.join(profile.sent)}")
     print(f"  {raw_label} {len(raw_sent):2}: {', '.join(raw_sent)}")
+
+
+def printed_request(codex_box: Path, args: list[str], workspace: Path,
+                    env: dict[str, str]) -> dict[str, Any]:
+    """The request codex-box would send for ``codex-box ARGS`` (``--print-spec``): what the
+    raw command is derived from. ``args`` ends with ``-- true``."""
+    argv = [str(codex_box), *args[:-2], "--print-spec", "--", "true"]
+    out = subprocess.run(argv, cwd=workspace, env=env, capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out)["request"]  # type: ignore[no-any-return]

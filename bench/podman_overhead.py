@@ -71,13 +71,6 @@ BACKEND = ("orchestrator.backends.podman.backend", "PodmanBackend")
 
 # --- the raw command, derived from codex-box's own request -------------------------------
 
-def printed_request(workspace: Path, env: dict[str, str]) -> dict[str, Any]:
-    argv = [str(VENV_BIN / "codex-box"), *OURS_ARGS[:-2], "--print-spec", "--", "true"]
-    out = subprocess.run(argv, cwd=workspace, env=env, capture_output=True, text=True,
-                         check=True).stdout
-    return json.loads(out)["request"]  # type: ignore[no-any-return]
-
-
 def _bind(mount: dict[str, Any]) -> list[str]:
     source, target = mount["source"], mount["target"]
     if any(c in source + target for c in ":,"):
@@ -145,6 +138,7 @@ def main() -> None:
         import_ms,
         print_profile,
         print_round_trips,
+    printed_request,
         profiled,
         python_startup_ms,
         raw_round_trips,
@@ -167,7 +161,7 @@ def main() -> None:
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "CODEX_HOME": str(home / ".codex")}
     if "PYTHONPATH" in os.environ:  # the checkout to time (the venv's own otherwise)
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    request = printed_request(workspace, env)
+    request = printed_request(VENV_BIN / "codex-box", OURS_ARGS, workspace, env)
     ulimits = probe(SOCKET).ulimits()
     ours = [str(VENV_BIN / "codex-box"), *OURS_ARGS]
     remote = raw_podman(request, ulimits, remote=True)

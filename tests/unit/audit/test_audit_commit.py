@@ -34,15 +34,10 @@ from orchestrator.audit.chain import (
 from orchestrator.audit.log import AuditLog, Sanitizer, now_utc
 from orchestrator.audit.verify import verify
 from orchestrator.core.errors import AuditError
+from tests.unit.audit.test_audit_chain import record
 
 NO_SANITIZING = Sanitizer(user="", home="")
 REPO = Path(__file__).parents[3]
-
-
-def record(i: int = 0, **fields: Any) -> dict[str, Any]:
-    return {"operation": "command_exec", "target": f"make test-{i}", "decision": "allowed",
-            "reason": "profile offline", "session_id": "s1", "run_id": f"r{i}", "phase": "ended",
-            **fields}  # fmt: skip
 
 
 @pytest.fixture
