@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Iterator
 
 import pytest
+
+from tests.unit.netproxy.test_egress_proxy import Origin
 
 
 @pytest.fixture(params=["uvloop", "asyncio"])
@@ -17,3 +20,13 @@ def loop_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     elif importlib.util.find_spec("uvloop") is None:
         pytest.skip("uvloop is not installed")
     return str(request.param)
+
+
+@pytest.fixture
+def origin() -> Iterator[Origin]:
+    """A loopback origin server of the test's own, closed after it."""
+    server = Origin()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -31,7 +31,6 @@ from orchestrator.netproxy.http import MAX_HEAD, BadRequest, parse_request
 from tests.unit.netproxy.test_egress_proxy import (
     IO_TIMEOUT,
     ORIGIN,
-    Origin,
     ask,
     assert_refused_by_proxy,
     connect,
@@ -44,15 +43,6 @@ from tests.unit.netproxy.test_egress_proxy import (
 )
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("loop_kind")]
-
-
-@pytest.fixture
-def origin() -> Iterator[Origin]:
-    server = Origin()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 class RawOrigin:

@@ -222,15 +222,6 @@ class Origin:
             thread.join(2)
 
 
-@pytest.fixture
-def origin() -> Iterator[Origin]:
-    server = Origin()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 # -- the proxy ---------------------------------------------------------------------------
 
 
