@@ -13,11 +13,11 @@ from __future__ import annotations
 import importlib
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, NoReturn, Protocol, Self, runtime_checkable
 
-from orchestrator.core.errors import BackendUnavailable, ConfigError, did_you_mean
+from orchestrator.core.errors import BackendUnavailable, CodexBoxError, ConfigError, did_you_mean
 from orchestrator.core.spec import RunResult, SandboxSpec
 
 
@@ -171,6 +171,17 @@ def select(
             return Selection(backend, f"{name}: {facts.reason}", tuple(skipped), facts)
         skipped.append(f"{name}: {facts.reason}")
     raise unavailable(skipped)
+
+
+def fail_with_full_probe(name: str, exc: CodexBoxError, probe: Callable[[], HostFacts]) -> NoReturn:
+    """Re-raise ``exc``, a run that failed before anything ran, after a ``quick`` probe
+    skipped the checks it may be about (no engine, no image, no user namespaces): the
+    full ``probe``'s reason, in the words auto selection uses, when it finds the backend
+    unavailable; else ``exc`` itself."""
+    full = probe()
+    if not full.available:
+        raise unavailable([f"{name}: {full.reason}"]) from exc
+    raise exc
 
 
 def unavailable(reasons: Sequence[str]) -> BackendUnavailable:

@@ -26,7 +26,7 @@ from orchestrator.core.profile import Capabilities
 from orchestrator.core.spec import DEFAULT_DOCKER_HOST, RunResult, SandboxSpec
 from orchestrator.hardening import apparmor
 
-from .base import Availability, Diagnosis, EgressPort, HostFacts, unavailable
+from .base import Availability, Diagnosis, EgressPort, HostFacts, fail_with_full_probe
 from .containers import common as container
 from .containers import staging
 from .containers.docker_ops import DockerOps, remove_leftovers
@@ -146,12 +146,7 @@ class DockerBackend:
             except (BackendUnavailable, SandboxSetupError) as exc:
                 if run.created:
                     raise
-                # Nothing was made, so nothing ran: a quick probe skipped the checks
-                # this failure may be (no engine, no image): say it in their words.
-                full = self.probe(spec)
-                if not full.available:
-                    raise unavailable([f"{self.name}: {full.reason}"]) from exc
-                raise
+                fail_with_full_probe(self.name, exc, lambda: self.probe(spec))
 
     def gc(self) -> list[str]:
         endpoint = Endpoint(DEFAULT_DOCKER_HOST)

@@ -21,7 +21,7 @@ from orchestrator.backends.base import (
     Diagnosis,
     EgressPort,
     HostFacts,
-    unavailable,
+    fail_with_full_probe,
 )
 from orchestrator.core.errors import SandboxSetupError
 from orchestrator.core.spec import RunResult, SandboxSpec
@@ -80,13 +80,8 @@ class LinuxBackend:
             )
         try:
             return Launch(spec, egress, backend=self.name).execute()
-        except SandboxSetupError as exc:
-            # A quick probe did not try user namespaces: when the setup failed, the full
-            # probe says what this kernel lacks in the same words auto selection uses.
-            full = host.probe()
-            if not full.available:
-                raise unavailable([f"{self.name}: {full.reason}"]) from exc
-            raise
+        except SandboxSetupError as exc:  # the launcher fails before the command runs
+            fail_with_full_probe(self.name, exc, host.probe)
 
     def gc(self) -> list[str]:
         return cgroups.sweep_stale()

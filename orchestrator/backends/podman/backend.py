@@ -25,7 +25,7 @@ from orchestrator.backends.base import (
     Diagnosis,
     EgressPort,
     HostFacts,
-    unavailable,
+    fail_with_full_probe,
 )
 from orchestrator.backends.containers import common as container
 from orchestrator.backends.containers.engine_api import PROBE_TIMEOUT_S, Endpoint
@@ -148,13 +148,8 @@ class PodmanBackend:
         except (BackendUnavailable, SandboxSetupError) as exc:
             if run.created:
                 raise
-            # Nothing was made, so nothing ran: a quick probe skipped the checks this
-            # failure may be (no service, no image): say it in their words. A fresh
-            # backend: this one holds the quick probe's view of the service.
-            full = PodmanBackend().probe(spec)
-            if not full.available:
-                raise unavailable([f"{self.name}: {full.reason}"]) from exc
-            raise
+            # A fresh backend: this one holds the quick probe's view of the service.
+            fail_with_full_probe(self.name, exc, lambda: PodmanBackend().probe(spec))
 
     def gc(self) -> list[str]:
         ops = PodmanOps(DEFAULT_PODMAN_HOST)
