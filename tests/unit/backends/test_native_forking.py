@@ -112,3 +112,42 @@ def test_the_child_has_neither_our_arguments_nor_our_environment(
     assert waited.wait(timeout=30) == 0
     assert os.read(report_r, 65536) == b"|"
     os.close(report_r)
+
+
+def test_signals_wait_until_the_forked_child_has_reset_its_handlers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Ctrl-C between fork and the child's own handlers must not raise
+    KeyboardInterrupt into codex-box's frames: every signal is blocked across the fork;
+    the child resets SIGINT to its default before it unblocks; the parent gets its own
+    mask back."""
+    report_r, report_w = os.pipe()
+    real_become = forking._become
+
+    def observe(plan: object, status_fd: int, keep: object, stdio: object, mask: object) -> None:
+        at_entry = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        monkeypatch.setattr(forking, "_close_all_except", lambda keep: None)
+        monkeypatch.setattr(forking.libc, "scrub_inherited_arguments_and_environment", lambda: 0)
+
+        def become(plan: object, status_fd: int) -> None:
+            after = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+            handler = signal.getsignal(signal.SIGINT)
+            os.write(report_w, json.dumps([signal.SIGINT in at_entry, signal.SIGINT in after,
+                                           handler == signal.SIG_DFL]).encode())
+            os._exit(0)
+
+        monkeypatch.setattr(forking.launcher, "become", become)
+        real_become(plan, status_fd, keep, stdio, mask)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(forking, "_become", observe)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    child = forking.fork_launcher({"argv": ["true"]}, status_fd=report_w, keep=[report_w],
+                                  stdio=None)
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before  # the parent's mask back
+    os.close(report_w)
+    assert child.wait(timeout=30) == 0
+    blocked_at_fork, blocked_in_launcher, default_sigint = json.loads(os.read(report_r, 4096))
+    os.close(report_r)
+    assert blocked_at_fork, "SIGINT could arrive before the child's handlers were reset"
+    assert not blocked_in_launcher  # the launcher runs with the caller's mask again
+    assert default_sigint  # not codex-box's KeyboardInterrupt handler
