@@ -338,3 +338,43 @@ def planted_repo(*, launch: Launch, where: str, finding: str, quarantined: bool)
         "target": where,
         "reason": finding,
     }
+
+
+# --- session_start / session_stop: a sandbox that lives across execs -----------------
+
+
+def session_started(*, launch: Launch, name: str | None, expires: datetime) -> Record:
+    """A session's sandbox is built; its execs follow with the same ``session_id``."""
+    return {
+        "operation": "session_start",
+        "target": name or "session",
+        **launch.fields(),
+        "decision": "allowed",
+        "reason": f"profile {launch.profile}, until {_utc(expires)} at most",
+        "expires": _utc(expires),
+    }
+
+
+def session_refused(*, name: str | None, error: str, profile: str | None = None) -> Record:
+    """A session that was asked for and not started (nothing runs in it)."""
+    return {
+        "operation": "session_start",
+        "target": name or "session",
+        **({"profile": profile} if profile is not None else {}),
+        "decision": "denied",
+        "reason": error,
+    }
+
+
+def session_stopped(
+    *, launch: Launch, name: str | None, why: str, execs: int, duration_s: float
+) -> Record:
+    """The session ended (asked, idle, lifetime, its sandbox died, a signal)."""
+    return {
+        "operation": "session_stop",
+        "target": name or "session",
+        **launch.fields(),
+        "decision": "allowed",
+        "reason": f"{why}; {execs} execs",
+        "duration_ms": round(duration_s * 1000),
+    }

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol, Self, runtime_checkable
 
 from orchestrator.core.errors import BackendUnavailable, CodexBoxError, ConfigError, did_you_mean
+from orchestrator.core.session import ExecCall, ExecEnd
 from orchestrator.core.spec import RunResult, SandboxSpec
 
 
@@ -75,6 +76,42 @@ class EgressPort(Protocol):
         ...
 
 
+class SessionSandbox(Protocol):
+    """A sandbox that lives: started once by ``Backend.start_session``, then running
+    each exec with exactly the confinement it was built with (same namespaces,
+    Landlock, seccomp, user, mounts; nothing an exec asks for can widen them).
+    Held by the session's keeper (``runner.sessions``); every method is thread-safe."""
+
+    backend: str
+
+    def exec(self, call: ExecCall, stdio: tuple[int, int, int]) -> ExecEnd:
+        """Run ``call`` with ``stdio`` as its stdin, stdout and stderr (the caller keeps
+        its own copies) until it ends — and its whole process tree with it, unless
+        ``call.detach`` (then return once it started). A timeout ends the tree: 124."""
+        ...
+
+    def signal(self, exec_id: str, signum: int) -> None:
+        """Pass ``signum`` to a running exec's command (Ctrl-C at the client); never raises."""
+        ...
+
+    def kill(self, exec_id: str) -> None:
+        """End a running exec's whole process tree now (its client went away); never raises."""
+        ...
+
+    def alive(self) -> bool:
+        """False once the sandbox died (its root was killed); the keeper then stops."""
+        ...
+
+    def detached(self) -> list[dict[str, Any]]:
+        """The detached execs: ``{"exec_id", "argv", "running", "exit_code"}`` each."""
+        ...
+
+    def stop(self) -> None:
+        """End every process of the session and remove what it made (container, cgroup,
+        mounts); idempotent, never raises for what is already gone."""
+        ...
+
+
 @runtime_checkable
 class Backend(Protocol):
     name: str
@@ -112,6 +149,17 @@ class Backend(Protocol):
         it again; raise ``CodexBoxError`` if it cannot be enforced (``spec.egress``
         without ``egress`` included: no proxy, no network). ``facts`` None: the backend
         looks up what its run needs itself (a caller that did not ``select``)."""
+        ...
+
+    def start_session(
+        self,
+        spec: SandboxSpec,
+        facts: HostFacts | None = None,
+        *,
+        egress: EgressPort | None = None,
+    ) -> SessionSandbox:
+        """Build ``spec``'s sandbox (its ``argv`` is empty) and keep it running for
+        execs; raise ``CodexBoxError`` as ``run`` does when it cannot be enforced."""
         ...
 
     def gc(self) -> list[str]:

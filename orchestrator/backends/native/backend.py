@@ -31,6 +31,7 @@ from . import host
 from .host import NativeFacts
 from .launch import Launch
 from .plan import translate
+from .session import NativeSession
 
 
 class LinuxBackend:
@@ -81,6 +82,20 @@ class LinuxBackend:
         try:
             return Launch(spec, egress, backend=self.name).execute()
         except SandboxSetupError as exc:  # the launcher fails before the command runs
+            fail_with_full_probe(self.name, exc, host.probe)
+
+    def start_session(
+        self,
+        spec: SandboxSpec,
+        facts: HostFacts | None = None,
+        *,
+        egress: EgressPort | None = None,
+    ) -> NativeSession:
+        if facts is not None:
+            NativeFacts.of(facts)
+        try:
+            return NativeSession(spec, egress)
+        except SandboxSetupError as exc:  # the sandbox could not be built
             fail_with_full_probe(self.name, exc, host.probe)
 
     def gc(self) -> list[str]:

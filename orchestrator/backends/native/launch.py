@@ -97,9 +97,10 @@ class Launch:
             )
         self.egress.serve(socket.socket(fileno=fds[0]))
 
-    def _spawn(self, plan: dict[str, Any]) -> Process:
+    def _spawn(self, plan: dict[str, Any], extra: tuple[int, ...] = ()) -> Process:
+        """``extra``: more descriptors the launcher keeps (a session's channel)."""
         self.status_r, status_w = os.pipe()
-        passed = [status_w]
+        passed = [status_w, *extra]
         child_channel = None
         if "egress_port" in plan:
             self.egress_channel, child_channel = socket.socketpair(socket.AF_UNIX)

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
-from . import caps, filesystem, landlock, mounts, seccomp
+from . import caps, filesystem, landlock, mounts, seccomp, session_root
 from .libc import (
     CLONE_NEWIPC,
     CLONE_NEWNET,
@@ -123,6 +123,9 @@ def _run_unsandboxed(plan: dict[str, Any], status: Status) -> NoReturn:
     _join_cgroups(plan)
     _apply_limits(plan)  # trusted lifts the sandbox, not the limits the user asked for
     prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans re-parent to us, not to the host's init
+    if "session_fd" in plan:  # no pid namespace: serve() kills what is left at its end
+        status.send(sandboxed=True)
+        session_root.serve(plan["session_fd"], own_pid_namespace=False)
     launcher = os.getpid()
     child = os.fork()
     if child == 0:
@@ -170,6 +173,8 @@ def _launch(plan: dict[str, Any], status: Status) -> NoReturn:
         os._exit(EXIT_SETUP)
     os.close(report_w)
     os.close(lifeline_r)
+    if "session_fd" in plan:  # pid 1's alone: its end closes when pid 1 dies
+        os.close(plan["session_fd"])
     status.send(pid1=pid)
     _relay_signals_to(pid)
     _pass_on_reports(report_r, status)
@@ -281,6 +286,10 @@ def _init(
     caps.drop_all()
     seccomp.load(syscall_filter)
     report.send(sandboxed=True)
+    if "session_fd" in plan:  # a session: each exec is forked from here, as confined
+        for fd in visible.values():
+            os.close(fd)
+        session_root.serve(plan["session_fd"])
     child = os.fork()
     if child == 0:
         _exec_command(plan, report)

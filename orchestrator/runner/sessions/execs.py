@@ -1,0 +1,247 @@
+"""One exec inside a live session, as its keeper handles it: judged, audited and
+confined exactly like ``run``.
+
+Owns: turning a client's request into the exec's own spec (the session's profile and
+workspace, fixed at start; this exec's command, environment through the profile's
+filter, ``--env`` and timeout), the policy's verdict (an approval asked through the
+client), the exec's audit records (decided + ended, with the session's id), and
+watching the client while the exec runs (Ctrl-C passed on; a client gone → the exec's
+tree killed).
+Does not own: running it (the backend's ``SessionSandbox``) or the session (``keeper``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import socket
+import threading
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.audit import records
+from orchestrator.backends import result
+from orchestrator.compile.spec import Request, compile_spec
+from orchestrator.core.errors import CodexBoxError, UsageError
+from orchestrator.core.session import ExecCall
+from orchestrator.policy import gate
+from orchestrator.runner.context import new_id
+from orchestrator.runner.views import result_dict
+from orchestrator.sandbox.linux import wire
+
+if TYPE_CHECKING:
+    from .keeper import Keeper
+
+# Flags a session fixes at start: an exec asking for one is refused, never obeyed.
+FIXED = ("profile", "workspace", "backend", "image", "memory", "pids", "cpus")
+
+
+def handle(keeper: Keeper, conn: socket.socket, message: dict[str, Any], fds: list[int]) -> None:
+    run_id = new_id()
+    argv = tuple(str(a) for a in message.get("argv") or ())
+    try:
+        if len(fds) != 3:
+            raise UsageError("an exec needs stdin, stdout and stderr", hint="use codex-box exec")
+        for key in FIXED:
+            if message.get(key) is not None:
+                raise UsageError(
+                    f"--{key} cannot be given to an exec: the session fixed it at start",
+                    hint="start another session with what you need",
+                )
+        cwd = _cwd(keeper, message.get("cwd"))
+        spec = _spec(keeper, message, argv, cwd, run_id)
+        verdict = gate.decide(
+            spec,
+            mode=keeper.policy_mode,
+            home=keeper.context.user_home,
+            codex_home=keeper.context.home,
+            approve=bool(message.get("approve")),
+            confirm=_asker(conn) if message.get("can_ask") else None,
+            record=lambda *batch: keeper.write(run_id, *batch),
+        )
+    except CodexBoxError as exc:
+        with contextlib.suppress(CodexBoxError):  # an audit failure is the answer then
+            keeper.write(
+                run_id,
+                records.command_denied(
+                    argv=argv,
+                    error=exc.one_line(),
+                    profile=keeper.spec.profile,
+                    profile_source=keeper.resolution.source.value,
+                    policy=exc.policy if isinstance(exc, gate.PolicyRefused) else None,
+                ),
+            )
+        _close(fds)
+        _send_error(conn, exc)
+        return
+    launch = keeper.launch_facts(verdict.policy)
+    try:
+        keeper.write(
+            run_id,
+            records.command_allowed(
+                argv=argv, launch=launch, chosen_by=keeper.resolution.describe()
+            ),
+        )
+    except CodexBoxError as exc:  # not on record: not run
+        _close(fds)
+        _send_error(conn, exc)
+        return
+    detach = bool(message.get("detach"))
+    call = ExecCall(
+        exec_id=run_id,
+        argv=argv,
+        env=spec.env,
+        cwd=cwd,
+        timeout_s=spec.limits.timeout_s,
+        detach=detach,
+    )
+    started = time.monotonic()
+    keeper.exec_started()
+    try:
+        watcher = _Watcher(keeper, conn, run_id, detach=detach)
+        watcher.start()
+        try:
+            end = keeper.sandbox.exec(call, (fds[0], fds[1], fds[2]))
+        finally:
+            _close(fds)
+            watcher.done()
+        if end.exit_code != 125 and message.get("cwd") is not None and not detach:
+            keeper.cwd = cwd  # --cwd sticks, as a shell's cd does
+        ran = result.finished(
+            spec,
+            backend=keeper.backend.name,
+            exit_code=end.exit_code,
+            duration_s=time.monotonic() - started,
+            signal=end.signal,
+            timed_out=end.timed_out,
+            oom_killed=False,
+            detail=end.detail,
+        )
+        if not detach:
+            keeper.write(run_id, records.command_ended(argv=argv, launch=launch, result=ran))
+    except CodexBoxError as exc:
+        with contextlib.suppress(CodexBoxError):
+            keeper.write(
+                run_id, records.sandbox_setup_failed(argv=argv, launch=launch, error=exc.one_line())
+            )
+        _send_error(conn, exc)
+        return
+    finally:
+        keeper.exec_ended()
+    answer = result_dict(ran, run_id=run_id, session_id=keeper.session_id, profile=spec.profile)
+    with contextlib.suppress(OSError):
+        wire.send(conn, {"event": "exit", "result": answer, "detached": detach})
+
+
+def _cwd(keeper: Keeper, given: Any) -> str:
+    """The exec's working directory: ``--cwd`` (relative to the session's current one)
+    or the current one; always absolute and normalised, inside the sandbox."""
+    if given is None:
+        return keeper.cwd
+    return posixpath.normpath(posixpath.join(keeper.cwd, str(given)))
+
+
+def _spec(keeper: Keeper, message: dict[str, Any], argv: tuple[str, ...], cwd: str, run_id: str):  # type: ignore[no-untyped-def]
+    environ = message.get("environ")
+    if not isinstance(environ, dict):
+        raise UsageError("an exec needs the caller's environment", hint="use codex-box exec")
+    context = keeper.context
+    options = replace(
+        keeper.options,
+        env_names=tuple(str(e) for e in message.get("env") or ()),
+        timeout=None if message.get("timeout") is None else str(message["timeout"]),
+    )
+    spec = compile_spec(
+        keeper.resolution.profile,
+        Request(
+            argv=argv,
+            workspace=keeper.spec.workspace,
+            cwd=cwd,
+            environ={str(k): str(v) for k, v in environ.items()},
+            home=context.user_home,
+            codex_home=str(context.home),
+            uid=context.uid,
+            gid=context.gid,
+            # The session's: paths the proxy's CA and placeholders were made under.
+            run_id=keeper.spec.run_id,
+            session_id=keeper.session_id,
+            options=options,
+            network=context.config.network,
+        ),
+    )
+    return replace(spec, run_id=run_id)
+
+
+def _asker(conn: socket.socket):  # type: ignore[no-untyped-def]
+    def ask(question: str) -> bool | None:
+        wire.send(conn, {"event": "ask", "question": question})
+        received = wire.recv(conn)
+        if received is None:
+            return None
+        answer, fds = received
+        _close(fds)
+        value = answer.get("answer")
+        return value if isinstance(value, bool) else None
+
+    return ask
+
+
+class _Watcher:
+    """Reads the client while its exec runs: Ctrl-C passed on; gone → tree killed."""
+
+    def __init__(self, keeper: Keeper, conn: socket.socket, exec_id: str, *, detach: bool) -> None:
+        self.keeper = keeper
+        self.conn = conn
+        self.exec_id = exec_id
+        self.detach = detach
+        self._finished = threading.Event()
+        self._thread = threading.Thread(
+            target=self._watch, name="codex-box-exec-client", daemon=True
+        )
+
+    def start(self) -> None:
+        if not self.detach:
+            self._thread.start()
+
+    def done(self) -> None:
+        self._finished.set()
+
+    def _watch(self) -> None:
+        sandbox = self.keeper.sandbox
+        while not self._finished.is_set():
+            try:
+                received = wire.recv(self.conn)
+            except OSError:
+                received = None
+            if self._finished.is_set():
+                return
+            if received is None:  # the client is gone: nobody waits for this exec
+                sandbox.kill(self.exec_id)
+                return
+            message, fds = received
+            _close(fds)
+            if message.get("op") == "signal" and isinstance(message.get("signal"), int):
+                sandbox.signal(self.exec_id, message["signal"])
+            elif message.get("op") == "kill":
+                sandbox.kill(self.exec_id)
+
+
+def _close(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _send_error(conn: socket.socket, exc: CodexBoxError) -> None:
+    with contextlib.suppress(OSError):
+        wire.send(
+            conn,
+            {
+                "event": "error",
+                "message": exc.message,
+                "hint": exc.hint,
+                "exit_code": exc.exit_code,
+            },
+        )

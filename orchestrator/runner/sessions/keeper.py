@@ -1,0 +1,410 @@
+"""A session's keeper: the one host-side process a session is. It builds the sandbox
+once, serves the control socket, judges, audits and passes on each exec, and ends the
+session — when asked, when idle or too old, when its sandbox dies, or on SIGTERM.
+
+Started as ``python -I -m orchestrator.runner.sessions.keeper`` in a session of its
+own (``start``): the start request arrives on stdin, one ``ready`` (or ``error``) line
+goes back on stdout, then both are /dev/null. There is no daemon: each session's
+idle timeout and lifetime are kept by its own keeper.
+
+Owns: the session's lifecycle and its records (``session_start``, ``session_stop``),
+its state on disk (``store``), the control socket (0600 in a 0700 directory; each peer
+must be this user, and outside every sandbox: a process in its own pid namespace is
+refused, whatever path it found the socket by), and what each connection may ask
+(``exec``, ``info``, ``stop``). Does not own: one exec (``execs``), the sandbox (the
+backend's ``SessionSandbox``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from orchestrator.audit import records
+from orchestrator.backends.base import SessionSandbox
+from orchestrator.compile import placeholders
+from orchestrator.core.errors import CodexBoxError
+from orchestrator.core.options import LaunchOptions
+from orchestrator.core.session import check_name
+from orchestrator.policy import gate
+from orchestrator.runner.context import HostContext, new_id
+from orchestrator.runner.pipeline import Runner, RunRequest
+from orchestrator.runner.postrun import PostRunCheck, report
+from orchestrator.runner.selection import choose
+from orchestrator.sandbox.linux import wire
+from orchestrator.sandbox.linux.proctree import start_time
+
+from . import execs, store
+
+TICK_S = 1.0  # how often idle time, lifetime and the sandbox's health are looked at
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartRequest:
+    environ: dict[str, str]
+    cwd: str
+    profile: str | None = None
+    workspace: str | None = None
+    backend: str | None = None
+    options: LaunchOptions = field(default_factory=LaunchOptions)
+    trust_opt_in: bool = False
+    policy_mode: str | None = None
+    name: str | None = None
+    idle_timeout_s: float = 30 * 60.0
+    max_lifetime_s: float = 8 * 3600.0
+
+    def to_json(self) -> dict[str, Any]:
+        data = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        data["options"] = {f: getattr(self.options, f) for f in self.options.__dataclass_fields__}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StartRequest:
+        options = data.pop("options", {})
+        options["env_names"] = tuple(options.get("env_names") or ())
+        return cls(**data, options=LaunchOptions(**options))
+
+
+class Keeper:
+    def __init__(self, request: StartRequest) -> None:
+        if request.name is not None:
+            check_name(request.name)
+        self.request = request
+        self.session_id = new_id()
+        base = HostContext.from_environ(request.environ, cwd=request.cwd)
+        self.context = replace(base, session_id=self.session_id)
+        self.options = replace(request.options, tty=False)
+        self.runner = Runner(
+            self.context,
+            RunRequest(
+                argv=(),
+                profile=request.profile,
+                workspace=request.workspace,
+                backend=request.backend,
+                options=self.options,
+                trust_opt_in=request.trust_opt_in,
+                policy_mode=request.policy_mode,
+            ),
+        )
+        self.audit = self.runner.audit
+        self.policy_mode = gate.policy_mode(request.policy_mode, self.context.config.policy_mode)
+        self._lock = threading.Lock()
+        self._running = 0
+        self._execs = 0
+        self._last_active = time.monotonic()
+        self._stop_reason: str | None = None
+        self._stopping = threading.Event()
+
+    # --- what execs share ------------------------------------------------------
+
+    def write(self, run_id: str, *batch: dict[str, Any]) -> None:
+        ids = {"session_id": self.session_id, "run_id": run_id}
+        out: list[dict[str, Any]] = []
+        for record in batch:
+            head: dict[str, Any] = {k: record[k] for k in ("operation", "target") if k in record}
+            out.append({**head, **ids, **record})
+        self.audit.append_many(out)
+
+    def launch_facts(self, policy: records.PolicyFacts | None) -> records.Launch:
+        return records.Launch(
+            profile=self.spec.profile,
+            profile_source=self.resolution.source.value,
+            backend=self.backend.name,
+            workspace=self.spec.workspace,
+            policy=policy,
+        )
+
+    def exec_started(self) -> None:
+        with self._lock:
+            self._running += 1
+            self._execs += 1
+            self._last_active = time.monotonic()
+
+    def exec_ended(self) -> None:
+        with self._lock:
+            self._running -= 1
+            self._last_active = time.monotonic()
+
+    # --- the session -----------------------------------------------------------
+
+    def start(self) -> contextlib.ExitStack:
+        """Build the sandbox; the returned stack ends everything it holds."""
+        request = self.request
+        try:
+            self.resolution, spec = self.runner.compile(preview=True)
+            selection = choose(self.context, request.backend, spec, probe=True)
+        except CodexBoxError as exc:
+            resolution = self.runner.resolution
+            with contextlib.suppress(CodexBoxError):
+                self.write(
+                    self.runner.run_id,
+                    records.session_refused(
+                        name=request.name,
+                        error=exc.one_line(),
+                        profile=resolution.profile.name if resolution else None,
+                    ),
+                )
+            raise
+        self.spec, self.backend, self.cwd = spec, selection.backend, spec.workspace
+        self.created = datetime.now(UTC)
+        self.expires = self.created + timedelta(seconds=request.max_lifetime_s)
+        self._deadline = time.monotonic() + request.max_lifetime_s
+        launch = self.launch_facts(None)
+        self.write(
+            self.runner.run_id,
+            records.profile_resolved(
+                launch=launch,
+                chosen_by=self.resolution.describe(),
+                chain=self.resolution.chain_text(),
+            ),
+            records.backend_selected(launch=launch, why=selection.why, skipped=selection.skipped),
+        )
+        stack = contextlib.ExitStack()
+        try:
+            stack.enter_context(
+                placeholders.held(
+                    spec.workspace,
+                    spec.protected_paths,
+                    state_dir=self.context.home / "run",
+                    identity=spec.identity_of(spec.workspace),
+                )
+            )
+            egress = None
+            if spec.egress is not None:
+                from orchestrator.netproxy.session import ProxySession  # only when filtering
+
+                def refused(refusal: Any) -> None:
+                    self.write(new_id(), records.network_refused(launch=launch, **refusal))
+
+                egress = stack.enter_context(
+                    ProxySession(spec.egress, run_id=spec.run_id, audit=refused)
+                )
+            self.sandbox: SessionSandbox = self.backend.start_session(
+                spec, selection.facts, egress=egress
+            )
+            stack.callback(self.sandbox.stop)
+        except CodexBoxError as exc:
+            stack.close()
+            with contextlib.suppress(CodexBoxError):
+                self.write(
+                    self.runner.run_id,
+                    records.sandbox_setup_failed(argv=(), launch=launch, error=exc.one_line()),
+                )
+            raise
+        self.write(
+            self.runner.run_id,
+            records.session_started(launch=launch, name=request.name, expires=self.expires),
+        )
+        return stack
+
+    def state(self) -> store.SessionState:
+        return store.SessionState(
+            id=self.session_id,
+            name=self.request.name,
+            profile=self.spec.profile,
+            backend=self.backend.name,
+            workspace=self.spec.workspace,
+            created=self.created.isoformat(timespec="seconds"),
+            expires=self.expires.isoformat(timespec="seconds"),
+            idle_timeout_s=self.request.idle_timeout_s,
+            max_lifetime_s=self.request.max_lifetime_s,
+            keeper_pid=os.getpid(),
+            keeper_start=start_time(os.getpid()) or "",
+            uid=os.getuid(),
+            image=self.spec.image if self.backend.name != "native" else None,
+        )
+
+    def listen(self) -> socket.socket:
+        home = self.context.home
+        name = self.request.name
+        if name is not None and any(
+            s.name == name and live and s.id != self.session_id
+            for s, live in store.all_sessions(home)
+        ):
+            raise CodexBoxError(
+                f"a live session is already named {name!r}",
+                hint="choose another --name, or stop it first (codex-box session stop NAME)",
+            )
+        store.make_directory(home, self.session_id)
+        store.write_state(home, self.state())
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        fd = store.open_directory(home, self.session_id)
+        old = os.umask(0o177)  # the socket is created 0600: no window where it is wider
+        try:
+            listener.bind(f"/proc/self/fd/{fd}/{store.SOCKET}")
+        finally:
+            os.umask(old)
+            os.close(fd)
+        listener.listen(64)
+        listener.settimeout(TICK_S)
+        return listener
+
+    def serve(self, listener: socket.socket) -> str:
+        """Until the session ends; returns why it ended."""
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, lambda *_: self.stop("codex-box got a signal"))
+        while not self._stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                self._check_clock()
+                continue
+            except OSError:
+                continue
+            self._check_clock()
+            threading.Thread(
+                target=self._connection, args=(conn,), name="codex-box-session-client", daemon=True
+            ).start()
+        return self._stop_reason or "stopped"
+
+    def stop(self, why: str) -> None:
+        if self._stop_reason is None:
+            self._stop_reason = why
+        self._stopping.set()
+
+    def _check_clock(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            idle = self._running == 0 and not any(d["running"] for d in self.sandbox.detached())
+            idle_for = now - self._last_active if idle else 0.0
+            if not idle:
+                self._last_active = now
+        if now >= self._deadline:
+            self.stop(f"its max lifetime ({self.request.max_lifetime_s:g}s) passed")
+        elif idle_for >= self.request.idle_timeout_s:
+            self.stop(f"idle for {self.request.idle_timeout_s:g}s")
+        elif not self.sandbox.alive():
+            self.stop("its sandbox died")
+
+    def _connection(self, conn: socket.socket) -> None:
+        with conn:
+            refusal = _refused_peer(conn)
+            if refusal:
+                with contextlib.suppress(OSError):
+                    wire.send(conn, {"event": "error", "message": refusal, "exit_code": 125})
+                return
+            try:
+                received = wire.recv(conn)
+            except OSError:
+                return
+            if received is None:
+                return
+            message, fds = received
+            op = message.get("op")
+            if op == "exec":
+                execs.handle(self, conn, message, fds)
+                return
+            for fd in fds:
+                os.close(fd)
+            if op == "info":
+                wire.send(conn, self.info())
+            elif op == "stop":
+                self.stop("stopped by its user")
+                wire.send(conn, {"event": "stopping", "id": self.session_id})
+
+    def info(self) -> dict[str, Any]:
+        with self._lock:
+            running, count = self._running, self._execs
+        return {
+            "event": "info",
+            "session": self.state().public(),
+            "cwd": self.cwd,
+            "running": running,
+            "execs": count,
+            "detached": self.sandbox.detached(),
+        }
+
+    def finish(self, stack: contextlib.ExitStack, why: str) -> None:
+        """End the sandbox and everything held for it, then the record and the state."""
+        started = time.monotonic()
+        post_run = PostRunCheck(self.spec, quarantine_id=None)
+        try:
+            stack.close()
+        finally:
+            findings, problems = post_run.finish()
+            launch = self.launch_facts(None)
+            with contextlib.suppress(CodexBoxError):
+                report(
+                    findings,
+                    problems,
+                    write=lambda *b: self.write(self.runner.run_id, *b),
+                    launch=launch,
+                )
+                self.write(
+                    self.runner.run_id,
+                    records.session_stopped(
+                        launch=launch,
+                        name=self.request.name,
+                        why=why,
+                        execs=self._execs,
+                        duration_s=time.monotonic()
+                        - started
+                        + (datetime.now(UTC) - self.created).total_seconds(),
+                    ),
+                )
+            store.remove(self.context.home, self.session_id)
+
+
+def _refused_peer(conn: socket.socket) -> str | None:
+    """Why this peer may not use the session, or None. Same user only; and never a
+    process inside a sandbox (every sandbox has a pid namespace of its own), however it
+    reached the socket."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, _ = struct.unpack("3i", creds)
+    if uid != os.getuid():
+        return f"uid {uid} may not use a session of uid {os.getuid()}"
+    try:
+        theirs = os.readlink(f"/proc/{pid}/ns/pid")
+        ours = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "the peer's process could not be identified"
+    if theirs != ours:
+        return "a process inside a sandbox may not use a session's control socket"
+    return None
+
+
+def main() -> None:
+    """The keeper process: request on stdin, one answer line on stdout, then serve."""
+    data = json.loads(sys.stdin.buffer.read())
+    answer = os.fdopen(os.dup(1), "w")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1):
+        os.dup2(devnull, fd)
+    try:
+        keeper = Keeper(StartRequest.from_json(data))
+        stack = keeper.start()
+        try:
+            listener = keeper.listen()
+        except BaseException:
+            stack.close()
+            raise
+    except CodexBoxError as exc:
+        answer.write(
+            json.dumps({"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code})
+        )
+        answer.close()
+        raise SystemExit(exc.exit_code) from None
+    answer.write(json.dumps({"session": keeper.state().public()}))
+    answer.close()
+    os.dup2(devnull, 2)  # nobody reads our stderr any more
+    why = "stopped"
+    try:
+        why = keeper.serve(listener)
+    finally:
+        listener.close()
+        keeper.finish(stack, why)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Messages between codex-box's own processes over a Unix stream socket: one JSON
+object per message, with descriptors (SCM_RIGHTS) riding on its first byte.
+
+Owns: the framing (a 4-byte big-endian length, then that many bytes of UTF-8 JSON),
+its bounds (a peer can never make us buffer more than ``MAX_MESSAGE`` or hold more than
+``MAX_FDS`` descriptors), and closing descriptors that arrive with a malformed message.
+Used by a session's sandbox root (pid 1, so: the standard library only), its keeper and
+its clients. Does not own: what the messages mean (``runner.sessions``, ``session_root``).
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import socket
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+MAX_MESSAGE = 4 * 1024 * 1024  # argv + environment of one exec, with room to spare
+MAX_FDS = 3  # stdin, stdout, stderr
+_HEADER = struct.Struct(">I")
+
+
+class WireError(OSError):
+    """The peer sent something that is not a message of ours."""
+
+
+def send(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
+    data = json.dumps(message, separators=(",", ":")).encode()
+    if len(data) > MAX_MESSAGE:
+        raise WireError(f"message of {len(data)} bytes is over the {MAX_MESSAGE}-byte limit")
+    frame = _HEADER.pack(len(data)) + data
+    if fds:
+        sent = socket.send_fds(sock, [frame[:1]], list(fds))
+        frame = frame[sent:]
+    sock.sendall(frame)
+
+
+def recv(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
+    """The next message and the descriptors that came with it; None at a clean EOF.
+    Raises ``WireError`` (closing any descriptors received) for anything else."""
+    fds: list[int] = []
+    try:
+        first, fds = _first_byte(sock)
+        if first is None:
+            return None
+        header = first + _exactly(sock, _HEADER.size - 1)
+        (size,) = _HEADER.unpack(header)
+        if size > MAX_MESSAGE:
+            raise WireError(f"message of {size} bytes announced, over the limit")
+        message = json.loads(_exactly(sock, size))
+        if not isinstance(message, dict):
+            raise WireError("a message must be a JSON object")
+        return message, fds
+    except (ValueError, OSError) as exc:
+        for fd in fds:
+            os.close(fd)
+        if isinstance(exc, WireError):
+            raise
+        raise WireError(f"malformed message: {exc}") from exc
+
+
+def _first_byte(sock: socket.socket) -> tuple[bytes | None, list[int]]:
+    space = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
+    # Close-on-exec as they arrive: no descriptor of a peer leaks into a later exec.
+    data, ancillary, flags, _ = sock.recvmsg(1, space, socket.MSG_CMSG_CLOEXEC)
+    fds: list[int] = []
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            received = array.array("i")
+            received.frombytes(payload[: len(payload) - len(payload) % received.itemsize])
+            fds.extend(received)
+    if flags & socket.MSG_CTRUNC:  # more descriptors than we accept: none is kept
+        for fd in fds:
+            os.close(fd)
+        raise WireError("too many descriptors with one message")
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    return data, fds
+
+
+def _exactly(sock: socket.socket, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = sock.recv(min(left, 1 << 20))
+        if not chunk:
+            raise WireError("connection closed in the middle of a message")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
