@@ -24,6 +24,7 @@ __all__ = [
     "Runner",
     "SandboxSpec",
     "SecurityProfile",
+    "Session",
     "__version__",
     "run",
 ]
@@ -39,6 +40,7 @@ _HOMES = {
     "Runner": "orchestrator.runner.pipeline",
     "SandboxSpec": "orchestrator.core.spec",
     "SecurityProfile": "orchestrator.core.profile",
+    "Session": "orchestrator.runner.sessions.api",
     "run": "orchestrator.runner.pipeline",
 }
 
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from orchestrator.core.spec import RunResult, SandboxSpec
     from orchestrator.runner.context import HostContext
     from orchestrator.runner.pipeline import Runner, RunRequest, run
+    from orchestrator.runner.sessions.api import Session
 
 
 def __getattr__(name: str) -> Any:

@@ -26,6 +26,11 @@ def main() -> None:
             from . import launch
 
             raise SystemExit(launch.execute(args))
+        exec_args = fast.parse_exec(argv, os.environ)
+        if exec_args is not None:
+            from . import exec_cmd
+
+            raise SystemExit(exec_cmd.execute(exec_args))
         from . import tree
 
         tree.build(argv)(prog_name="codex-box")

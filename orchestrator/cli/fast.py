@@ -116,3 +116,74 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> RunArgs | None:
     if not command:
         return None
     return RunArgs(command=tuple(command), env=tuple(env), **fields)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecArgs:
+    """``exec``'s options and command, as the command line gave them."""
+
+    command: tuple[str, ...]
+    session: str | None = None
+    cwd: str | None = None
+    env: tuple[str, ...] = ()
+    timeout: str | None = None
+    approve: bool = False
+    detach: bool = False
+    as_json: bool = False
+
+
+EXEC_VALUES = {
+    "--session": "session",
+    "-s": "session",
+    "--cwd": "cwd",
+    "--env": "env",
+    "-e": "env",
+    "--timeout": "timeout",
+}
+EXEC_FLAGS = {"--approve": "approve", "--detach": "detach", "--json": "as_json"}
+
+
+def parse_exec(argv: Sequence[str], environ: Mapping[str, str]) -> ExecArgs | None:
+    """``argv`` as ``ExecArgs`` when it is a plain ``exec`` read exactly as Typer would
+    read it; None to let Typer read it (help, mistakes, flags a session fixes)."""
+    if not argv or argv[0] != "exec" or environ.get("CODEX_BOX_DEBUG"):
+        return None
+    fields: dict[str, Any] = {}
+    env: list[str] = []
+    command: Sequence[str] = ()
+    i = 1
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":  # noqa: S105 -- a command-line token, not a password
+            command = argv[i + 1 :]
+            break
+        if token == "-" or not token.startswith("-"):  # noqa: S105
+            command = argv[i:]
+            break
+        name, has_value, inline = (
+            token.partition("=") if token.startswith("--") else (token, "", "")
+        )
+        if name in EXEC_FLAGS and not has_value and EXEC_FLAGS[name] not in fields:
+            fields[EXEC_FLAGS[name]] = True
+            i += 1
+            continue
+        if name not in EXEC_VALUES:
+            return None
+        if has_value:
+            value = inline
+        elif i + 1 < len(argv):
+            i += 1
+            value = argv[i]
+        else:
+            return None
+        field = EXEC_VALUES[name]
+        if not value or value.startswith("-") or (field in fields and field != "env"):
+            return None
+        if field == "env":
+            env.append(value)
+        else:
+            fields[field] = value
+        i += 1
+    if not command:
+        return None
+    return ExecArgs(command=tuple(command), env=tuple(env), **fields)

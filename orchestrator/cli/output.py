@@ -14,16 +14,18 @@ import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from orchestrator.core.errors import CodexBoxError, UsageError, did_you_mean
-from orchestrator.runner.context import HostContext
 
 if TYPE_CHECKING:  # Typer is not loaded on the fast path of `run` (cli.fast)
     import typer
 
     from orchestrator.resolve.precedence import Resolution
+    from orchestrator.runner.context import HostContext
 
 
 def host() -> HostContext:
     """The one context of this command: the environment and cwd as they are now."""
+    from orchestrator.runner.context import HostContext  # not on `exec`'s path: start-up time
+
     return HostContext.from_environ(os.environ, cwd=os.getcwd())
 
 

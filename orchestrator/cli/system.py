@@ -6,6 +6,7 @@ sweep, prints. Owns nothing they decide.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -89,8 +90,14 @@ def apparmor_install() -> None:
 
 
 def gc() -> None:
-    """Remove what runs killed with SIGKILL left behind (containers, cgroups)."""
+    """Remove what runs and sessions killed with SIGKILL left behind (containers,
+    cgroups, dead sessions' state and sockets)."""
     from orchestrator.backends import base
+    from orchestrator.runner.sessions import store
+    from orchestrator.settings.config import codex_home
+
+    for removed in store.sweep_dead(codex_home(os.environ)):
+        typer.echo(f"sessions: removed {removed}")
 
     for name in base.REGISTRY:
         for removed in base.load(name).gc():

@@ -85,9 +85,23 @@ def _audit(app: typer.Typer) -> None:
     app.add_typer(audit_app, name="audit")
 
 
+def _session(app: typer.Typer) -> None:
+    from . import session
+
+    app.add_typer(session.session_app, name="session")
+
+
+def _exec(app: typer.Typer) -> None:
+    from . import session
+
+    app.command("exec", context_settings=COMMAND_VERB)(session.exec_verb)
+
+
 # In the order `codex-box --help` lists them.
 VERBS: dict[str, Callable[[typer.Typer], None]] = {
     "run": _run,
+    "session": _session,
+    "exec": _exec,
     "check": _check,
     "doctor": _doctor,
     "gc": _gc,

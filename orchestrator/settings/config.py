@@ -12,12 +12,12 @@ are ignored; inside the ``[sandbox]`` table, which is ours, unknown keys are err
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orchestrator.core.errors import ConfigError, did_you_mean
+from orchestrator.core.paths import codex_home as codex_home  # its home; re-exported
 from orchestrator.profiles.store import canonical_name
 
 _SANDBOX_KEYS = ("mode", "profile", "network_access", "backend")
@@ -25,12 +25,6 @@ _POLICY_KEYS = ("mode",)
 _AUDIT_KEYS = ("max_bytes", "keep", "syslog", "jsonl")
 _NETWORK_KEYS = ("hosts", "ca_bundle")
 POLICY_MODES = ("enforce", "audit-only", "off")
-
-
-def codex_home(environ: Mapping[str, str]) -> Path:
-    """``$CODEX_HOME``, default ``~/.codex`` (absolute, not required to exist)."""
-    raw = environ.get("CODEX_HOME") or str(Path(environ.get("HOME") or "~").expanduser() / ".codex")
-    return Path(os.path.abspath(Path(raw).expanduser()))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -252,7 +252,8 @@ def _ending(event: dict[str, Any]) -> ExecEnd:
         return ExecEnd(exit_code=125, detail="the session's sandbox ended during the exec")
     detail = str(event.get("detail", ""))
     if "exec_errno" in event:
-        detail = f"{event.get('argv0')}: {os.strerror(int(event['exec_errno']))} (inside the sandbox)"
+        reason = os.strerror(int(event["exec_errno"]))
+        detail = f"{event.get('argv0')}: {reason} (inside the sandbox)"
     elif "cwd_errno" in event:
         detail = f"cannot enter {event.get('argv0')}: {os.strerror(int(event['cwd_errno']))}"
     signum = event.get("signal")

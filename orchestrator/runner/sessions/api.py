@@ -19,8 +19,8 @@ from typing import Any
 
 from orchestrator.core.errors import CodexBoxError
 from orchestrator.core.options import Confirm, LaunchOptions
+from orchestrator.core.paths import codex_home
 from orchestrator.core.spec import RunResult
-from orchestrator.settings.config import codex_home
 
 from . import client, store
 from .keeper import StartRequest

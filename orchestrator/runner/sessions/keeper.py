@@ -201,6 +201,12 @@ class Keeper:
                     records.sandbox_setup_failed(argv=(), launch=launch, error=exc.one_line()),
                 )
             raise
+        with contextlib.suppress(CodexBoxError):  # the first exec then pays no policy load
+            gate.evaluate(
+                replace(spec, argv=("true",)),
+                home=self.context.user_home,
+                codex_home=self.context.home,
+            )
         self.write(
             self.runner.run_id,
             records.session_started(launch=launch, name=request.name, expires=self.expires),

@@ -1,0 +1,65 @@
+"""The body of ``codex-box exec``, without its command line: one ``ExecArgs`` → the
+session's keeper → what is printed and the exit code.
+
+Shared by the Typer verb (``cli.session``) and the fast path (``cli.fast.parse_exec``).
+Imports no Typer and no runner: an exec's whole cost on this side is reaching the
+keeper, which already holds the profile, the policy and the audit log.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NoReturn
+
+from orchestrator.core.errors import CodexBoxError
+from orchestrator.core.paths import codex_home
+from orchestrator.runner.sessions import client, store
+
+from .fast import ExecArgs
+from .output import confirm_on_tty, echo, emit_json, fail, usage
+
+SESSION_ENV = "CODEX_BOX_SESSION"
+
+
+def fixed_flag(flag: str) -> NoReturn:
+    usage(
+        f"{flag} cannot be given to exec: a session's profile, workspace, backend and "
+        "image are fixed when it starts — start another session for different ones"
+    )
+
+
+def execute(args: ExecArgs) -> int:
+    if not args.command:
+        usage("no command given — put it after --, e.g. codex-box exec -- make test")
+    environ = dict(os.environ)
+    home = codex_home(environ)
+    try:
+        # Never "the latest": the session named, or the one this shell is in.
+        state = store.find(home, args.session or environ.get(SESSION_ENV))
+        event = client.execute(
+            home,
+            state.id,
+            {
+                "op": "exec",
+                "argv": list(args.command),
+                "environ": environ,
+                "env": list(args.env),
+                "cwd": args.cwd,
+                "timeout": args.timeout,
+                "approve": args.approve,
+                "detach": args.detach,
+            },
+            confirm=confirm_on_tty,
+        )
+    except CodexBoxError as exc:
+        fail(exc)
+    result = event["result"]
+    if args.detach:
+        echo(
+            f"codex-box: detached {result['run_id']} (codex-box session show {state.id})", err=True
+        )
+    elif result.get("detail") and result["exit_code"] in (124, 126, 127):
+        echo(f"codex-box: {result['detail']}", err=True)
+    if args.as_json:
+        emit_json(result, err=True)
+    return int(result["exit_code"])

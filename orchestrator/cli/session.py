@@ -1,0 +1,199 @@
+"""``codex-box session start|ls|show|stop`` and ``codex-box exec``: sandboxes that live.
+
+Part of the command line: the options as Typer reads them. ``exec``'s body is in
+``cli.exec_cmd`` (shared with its fast path, ``cli.fast.parse_exec``); the rest is
+here. Owns nothing the keeper decides (``runner.sessions``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from orchestrator.core.errors import CodexBoxError, UsageError
+from orchestrator.core.options import LaunchOptions
+from orchestrator.core.paths import codex_home
+from orchestrator.runner.sessions import client, store
+from orchestrator.runner.sessions.keeper import StartRequest
+from orchestrator.runner.sessions.start import start as start_session
+
+from . import exec_cmd
+from .fast import ExecArgs
+from .output import emit_json, fail, usage
+
+session_app = typer.Typer(
+    help="Sandboxes that live: start once, exec many commands in them.", no_args_is_help=True
+)
+
+JSON = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _duration(flag: str, text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        value = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
+    except (ValueError, IndexError):
+        value = -1.0
+    if value <= 0:
+        raise UsageError(f"{flag} {text!r} is not a duration", hint="e.g. 90, 30m, 8h, 2d")
+    return value
+
+
+@session_app.command("start")
+def start(
+    profile: Annotated[str | None, typer.Option("--profile", "-p", help="Profile name.")] = None,
+    workspace: Annotated[str | None, typer.Option(help="Workspace (default: cwd).")] = None,
+    backend: Annotated[str | None, typer.Option(help="auto | docker | podman | native.")] = None,
+    image: Annotated[str | None, typer.Option(help="Container backends: the image.")] = None,
+    name: Annotated[str | None, typer.Option(help="A name to use instead of the id.")] = None,
+    idle_timeout: Annotated[str, typer.Option(help="End after this long with no exec.")] = "30m",
+    max_lifetime: Annotated[str, typer.Option(help="End after this long in any case.")] = "8h",
+    memory: Annotated[str | None, typer.Option(help="Memory limit of the session.")] = None,
+    pids: Annotated[str | None, typer.Option(help="Process limit of the session.")] = None,
+    cpus: Annotated[str | None, typer.Option(help="CPU limit of the session.")] = None,
+    trust: Annotated[
+        bool, typer.Option("--yes-i-trust-this-workspace", help="Opt in to `trusted`.")
+    ] = False,
+    policy_mode: Annotated[str | None, typer.Option(help="enforce | audit-only | off.")] = None,
+    as_json: JSON = False,
+) -> None:
+    """Start a session; prints its id (with --json: id, profile, backend, workspace,
+    created, expires). Exit 125 when it cannot start, 126 when refused."""
+    try:
+        request = StartRequest(
+            environ=dict(os.environ),
+            cwd=os.getcwd(),
+            profile=profile,
+            workspace=workspace,
+            backend=backend,
+            options=LaunchOptions(memory=memory, pids=pids, cpus=cpus, image=image),
+            trust_opt_in=trust,
+            policy_mode=policy_mode,
+            name=name,
+            idle_timeout_s=_duration("--idle-timeout", idle_timeout),
+            max_lifetime_s=_duration("--max-lifetime", max_lifetime),
+        )
+        state = start_session(request)
+    except CodexBoxError as exc:
+        fail(exc)
+    if as_json:
+        keys = ("id", "name", "profile", "backend", "workspace", "created", "expires")
+        emit_json({k: state.get(k) for k in keys})
+    else:
+        typer.echo(state["id"])
+
+
+@session_app.command("ls")
+def ls(as_json: JSON = False) -> None:
+    """List the sessions on record (a dead one until `codex-box gc`)."""
+    found = store.all_sessions(codex_home(os.environ))
+    if as_json:
+        emit_json([{**s.public(), "live": live} for s, live in found])
+        return
+    if not found:
+        typer.echo("no sessions")
+        return
+    typer.echo(f"{'ID':12}  {'NAME':16}  {'PROFILE':13}  {'BACKEND':7}  {'STATE':5}  EXPIRES")
+    for state, live in found:
+        typer.echo(
+            f"{state.id:12}  {state.name or '-':16}  {state.profile:13}  {state.backend:7}  "
+            f"{'live' if live else 'dead':5}  {state.expires}"
+        )
+
+
+@session_app.command("show")
+def show(
+    session: Annotated[str, typer.Argument(help="Its id or name.")], as_json: JSON = False
+) -> None:
+    """A live session's state: profile, working directory, execs, detached execs."""
+    home = codex_home(os.environ)
+    try:
+        info = client.request(home, store.find(home, session).id, {"op": "info"})
+    except CodexBoxError as exc:
+        fail(exc)
+    if as_json:
+        emit_json({k: v for k, v in info.items() if k != "event"})
+        return
+    for key, value in info["session"].items():
+        typer.echo(f"{key}: {value}")
+    typer.echo(f"cwd: {info['cwd']}\nexecs: {info['execs']} ({info['running']} running)")
+    for entry in info["detached"]:
+        state = "running" if entry["running"] else f"exited {entry['exit_code']}"
+        typer.echo(f"detached {entry['exec_id']}: {' '.join(entry['argv'])} ({state})")
+
+
+@session_app.command("stop")
+def stop(
+    session: Annotated[str | None, typer.Argument(help="Its id or name.")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Stop every live session.")] = False,
+) -> None:
+    """End a session (or all): its processes, container, cgroup and state are removed."""
+    home = codex_home(os.environ)
+    if every == (session is not None):
+        usage("give a session id or name, or --all (not both)")
+    try:
+        targets = (
+            [s.id for s, live in store.all_sessions(home) if live]
+            if every
+            else [store.find(home, session).id]
+        )
+        for session_id in targets:
+            client.request(home, session_id, {"op": "stop"})
+    except CodexBoxError as exc:
+        fail(exc)
+    for session_id in targets:
+        if not client.wait_stopped(home, session_id):
+            fail(
+                CodexBoxError(
+                    f"session {session_id} did not stop within 30s", hint="try `codex-box gc`"
+                )
+            )
+        typer.echo(f"stopped {session_id}")
+
+
+def exec_verb(
+    command: Annotated[
+        list[str] | None, typer.Argument(metavar="[--] COMMAND [ARGS]...", help="The command.")
+    ] = None,
+    session: Annotated[
+        str | None, typer.Option("--session", "-s", help="Id or name; default $CODEX_BOX_SESSION.")
+    ] = None,
+    cwd: Annotated[
+        str | None, typer.Option(help="Working directory (sticks for later execs).")
+    ] = None,
+    env: Annotated[
+        list[str] | None, typer.Option("--env", "-e", help="NAME or NAME=VALUE.")
+    ] = None,
+    timeout: Annotated[
+        str | None, typer.Option(help="Kill the exec's tree after it (124).")
+    ] = None,
+    approve: Annotated[bool, typer.Option(help="Run an unverified command (audited).")] = False,
+    detach: Annotated[bool, typer.Option(help="Return at once; `session show` lists it.")] = False,
+    as_json: JSON = False,
+    profile: Annotated[str | None, typer.Option("--profile", "-p", hidden=True)] = None,
+    workspace: Annotated[str | None, typer.Option(hidden=True)] = None,
+    backend: Annotated[str | None, typer.Option(hidden=True)] = None,
+    image: Annotated[str | None, typer.Option(hidden=True)] = None,
+) -> None:
+    """Run a command inside a live session, judged and audited like `run`."""
+    for flag, value in (
+        ("--profile", profile),
+        ("--workspace", workspace),
+        ("--backend", backend),
+        ("--image", image),
+    ):
+        if value is not None:
+            exec_cmd.fixed_flag(flag)
+    args = ExecArgs(
+        command=tuple(command or ()),
+        session=session,
+        cwd=cwd,
+        env=tuple(env or ()),
+        timeout=timeout,
+        approve=approve,
+        detach=detach,
+        as_json=as_json,
+    )
+    raise typer.Exit(exec_cmd.execute(args))
