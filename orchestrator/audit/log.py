@@ -81,6 +81,8 @@ OPERATIONS = (
     "network_connect",  # a request the egress proxy refused
     "elevation",  # a temporary elevation granted, used or expired
     "planted_repo",  # a git repository the run planted, or whose config or hooks it changed
+    "session_start",  # a session's sandbox built (or refused); its execs carry its id
+    "session_stop",  # a session ended: asked, idle, too old, its sandbox died, a signal
 )
 LOG_NAME = "audit.log"
 LOCK_NAME = "audit.lock"

@@ -15,11 +15,13 @@ import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, Self, runtime_checkable
 
 from orchestrator.core.errors import BackendUnavailable, CodexBoxError, ConfigError, did_you_mean
-from orchestrator.core.session import ExecCall, ExecEnd
 from orchestrator.core.spec import RunResult, SandboxSpec
+
+if TYPE_CHECKING:  # a one-shot run never loads the session vocabulary
+    from orchestrator.core.session import ExecCall, ExecEnd
 
 
 @dataclass(frozen=True, slots=True)

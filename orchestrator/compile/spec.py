@@ -131,6 +131,7 @@ def compile_spec(profile: Profile, request: Request, *, preview: bool = False) -
         gid=request.gid,
         egress=egress,
         identities=tuple((path, dev, ino) for path, (dev, ino) in identities.items()),
+        hidden_paths=(os.path.join(os.path.abspath(request.codex_home), "sessions"),),
     )
 
 

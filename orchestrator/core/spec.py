@@ -89,6 +89,10 @@ class SandboxSpec:
     # (placeholders, binds, the working directory) reopens the path without following
     # symlinks and refuses another inode: a name swapped after the check never counts.
     identities: tuple[tuple[str, int, int], ...] = ()
+    # Host directories a sandbox must not see into at all (native: an empty read-only
+    # tmpfs over each): CODEX_HOME/sessions, whose control sockets are made after the
+    # sandbox starts, so masking the sockets that exist at launch would miss them.
+    hidden_paths: tuple[str, ...] = ()
 
     def identity_of(self, path: str) -> tuple[int, int] | None:
         for known, dev, ino in self.identities:

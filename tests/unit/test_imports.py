@@ -171,6 +171,10 @@ NATIVE_RUN_MODULES = [
     "orchestrator.sandbox.linux.pinning",
     "orchestrator.sandbox.linux.proctree",
     "orchestrator.sandbox.linux.seccomp",
+    # A forked launcher imports nothing after the fork, so pid 1's session loop (and
+    # its framing) is loaded with the launcher, though a one-shot run never serves it.
+    "orchestrator.sandbox.linux.session_root",
+    "orchestrator.sandbox.linux.wire",
     "orchestrator.settings",
     "orchestrator.settings.config",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.backends import cgroups
 from orchestrator.backends.base import (
@@ -31,7 +31,9 @@ from . import host
 from .host import NativeFacts
 from .launch import Launch
 from .plan import translate
-from .session import NativeSession
+
+if TYPE_CHECKING:
+    from .session import NativeSession
 
 
 class LinuxBackend:
@@ -91,6 +93,8 @@ class LinuxBackend:
         *,
         egress: EgressPort | None = None,
     ) -> NativeSession:
+        from .session import NativeSession  # a one-shot run never loads it: start-up time
+
         if facts is not None:
             NativeFacts.of(facts)
         try:

@@ -56,6 +56,7 @@ class Launch:
 
     def execute(self) -> RunResult:
         plan = translate(self.spec)
+        hide(self.spec)
         group = cgroups.create(self.spec.run_id, self.spec.limits)
         plan["cgroup_procs"] = group.procs_files if group else []
         plan["parent_pid"] = os.getpid()
@@ -275,3 +276,11 @@ class Launch:
             oom_killed=oom,
             detail=detail,
         )
+
+
+def hide(spec: SandboxSpec) -> None:
+    """Make each hidden directory exist before the sandbox does: one made later (the
+    first session's) would be visible to a sandbox that started before it."""
+    for path in spec.hidden_paths if spec.sandboxed else ():
+        with contextlib.suppress(OSError):  # then the launcher finds nothing to hide
+            os.makedirs(path, mode=0o700, exist_ok=True)

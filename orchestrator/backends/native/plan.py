@@ -58,7 +58,7 @@ def translate(spec: SandboxSpec) -> dict[str, Any]:
         "workspace": spec.workspace,
         "writable_roots": list(spec.writable_roots),
         "private_tmp": private_tmp,
-        "hidden": list(HIDDEN),
+        "hidden": [*HIDDEN, *spec.hidden_paths],
         "tmpfs_bytes": spec.limits.memory_bytes,
         "protected": list(spec.protected_paths),
         # What compile checked: the launcher refuses another inode at these paths.

@@ -30,7 +30,7 @@ from orchestrator.core.spec import SandboxSpec
 from orchestrator.sandbox.linux import wire
 from orchestrator.sandbox.linux.proctree import wait_gone
 
-from .launch import Launch
+from .launch import Launch, hide
 from .plan import translate
 
 READY_S = 30.0  # building the sandbox; a launcher silent for longer has failed
@@ -65,6 +65,7 @@ class NativeSession:
         self._stopped = False
         self._group: cgroups.RunCgroup | None = None
         plan = translate(spec)
+        hide(spec)
         self._group = cgroups.create(spec.run_id, spec.limits)
         plan["cgroup_procs"] = self._group.procs_files if self._group else []
         plan["parent_pid"] = os.getpid()

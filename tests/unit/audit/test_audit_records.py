@@ -123,6 +123,23 @@ CASES: dict[str, list[Callable[[], records.Record]]] = {
     "sandbox_setup_failed": [
         lambda: records.sandbox_setup_failed(argv=ARGV, launch=LAUNCH, error="no Landlock")
     ],
+    "session_started": [
+        lambda: records.session_started(
+            launch=LAUNCH, name="ci-42", expires=datetime(2026, 12, 7, 18, 0, tzinfo=UTC)
+        ),
+        lambda: records.session_started(
+            launch=LAUNCH, name=None, expires=datetime(2026, 12, 7, 18, 0, tzinfo=UTC)
+        ),
+    ],
+    "session_refused": [
+        lambda: records.session_refused(name=None, error="unknown profile 'x'"),
+        lambda: records.session_refused(name="ci", error="no backend", profile="offline"),
+    ],
+    "session_stopped": [
+        lambda: records.session_stopped(
+            launch=LAUNCH, name="ci-42", why="idle for 1800s", execs=25, duration_s=12.5
+        )
+    ],
     "network_refused": [
         lambda: records.network_refused(
             launch=LAUNCH,
