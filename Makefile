@@ -18,6 +18,12 @@ $(STAMP): pyproject.toml
 	@# .pth), and bytecode compiled now, so PYTHONDONTWRITEBYTECODE=1 starts fast too.
 	$(BIN)/pip uninstall --quiet --yes setuptools
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib orchestrator
+	@# The helper every exec of a container session runs under (static: any image).
+	@# Without gcc and libc6-dev, everything but container sessions still works.
+	mkdir -p orchestrator/backends/containers/bin
+	gcc -static -O2 -Wall -Werror -o orchestrator/backends/containers/bin/codex-box-supervise \
+	    orchestrator/backends/containers/supervise.c \
+	  || echo "codex-box: container sessions need gcc and libc6-dev (apt-get install gcc libc6-dev)" >&2
 	touch $(STAMP)
 
 install: $(STAMP) ## create ./.venv and install codex-box with the dev tools

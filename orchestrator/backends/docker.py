@@ -26,7 +26,14 @@ from orchestrator.core.profile import Capabilities
 from orchestrator.core.spec import DEFAULT_DOCKER_HOST, RunResult, SandboxSpec
 from orchestrator.hardening import apparmor
 
-from .base import Availability, Diagnosis, EgressPort, HostFacts, fail_with_full_probe
+from .base import (
+    Availability,
+    Diagnosis,
+    EgressPort,
+    HostFacts,
+    SessionSandbox,
+    fail_with_full_probe,
+)
 from .containers import common as container
 from .containers import staging
 from .containers.docker_ops import DockerOps, remove_leftovers
@@ -147,6 +154,57 @@ class DockerBackend:
                 if run.created:
                     raise
                 fail_with_full_probe(self.name, exc, lambda: self.probe(spec))
+
+    def start_session(
+        self,
+        spec: SandboxSpec,
+        facts: HostFacts | None = None,
+        *,
+        egress: EgressPort | None = None,
+    ) -> SessionSandbox:
+        """One container for the session (``containers.session``): the run's request,
+        its binds staged (as root) and its network holder, all kept until ``stop``."""
+        from .containers.session import ContainerSession  # sessions only: start-up time
+        from .containers.session_request import docker_request, helper_source
+
+        helper = helper_source()
+        armor = DockerFacts.of(facts if facts is not None else self.probe(spec)).armor
+        owner = {container.LABEL_OWNER: container.owner_label()}  # the keeper's own pid
+        request = docker_request(translate(spec, armor), helper, owner)
+        holder = egress_holder(
+            spec,
+            egress,
+            translate=lambda one: translate(one, armor),
+            labels_key="Labels",
+            owner=owner,
+        )
+        debug(
+            "docker create (session)", body={k: v for k, v in request.items() if k != "HostConfig"}
+        )
+        cleanup = contextlib.ExitStack()
+        session = ContainerSession(
+            spec,
+            DockerOps(spec),
+            backend=self.name,
+            api=Endpoint(spec.docker_host),
+            prefix="",
+            holder=holder,
+            cleanup=cleanup,
+        )
+        try:
+            sources = cleanup.enter_context(staging.staged(spec))
+            for mount in request["HostConfig"]["Mounts"]:
+                mount["Source"] = sources.get(mount["Source"], mount["Source"])
+            session.start(request)  # removes what it made on failure, staging included
+        except (BackendUnavailable, SandboxSetupError) as exc:
+            cleanup.close()
+            if session.created:
+                raise
+            fail_with_full_probe(self.name, exc, lambda: self.probe(spec))
+        except BaseException:
+            cleanup.close()
+            raise
+        return session
 
     def gc(self) -> list[str]:
         endpoint = Endpoint(DEFAULT_DOCKER_HOST)

@@ -13,7 +13,7 @@ from typing import Any
 from orchestrator.core.errors import BackendUnavailable
 from orchestrator.core.spec import RunResult, SandboxSpec
 
-from .base import Availability, Diagnosis, EgressPort, HostFacts
+from .base import Availability, Diagnosis, EgressPort, HostFacts, SessionSandbox
 
 REASON = "not built yet: codex-box cannot run on a cluster in this version"
 
@@ -37,6 +37,15 @@ class KubernetesBackend:
         *,
         egress: EgressPort | None = None,
     ) -> RunResult:
+        raise BackendUnavailable(f"kubernetes backend {REASON}", hint="use --backend auto")
+
+    def start_session(
+        self,
+        spec: SandboxSpec,
+        facts: HostFacts | None = None,
+        *,
+        egress: EgressPort | None = None,
+    ) -> SessionSandbox:
         raise BackendUnavailable(f"kubernetes backend {REASON}", hint="use --backend auto")
 
     def gc(self) -> list[str]:

@@ -119,6 +119,37 @@ def egress_holder(
     )
 
 
+def sweep_if_needed(ops: EngineOps, ledger: Ledger) -> None:
+    """Remove what killed runs (and sessions) left, when the ledger says there can be
+    some: not a list call to the engine on every run."""
+    if not ledger.must_sweep():
+        return
+    listed = time.time()
+    with ops.errors():
+        ops.sweep()
+    if not ops.left:  # else the dead records stay: later runs try again
+        ledger.swept(listed)
+
+
+def start_holder(ops: EngineOps, holder: Holder, held: list[str], *, image: str) -> int:
+    """Create and start the network holder, then hand the proxy a listener made in its
+    namespace — all before the command's container exists, so the command never runs
+    a moment without its only way out in place. Its id goes into ``held`` at once."""
+    with deferred_signals(), ops.errors():
+        held.append(ops.create(holder.request, name=holder.name))
+    with ops.errors():
+        try:
+            ops.start(held[0])
+        except StartRefused as exc:
+            raise SandboxSetupError(
+                f"cannot start the network holder container ({exc.message})",
+                hint=f"the image {image} needs `sleep`; nothing was run",
+            ) from exc
+        pid = ops.pid(held[0])
+    holder.egress.serve(netns.listen_in(pid, holder.port))
+    return pid
+
+
 class ContainerRun:
     def __init__(
         self,
@@ -182,34 +213,13 @@ class ContainerRun:
         return self._result(code, oom, time.monotonic() - started)
 
     def _sweep(self, ledger: Ledger) -> None:
-        """Remove what killed runs left, when the ledger says there can be some: not a
-        list call to the engine on every run."""
-        if not ledger.must_sweep():
-            return
-        listed = time.time()
-        with self.ops.errors():
-            self.ops.sweep()
-        if not self.ops.left:  # else the dead records stay: later runs try again
-            ledger.swept(listed)
+        sweep_if_needed(self.ops, ledger)
 
     def _start_holder(self, holder: Holder, held: list[str]) -> int:
-        """Create and start the network holder, then hand the proxy a listener made in
-        its namespace — all before the command's container exists, so the command
-        never runs a moment without its only way out in place."""
-        with deferred_signals(), self.ops.errors():
-            held.append(self.ops.create(holder.request, name=holder.name))
-            self.created = True
-        with self.ops.errors():
-            try:
-                self.ops.start(held[0])
-            except StartRefused as exc:
-                raise SandboxSetupError(
-                    f"cannot start the network holder container ({exc.message})",
-                    hint=f"the image {self.spec.image} needs `sleep`; nothing was run",
-                ) from exc
-            pid = self.ops.pid(held[0])
-        holder.egress.serve(netns.listen_in(pid, holder.port))
-        return pid
+        try:
+            return start_holder(self.ops, holder, held, image=self.spec.image)
+        finally:
+            self.created = self.created or bool(held)  # the holder was created
 
     def _stopped(self, signum: int, duration: float) -> RunResult:
         name = signal.Signals(signum).name

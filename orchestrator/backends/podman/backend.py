@@ -25,6 +25,7 @@ from orchestrator.backends.base import (
     Diagnosis,
     EgressPort,
     HostFacts,
+    SessionSandbox,
     fail_with_full_probe,
 )
 from orchestrator.backends.containers import common as container
@@ -150,6 +151,49 @@ class PodmanBackend:
                 raise
             # A fresh backend: this one holds the quick probe's view of the service.
             fail_with_full_probe(self.name, exc, lambda: PodmanBackend().probe(spec))
+
+    def start_session(
+        self,
+        spec: SandboxSpec,
+        facts: HostFacts | None = None,
+        *,
+        egress: EgressPort | None = None,
+    ) -> SessionSandbox:
+        """One container for the session (``containers.session``), checked against its
+        request by ``PodmanOps`` before it starts, with its network holder; kept until
+        ``stop``."""
+        # Sessions only: a one-shot run never loads them (start-up time).
+        from orchestrator.backends.containers.session import ContainerSession
+        from orchestrator.backends.containers.session_request import helper_source, podman_request
+
+        helper = helper_source()
+        host = PodmanFacts.of(facts if facts is not None else self.probe(spec)).require_host()
+        owner = {container.LABEL_OWNER: container.owner_label()}  # the keeper's own pid
+        request = podman_request(translate(spec, host), helper, owner)
+        debug("podman create (session)", kwargs=request)
+        holder = egress_holder(
+            spec,
+            egress,
+            translate=lambda one: translate(one, host),
+            labels_key="labels",
+            owner=owner,
+            join=join_holder,
+        )
+        session = ContainerSession(
+            spec,
+            PodmanOps(spec.podman_host, spec=spec),
+            backend=self.name,
+            api=Endpoint(spec.podman_host),
+            prefix=LIBPOD,
+            holder=holder,
+        )
+        try:
+            session.start(request)  # removes what it made on failure
+        except (BackendUnavailable, SandboxSetupError) as exc:
+            if session.created:
+                raise
+            fail_with_full_probe(self.name, exc, lambda: PodmanBackend().probe(spec))
+        return session
 
     def gc(self) -> list[str]:
         ops = PodmanOps(DEFAULT_PODMAN_HOST)
