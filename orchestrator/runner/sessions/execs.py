@@ -97,6 +97,10 @@ def handle(keeper: Keeper, conn: socket.socket, message: dict[str, Any], fds: li
         timeout_s=spec.limits.timeout_s,
         detach=detach,
     )
+    if detach:  # it outlives its client: its output goes nowhere (as on every backend)
+        _close(fds)
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        fds = [null, null, null]
     started = time.monotonic()
     keeper.exec_started()
     try:
@@ -105,7 +109,7 @@ def handle(keeper: Keeper, conn: socket.socket, message: dict[str, Any], fds: li
         try:
             end = keeper.sandbox.exec(call, (fds[0], fds[1], fds[2]))
         finally:
-            _close(fds)
+            _close(list(set(fds)))
             watcher.done()
         if end.exit_code != 125 and message.get("cwd") is not None and not detach:
             keeper.cwd = cwd  # --cwd sticks, as a shell's cd does
