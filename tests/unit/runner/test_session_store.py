@@ -134,7 +134,10 @@ def test_a_peer_in_another_pid_namespace_is_refused(tmp_path: Path) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))
     listener.listen(1)
-    code = f"import socket,time;s=socket.socket(socket.AF_UNIX);s.connect({str(path)!r});time.sleep(2)"
+    code = (
+        "import socket,time;s=socket.socket(socket.AF_UNIX);"
+        f"s.connect({str(path)!r});time.sleep(2)"
+    )
     child = subprocess.Popen(["unshare", "--pid", "--fork", sys.executable, "-c", code])
     try:
         listener.settimeout(10)
