@@ -34,7 +34,7 @@ def start(request: StartRequest) -> dict[str, object]:
         close_fds=True,
         start_new_session=True,
         env=request.environ,
-        cwd=request.cwd,
+        cwd="/",  # the request carries the caller's; the keeper holds no directory busy
     )
     assert process.stdin is not None and process.stdout is not None  # noqa: S101 -- PIPE
     with process.stdin:
