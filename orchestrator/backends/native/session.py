@@ -18,6 +18,7 @@ import os
 import select
 import signal
 import socket
+import subprocess
 import threading
 import time
 from typing import Any
@@ -33,7 +34,8 @@ from orchestrator.sandbox.linux.proctree import wait_gone
 from .launch import Launch, hide
 from .plan import translate
 
-READY_S = 30.0  # building the sandbox; a launcher silent for longer has failed
+READY_S = 30.0
+STOP_GRACE_S = 2.0  # pid 1 exits at once when asked; this is for a wedged one  # building the sandbox; a launcher silent for longer has failed
 
 
 class _Waiter:
@@ -228,13 +230,17 @@ class NativeSession:
             if self._stopped:
                 return
             self._stopped = True
+        # Pid 1 exits when its channel closes (the kernel then kills every process of
+        # the pid namespace) and the launcher, which reaps it, follows. Killing the
+        # launcher first would leave pid 1 to the host's init to reap, seconds later.
         with contextlib.suppress(OSError):
             self._channel.shutdown(socket.SHUT_RDWR)
-        # Pid 1 dies with the launcher (PDEATHSIG); the kernel then kills every
-        # process of the pid namespace.
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self._proc.pid, signal.SIGKILL)
-        self._proc.wait()
+        try:
+            self._proc.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._proc.pid, signal.SIGKILL)  # pid 1 dies with it (PDEATHSIG)
+            self._proc.wait()
         if self._launch.pid1 is not None:
             wait_gone(self._launch.pid1, timeout_s=5.0)
         with contextlib.suppress(OSError):

@@ -253,6 +253,7 @@ class Keeper:
             os.close(fd)
         listener.listen(64)
         listener.settimeout(TICK_S)
+        self._listener = listener
         return listener
 
     def serve(self, listener: socket.socket) -> str:
@@ -277,6 +278,10 @@ class Keeper:
         if self._stop_reason is None:
             self._stop_reason = why
         self._stopping.set()
+        listener = getattr(self, "_listener", None)
+        if listener is not None:  # wake accept() now, not at the next tick
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
 
     def _check_clock(self) -> None:
         now = time.monotonic()
