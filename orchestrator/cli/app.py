@@ -19,6 +19,14 @@ from orchestrator.core.errors import EXIT_SETUP
 def main() -> None:
     argv = sys.argv[1:]
     try:
+        if argv[:1] == ["exec"]:  # first: `exec` loads none of what `run`'s path does
+            from . import exec_fast
+
+            exec_args = exec_fast.parse_exec(argv, os.environ)
+            if exec_args is not None:
+                from . import exec_cmd
+
+                raise SystemExit(exec_cmd.execute(exec_args))
         from . import fast
 
         args = fast.parse(argv, os.environ)
@@ -26,11 +34,6 @@ def main() -> None:
             from . import launch
 
             raise SystemExit(launch.execute(args))
-        exec_args = fast.parse_exec(argv, os.environ)
-        if exec_args is not None:
-            from . import exec_cmd
-
-            raise SystemExit(exec_cmd.execute(exec_args))
         from . import tree
 
         tree.build(argv)(prog_name="codex-box")

@@ -1,7 +1,7 @@
 """The body of ``codex-box exec``, without its command line: one ``ExecArgs`` → the
 session's keeper → what is printed and the exit code.
 
-Shared by the Typer verb (``cli.session``) and the fast path (``cli.fast.parse_exec``).
+Shared by the Typer verb (``cli.session``) and the fast path (``cli.exec_fast``).
 Imports no Typer and no runner: an exec's whole cost on this side is reaching the
 keeper, which already holds the profile, the policy and the audit log.
 """
@@ -9,14 +9,17 @@ keeper, which already holds the profile, the policy and the audit log.
 from __future__ import annotations
 
 import os
-from typing import NoReturn
 
 from orchestrator.core.errors import CodexBoxError
-from orchestrator.core.paths import codex_home
-from orchestrator.runner.sessions import client, store
+from orchestrator.core.paths import codex_home_dir
+from orchestrator.runner.sessions import client, locate
 
-from .fast import ExecArgs
+from .exec_fast import ExecArgs
 from .output import confirm_on_tty, echo, emit_json, fail, usage
+
+TYPE_CHECKING = False  # no `typing` on `exec`'s path (orchestrator/__init__)
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 SESSION_ENV = "CODEX_BOX_SESSION"
 
@@ -32,13 +35,13 @@ def execute(args: ExecArgs) -> int:
     if not args.command:
         usage("no command given — put it after --, e.g. codex-box exec -- make test")
     environ = dict(os.environ)
-    home = codex_home(environ)
+    home = codex_home_dir(environ)
     try:
         # Never "the latest": the session named, or the one this shell is in.
-        state = store.find(home, args.session or environ.get(SESSION_ENV))
+        session_id = locate.find_id(home, args.session or environ.get(SESSION_ENV))
         event = client.execute(
             home,
-            state.id,
+            session_id,
             {
                 "op": "exec",
                 "argv": list(args.command),
@@ -56,7 +59,8 @@ def execute(args: ExecArgs) -> int:
     result = event["result"]
     if args.detach:
         echo(
-            f"codex-box: detached {result['run_id']} (codex-box session show {state.id})", err=True
+            f"codex-box: detached {result['run_id']} (codex-box session show {session_id})",
+            err=True,
         )
     elif result.get("detail") and result["exit_code"] in (124, 126, 127):
         echo(f"codex-box: {result['detail']}", err=True)

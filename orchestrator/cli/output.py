@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from orchestrator.core.errors import CodexBoxError, UsageError, did_you_mean
 
+TYPE_CHECKING = False  # `typing` itself is not on `exec`'s path (orchestrator/__init__)
 if TYPE_CHECKING:  # Typer is not loaded on the fast path of `run` (cli.fast)
+    from typing import Any, NoReturn
+
     import typer
 
     from orchestrator.resolve.precedence import Resolution

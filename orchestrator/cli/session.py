@@ -1,7 +1,7 @@
 """``codex-box session start|ls|show|stop`` and ``codex-box exec``: sandboxes that live.
 
 Part of the command line: the options as Typer reads them. ``exec``'s body is in
-``cli.exec_cmd`` (shared with its fast path, ``cli.fast.parse_exec``); the rest is
+``cli.exec_cmd`` (shared with its fast path, ``cli.exec_fast``); the rest is
 here. Owns nothing the keeper decides (``runner.sessions``).
 """
 
@@ -20,7 +20,7 @@ from orchestrator.runner.sessions.keeper import StartRequest
 from orchestrator.runner.sessions.start import start as start_session
 
 from . import exec_cmd
-from .fast import ExecArgs
+from .exec_fast import ExecArgs
 from .output import emit_json, fail, usage
 
 session_app = typer.Typer(

@@ -9,7 +9,9 @@ Every error carries the exact input that was wrong (``message``) and how to fix 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+TYPE_CHECKING = False  # no `typing` on `exec`'s path (orchestrator/__init__)
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 124

@@ -34,8 +34,8 @@ from orchestrator.sandbox.linux.proctree import wait_gone
 from .launch import Launch, hide
 from .plan import translate
 
-READY_S = 30.0
-STOP_GRACE_S = 2.0  # pid 1 exits at once when asked; this is for a wedged one  # building the sandbox; a launcher silent for longer has failed
+READY_S = 30.0  # building the sandbox; a launcher silent for longer has failed
+STOP_GRACE_S = 2.0  # pid 1 exits at once when asked; this is for a wedged one
 
 
 class _Waiter:

@@ -15,16 +15,20 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import Any
 
 from orchestrator.core.errors import EXIT_SETUP, CodexBoxError
 from orchestrator.sandbox.linux import wire
 
-from . import store
+from . import locate
 
-Confirm = Callable[[str], bool | None]
+TYPE_CHECKING = False  # no `typing` on `exec`'s path (orchestrator/__init__)
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+    from orchestrator.core.options import Confirm
+
+    Home = str | os.PathLike[str]
 
 
 class SessionError(CodexBoxError):
@@ -35,12 +39,12 @@ class SessionError(CodexBoxError):
         self.exit_code = exit_code
 
 
-def connect(home: Path, session_id: str) -> socket.socket:
+def connect(home: Home, session_id: str) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        fd = store.open_directory(home, session_id)
+        fd = locate.open_directory(home, session_id)
         try:
-            sock.connect(f"/proc/self/fd/{fd}/{store.SOCKET}")
+            sock.connect(f"/proc/self/fd/{fd}/{locate.SOCKET}")
         finally:
             os.close(fd)
     except OSError as exc:
@@ -53,7 +57,7 @@ def connect(home: Path, session_id: str) -> socket.socket:
     return sock
 
 
-def request(home: Path, session_id: str, message: Mapping[str, Any]) -> dict[str, Any]:
+def request(home: Home, session_id: str, message: Mapping[str, Any]) -> dict[str, Any]:
     """One request without descriptors (info, stop): the keeper's one answer."""
     with connect(home, session_id) as sock:
         wire.send(sock, dict(message))
@@ -61,7 +65,7 @@ def request(home: Path, session_id: str, message: Mapping[str, Any]) -> dict[str
 
 
 def execute(
-    home: Path,
+    home: Home,
     session_id: str,
     message: Mapping[str, Any],
     *,
@@ -117,10 +121,10 @@ def _answer(sock: socket.socket) -> dict[str, Any]:
     return event
 
 
-def wait_stopped(home: Path, session_id: str, *, timeout_s: float = 30.0) -> bool:
+def wait_stopped(home: Home, session_id: str, *, timeout_s: float = 30.0) -> bool:
     """After ``stop``: until the keeper has removed everything (its directory last)."""
     deadline = time.monotonic() + timeout_s
-    while os.path.exists(store.directory(home, session_id)):
+    while os.path.exists(locate.session_dir(home, session_id)):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)

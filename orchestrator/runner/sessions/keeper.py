@@ -184,7 +184,9 @@ class Keeper:
                 from orchestrator.netproxy.session import ProxySession  # only when filtering
 
                 def refused(refusal: Any) -> None:
-                    self.write(self.runner.run_id, records.network_refused(launch=launch, **refusal))
+                    self.write(
+                        self.runner.run_id, records.network_refused(launch=launch, **refusal)
+                    )
 
                 egress = stack.enter_context(
                     ProxySession(spec.egress, run_id=spec.run_id, audit=refused)

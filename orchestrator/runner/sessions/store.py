@@ -1,10 +1,11 @@
-"""Where sessions live on disk: ``$CODEX_HOME/sessions/ID/`` (0700) with ``state.json``
-(0600) and the keeper's control socket, and how a session is found again.
+"""Sessions on disk, typed: ``$CODEX_HOME/sessions/ID/`` (0700) with ``state.json``
+(0600) and the keeper's control socket.
 
-Owns: the layout, writing a session's state atomically, finding a session by id or
-name (never "the latest"), whether its keeper still lives (pid *and* start time: a
-recycled pid is not the keeper), and removing what a dead session left.
-Does not own: the keeper (``keeper``) or what a session does.
+Owns: ``SessionState``, making a session's directory and writing its state atomically,
+listing every session (live or dead), finding one as a ``SessionState``, and removing
+what a dead session left (``gc``).
+Does not own: the layout and the lookup rules (``locate``, which ``exec`` uses alone),
+the keeper (``keeper``) or what a session does.
 
 Only the user who started a session can use it: the directory is the user's, 0700,
 and the keeper checks each peer's credentials as well (``keeper``).
@@ -21,17 +22,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.core.errors import CodexBoxError
-from orchestrator.core.session import ID_PATTERN
-from orchestrator.sandbox.linux.proctree import start_time
+from . import locate
+from .locate import SOCKET, STATE, UnknownSession
 
-STATE = "state.json"
-SOCKET = "control.sock"
-STARTING_S = 60.0
-
-
-class UnknownSession(CodexBoxError):
-    """No live session answers to that id or name (exit 125, as the issue asks)."""
+STARTING_S = 60.0  # a directory this young with no state is a keeper still starting
+__all__ = ["SOCKET", "STATE", "SessionState", "UnknownSession"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,11 +53,11 @@ class SessionState:
 
 
 def root(home: Path) -> Path:
-    return home / "sessions"
+    return Path(locate.sessions_dir(home))
 
 
 def directory(home: Path, session_id: str) -> Path:
-    return root(home) / session_id
+    return Path(locate.session_dir(home, session_id))
 
 
 def make_directory(home: Path, session_id: str) -> Path:
@@ -83,54 +78,33 @@ def write_state(home: Path, state: SessionState) -> None:
     os.replace(temporary, path)
 
 
-def read_state(path: Path) -> SessionState | None:
+def read_state(home: Path, session_id: str) -> SessionState | None:
+    data = locate.read(home, session_id)
     try:
-        with open(path / STATE, encoding="utf-8") as handle:
-            data = json.load(handle)
-        return SessionState(**data)
-    except (OSError, ValueError, TypeError):
+        return SessionState(**data) if data is not None else None
+    except TypeError:  # not a state this version wrote
         return None
 
 
 def alive(state: SessionState) -> bool:
-    return start_time(state.keeper_pid) == state.keeper_start
+    return locate.alive(asdict(state))
 
 
 def all_sessions(home: Path) -> list[tuple[SessionState, bool]]:
     """Every session on record, live or not (a dead one until ``gc``), oldest first."""
     found = []
-    with contextlib.suppress(FileNotFoundError):
-        for entry in os.listdir(root(home)):
-            if ID_PATTERN.match(entry) and (state := read_state(root(home) / entry)):
-                found.append((state, alive(state)))
+    for entry in locate.listed(home):
+        if (state := read_state(home, entry)) is not None:
+            found.append((state, alive(state)))
     return sorted(found, key=lambda pair: pair[0].created)
 
 
 def find(home: Path, ref: str | None) -> SessionState:
     """The live session ``ref`` (an id or a name) names; ``UnknownSession`` otherwise."""
-    if not ref:
-        raise UnknownSession(
-            "no session given",
-            hint="pass --session ID|NAME or set CODEX_BOX_SESSION "
-            "(`codex-box session ls` lists them)",
-        )
-    if ID_PATTERN.match(ref):
-        state = read_state(directory(home, ref))
-        matches = [state] if state is not None else []
-    else:
-        matches = [s for s, live in all_sessions(home) if s.name == ref and live]
-    if not matches:
-        raise UnknownSession(
-            f"unknown session {ref!r}",
-            hint="`codex-box session ls` lists the live sessions; start one with "
-            "`codex-box session start`",
-        )
-    state = matches[0]
-    if not alive(state):
-        raise UnknownSession(
-            f"session {ref!r} has ended (its keeper is gone)",
-            hint="start a new one; `codex-box gc` removes what it left",
-        )
+    session_id = locate.find_id(home, ref)
+    state = read_state(home, session_id)
+    if state is None:
+        raise UnknownSession(f"session {ref!r} has no readable state", hint="`codex-box gc`")
     return state
 
 
@@ -149,19 +123,15 @@ def sweep_dead(home: Path) -> list[str]:
         if not live:
             remove(home, state.id)
             removed.append(f"session {state.id} ({state.profile}, keeper gone)")
-    with contextlib.suppress(FileNotFoundError):  # a directory with no readable state
-        for entry in os.listdir(root(home)):
-            path = root(home) / entry
+    for entry in locate.listed(home):  # a directory with no readable state
+        path = root(home) / entry
+        with contextlib.suppress(FileNotFoundError):
             # (A keeper writes its state right after making the directory.)
             young = time.time() - path.stat().st_mtime < STARTING_S
-            if ID_PATTERN.match(entry) and read_state(path) is None and not young:
+            if read_state(home, entry) is None and not young:
                 remove(home, entry)
                 removed.append(f"session {entry} (no state)")
     return removed
 
 
-def open_directory(home: Path, session_id: str) -> int:
-    """An ``O_PATH`` descriptor of the session's directory: its socket is then reached
-    as ``/proc/self/fd/N/control.sock``, whatever the length of CODEX_HOME (a Unix
-    socket's path holds at most 107 bytes)."""
-    return os.open(directory(home, session_id), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+open_directory = locate.open_directory

@@ -15,8 +15,11 @@ import json
 import os
 import socket
 import struct
-from collections.abc import Sequence
-from typing import Any
+
+TYPE_CHECKING = False  # no `typing` on `exec`'s path (orchestrator/__init__)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 MAX_MESSAGE = 4 * 1024 * 1024  # argv + environment of one exec, with room to spare
 MAX_FDS = 3  # stdin, stdout, stderr

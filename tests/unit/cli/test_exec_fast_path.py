@@ -8,8 +8,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.cli import exec_cmd, fast, tree
-from orchestrator.cli.fast import ExecArgs
+from orchestrator.cli import exec_cmd, tree
+from orchestrator.cli import exec_fast as fast
+from orchestrator.cli.exec_fast import ExecArgs
 
 VALUES = ["abc123def456", "ci-42", "a=b", "", "-x", "--", "sub", "5m", "NAME=va lue"]
 PIECES = st.one_of(
