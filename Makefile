@@ -52,8 +52,9 @@ lint: $(STAMP) ## ruff + mypy --strict + import-linter (package rows) on orchest
 	$(BIN)/python -m orchestrator.hardening.seccomp_lint
 	$(BIN)/codex-box apparmor check
 
-bench: $(STAMP) ## native launch overhead side by side (needs bubblewrap for the peer)
+bench: $(STAMP) ## launch overhead side by side (bubblewrap, Codex, srt), then sessions' exec on every backend present
 	$(BIN)/python bench/launch_overhead.py
+	$(BIN)/python bench/session_overhead.py
 
 bench-docker: $(STAMP) ## codex-box --backend docker vs raw docker run, alternating pairs
 	$(BIN)/python bench/docker_overhead.py
