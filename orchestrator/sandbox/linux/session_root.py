@@ -64,6 +64,7 @@ def serve(channel_fd: int, *, own_pid_namespace: bool = True) -> NoReturn:
                 _from_keeper(channel, execs, own_pid_namespace=own_pid_namespace)
             else:
                 _from_supervisor(channel, execs, fd)
+                _kill_strays()
         _reap_finished()
 
 
@@ -109,6 +110,7 @@ def _start(
     os.close(report_w)
     for fd in fds:
         os.close(fd)
+    _SUPERVISORS.add(pid)
     execs[report_r] = _Exec(exec_id, pid)
     if message.get("detach"):
         wire.send(channel, {"event": "started", "exec_id": exec_id})
@@ -150,6 +152,28 @@ def _reap_finished() -> None:
             return
         if pid == 0:
             return
+        _SUPERVISORS.discard(pid)
+
+
+# Every supervisor still running (a detached one outlives its report).
+_SUPERVISORS: set[int] = set()
+
+
+def _kill_strays() -> None:
+    """Kill every child of ours that is not a supervisor. There is one only when a
+    command killed its own supervisor (same uid, same sandbox: it may), whose orphans
+    were then re-parented to us instead of being killed at the exec's end. Killing one
+    re-parents its children to us too: look again until none is left (bounded)."""
+    deadline = time.monotonic() + _REAP_DEADLINE_S
+    while time.monotonic() < deadline:
+        _reap_finished()
+        strays = [pid for pid in _children() if pid not in _SUPERVISORS]
+        if not strays:
+            return
+        for pid in strays:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.002)
 
 
 # --- the supervisor of one exec ----------------------------------------------------
