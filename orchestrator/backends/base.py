@@ -86,10 +86,18 @@ class SessionSandbox(Protocol):
 
     backend: str
 
-    def exec(self, call: ExecCall, stdio: tuple[int, int, int]) -> ExecEnd:
+    def exec(
+        self,
+        call: ExecCall,
+        stdio: tuple[int, int, int],
+        *,
+        on_end: Callable[[ExecEnd], None] | None = None,
+    ) -> ExecEnd:
         """Run ``call`` with ``stdio`` as its stdin, stdout and stderr (the caller keeps
         its own copies) until it ends — and its whole process tree with it, unless
-        ``call.detach`` (then return once it started). A timeout ends the tree: 124."""
+        ``call.detach`` (then return once it started, and call ``on_end`` from another
+        thread when it ended; never for one the session's stop ended). A timeout ends
+        the tree: 124."""
         ...
 
     def signal(self, exec_id: str, signum: int) -> None:

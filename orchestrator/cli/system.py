@@ -93,11 +93,15 @@ def gc() -> None:
     """Remove what runs and sessions killed with SIGKILL left behind (containers,
     cgroups, dead sessions' state and sockets)."""
     from orchestrator.backends import base
+    from orchestrator.compile import placeholders
     from orchestrator.runner.sessions import store
     from orchestrator.settings.config import codex_home
 
-    for removed in store.sweep_dead(codex_home(os.environ)):
+    home = codex_home(os.environ)
+    for removed in store.sweep_dead(home):
         typer.echo(f"sessions: removed {removed}")
+    for removed in placeholders.sweep(home / "run"):
+        typer.echo(f"placeholders: removed {removed}")
 
     for name in base.REGISTRY:
         for removed in base.load(name).gc():

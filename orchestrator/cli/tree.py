@@ -176,6 +176,10 @@ def main_callback(
         logger.remove()
         logger.add(sys.stderr, level="DEBUG")
         log.enable()
+    if ctx.invoked_subcommand == "exec" and (profile is not None or workspace is not None):
+        from . import exec_cmd
+
+        exec_cmd.fixed_flag("--profile" if profile is not None else "--workspace")
     if ctx.invoked_subcommand is not None:
         return
     if not show_profile:

@@ -94,7 +94,7 @@ def held(
             fcntl.flock(users, fcntl.LOCK_SH)
             for path in protected:
                 if _ensure(root, workspace, path):
-                    _save(record_path, _load(record_path) | {path})
+                    _save(record_path, _load(record_path) | {path}, workspace)
         yield
     finally:
         with _locked(mutex):
@@ -106,6 +106,7 @@ def held(
                 _save(
                     record_path,
                     {p for p in _load(record_path) if not _remove_if_empty(root, workspace, p)},
+                    workspace,
                 )
             os.close(users)
         os.close(mutex)
@@ -196,13 +197,53 @@ def _remove_if_empty(root: int, workspace: str, path: str) -> bool:
 
 def _load(record: Path) -> set[str]:
     try:
-        return set(json.loads(record.read_text()))
-    except (OSError, ValueError, TypeError):
+        data = json.loads(record.read_text())
+        return set(data["paths"] if isinstance(data, dict) else data)
+    except (OSError, ValueError, TypeError, KeyError):
         return set()
 
 
-def _save(record: Path, paths: set[str]) -> None:
+def _save(record: Path, paths: set[str], workspace: str) -> None:
     if paths:
-        record.write_text(json.dumps(sorted(paths)))
+        record.write_text(json.dumps({"workspace": workspace, "paths": sorted(paths)}))
     else:
         record.unlink(missing_ok=True)
+
+
+def sweep(state_dir: Path) -> list[str]:
+    """``codex-box gc``: remove the placeholders of runs and sessions that were killed
+    before they could (SIGKILL), exactly as the last run out would — only where no
+    run or session uses the workspace any more (its *users* lock is free), and only
+    placeholders still empty."""
+    removed: list[str] = []
+    for record_path in sorted(state_dir.glob("*.placeholders.json")):
+        try:
+            data = json.loads(record_path.read_text())
+            workspace = data["workspace"]
+        except (OSError, ValueError, TypeError, KeyError):
+            continue  # an old record without its workspace: the next run there cleans up
+        key = record_path.name.removesuffix(".placeholders.json")
+        mutex_path, users_path = state_dir / f"{key}.mutex", state_dir / f"{key}.users"
+        try:
+            root = reopen_checked(workspace, None)
+        except SandboxSetupError:
+            continue  # the workspace is gone or became a link: nothing of ours to touch
+        mutex, users = _open_lock(mutex_path), _open_lock(users_path)
+        try:
+            with _locked(mutex):
+                try:
+                    fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live run or session still relies on them
+                left = set()
+                for path in _load(record_path):
+                    if _remove_if_empty(root, workspace, path):
+                        removed.append(path)
+                    else:
+                        left.add(path)
+                _save(record_path, left, workspace)
+        finally:
+            os.close(users)
+            os.close(mutex)
+            os.close(root)
+    return removed

@@ -49,3 +49,4 @@ class ExecEnd:
     signal: int | None = None  # the signal that ended the exec's main process
     timed_out: bool = False
     detail: str = ""  # e.g. "foo: No such file or directory (inside the sandbox)"
+    cwd_missing: bool = False  # its working directory could not be entered: nothing ran

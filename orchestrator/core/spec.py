@@ -93,6 +93,9 @@ class SandboxSpec:
     # tmpfs over each): CODEX_HOME/sessions, whose control sockets are made after the
     # sandbox starts, so masking the sockets that exist at launch would miss them.
     hidden_paths: tuple[str, ...] = ()
+    # The command's working directory when it is not the workspace: a session's exec
+    # after ``--cwd``. The policy judges relative paths from here (``policy.gate``).
+    cwd: str | None = None
 
     def identity_of(self, path: str) -> tuple[int, int] | None:
         for known, dev, ino in self.identities:

@@ -53,15 +53,18 @@ def _real(path: str) -> str:
 
 
 def context_of(spec: SandboxSpec, *, home: str) -> Context:
-    """Where the command runs (the workspace), what it may write there, and its own
-    environment: the PATH it will search, the HOME and BASH_ENV its shells read."""
+    """Where the command runs (the workspace, or a session exec's ``--cwd`` as the
+    kernel will resolve it: through any link a previous exec planted), what it may
+    write there, and its own environment: the PATH it will search, the HOME and
+    BASH_ENV its shells read."""
+    cwd = _real(spec.cwd) if spec.cwd is not None else spec.workspace
     if not spec.sandboxed:  # trusted: only a rule's forbidden paths stop a write
-        return Context(cwd=spec.workspace, home=home, writable_roots=None, env=spec.env)
+        return Context(cwd=cwd, home=home, writable_roots=None, env=spec.env)
     roots = tuple(_real(r) for r in spec.writable_roots)
     if spec.private_tmp:
         roots += (PRIVATE_TMP,)
     return Context(
-        cwd=spec.workspace,
+        cwd=cwd,
         home=home,
         writable_roots=roots,
         protected_paths=tuple(_real(p) for p in spec.protected_paths),

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from orchestrator.backends import cgroups
@@ -36,6 +37,7 @@ from .plan import translate
 
 READY_S = 30.0  # building the sandbox; a launcher silent for longer has failed
 STOP_GRACE_S = 2.0  # pid 1 exits at once when asked; this is for a wedged one
+BACKSTOP_S = 10.0  # past an exec's timeout, for a pid 1 that does not answer
 
 
 class _Waiter:
@@ -64,6 +66,7 @@ class NativeSession:
         self._waiters: dict[str, _Waiter] = {}
         self._lock = threading.Lock()
         self._detached: dict[str, dict[str, Any]] = {}
+        self._on_end: dict[str, Callable[[ExecEnd], None]] = {}
         self._stopped = False
         self._group: cgroups.RunCgroup | None = None
         plan = translate(spec)
@@ -126,7 +129,13 @@ class NativeSession:
 
     # --- execs -------------------------------------------------------------------
 
-    def exec(self, call: ExecCall, stdio: tuple[int, int, int]) -> ExecEnd:
+    def exec(
+        self,
+        call: ExecCall,
+        stdio: tuple[int, int, int],
+        *,
+        on_end: Callable[[ExecEnd], None] | None = None,
+    ) -> ExecEnd:
         waiter = _Waiter()
         with self._lock:
             if self._stopped:
@@ -139,6 +148,8 @@ class NativeSession:
                     "running": True,
                     "exit_code": None,
                 }
+                if on_end is not None:
+                    self._on_end[call.exec_id] = on_end
         message = {
             "op": "exec",
             "exec_id": call.exec_id,
@@ -161,7 +172,16 @@ class NativeSession:
             if waiter.end is not None and waiter.end.get("lost"):
                 raise SandboxSetupError("the session ended", hint="start a new session")
             return ExecEnd(exit_code=0, detail="detached")
-        waiter.done.wait()
+        # Pid 1 ends an exec past its timeout even when its supervisor cannot; this is
+        # the backstop for a pid 1 that does not answer at all.
+        limit = None if call.timeout_s is None else call.timeout_s + BACKSTOP_S
+        if not waiter.done.wait(limit):
+            self.kill(call.exec_id)
+            if not waiter.done.wait(BACKSTOP_S):
+                self._forget(call.exec_id)
+                return ExecEnd(
+                    exit_code=124, timed_out=True, detail="the sandbox did not end the exec"
+                )
         self._forget(call.exec_id)
         return _ending(waiter.end or {"lost": True})
 
@@ -192,6 +212,7 @@ class NativeSession:
             for fd in fds:  # pid 1 never sends any
                 os.close(fd)
             exec_id = str(event.get("exec_id"))
+            ended = None
             with self._lock:
                 waiter = self._waiters.get(exec_id)
                 detached = self._detached.get(exec_id)
@@ -199,6 +220,10 @@ class NativeSession:
                     detached["running"] = False
                     detached["exit_code"] = _ending(event).exit_code
                     self._waiters.pop(exec_id, None)
+                    ended = self._on_end.pop(exec_id, None)
+            if ended is not None:
+                with contextlib.suppress(Exception):  # the keeper's record: never our loop
+                    ended(_ending(event))
             if waiter is None:
                 continue
             if event.get("event") == "started":
@@ -269,4 +294,5 @@ def _ending(event: dict[str, Any]) -> ExecEnd:
         signal=signum if isinstance(signum, int) else None,
         timed_out=bool(event.get("timed_out")),
         detail=detail,
+        cwd_missing="cwd_errno" in event,
     )

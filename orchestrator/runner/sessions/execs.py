@@ -25,7 +25,8 @@ from orchestrator.audit import records
 from orchestrator.backends import result
 from orchestrator.compile.spec import Request, compile_spec
 from orchestrator.core.errors import CodexBoxError, UsageError
-from orchestrator.core.session import ExecCall
+from orchestrator.core.session import ExecCall, ExecEnd
+from orchestrator.core.spec import RunResult
 from orchestrator.policy import gate
 from orchestrator.runner.context import new_id
 from orchestrator.runner.views import result_dict
@@ -39,56 +40,63 @@ FIXED = ("profile", "workspace", "backend", "image", "memory", "pids", "cpus")
 
 
 def handle(keeper: Keeper, conn: socket.socket, message: dict[str, Any], fds: list[int]) -> None:
+    """One exec request, answered on ``conn``; ``fds`` (the client's stdio) are closed
+    here on every way out (the sandbox has its own copies)."""
     run_id = new_id()
-    argv = tuple(str(a) for a in message.get("argv") or ())
     try:
-        if len(fds) != 3:
-            raise UsageError("an exec needs stdin, stdout and stderr", hint="use codex-box exec")
-        for key in FIXED:
-            if message.get(key) is not None:
-                raise UsageError(
-                    f"--{key} cannot be given to an exec: the session fixed it at start",
-                    hint="start another session with what you need",
-                )
-        cwd = _cwd(keeper, message.get("cwd"))
-        spec = _spec(keeper, message, argv, cwd, run_id)
-        verdict = gate.decide(
-            spec,
-            mode=keeper.policy_mode,
-            home=keeper.context.user_home,
-            codex_home=keeper.context.home,
-            approve=bool(message.get("approve")),
-            confirm=_asker(conn) if message.get("can_ask") else None,
-            record=lambda *batch: keeper.write(run_id, *batch),
-        )
-    except CodexBoxError as exc:
+        argv = _argv(message)
+        _judged_and_run(keeper, conn, message, fds, argv, run_id)
+    except CodexBoxError as exc:  # refused before anything ran: on record, then answered
         with contextlib.suppress(CodexBoxError):  # an audit failure is the answer then
             keeper.write(
                 run_id,
                 records.command_denied(
-                    argv=argv,
+                    argv=_shown(message),
                     error=exc.one_line(),
                     profile=keeper.spec.profile,
                     profile_source=keeper.resolution.source.value,
                     policy=exc.policy if isinstance(exc, gate.PolicyRefused) else None,
                 ),
             )
-        _close(fds)
         _send_error(conn, exc)
-        return
+    finally:
+        _close(fds)
+
+
+def _judged_and_run(
+    keeper: Keeper,
+    conn: socket.socket,
+    message: dict[str, Any],
+    fds: list[int],
+    argv: tuple[str, ...],
+    run_id: str,
+) -> None:
+    if len(fds) != 3:
+        raise UsageError("an exec needs stdin, stdout and stderr", hint="use codex-box exec")
+    for key in FIXED:
+        if message.get(key) is not None:
+            raise UsageError(
+                f"--{key} cannot be given to an exec: the session fixed it at start",
+                hint="start another session with what you need",
+            )
+    cwd = _cwd(keeper, message.get("cwd"))
+    spec = _spec(keeper, message, argv, cwd, run_id)
+    verdict = gate.decide(
+        spec,
+        mode=keeper.policy_mode,
+        home=keeper.context.user_home,
+        codex_home=keeper.context.home,
+        approve=message.get("approve") is True,
+        confirm=_asker(conn) if message.get("can_ask") is True else None,
+        record=lambda *batch: keeper.write(run_id, *batch),
+    )
     launch = keeper.launch_facts(verdict.policy)
-    try:
-        keeper.write(
-            run_id,
-            records.command_allowed(
-                argv=argv, launch=launch, chosen_by=keeper.resolution.describe()
-            ),
-        )
-    except CodexBoxError as exc:  # not on record: not run
-        _close(fds)
-        _send_error(conn, exc)
-        return
-    detach = bool(message.get("detach"))
+    # Not on record: not run (an AuditError is refused like any other error).
+    keeper.write(
+        run_id,
+        records.command_allowed(argv=argv, launch=launch, chosen_by=keeper.resolution.describe()),
+    )
+    detach = message.get("detach") is True
     call = ExecCall(
         exec_id=run_id,
         argv=argv,
@@ -97,22 +105,14 @@ def handle(keeper: Keeper, conn: socket.socket, message: dict[str, Any], fds: li
         timeout_s=spec.limits.timeout_s,
         detach=detach,
     )
+    stdio = (fds[0], fds[1], fds[2])
+    null = None
     if detach:  # it outlives its client: its output goes nowhere (as on every backend)
-        _close(fds)
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        fds = [null, null, null]
+        stdio = (null, null, null)
     started = time.monotonic()
-    keeper.exec_started()
-    try:
-        watcher = _Watcher(keeper, conn, run_id, detach=detach)
-        watcher.start()
-        try:
-            end = keeper.sandbox.exec(call, (fds[0], fds[1], fds[2]))
-        finally:
-            _close(list(set(fds)))
-            watcher.done()
-        if end.exit_code != 125 and message.get("cwd") is not None and not detach:
-            keeper.cwd = cwd  # --cwd sticks, as a shell's cd does
+
+    def ended(end: ExecEnd) -> RunResult:
         ran = result.finished(
             spec,
             backend=keeper.backend.name,
@@ -123,20 +123,69 @@ def handle(keeper: Keeper, conn: socket.socket, message: dict[str, Any], fds: li
             oom_killed=False,
             detail=end.detail,
         )
-        if not detach:
+        with contextlib.suppress(CodexBoxError):  # it ran: nothing left to refuse
             keeper.write(run_id, records.command_ended(argv=argv, launch=launch, result=ran))
-    except CodexBoxError as exc:
-        with contextlib.suppress(CodexBoxError):
-            keeper.write(
-                run_id, records.sandbox_setup_failed(argv=argv, launch=launch, error=exc.one_line())
+        return ran
+
+    keeper.exec_started()
+    watcher = _Watcher(keeper, conn, run_id, detach=detach)
+    try:
+        watcher.start()
+        try:
+            end = keeper.sandbox.exec(
+                call,
+                stdio,
+                on_end=(lambda end: keeper.detached_ended(run_id, ended, end)) if detach else None,
             )
-        _send_error(conn, exc)
-        return
+        except CodexBoxError as exc:
+            with contextlib.suppress(CodexBoxError):
+                keeper.write(
+                    run_id,
+                    records.sandbox_setup_failed(argv=argv, launch=launch, error=exc.one_line()),
+                )
+            _send_error(conn, exc)
+            return
+        finally:
+            watcher.done()
+            if null is not None:
+                os.close(null)
     finally:
         keeper.exec_ended()
+    if detach:
+        keeper.detached_started(run_id, ended)
+        ran = RunResult(exit_code=0, backend=keeper.backend.name, duration_s=0.0, detail="detached")
+    else:
+        if message.get("cwd") is not None and not end.cwd_missing:
+            keeper.cwd = cwd  # --cwd sticks, as a shell's cd does
+        ran = ended(end)
     answer = result_dict(ran, run_id=run_id, session_id=keeper.session_id, profile=spec.profile)
     with contextlib.suppress(OSError):
         wire.send(conn, {"event": "exit", "result": answer, "detached": detach})
+
+
+def _argv(message: dict[str, Any]) -> tuple[str, ...]:
+    """The command, checked: a list of strings, no NUL (execve would refuse it late)."""
+    argv = message.get("argv")
+    if (
+        not isinstance(argv, list)
+        or not argv
+        or not all(isinstance(a, str) and "\0" not in a for a in argv)
+    ):
+        raise UsageError("an exec's command must be a non-empty list of strings without NUL")
+    for key, kind in (("env", list), ("environ", dict)):
+        if not isinstance(message.get(key, kind()), kind):
+            raise UsageError(f"an exec's {key} has the wrong type", hint="use codex-box exec")
+    if not all(isinstance(e, str) for e in message.get("env") or ()):
+        raise UsageError("an exec's --env values must be strings")
+    if not isinstance(message.get("cwd") or "", str) or "\0" in (message.get("cwd") or ""):
+        raise UsageError("an exec's --cwd must be a path")
+    return tuple(argv)
+
+
+def _shown(message: dict[str, Any]) -> tuple[str, ...]:
+    """The command as the audit record shows it, whatever shape it came in."""
+    argv = message.get("argv")
+    return tuple(str(a) for a in argv) if isinstance(argv, list) else (repr(argv)[:200],)
 
 
 def _cwd(keeper: Keeper, given: Any) -> str:
@@ -175,7 +224,8 @@ def _spec(keeper: Keeper, message: dict[str, Any], argv: tuple[str, ...], cwd: s
             network=context.config.network,
         ),
     )
-    return replace(spec, run_id=run_id)
+    # The policy judges from where the exec runs (a previous one may have moved it).
+    return replace(spec, run_id=run_id, cwd=None if cwd == spec.workspace else cwd)
 
 
 def _asker(conn: socket.socket):  # type: ignore[no-untyped-def]

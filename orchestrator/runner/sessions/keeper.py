@@ -26,6 +26,7 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,7 +36,7 @@ from orchestrator.backends.base import SessionSandbox
 from orchestrator.compile import placeholders
 from orchestrator.core.errors import CodexBoxError
 from orchestrator.core.options import LaunchOptions
-from orchestrator.core.session import check_name
+from orchestrator.core.session import ExecEnd, check_name
 from orchestrator.policy import gate
 from orchestrator.runner.context import HostContext, new_id
 from orchestrator.runner.pipeline import Runner, RunRequest
@@ -47,6 +48,8 @@ from orchestrator.sandbox.linux.proctree import start_time
 from . import execs, store
 
 TICK_S = 1.0  # how often idle time, lifetime and the sandbox's health are looked at
+FIRST_MESSAGE_S = 10.0  # a connection must say what it wants within this
+MAX_CONNECTIONS = 256  # at once; more are closed at once
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,6 +107,9 @@ class Keeper:
         self._last_active = time.monotonic()
         self._stop_reason: str | None = None
         self._stopping = threading.Event()
+        # Detached execs still running: what writes each one's `ended` record.
+        self._detached: dict[str, Callable[[ExecEnd], object]] = {}
+        self._connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
 
     # --- what execs share ------------------------------------------------------
 
@@ -134,6 +140,18 @@ class Keeper:
         with self._lock:
             self._running -= 1
             self._last_active = time.monotonic()
+
+    def detached_started(self, run_id: str, finish: Callable[[ExecEnd], object]) -> None:
+        with self._lock:
+            self._detached.setdefault(run_id, finish)
+
+    def detached_ended(
+        self, run_id: str, finish: Callable[[ExecEnd], object], end: ExecEnd
+    ) -> None:
+        """A detached exec's end (from the sandbox's thread): its `ended` record."""
+        with self._lock:
+            self._detached.pop(run_id, None)
+        finish(end)
 
     # --- the session -----------------------------------------------------------
 
@@ -235,16 +253,17 @@ class Keeper:
     def listen(self) -> socket.socket:
         home = self.context.home
         name = self.request.name
-        if name is not None and any(
-            s.name == name and live and s.id != self.session_id
-            for s, live in store.all_sessions(home)
-        ):
-            raise CodexBoxError(
-                f"a live session is already named {name!r}",
-                hint="choose another --name, or stop it first (codex-box session stop NAME)",
-            )
-        store.make_directory(home, self.session_id)
-        store.write_state(home, self.state())
+        with store.starting(home):  # two sessions asking for one name: one gets it
+            if name is not None and any(
+                s.name == name and live and s.id != self.session_id
+                for s, live in store.all_sessions(home)
+            ):
+                raise CodexBoxError(
+                    f"a live session is already named {name!r}",
+                    hint="choose another --name, or stop it first (codex-box session stop NAME)",
+                )
+            store.make_directory(home, self.session_id)
+            store.write_state(home, self.state())
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         fd = store.open_directory(home, self.session_id)
         old = os.umask(0o177)  # the socket is created 0600: no window where it is wider
@@ -300,30 +319,43 @@ class Keeper:
             self.stop("its sandbox died")
 
     def _connection(self, conn: socket.socket) -> None:
-        with conn:
-            refusal = _refused_peer(conn)
-            if refusal:
-                with contextlib.suppress(OSError):
-                    wire.send(conn, {"event": "error", "message": refusal, "exit_code": 125})
-                return
-            try:
-                received = wire.recv(conn)
-            except OSError:
-                return
-            if received is None:
-                return
-            message, fds = received
-            op = message.get("op")
-            if op == "exec":
-                execs.handle(self, conn, message, fds)
-                return
-            for fd in fds:
-                os.close(fd)
-            if op == "info":
-                wire.send(conn, self.info())
-            elif op == "stop":
-                self.stop("stopped by its user")
-                wire.send(conn, {"event": "stopping", "id": self.session_id})
+        if not self._connections.acquire(blocking=False):
+            conn.close()  # bounded: a flood of idle clients cannot exhaust the keeper
+            return
+        try:
+            with conn:
+                self._serve_one(conn)
+        except Exception:
+            return
+        finally:
+            self._connections.release()
+
+    def _serve_one(self, conn: socket.socket) -> None:
+        refusal = _refused_peer(conn)
+        if refusal:
+            with contextlib.suppress(OSError):
+                wire.send(conn, {"event": "error", "message": refusal, "exit_code": 125})
+            return
+        conn.settimeout(FIRST_MESSAGE_S)  # a client that says nothing is dropped
+        try:
+            received = wire.recv(conn)
+        except OSError:
+            return
+        if received is None:
+            return
+        conn.settimeout(None)
+        message, fds = received
+        op = message.get("op")
+        if op == "exec":
+            execs.handle(self, conn, message, fds)
+            return
+        for fd in fds:
+            os.close(fd)
+        if op == "info":
+            wire.send(conn, self.info())
+        elif op == "stop":
+            self.stop("stopped by its user")
+            wire.send(conn, {"event": "stopping", "id": self.session_id})
 
     def info(self) -> dict[str, Any]:
         with self._lock:
@@ -346,6 +378,11 @@ class Keeper:
         finally:
             findings, problems = post_run.finish()
             launch = self.launch_facts(None)
+            with self._lock:
+                still = list(self._detached.values())
+                self._detached.clear()
+            for finish in still:  # their trees ended with the sandbox
+                finish(ExecEnd(exit_code=128 + 9, signal=9, detail="the session stopped"))
             with contextlib.suppress(CodexBoxError):
                 report(
                     findings,

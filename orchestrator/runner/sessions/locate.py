@@ -15,7 +15,7 @@ import json
 import os
 
 from orchestrator.core.errors import CodexBoxError
-from orchestrator.sandbox.linux.proctree import start_time
+from orchestrator.sandbox.linux.proctree import start_time, stat_field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,8 +53,12 @@ def read(home: str | os.PathLike[str], session_id: str) -> dict[str, Any] | None
 
 
 def alive(state: dict[str, Any]) -> bool:
+    """Its keeper runs: the pid lives, started when the state says (not a recycled
+    pid), and is not a zombie (a SIGKILLed keeper the host's init has not reaped yet)."""
     pid = state.get("keeper_pid")
-    return isinstance(pid, int) and start_time(pid) == state.get("keeper_start")
+    if not isinstance(pid, int):
+        return False
+    return start_time(pid) == state.get("keeper_start") and stat_field(pid, 0) not in ("Z", "X")
 
 
 def listed(home: str | os.PathLike[str]) -> list[str]:

@@ -14,10 +14,12 @@ and the keeper checks each peer's credentials as well (``keeper``).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,19 @@ def root(home: Path) -> Path:
 
 def directory(home: Path, session_id: str) -> Path:
     return Path(locate.session_dir(home, session_id))
+
+
+@contextlib.contextmanager
+def starting(home: Path) -> Iterator[None]:
+    """Held while a session checks its name is free and records itself."""
+    base = root(home)
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(base / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def make_directory(home: Path, session_id: str) -> Path:

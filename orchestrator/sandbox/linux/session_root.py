@@ -43,12 +43,22 @@ _REPORT_BUDGET = 4096
 
 
 class _Exec:
-    __slots__ = ("data", "exec_id", "pid")
+    __slots__ = ("data", "deadline", "exec_id", "forced", "pid")
 
-    def __init__(self, exec_id: str, pid: int) -> None:
+    def __init__(self, exec_id: str, pid: int, deadline: float | None) -> None:
         self.exec_id = exec_id
         self.pid = pid
         self.data = b""  # the supervisor's report lines, read until it closes the pipe
+        # When pid 1 kills the supervisor itself, if it has not ended by then: its own
+        # timeout plus a grace, or soon after the keeper asked for a kill. The command
+        # may have stopped (SIGSTOP) or killed its supervisor: same uid, same sandbox.
+        self.deadline = deadline
+        self.forced: dict[str, Any] | None = None  # the report, when pid 1 ended it
+
+
+# Past its own timeout, a supervisor has this long to end the tree itself; after a
+# kill request, this long before pid 1 kills it.
+_GRACE_S = 2.0
 
 
 def serve(channel_fd: int, *, own_pid_namespace: bool = True) -> NoReturn:
@@ -57,15 +67,32 @@ def serve(channel_fd: int, *, own_pid_namespace: bool = True) -> NoReturn:
     False (``trusted``: no sandbox): we are a subreaper instead, and kill our tree."""
     channel = socket.socket(fileno=channel_fd)
     execs: dict[int, _Exec] = {}  # by report descriptor
+    # SIGCHLD wakes the loop: a supervisor that was stopped must be noticed at once.
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
     while True:
-        ready: list[int] = select.select([channel_fd, *execs], [], [])[0]
+        deadlines = [e.deadline for e in execs.values() if e.deadline is not None]
+        wait = None if not deadlines else max(0.0, min(deadlines) - time.monotonic())
+        try:
+            ready: list[int] = select.select([channel_fd, wake_r, *execs], [], [], wait)[0]
+        except InterruptedError:
+            ready = []
         for fd in ready:
             if fd == channel_fd:
                 _from_keeper(channel, execs, own_pid_namespace=own_pid_namespace)
-            else:
+            elif fd == wake_r:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_r, 4096)
+            elif fd in execs:
                 _from_supervisor(channel, execs, fd)
                 _kill_strays()
-        _reap_finished()
+        _enforce_deadlines(execs)
+        if _reap_finished(execs):
+            # Only once a supervisor is reaped have its orphans surely come to us (the
+            # kernel re-parents them after the supervisor's pipe closed).
+            _kill_strays()
 
 
 def _from_keeper(
@@ -89,7 +116,11 @@ def _from_keeper(
     target = next((e for e in execs.values() if e.exec_id == message.get("exec_id")), None)
     if target is None:
         return
-    signum = KILL_TREE if op == "kill" else int(message.get("signal", 0))
+    signum = KILL_TREE if op == "kill" else message.get("signal")
+    if signum == KILL_TREE:  # the supervisor ends the tree; if it cannot, pid 1 will
+        soon = time.monotonic() + _GRACE_S
+        target.deadline = soon if target.deadline is None else min(target.deadline, soon)
+        target.forced = target.forced or {"exit": 128 + signal.SIGKILL, "signal": signal.SIGKILL}
     if signum in (KILL_TREE, *FORWARDED):
         with contextlib.suppress(ProcessLookupError):
             os.kill(target.pid, signum)
@@ -111,7 +142,9 @@ def _start(
     for fd in fds:
         os.close(fd)
     _SUPERVISORS.add(pid)
-    execs[report_r] = _Exec(exec_id, pid)
+    timeout = message.get("timeout_s")
+    deadline = None if timeout is None else time.monotonic() + float(timeout) + _GRACE_S
+    execs[report_r] = _Exec(exec_id, pid, deadline)
     if message.get("detach"):
         wire.send(channel, {"event": "started", "exec_id": exec_id})
 
@@ -136,22 +169,55 @@ def _from_supervisor(channel: socket.socket, execs: dict[int, _Exec], fd: int) -
             if isinstance(parsed, dict):
                 report |= {k: v for k, v in parsed.items() if k in _REPORT_FIELDS}
     if "exit" not in report:
-        report = {"exit": 125, "detail": "the exec's supervisor died before it reported"}
+        report = done.forced or {
+            "exit": 125,
+            "detail": "the exec's supervisor died before it reported",
+        }
     wire.send(channel, {"event": "exit", "exec_id": done.exec_id, **report})
 
 
 _REPORT_FIELDS = ("exit", "signal", "timed_out", "exec_errno", "cwd_errno", "argv0", "detail")
 
 
-def _reap_finished() -> None:
-    """Pid 1 reaps whatever ended (supervisors; strays re-parented to it)."""
+def _enforce_deadlines(execs: dict[int, _Exec]) -> None:
+    """Kill the supervisor of every exec past its deadline (a stopped one dies too);
+    its report pipe then closes and ``_from_supervisor`` reports ``forced``."""
+    now = time.monotonic()
+    for one in execs.values():
+        if one.deadline is not None and now >= one.deadline:
+            one.deadline = None
+            if one.forced is None:  # its own timeout passed and it did not act
+                one.forced = {"exit": 124, "timed_out": True}
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(one.pid, signal.SIGKILL)
+
+
+def _reap_finished(execs: dict[int, _Exec] | None = None) -> bool:
+    """Pid 1 reaps whatever ended (supervisors; strays re-parented to it). A stopped
+    supervisor is killed: only a command in the sandbox could have stopped it, and a
+    stopped supervisor would keep its exec's tree alive past the exec's end and its
+    timeout. True when a supervisor was reaped."""
+    reaped = False
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, status = os.waitpid(-1, os.WNOHANG | os.WUNTRACED)
         except ChildProcessError:
-            return
+            return reaped
         if pid == 0:
-            return
+            return reaped
+        if os.WIFSTOPPED(status):
+            if pid in _SUPERVISORS:
+                for one in (execs or {}).values():
+                    if one.pid == pid and one.forced is None:
+                        one.forced = {
+                            "exit": 125,
+                            "detail": "the command stopped its exec's supervisor; the exec "
+                            "was killed",
+                        }
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            continue
+        reaped |= pid in _SUPERVISORS
         _SUPERVISORS.discard(pid)
 
 
