@@ -228,3 +228,45 @@ def test_runs_in_the_same_workspace_one_after_another_each_get_placeholders(
         with held(ws, protected, state_dir=state_dir):
             assert present(ws) == set(NAMES)
         assert present(ws) == set()
+
+
+def _killed_holder(ws: str, protected: tuple[str, ...], state_dir: Path) -> None:
+    """A run (or a session's keeper) that made the placeholders and was SIGKILLed."""
+    import signal
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from orchestrator.compile.placeholders import held\n"
+        f"with held({ws!r}, {protected!r}, state_dir=Path({str(state_dir)!r})):\n"
+        "    print('held', flush=True); time.sleep(60)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "held"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+
+
+def test_gc_removes_the_placeholders_a_killed_holder_left(
+    ws: str, protected: tuple[str, ...], state_dir: Path
+) -> None:
+    _killed_holder(ws, protected, state_dir)
+    assert present(ws) == set(NAMES)  # the control: SIGKILL left them behind
+    removed = placeholders.sweep(state_dir)
+    assert sorted(removed) == sorted(protected)
+    assert present(ws) == set()
+    assert not list(state_dir.glob("*.placeholders.json"))
+
+
+def test_gc_leaves_the_placeholders_of_a_live_run_and_what_the_user_filled(
+    ws: str, protected: tuple[str, ...], state_dir: Path
+) -> None:
+    _killed_holder(ws, protected, state_dir)
+    Path(ws, ".codex-profile").write_text("profile: offline\n")  # the user's now
+    with held(ws, protected, state_dir=state_dir):  # a live run in the same workspace
+        assert placeholders.sweep(state_dir) == []
+        assert present(ws) == set(NAMES)
+    assert placeholders.sweep(state_dir) == []  # the live run's own exit cleaned up
+    assert present(ws) == {".codex-profile"}
