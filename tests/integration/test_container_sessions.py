@@ -82,7 +82,8 @@ def run(session: ContainerSession, tmp_path: Path, *argv: str, stdin: bytes = b"
     fds = [os.open(paths[0], os.O_RDONLY),
            *(os.open(p, os.O_WRONLY | os.O_CREAT, 0o600) for p in paths[1:])]
     try:
-        call = ExecCall(exec_id=tag, argv=argv, env=session.spec.env if env is None else env,
+        call = ExecCall(exec_id=options.pop("exec_id", tag), argv=argv,
+                        env=session.spec.env if env is None else env,
                         cwd=session.spec.workspace, **options)
         end = session.exec(call, (fds[0], fds[1], fds[2]))
     finally:
@@ -96,6 +97,13 @@ def processes(engine: str, session: ContainerSession) -> list[str]:
     top = Endpoint(url(engine, session.spec)).call(
         "GET", f"{PREFIX[engine]}/containers/{session.box}/top")
     return [" ".join(row) for row in top["Processes"]]
+
+
+def commands(engine: str, session: ContainerSession) -> list[str]:
+    """Each process's command line, as the engine lists them (the last column)."""
+    top = Endpoint(url(engine, session.spec)).call(
+        "GET", f"{PREFIX[engine]}/containers/{session.box}/top")
+    return [row[-1] for row in top["Processes"]]
 
 
 def labelled(engine: str, spec: SandboxSpec) -> list[str]:
@@ -282,3 +290,130 @@ def test_a_filtered_egress_session_reaches_only_the_proxy_and_stop_removes_its_h
     finally:
         session.stop()
     assert labelled(engine, filtered) == []
+
+
+# -- the red-team's attacks: a command turning on its own supervisor ------------------
+
+def marker() -> str:
+    """A sleep argument no other test uses: `sleep 3000.<random>` (fractions are valid)."""
+    return f"3000.{uuid.uuid4().int % 10**9:09d}"
+
+
+def within(seconds: float, predicate: Any) -> bool:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_command_that_kills_its_supervisor_leaves_nothing_running(engine, session,
+                                                                     tmp_path):
+    mark, loop = marker(), marker()
+    # The red-team's read of a later exec's environment, from a loop left behind.
+    spy = (f"setsid sh -c 'while :; do sleep {loop}; done' & "
+           f"setsid sh -c 'while :; do cat /proc/[0-9]*/environ 2>/dev/null | tr \"\\0\" \"\\n\""
+           " | grep SECRET_TOKEN >> /tmp/leak; done' & ")
+    end, _, _ = run(session, tmp_path, "sh", "-c",
+                    f"{spy} setsid sleep {mark} & sleep 0.3; kill -9 $PPID; sleep 0.2")
+    assert end.exit_code == 137
+    # Pid 1 (the helper, no engine init) ends them without waiting for another exec.
+    assert within(5, lambda: not [p for p in processes(engine, session)
+                                  if mark in p or loop in p or "environ" in p]), \
+        processes(engine, session)
+    secret = (*session.spec.env, ("SECRET_TOKEN", "hunter2-" + mark))
+    assert run(session, tmp_path, "sleep", "0.5", env=secret)[0].exit_code == 0
+    end, out, _ = run(session, tmp_path, "sh", "-c", "ps -eo ppid,args; cat /tmp/leak")
+    assert mark not in out and loop not in out and "hunter2" not in out, out
+    # Positive control: a detached exec's tree lives on through later execs (each of
+    # which sweeps pid 1's orphans before its command starts) and pid 1's watch.
+    left, main = marker(), marker()
+    assert run(session, tmp_path, "sh", "-c", f"setsid sleep {left} & exec sleep {main}",
+               detach=True)[0].exit_code == 0
+    wanted = {f"sleep {left}", f"sleep {main}"}
+    assert within(10, lambda: wanted <= set(commands(engine, session))), commands(engine, session)
+    time.sleep(1.5)  # more than pid 1's tick
+    out = run(session, tmp_path, "ps", "-eo", "args")[1]
+    assert wanted <= set(out.splitlines()), out
+    assert wanted <= set(commands(engine, session))
+
+
+def test_a_command_that_stops_its_supervisor_still_times_out_with_124(engine, session,
+                                                                      tmp_path):
+    mark = marker()
+    began = time.monotonic()
+    end, _, _ = run(session, tmp_path, "sh", "-c",
+                    f"setsid sleep {mark} & kill -STOP $PPID; sleep {mark}", timeout_s=1)
+    assert (end.exit_code, end.timed_out) == (124, True)
+    assert time.monotonic() - began < 15
+    assert within(5, lambda: not [p for p in processes(engine, session) if mark in p]), \
+        processes(engine, session)
+    assert not session._running  # nothing of it is left in the keeper either
+
+
+def test_kill_ends_an_exec_whose_supervisor_was_stopped(engine, session, tmp_path):
+    mark = marker()
+    threading.Timer(1.0, lambda: session.kill("stopped1")).start()
+    began = time.monotonic()
+    end, _, _ = run(session, tmp_path, "sh", "-c",
+                    f"setsid sleep {mark} & kill -STOP $PPID; sleep {mark}", exec_id="stopped1")
+    assert (end.exit_code, end.signal) == (137, signal.SIGKILL)
+    assert time.monotonic() - began < 15
+    out = run(session, tmp_path, "ps", "-eo", "stat,args")[1]
+    assert mark not in out, out
+
+
+def test_a_detached_execs_end_is_reported_with_its_exit_code(session, tmp_path):
+    ended: list[ExecEnd] = []
+    done = threading.Event()
+
+    def on_end(end: ExecEnd) -> None:
+        ended.append(end)
+        done.set()
+
+    call = ExecCall(exec_id="detached1", argv=("sh", "-c", "sleep 0.5; exit 3"),
+                    env=session.spec.env, cwd=session.spec.workspace, detach=True)
+    assert session.exec(call, (0, 1, 2), on_end=on_end).exit_code == 0
+    assert done.wait(15)
+    assert [(e.exit_code, e.timed_out) for e in ended] == [(3, False)]
+    assert session.detached() == [{"exec_id": "detached1", "argv": ["sh", "-c",
+                                   "sleep 0.5; exit 3"], "running": False, "exit_code": 3}]
+    # A detached one that times out: 124 reaches on_end too.
+    done.clear()
+    call = dataclasses.replace(call, exec_id="detached2", argv=("sleep", "30"), timeout_s=1)
+    session.exec(call, (0, 1, 2), on_end=on_end)
+    assert done.wait(15)
+    assert (ended[-1].exit_code, ended[-1].timed_out) == (124, True)
+
+
+def test_on_end_is_not_called_for_a_detached_exec_the_stop_ended(engine, spec):
+    session = BACKENDS[engine]().start_session(spec)
+    ended: list[ExecEnd] = []
+    call = ExecCall(exec_id="detached3", argv=("sleep", "30"), env=spec.env,
+                    cwd=spec.workspace, detach=True)
+    try:
+        session.exec(call, (0, 1, 2), on_end=ended.append)
+        time.sleep(0.5)
+    finally:
+        session.stop()
+    time.sleep(2)  # the follower thread has seen the end by now
+    assert ended == []
+
+
+def test_pid_1_is_the_helper_out_of_the_sessions_reach_and_the_engine_stops_it(
+        engine, session, tmp_path):
+    _, out, _ = run(session, tmp_path, "sh", "-c",
+                      "kill -TERM 1; kill -INT 1; kill -STOP 1; kill -KILL 1; sleep 0.3;"
+                      " tr '\\0' ' ' < /proc/1/cmdline; echo;"
+                      " head -c1 /proc/1/mem || echo no-mem-1; head -c1 /proc/$PPID/mem || echo"
+                      " no-mem-supervisor")
+    assert out.splitlines() == ["/.codex-box/supervise --pause ", "no-mem-1",
+                                "no-mem-supervisor"], out
+    assert session.alive()
+    began = time.monotonic()
+    wait = "t" if engine == "docker" else "timeout"
+    Endpoint(url(engine, session.spec)).call(
+        "POST", f"{PREFIX[engine]}/containers/{session.box}/stop?{wait}=20", timeout=30)
+    assert time.monotonic() - began < 5  # SIGTERM from the engine ends it, not the kill
+    assert not session.alive()

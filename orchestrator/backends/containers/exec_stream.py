@@ -2,15 +2,18 @@
 
 Owns: starting an exec with a JSON body on a connection turned into a raw stream
 (``hijack``; the engine's own ``Endpoint.hijack`` sends no body, which exec start
-needs), and relaying it (``relay``): the caller's stdin into the exec (half-closing at
+needs), relaying it (``relay``): the caller's stdin into the exec (half-closing at
 its end so the command sees end of input), the exec's 8-byte-framed output to the
-caller's stdout/stderr fds as it arrives.
+caller's stdout/stderr fds as it arrives; and an exec's stream while it runs
+(``Running``: its timers, cut after a kill).
 Does not own: the exec calls around it (``session``) or a run's attach (``attach``,
 which relays to this process's own 0/1/2).
 
 Why a wake-up pipe beside the stdin fd: a session's keeper is long-lived and its
 callers' stdin may never end (a terminal); the feeding thread must end with the exec,
 not with the caller's input, or every exec would leave a thread behind.
+Why ``Running.cut``: after a kill, the relay must end even when the engine keeps the
+stream open (an exec it still believes running): no keeper thread waits forever.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import select
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .engine_api import Endpoint, EngineError, checked
@@ -42,6 +46,37 @@ def hijack(api: Endpoint, path: str, body: Any) -> socket.socket:
         raise
     pending.sock.settimeout(None)
     return pending.sock
+
+
+class Running:
+    """One exec while it runs: its stream, the last signal passed on to it, whether a
+    deadline of the keeper's killed it, and timers that end with it (``cancel``)."""
+
+    __slots__ = ("overdue", "sent", "sock", "timers")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.sent: int | None = None
+        self.overdue = False
+        self.timers: list[threading.Timer] = []
+
+    def later(self, seconds: float, action: Callable[..., None], *args: Any) -> None:
+        """Call ``action(*args)`` in ``seconds`` (a thread) unless cancelled first."""
+        timer = threading.Timer(seconds, action, args)
+        timer.daemon = True
+        timer.start()
+        self.timers.append(timer)
+
+    def cut(self) -> None:
+        """End the relay (its recv returns) even when the engine keeps the stream open;
+        a closed Python socket refuses the call, so a reused fd number is never hit."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        timers, self.timers = self.timers, []
+        for timer in timers:
+            timer.cancel()
 
 
 def relay(sock: socket.socket, stdio: tuple[int | None, int, int]) -> None:

@@ -4,8 +4,9 @@ Owns: ``ContainerSession`` (``base.SessionSandbox`` over an engine's ``EngineOps
 starting the session container (its ledger record, network holder, create, start,
 the binds checked before any exec), keeping staged binds and the holder for the
 session's life, each exec (create; start hijacked and relayed to the caller's fds;
-inspect; a detached one followed by a thread until its tree ends), signals and kills
-through the helper, and removing all of it on ``stop``.
+inspect; a detached one followed by a thread until its tree ends, then ``on_end``),
+signals and kills through the helper, the keeper's own deadline, and removing all of
+it on ``stop``.
 Does not own: the requests (``session_request``, pure), the stream relay
 (``exec_stream``), the helper itself (``supervise.c``), judging, auditing or building
 an exec's environment (``runner.sessions``), or a run's calls (``lifecycle``).
@@ -20,6 +21,9 @@ Why signals go through a second exec of the helper, not to the host pid the engi
 exec inspect shows: that pid can be reused once the exec ended (we would signal an
 unrelated host process), and a rootless engine's pids are not ours to signal. Inside
 the container, as the session's user, the helper reaches only the session's processes.
+Why a deadline here too (``OVERDUE_S`` past the helper's), kills that end the helper
+itself, and a relay cut after a kill: the command runs as its helper's user and can
+SIGSTOP it; the helper's own timer then never fires, and its exec never ends.
 Why the owner label names this process: the keeper is long-lived; while it runs, no
 other codex-box's sweep or ``gc`` removes the container; once it is SIGKILLed, they do.
 """
@@ -29,37 +33,29 @@ from __future__ import annotations
 import contextlib
 import os
 import signal as signals
-import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from orchestrator.backends import result
 from orchestrator.core.errors import SandboxSetupError
+from orchestrator.core.log import debug
 from orchestrator.core.session import ExecCall, ExecEnd
 from orchestrator.core.spec import SandboxSpec
 
 from . import common as container
 from .engine_api import Endpoint, EngineError
-from .exec_stream import hijack, relay
+from .exec_stream import Running, hijack, relay
 from .ledger import Ledger
 from .lifecycle import EngineOps, Holder, StartRefused, start_holder, sweep_if_needed
-from .session_request import HELPER_TARGET, exec_body, exec_paths
+from .session_request import FORWARDED, exec_body, exec_paths, helper_body
 from .signals import deferred_signals
 
-FORWARDED = frozenset(
-    {
-        signals.SIGINT,
-        signals.SIGTERM,
-        signals.SIGHUP,
-        signals.SIGQUIT,
-        signals.SIGUSR1,
-        signals.SIGUSR2,
-    }
-)
 SETTLE_S = 5.0  # an exec's inspect may say Running a moment after its stream ended
 HELPER_WAIT_S = 2.0  # a signal's own exec: how long to wait until it delivered
+OVERDUE_S = 3.0  # past its timeout, an exec its helper did not end is killed from here
+CUT_S = 5.0  # after a kill, the relay ends by then even if the engine's stream does not
 
 
 class ContainerSession:
@@ -91,7 +87,7 @@ class ContainerSession:
         self._stopped = False
         self._record: str | None = None
         self._ledger = Ledger(ops.url)
-        self._sent: dict[str, int] = {}  # exec id → the last signal we passed on
+        self._running: dict[str, Running] = {}  # exec id → while it runs
         self._detached: dict[str, tuple[tuple[str, ...], ExecEnd | None]] = {}  # → argv, end
 
     @property
@@ -125,7 +121,13 @@ class ContainerSession:
             self.stop()
             raise
 
-    def exec(self, call: ExecCall, stdio: tuple[int, int, int]) -> ExecEnd:
+    def exec(
+        self,
+        call: ExecCall,
+        stdio: tuple[int, int, int],
+        *,
+        on_end: Callable[[ExecEnd], None] | None = None,
+    ) -> ExecEnd:
         box = self.box
         if box is None or self._stopped:
             raise SandboxSetupError("the session is stopped", hint="start a new session")
@@ -136,36 +138,79 @@ class ContainerSession:
             began = time.monotonic()
             start = self.paths["start"].format(id=engine_id)
             sock = hijack(self.api, start, {"Detach": False, "Tty": False})
+        running = Running(sock)
+        with self._lock:
+            self._running[call.exec_id] = running
+        if call.timeout_s:  # the helper's own deadline dies with it (SIGSTOP): ours too
+            running.later(call.timeout_s + OVERDUE_S, self._overdue, call.exec_id, running)
         if call.detach:  # the helper (-d) keeps its tree, and the stream, until it ends
             with self._lock:
                 self._detached[call.exec_id] = (call.argv, None)
             threading.Thread(
                 target=self._follow,
-                args=(call, engine_id, sock),
+                args=(call, engine_id, running, began, on_end),
                 name="codex-box-detached",
                 daemon=True,
             ).start()
             return ExecEnd(exit_code=0)
         try:
             relay(sock, stdio)
-            return self._ended(call, engine_id, time.monotonic() - began)
+            return self._ended(call, engine_id, running, began)
         finally:
-            with self._lock:
-                self._sent.pop(call.exec_id, None)
+            self._forget(call.exec_id, running)
 
-    def _follow(self, call: ExecCall, engine_id: str, sock: socket.socket) -> None:
-        """A detached exec, until its whole tree ended: its output goes nowhere."""
+    def _follow(
+        self,
+        call: ExecCall,
+        engine_id: str,
+        running: Running,
+        began: float,
+        on_end: Callable[[ExecEnd], None] | None,
+    ) -> None:
+        """A detached exec, until its whole tree ended: its output goes nowhere; then
+        ``on_end`` (the keeper's ended record), unless the session's stop ended it."""
         null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
         try:
-            relay(sock, (None, null, null))
+            relay(running.sock, (None, null, null))
         finally:
             os.close(null)
-        end = self._ended(call, engine_id, 0.0)
+        try:
+            end = self._ended(call, engine_id, running, began)
+        finally:
+            self._forget(call.exec_id, running)
         with self._lock:
             self._detached[call.exec_id] = (call.argv, end)
+            stopped = self._stopped
+        if on_end is not None and not stopped:
+            try:
+                on_end(end)
+            except Exception as exc:  # a thread of ours: nobody else would see it
+                debug("a detached exec's on_end failed", exec_id=call.exec_id, error=repr(exc))
 
-    def _ended(self, call: ExecCall, engine_id: str, elapsed: float) -> ExecEnd:
+    def _overdue(self, exec_id: str, running: Running) -> None:
+        """The exec outlived its timeout by ``OVERDUE_S``: its helper did not end it."""
+        with self._lock:
+            if self._running.get(exec_id) is not running:
+                return  # it ended meanwhile
+            running.overdue = True
+        self.kill(exec_id)
+
+    def _forget(self, exec_id: str, running: Running) -> None:
+        with self._lock:
+            if self._running.get(exec_id) is running:
+                del self._running[exec_id]
+            running.cancel()
+
+    def _ended(self, call: ExecCall, engine_id: str, running: Running, began: float) -> ExecEnd:
+        elapsed = time.monotonic() - began
         info = self._settled(call.exec_id, engine_id)
+        timeout = call.timeout_s or 0.0
+        if running.overdue:  # killed by our deadline: a timeout, whatever its status says
+            return ExecEnd(
+                exit_code=result.TIMEOUT_EXIT,
+                timed_out=True,
+                detail=f"timed out after {timeout:g}s; its supervisor did not end it: killed",
+            )
         if info is None:
             return ExecEnd(
                 exit_code=128 + signals.SIGKILL,
@@ -173,14 +218,11 @@ class ContainerSession:
                 detail="the session ended while the command ran",
             )
         code = int(info["ExitCode"])
-        timeout = call.timeout_s or 0.0
         # 124 from the command itself before its time is its own status, not a timeout.
         timed_out = bool(timeout) and code == result.TIMEOUT_EXIT and elapsed >= timeout * 0.99
-        with self._lock:
-            sent = self._sent.get(call.exec_id)
         return ExecEnd(
             exit_code=code,
-            signal=result.signal_of(code, sent=sent),
+            signal=result.signal_of(code, sent=running.sent),
             timed_out=timed_out,
             detail=f"timed out after {timeout:g}s; killed" if timed_out else "",
         )
@@ -210,12 +252,17 @@ class ContainerSession:
             self.kill(exec_id)
         elif signum in FORWARDED:
             with self._lock:
-                self._sent[exec_id] = int(signum)
+                if (running := self._running.get(exec_id)) is not None:
+                    running.sent = int(signum)
             self._helper("--signal", exec_id, str(int(signum)))
 
     def kill(self, exec_id: str) -> None:
+        """The exec's tree and its helper (SIGKILL ends even a stopped one); its relay
+        is cut ``CUT_S`` later if the engine has not ended the stream by then."""
         with self._lock:
-            self._sent[exec_id] = int(signals.SIGKILL)
+            if (running := self._running.get(exec_id)) is not None:
+                running.sent = int(signals.SIGKILL)
+                running.later(CUT_S, running.cut)
         self._helper("--signal", exec_id, str(int(signals.SIGKILL)))
 
     def _helper(self, *argv: str) -> None:
@@ -223,16 +270,8 @@ class ContainerSession:
         (bounded) until it is done; never raises."""
         if self.box is None or self._stopped:
             return
-        body = {
-            "AttachStdin": False,
-            "AttachStdout": False,
-            "AttachStderr": False,
-            "Tty": False,
-            "Cmd": [HELPER_TARGET, *argv],
-            "User": f"{self.spec.uid}:{self.spec.gid}",
-            "Privileged": False,
-        }
         with contextlib.suppress(OSError):
+            body = helper_body(self.spec, argv)
             engine_id = str(self.api.call("POST", self.paths["create"], body)["Id"])
             self.api.call(
                 "POST", self.paths["start"].format(id=engine_id), {"Detach": True, "Tty": False}

@@ -1,12 +1,16 @@
 """The pure parts of a container session: its container's request and each exec's.
 
 Owns: re-aiming a run's create request at a session (``docker_request``,
-``podman_request``: the helper bound read-only and pausing as the only command, no
+``podman_request``: the helper bound read-only and pausing as pid 1, no
 environment of the container's own, owner and role labels), each exec's create body
-and command line (``exec_body``, ``exec_argv``: the helper first), where an engine takes
-exec calls (``exec_paths``), and finding the built helper (``helper_source``).
+and command line (``exec_body``, ``exec_argv``: the helper first), the helper's own
+(``helper_body``), where an engine takes exec calls (``exec_paths``), and finding
+the built helper (``helper_source``).
 Does not own: calling the engine (``session``) or the helper itself (``supervise.c``).
 
+Why the helper, not the engine's init, is pid 1: a command can kill its own exec's
+supervisor; its tree is then re-parented to pid 1, which must kill it (the engines'
+inits would keep it running into later execs). See ``supervise.c``.
 Why no environment on the container: engines merge an exec's Env onto the
 container's, so anything there would reach every exec past the profile's filter,
 which the keeper applies to each exec's own environment.
@@ -15,6 +19,7 @@ which the keeper applies to each exec's own environment.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +29,18 @@ from orchestrator.core.spec import SandboxSpec
 
 from . import common as container
 
+# What the helper passes on to a command (supervise.c's `forwarded`); others never
+# reach it, so no default action ends the helper.
+FORWARDED = frozenset(
+    {
+        signal.SIGINT,
+        signal.SIGTERM,
+        signal.SIGHUP,
+        signal.SIGQUIT,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+    }
+)
 HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin", "codex-box-supervise")
 HELPER_TARGET = "/.codex-box/supervise"  # engines make the mountpoint, also on a read-only root
 ROLE = "session"
@@ -66,6 +83,17 @@ def exec_body(call: ExecCall, spec: SandboxSpec) -> dict[str, Any]:
     }
 
 
+def helper_body(spec: SandboxSpec, argv: tuple[str, ...]) -> dict[str, Any]:
+    """The helper once more (``--signal``), detached, as the session's user: inside the
+    container it reaches only the session's processes."""
+    return {
+        **dict.fromkeys(("AttachStdin", "AttachStdout", "AttachStderr", "Tty"), False),
+        "Cmd": [HELPER_TARGET, *argv],
+        "User": f"{spec.uid}:{spec.gid}",
+        "Privileged": False,
+    }
+
+
 def exec_paths(prefix: str, box: str) -> dict[str, str]:
     """Where an engine takes exec calls: ``prefix`` is "" (Docker) or libpod's."""
     return {
@@ -83,9 +111,10 @@ def _helper_mount(helper: str) -> Mapping[str, Any]:
 def docker_request(
     body: Mapping[str, Any], helper: str, owner: Mapping[str, str]
 ) -> dict[str, Any]:
-    """The session container from a run's create body: the helper pauses as its command
-    (under Docker's init), nothing attached, no environment beyond the image's."""
+    """The session container from a run's create body: the helper pauses as its pid 1
+    (no engine init), nothing attached, no environment beyond the image's."""
     host = dict(body["HostConfig"])
+    host["Init"] = False  # the helper is pid 1: it kills what a dead supervisor left
     mount = _helper_mount(helper)
     host["Mounts"] = [
         *host["Mounts"],
@@ -117,6 +146,7 @@ def podman_request(
     return {
         **kwargs,
         "command": [HELPER_TARGET, "--pause"],
+        "init": False,  # as ``docker_request``: the helper is pid 1
         "environment": {},
         "labels": {**kwargs["labels"], **owner, container.LABEL_ROLE: ROLE},
         "tty": False,

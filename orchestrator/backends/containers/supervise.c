@@ -1,34 +1,48 @@
 /*
- * codex-box-supervise: the process every exec of a container session runs under.
+ * codex-box-supervise: the container's pid 1, and the process every exec runs under.
  *
  * Owns, inside the session's container (bind-mounted read-only, run as the session's
  * user, with the container's seccomp, no-new-privileges, AppArmor and dropped caps):
- *   supervise --pause                       the container's main command: sleeps until
- *                                           SIGTERM/SIGINT (the container is the session)
+ *   supervise --pause                       the container's pid 1 (no engine init):
+ *                                           reaps, and kills every orphan; ends on the
+ *                                           engine's SIGTERM/SIGINT (the session's stop)
  *   supervise -i ID [-t SECS] [-d] -- ARGV  one exec: ARGV in a new session, signals
  *                                           forwarded to it, and when it ends (or the
  *                                           timeout: 124) every process it left is
  *                                           SIGKILLed; -d: they may live on (detached)
  *   supervise --signal ID SIG               deliver SIG to exec ID (SIGKILL: its whole
- *                                           tree), found by its supervisor's argv
+ *                                           tree and its supervisor), found by argv
  * Does not own: judging, auditing or the environment of an exec (the keeper), nor the
  * engine calls (containers/session.py).
  *
- * Why a subreaper: an exec's background process (`setsid sleep 300 &`) would otherwise
- * be reparented to the container's init and outlive its exec, running into the next
- * one. As PR_SET_CHILD_SUBREAPER every orphan of the exec's tree is reparented to us,
- * so "everything descended from us" is exactly the exec's tree, and nothing of another
- * exec (each has its own supervisor) is ever touched.
+ * Why a subreaper: an exec's background process (`setsid sleep 300 &`) is then
+ * reparented to us, not to pid 1, so "everything descended from us" is exactly the
+ * exec's tree, killed at its end; nothing of another exec is ever touched.
+ * Why pid 1 kills every process it inherits: a supervisor's parent is the engine's,
+ * outside the pid namespace, so what pid 1 inherits is the tree of an exec whose
+ * supervisor died -- the command can SIGKILL it (same uid) to run on into later execs
+ * and read their /proc/PID/environ. Each supervisor registers with pid 1 (a queued
+ * real-time signal; pid 1 then holds its pidfd and ends its orphans the moment it
+ * dies) and sweeps pid 1's orphans itself before its command starts.
+ * Why no Landlock signal scoping (LANDLOCK_SCOPE_SIGNAL) of the command: execs are
+ * sibling domains, so a later exec could no longer `kill` a detached exec's server.
+ * A stopped or killed supervisor is handled instead: by pid 1, by --signal (SIGKILL
+ * of the supervisor itself) and by the keeper's own deadline.
+ * Why non-dumpable: seccomp denies ptrace, not /proc/PID/mem, through which a
+ * same-uid command could rewrite its supervisor or pid 1 (their argv, their code).
  * Why static: the image may be busybox, another libc, or none usable at all.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -36,10 +50,16 @@
 
 #define MAX_PROCS 65536
 #define KILL_ROUNDS 2000 /* bounded: ~2 s of 1 ms naps when something refuses to go */
+#define MAX_WATCHED 1024 /* supervisors pid 1 watches at once; beyond: its tick */
+#define MAX_TARGETS 64
+#define TICK_MS 500 /* pid 1 also sweeps this often (a supervisor it could not watch) */
+#define REGISTER (SIGRTMIN) /* queued: two supervisors starting at once are both seen */
 
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 static volatile sig_atomic_t child;
 static volatile sig_atomic_t timed_out;
+static pid_t pids[MAX_PROCS], ppids[MAX_PROCS];
+static char live[MAX_PROCS], mark[MAX_PROCS];
 
 static void forward(int sig) {
     /* The child leads its own process group (setsid): like Ctrl-C at a terminal. */
@@ -56,18 +76,13 @@ static void on_alarm(int sig) {
     }
 }
 
-static void on_stop(int sig) {
-    (void)sig;
-    _exit(0);
-}
-
 static void nap_ms(long ms) {
     struct timespec ts = {0, ms * 1000000L};
     nanosleep(&ts, NULL);
 }
 
-/* (pid, ppid) of every process this /proc shows; the count, or -1. */
-static int scan(pid_t *pids, pid_t *ppids) {
+/* (pid, ppid, not a zombie) of every process this /proc shows; the count, or -1. */
+static int scan(void) {
     DIR *dir = opendir("/proc");
     if (dir == NULL)
         return -1;
@@ -78,7 +93,7 @@ static int scan(pid_t *pids, pid_t *ppids) {
         long pid = strtol(entry->d_name, &end, 10);
         if (*end != '\0' || pid <= 0)
             continue;
-        char path[64], buf[512];
+        char path[64], buf[512], state;
         snprintf(path, sizeof path, "/proc/%ld/stat", pid);
         FILE *f = fopen(path, "re");
         if (f == NULL)
@@ -88,18 +103,19 @@ static int scan(pid_t *pids, pid_t *ppids) {
         buf[got] = '\0';
         char *paren = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
         int ppid;
-        if (paren == NULL || sscanf(paren + 1, " %*c %d", &ppid) != 1)
+        if (paren == NULL || sscanf(paren + 1, " %c %d", &state, &ppid) != 2)
             continue;
         pids[n] = (pid_t)pid;
-        ppids[n++] = (pid_t)ppid;
+        ppids[n] = (pid_t)ppid;
+        live[n++] = state != 'Z' && state != 'X'; /* a zombie runs nothing, holds no child */
     }
     closedir(dir);
     return n;
 }
 
-/* SIGKILL every descendant of `root`; how many were found. */
-static int kill_descendants(pid_t root, pid_t *pids, pid_t *ppids, char *mark) {
-    int n = scan(pids, ppids);
+/* SIGKILL every descendant of roots[0..k); how many of them still run. */
+static int kill_trees(const pid_t *roots, int k) {
+    int n = scan();
     if (n <= 0)
         return 0;
     memset(mark, 0, (size_t)n);
@@ -109,29 +125,33 @@ static int kill_descendants(pid_t root, pid_t *pids, pid_t *ppids, char *mark) {
         for (int i = 0; i < n; i++) {
             if (mark[i])
                 continue;
-            int parent_marked = ppids[i] == root;
+            int parent_marked = 0;
+            for (int r = 0; !parent_marked && r < k; r++)
+                parent_marked = ppids[i] == roots[r];
             for (int j = 0; !parent_marked && j < n; j++)
                 parent_marked = mark[j] && pids[j] == ppids[i];
             if (parent_marked) {
                 mark[i] = 1;
                 grew = 1;
-                found++;
-                kill(pids[i], SIGKILL);
+                if (live[i]) {
+                    found++;
+                    kill(pids[i], SIGKILL);
+                }
             }
         }
     }
     return found;
 }
 
-/* End the whole tree left under us, reaping it: bounded rounds. */
-static void end_tree(pid_t *pids, pid_t *ppids, char *mark) {
+/* Kill the trees under roots until nothing of them runs (bounded rounds); `reap`:
+ * also collect our own children (a supervisor; pid 1). */
+static void end_trees(const pid_t *roots, int k, int reap) {
     for (int round = 0; round < KILL_ROUNDS; round++) {
-        int found = kill_descendants(getpid(), pids, ppids, mark);
-        int reaped = 0, status;
-        pid_t w;
-        while ((w = waitpid(-1, &status, WNOHANG)) > 0)
+        int found = kill_trees(roots, k), reaped = 0, status;
+        pid_t w = -1;
+        while (reap && (w = waitpid(-1, &status, WNOHANG)) > 0)
             reaped++;
-        if (found == 0 && w < 0 && errno == ECHILD)
+        if (found == 0 && w < 0) /* reap: ECHILD, nothing of ours is left */
             return;
         if (!reaped)
             nap_ms(1);
@@ -146,42 +166,109 @@ static int code_of(int status) {
     return 125;
 }
 
-static _Noreturn void pause_forever(void) {
-    signal(SIGTERM, on_stop);
-    signal(SIGINT, on_stop);
-    for (;;)
-        pause();
+/* argv[0] NUL argv[1] NUL argv[2] of `pid` into buf; the second and third, or NULL. */
+static const char *args_of(long pid, char *buf, size_t size, const char **third) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return NULL;
+    size_t got = fread(buf, 1, size - 1, f);
+    fclose(f);
+    buf[got] = '\0';
+    size_t first = strnlen(buf, got);
+    if (first + 1 >= got || strstr(buf, "supervise") == NULL)
+        return NULL;
+    const char *second = buf + first + 1;
+    size_t next = first + 1 + strlen(second) + 1;
+    *third = next < got ? buf + next : "";
+    return second;
 }
 
-/* The supervisor of exec `id` (its argv: supervise -i ID ...), or 0. */
-static pid_t find_exec(const char *id) {
+/* Pid 1 is this helper's --pause: only then are its descendants orphans of execs
+ * (under an engine's init, the pause helper itself is one of them). Its cmdline is
+ * its own to change: it is non-dumpable (no /proc/1/mem) and has no CAP_SYS_RESOURCE. */
+static int pid1_is_ours(void) {
+    char buf[256];
+    const char *third, *second = args_of(1, buf, sizeof buf, &third);
+    return second != NULL && strcmp(second, "--pause") == 0;
+}
+
+static _Noreturn void be_init(void) {
+    if (getpid() != 1) {
+        fputs("codex-box: supervise --pause must be the container's pid 1 (no init)\n", stderr);
+        exit(125);
+    }
+    prctl(PR_SET_DUMPABLE, 0);
+    /* Blocked and read from a signalfd; every other signal keeps its default action,
+     * which the kernel never delivers to a pid namespace's init from inside it. */
+    sigset_t set;
+    sigemptyset(&set);
+    int wanted[] = {SIGCHLD, SIGTERM, SIGINT, REGISTER};
+    for (size_t k = 0; k < sizeof wanted / sizeof wanted[0]; k++)
+        sigaddset(&set, wanted[k]);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0) {
+        perror("codex-box: supervise: signalfd");
+        exit(125);
+    }
+    static struct pollfd fds[1 + MAX_WATCHED];
+    fds[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
+    int n = 1;
+    const pid_t root = 1;
+    for (;;) {
+        int sweep = poll(fds, (nfds_t)n, TICK_MS) == 0;
+        struct signalfd_siginfo si;
+        while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+            /* SI_USER: the kernel set ssi_pid (sigqueue cannot forge it); 0: a sender
+             * outside the namespace, the engine stopping the session. A process of
+             * the session cannot end it this way. */
+            int outside = si.ssi_code == SI_USER && si.ssi_pid == 0;
+            if ((si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) && outside)
+                _exit(0);
+            if ((int)si.ssi_signo == REGISTER && si.ssi_code == SI_USER && si.ssi_pid > 1) {
+                int fd = n <= MAX_WATCHED ? (int)syscall(SYS_pidfd_open, si.ssi_pid, 0) : -1;
+                if (fd >= 0)
+                    fds[n++] = (struct pollfd){.fd = fd, .events = POLLIN};
+                else
+                    sweep = 1; /* gone already (its orphans are ours), or unwatchable */
+            }
+            if (si.ssi_signo == SIGCHLD)
+                sweep = 1;
+        }
+        for (int i = 1; i < n; i++) {
+            if (fds[i].revents) { /* a watched supervisor ended: its orphans are ours */
+                close(fds[i].fd);
+                fds[i--] = fds[--n];
+                sweep = 1;
+            }
+        }
+        if (sweep)
+            end_trees(&root, 1, 1);
+    }
+}
+
+/* Every process claiming to be exec `id`'s supervisor (argv: *supervise* -i ID ...):
+ * argv can be faked, so a faker must not hide the real one; the count. */
+static int find_exec(const char *id, pid_t *found, int max) {
     DIR *dir = opendir("/proc");
     if (dir == NULL)
         return 0;
     struct dirent *entry;
-    pid_t found = 0;
-    while (found == 0 && (entry = readdir(dir)) != NULL) {
-        char *end;
+    int k = 0;
+    while (k < max && (entry = readdir(dir)) != NULL) {
+        char *end, buf[4096];
+        const char *third;
         long pid = strtol(entry->d_name, &end, 10);
-        if (*end != '\0' || pid <= 0 || pid == getpid())
+        if (*end != '\0' || pid <= 1 || pid == getpid())
             continue;
-        char path[64], buf[4096];
-        snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
-        FILE *f = fopen(path, "re");
-        if (f == NULL)
-            continue;
-        size_t got = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[got] = '\0';
-        /* argv[0] NUL "-i" NUL ID NUL */
-        size_t first = strnlen(buf, got);
-        if (first + 4 > got || strcmp(buf + first + 1, "-i") != 0)
-            continue;
-        if (strcmp(buf + first + 4, id) == 0 && strstr(buf, "supervise") != NULL)
-            found = (pid_t)pid;
+        const char *second = args_of(pid, buf, sizeof buf, &third);
+        if (second != NULL && strcmp(second, "-i") == 0 && strcmp(third, id) == 0)
+            found[k++] = (pid_t)pid;
     }
     closedir(dir);
-    return found;
+    return k;
 }
 
 static int is_forwarded(int sig) {
@@ -191,14 +278,24 @@ static int is_forwarded(int sig) {
     return 0;
 }
 
-static int signal_exec(const char *id, int sig, pid_t *pids, pid_t *ppids, char *mark) {
-    pid_t target = find_exec(id);
-    if (target == 0)
+static int signal_exec(const char *id, int sig) {
+    pid_t targets[MAX_TARGETS + 1];
+    int k = find_exec(id, targets, MAX_TARGETS), ok = 0;
+    if (k == 0)
         return 1;
-    if (sig != SIGKILL) /* only what the supervisor forwards: no default action hits it */
-        return is_forwarded(sig) && kill(target, sig) == 0 ? 0 : 1;
-    /* The main child dies with the rest; its supervisor then ends whatever forks on. */
-    kill_descendants(target, pids, ppids, mark);
+    if (sig != SIGKILL) { /* only what the supervisor forwards: no default action hits it */
+        for (int i = 0; i < k && is_forwarded(sig); i++)
+            ok |= kill(targets[i], sig) == 0;
+        return ok ? 0 : 1;
+    }
+    /* The tree first, while it is known as theirs; then the supervisors themselves:
+     * one the command stopped (SIGSTOP) never ends its tree, but dies of SIGKILL. */
+    kill_trees(targets, k);
+    for (int i = 0; i < k; i++)
+        kill(targets[i], SIGKILL);
+    if (pid1_is_ours())
+        targets[k++] = 1; /* what they leave is re-parented there */
+    end_trees(targets, k, 0);
     return 0;
 }
 
@@ -209,15 +306,11 @@ static int usage(void) {
 }
 
 int main(int argc, char **argv) {
-    pid_t *pids = malloc(sizeof(pid_t) * MAX_PROCS);
-    pid_t *ppids = malloc(sizeof(pid_t) * MAX_PROCS);
-    char *mark = malloc(MAX_PROCS);
-    if (pids == NULL || ppids == NULL || mark == NULL)
-        return 125;
     if (argc == 2 && strcmp(argv[1], "--pause") == 0)
-        pause_forever();
+        be_init();
+    prctl(PR_SET_DUMPABLE, 0);
     if (argc == 4 && strcmp(argv[1], "--signal") == 0)
-        return signal_exec(argv[2], atoi(argv[3]), pids, ppids, mark);
+        return signal_exec(argv[2], atoi(argv[3]));
 
     double timeout = 0;
     int detach = 0, i = 1;
@@ -238,6 +331,11 @@ int main(int argc, char **argv) {
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
         perror("codex-box: supervise: PR_SET_CHILD_SUBREAPER");
         return 125;
+    }
+    if (pid1_is_ours()) { /* pid 1 watches us; no orphan of an earlier exec meets ours */
+        const pid_t root = 1;
+        kill(1, REGISTER);
+        end_trees(&root, 1, 0);
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -286,8 +384,9 @@ int main(int argc, char **argv) {
                 break;
         }
     }
+    const pid_t self = getpid();
     if (timed_out || !detach)
-        end_tree(pids, ppids, mark);
+        end_trees(&self, 1, 1);
     if (timed_out)
         return 124;
     return main_done ? code_of(main_status) : 125;

@@ -6,12 +6,16 @@ The engines themselves are exercised in tests/integration/test_container_session
 from __future__ import annotations
 
 import dataclasses
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from orchestrator.backends.containers import common as container
 from orchestrator.backends.containers import session_request
+from orchestrator.backends.containers.exec_stream import Running, relay
 from orchestrator.backends.containers.session_request import (
     HELPER_TARGET,
     docker_request,
@@ -101,8 +105,10 @@ def test_the_docker_session_container_only_pauses_with_the_runs_hardening(
                                   "Target": HELPER_TARGET, "ReadOnly": True,
                                   "BindOptions": {"Propagation": "rprivate"}}
     assert host["Mounts"][:-1] == run["HostConfig"]["Mounts"]
-    for key in ("SecurityOpt", "CapDrop", "ReadonlyRootfs", "NetworkMode", "PidsLimit", "Init"):
+    for key in ("SecurityOpt", "CapDrop", "ReadonlyRootfs", "NetworkMode", "PidsLimit"):
         assert host[key] == run["HostConfig"][key]
+    # The helper is pid 1 (it kills what a killed supervisor left); a run keeps its init.
+    assert (host["Init"], run["HostConfig"]["Init"]) == (False, True)
     assert run["HostConfig"]["Mounts"][-1]["Target"] != HELPER_TARGET  # the run's is untouched
 
 
@@ -117,6 +123,7 @@ def test_the_podman_session_container_renders_for_libpod_with_the_runs_hardening
     assert body["mounts"][-1] == {"destination": HELPER_TARGET, "options": ["ro", "rprivate"],
                                   "source": "/opt/helper", "type": "bind"}
     assert body["labels"][container.LABEL_ROLE] == "session"
+    assert (body["init"], render(run)["init"]) == (False, True)  # the helper is pid 1
     for key in ("no_new_privileges", "seccomp_profile_path", "cap_drop", "read_only_filesystem"):
         assert body[key] == render(run)[key]
 
@@ -133,3 +140,32 @@ def test_a_missing_helper_fails_closed_naming_the_fix(monkeypatch: pytest.Monkey
 def test_kubernetes_refuses_a_session_as_it_refuses_a_run(codex_home: Path) -> None:
     with pytest.raises(BackendUnavailable, match="not built yet"):
         KubernetesBackend().start_session(fixed_spec("workspace", codex_home=codex_home))
+
+
+def test_a_cut_ends_a_relay_whose_engine_never_ends_the_stream() -> None:
+    """After a kill, no keeper thread may wait forever on a stream the engine keeps open."""
+    ours, engine = socket.socketpair()
+    running = Running(ours)
+    running.later(0.2, running.cut)
+    done = threading.Event()
+    with open("/dev/null", "wb") as null:
+        thread = threading.Thread(target=lambda: (relay(ours, (None, null.fileno(),
+                                                                null.fileno())), done.set()))
+        began = time.monotonic()
+        thread.start()
+        assert done.wait(10), "the relay still waits on an open stream"
+    assert time.monotonic() - began < 5
+    engine.close()
+
+
+def test_a_cancelled_cut_never_fires_and_a_cut_of_a_closed_socket_is_harmless() -> None:
+    ours, engine = socket.socketpair()
+    running = Running(ours)
+    fired: list[int] = []
+    running.later(0.1, fired.append, 1)
+    running.cancel()
+    time.sleep(0.3)
+    assert fired == [] and running.timers == []
+    ours.close()
+    running.cut()  # the socket is closed: nothing to shut, no fd touched
+    engine.close()
