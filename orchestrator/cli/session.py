@@ -16,7 +16,7 @@ from orchestrator.core.errors import CodexBoxError, UsageError
 from orchestrator.core.options import LaunchOptions
 from orchestrator.core.paths import codex_home
 from orchestrator.runner.sessions import client, store
-from orchestrator.runner.sessions.keeper import StartRequest
+from orchestrator.runner.sessions.request import StartRequest
 from orchestrator.runner.sessions.start import start as start_session
 
 from . import exec_cmd

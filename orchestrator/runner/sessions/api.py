@@ -23,7 +23,7 @@ from orchestrator.core.paths import codex_home
 from orchestrator.core.spec import RunResult
 
 from . import client, store
-from .keeper import StartRequest
+from .request import StartRequest
 from .start import start
 
 

@@ -7,12 +7,11 @@ own (``start``): the start request arrives on stdin, one ``ready`` (or ``error``
 goes back on stdout, then both are /dev/null. There is no daemon: each session's
 idle timeout and lifetime are kept by its own keeper.
 
-Owns: the session's lifecycle and its records (``session_start``, ``session_stop``),
-its state on disk (``store``), the control socket (0600 in a 0700 directory; each peer
-must be this user, and outside every sandbox: a process in its own pid namespace is
-refused, whatever path it found the socket by), and what each connection may ask
-(``exec``, ``info``, ``stop``). Does not own: one exec (``execs``), the sandbox (the
-backend's ``SessionSandbox``).
+Owns: the session's lifecycle (build, idle timeout, lifetime, a dead sandbox, stop)
+and its records (``session_start``, ``session_stop``, a detached exec's end), what
+every exec shares (the audit writer, the launch facts, the working directory). Does
+not own: the control socket and who may use it (``control``), one exec (``execs``),
+the sandbox (the backend's ``SessionSandbox``).
 """
 
 from __future__ import annotations
@@ -20,14 +19,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
-import struct
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,47 +32,16 @@ from orchestrator.audit import records
 from orchestrator.backends.base import SessionSandbox
 from orchestrator.compile import placeholders
 from orchestrator.core.errors import CodexBoxError
-from orchestrator.core.options import LaunchOptions
 from orchestrator.core.session import ExecEnd, check_name
 from orchestrator.policy import gate
 from orchestrator.runner.context import HostContext, new_id
 from orchestrator.runner.pipeline import Runner, RunRequest
 from orchestrator.runner.postrun import PostRunCheck, report
 from orchestrator.runner.selection import choose
-from orchestrator.sandbox.linux import wire
 from orchestrator.sandbox.linux.proctree import start_time
 
-from . import execs, store
-
-TICK_S = 1.0  # how often idle time, lifetime and the sandbox's health are looked at
-FIRST_MESSAGE_S = 10.0  # a connection must say what it wants within this
-MAX_CONNECTIONS = 256  # at once; more are closed at once
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StartRequest:
-    environ: dict[str, str]
-    cwd: str
-    profile: str | None = None
-    workspace: str | None = None
-    backend: str | None = None
-    options: LaunchOptions = field(default_factory=LaunchOptions)
-    trust_opt_in: bool = False
-    policy_mode: str | None = None
-    name: str | None = None
-    idle_timeout_s: float = 30 * 60.0
-    max_lifetime_s: float = 8 * 3600.0
-
-    def to_json(self) -> dict[str, Any]:
-        data = {f: getattr(self, f) for f in self.__dataclass_fields__}
-        data["options"] = {f: getattr(self.options, f) for f in self.options.__dataclass_fields__}
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> StartRequest:
-        options = data.pop("options", {})
-        options["env_names"] = tuple(options.get("env_names") or ())
-        return cls(**data, options=LaunchOptions(**options))
+from . import control, store
+from .request import StartRequest
 
 
 class Keeper:
@@ -105,11 +71,11 @@ class Keeper:
         self._running = 0
         self._execs = 0
         self._last_active = time.monotonic()
-        self._stop_reason: str | None = None
-        self._stopping = threading.Event()
+        self.stop_reason: str | None = None
+        self.stopping = threading.Event()
         # Detached execs still running: what writes each one's `ended` record.
         self._detached: dict[str, Callable[[ExecEnd], object]] = {}
-        self._connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.listener: socket.socket | None = None
 
     # --- what execs share ------------------------------------------------------
 
@@ -250,61 +216,16 @@ class Keeper:
             image=self.spec.image if self.backend.name != "native" else None,
         )
 
-    def listen(self) -> socket.socket:
-        home = self.context.home
-        name = self.request.name
-        with store.starting(home):  # two sessions asking for one name: one gets it
-            if name is not None and any(
-                s.name == name and live and s.id != self.session_id
-                for s, live in store.all_sessions(home)
-            ):
-                raise CodexBoxError(
-                    f"a live session is already named {name!r}",
-                    hint="choose another --name, or stop it first (codex-box session stop NAME)",
-                )
-            store.make_directory(home, self.session_id)
-            store.write_state(home, self.state())
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        fd = store.open_directory(home, self.session_id)
-        old = os.umask(0o177)  # the socket is created 0600: no window where it is wider
-        try:
-            listener.bind(f"/proc/self/fd/{fd}/{store.SOCKET}")
-        finally:
-            os.umask(old)
-            os.close(fd)
-        listener.listen(64)
-        listener.settimeout(TICK_S)
-        self._listener = listener
-        return listener
-
-    def serve(self, listener: socket.socket) -> str:
-        """Until the session ends; returns why it ended."""
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, lambda *_: self.stop("codex-box got a signal"))
-        while not self._stopping.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                self._check_clock()
-                continue
-            except OSError:
-                continue
-            self._check_clock()
-            threading.Thread(
-                target=self._connection, args=(conn,), name="codex-box-session-client", daemon=True
-            ).start()
-        return self._stop_reason or "stopped"
-
     def stop(self, why: str) -> None:
-        if self._stop_reason is None:
-            self._stop_reason = why
-        self._stopping.set()
-        listener = getattr(self, "_listener", None)
+        if self.stop_reason is None:
+            self.stop_reason = why
+        self.stopping.set()
+        listener = self.listener
         if listener is not None:  # wake accept() now, not at the next tick
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
 
-    def _check_clock(self) -> None:
+    def check_clock(self) -> None:
         now = time.monotonic()
         with self._lock:
             idle = self._running == 0 and not any(d["running"] for d in self.sandbox.detached())
@@ -317,45 +238,6 @@ class Keeper:
             self.stop(f"idle for {self.request.idle_timeout_s:g}s")
         elif not self.sandbox.alive():
             self.stop("its sandbox died")
-
-    def _connection(self, conn: socket.socket) -> None:
-        if not self._connections.acquire(blocking=False):
-            conn.close()  # bounded: a flood of idle clients cannot exhaust the keeper
-            return
-        try:
-            with conn:
-                self._serve_one(conn)
-        except Exception:
-            return
-        finally:
-            self._connections.release()
-
-    def _serve_one(self, conn: socket.socket) -> None:
-        refusal = _refused_peer(conn)
-        if refusal:
-            with contextlib.suppress(OSError):
-                wire.send(conn, {"event": "error", "message": refusal, "exit_code": 125})
-            return
-        conn.settimeout(FIRST_MESSAGE_S)  # a client that says nothing is dropped
-        try:
-            received = wire.recv(conn)
-        except OSError:
-            return
-        if received is None:
-            return
-        conn.settimeout(None)
-        message, fds = received
-        op = message.get("op")
-        if op == "exec":
-            execs.handle(self, conn, message, fds)
-            return
-        for fd in fds:
-            os.close(fd)
-        if op == "info":
-            wire.send(conn, self.info())
-        elif op == "stop":
-            self.stop("stopped by its user")
-            wire.send(conn, {"event": "stopping", "id": self.session_id})
 
     def info(self) -> dict[str, Any]:
         with self._lock:
@@ -405,24 +287,6 @@ class Keeper:
             store.remove(self.context.home, self.session_id)
 
 
-def _refused_peer(conn: socket.socket) -> str | None:
-    """Why this peer may not use the session, or None. Same user only; and never a
-    process inside a sandbox (every sandbox has a pid namespace of its own), however it
-    reached the socket."""
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    pid, uid, _ = struct.unpack("3i", creds)
-    if uid != os.getuid():
-        return f"uid {uid} may not use a session of uid {os.getuid()}"
-    try:
-        theirs = os.readlink(f"/proc/{pid}/ns/pid")
-        ours = os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return "the peer's process could not be identified"
-    if theirs != ours:
-        return "a process inside a sandbox may not use a session's control socket"
-    return None
-
-
 def main() -> None:
     """The keeper process: request on stdin, one answer line on stdout, then serve."""
     data = json.loads(sys.stdin.buffer.read())
@@ -434,7 +298,7 @@ def main() -> None:
         keeper = Keeper(StartRequest.from_json(data))
         stack = keeper.start()
         try:
-            listener = keeper.listen()
+            listener = control.listen(keeper)
         except BaseException:
             stack.close()
             raise
@@ -449,7 +313,7 @@ def main() -> None:
     os.dup2(devnull, 2)  # nobody reads our stderr any more
     why = "stopped"
     try:
-        why = keeper.serve(listener)
+        why = control.serve(keeper, listener)
     finally:
         listener.close()
         keeper.finish(stack, why)

@@ -19,7 +19,7 @@ import time
 
 from orchestrator.core.errors import CodexBoxError, SandboxSetupError
 
-from .keeper import StartRequest
+from .request import StartRequest
 
 READY_S = 120.0  # a container engine pulling nothing still needs a few seconds
 

@@ -17,7 +17,8 @@ from orchestrator.core.errors import UsageError
 from orchestrator.core.options import LaunchOptions
 from orchestrator.core.session import check_name
 from orchestrator.runner.sessions import store
-from orchestrator.runner.sessions.keeper import StartRequest, _refused_peer
+from orchestrator.runner.sessions.control import refused_peer
+from orchestrator.runner.sessions.request import StartRequest
 from orchestrator.sandbox.linux.proctree import start_time
 
 
@@ -124,7 +125,7 @@ def test_the_start_request_survives_its_trip_to_the_keeper() -> None:
 def test_a_peer_of_this_user_outside_any_sandbox_is_accepted() -> None:
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     with a, b:
-        assert _refused_peer(a) is None
+        assert refused_peer(a) is None
 
 
 def test_a_peer_in_another_pid_namespace_is_refused(tmp_path: Path) -> None:
@@ -143,7 +144,7 @@ def test_a_peer_in_another_pid_namespace_is_refused(tmp_path: Path) -> None:
         listener.settimeout(10)
         conn, _ = listener.accept()
         with conn:
-            assert _refused_peer(conn) == (
+            assert refused_peer(conn) == (
                 "a process inside a sandbox may not use a session's control socket"
             )
     finally:

@@ -1,0 +1,138 @@
+"""A session's control socket: where its clients reach its keeper.
+
+Owns: the socket (0600 in the session's 0700 directory, bound through
+``/proc/self/fd`` so CODEX_HOME may be long), accepting clients (bounded in number;
+one that says nothing is dropped), who may connect (the same uid, and a process
+outside every sandbox: one in a pid namespace of its own is refused, however it
+reached the socket), and what a connection may ask (``exec``, ``info``, ``stop``).
+Does not own: the session's lifecycle (``keeper``) or one exec (``execs``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import struct
+import threading
+
+from orchestrator.core.errors import CodexBoxError
+from orchestrator.sandbox.linux import wire
+
+from . import execs, store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .keeper import Keeper
+
+TICK_S = 1.0  # how often idle time, lifetime and the sandbox's health are looked at
+FIRST_MESSAGE_S = 10.0  # a connection must say what it wants within this
+MAX_CONNECTIONS = 256  # at once; more are closed at once
+_CONNECTIONS = threading.BoundedSemaphore(MAX_CONNECTIONS)  # one keeper per process
+
+
+def listen(keeper: Keeper) -> socket.socket:
+    home = keeper.context.home
+    name = keeper.request.name
+    with store.starting(home):  # two sessions asking for one name: one gets it
+        if name is not None and any(
+            s.name == name and live and s.id != keeper.session_id
+            for s, live in store.all_sessions(home)
+        ):
+            raise CodexBoxError(
+                f"a live session is already named {name!r}",
+                hint="choose another --name, or stop it first (codex-box session stop NAME)",
+            )
+        store.make_directory(home, keeper.session_id)
+        store.write_state(home, keeper.state())
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    fd = store.open_directory(home, keeper.session_id)
+    old = os.umask(0o177)  # the socket is created 0600: no window where it is wider
+    try:
+        listener.bind(f"/proc/self/fd/{fd}/{store.SOCKET}")
+    finally:
+        os.umask(old)
+        os.close(fd)
+    listener.listen(64)
+    listener.settimeout(TICK_S)
+    keeper.listener = listener  # stop() wakes accept() through it
+    return listener
+
+
+def serve(keeper: Keeper, listener: socket.socket) -> str:
+    """Until the session ends; returns why it ended."""
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda *_: keeper.stop("codex-box got a signal"))
+    while not keeper.stopping.is_set():
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            keeper.check_clock()
+            continue
+        except OSError:
+            continue
+        keeper.check_clock()
+        threading.Thread(
+            target=_connection, args=(keeper, conn), name="codex-box-session-client", daemon=True
+        ).start()
+    return keeper.stop_reason or "stopped"
+
+
+def _connection(keeper: Keeper, conn: socket.socket) -> None:
+    if not _CONNECTIONS.acquire(blocking=False):
+        conn.close()  # bounded: a flood of idle clients cannot exhaust the keeper
+        return
+    try:
+        with conn:
+            _serve_one(keeper, conn)
+    except Exception:
+        return
+    finally:
+        _CONNECTIONS.release()
+
+
+def _serve_one(keeper: Keeper, conn: socket.socket) -> None:
+    refusal = refused_peer(conn)
+    if refusal:
+        with contextlib.suppress(OSError):
+            wire.send(conn, {"event": "error", "message": refusal, "exit_code": 125})
+        return
+    conn.settimeout(FIRST_MESSAGE_S)  # a client that says nothing is dropped
+    try:
+        received = wire.recv(conn)
+    except OSError:
+        return
+    if received is None:
+        return
+    conn.settimeout(None)
+    message, fds = received
+    op = message.get("op")
+    if op == "exec":
+        execs.handle(keeper, conn, message, fds)
+        return
+    for fd in fds:
+        os.close(fd)
+    if op == "info":
+        wire.send(conn, keeper.info())
+    elif op == "stop":
+        keeper.stop("stopped by its user")
+        wire.send(conn, {"event": "stopping", "id": keeper.session_id})
+
+
+def refused_peer(conn: socket.socket) -> str | None:
+    """Why this peer may not use the session, or None. Same user only; and never a
+    process inside a sandbox (every sandbox has a pid namespace of its own), however it
+    reached the socket."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, _ = struct.unpack("3i", creds)
+    if uid != os.getuid():
+        return f"uid {uid} may not use a session of uid {os.getuid()}"
+    try:
+        theirs = os.readlink(f"/proc/{pid}/ns/pid")
+        ours = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "the peer's process could not be identified"
+    if theirs != ours:
+        return "a process inside a sandbox may not use a session's control socket"
+    return None

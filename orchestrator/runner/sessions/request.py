@@ -1,0 +1,37 @@
+"""What starting a session asks for, as it travels to the keeper (JSON on a pipe).
+
+Owns: ``StartRequest`` and its JSON form. Does not own: what the keeper does with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.core.options import LaunchOptions
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartRequest:
+    environ: dict[str, str]
+    cwd: str
+    profile: str | None = None
+    workspace: str | None = None
+    backend: str | None = None
+    options: LaunchOptions = field(default_factory=LaunchOptions)
+    trust_opt_in: bool = False
+    policy_mode: str | None = None
+    name: str | None = None
+    idle_timeout_s: float = 30 * 60.0
+    max_lifetime_s: float = 8 * 3600.0
+
+    def to_json(self) -> dict[str, Any]:
+        data = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        data["options"] = {f: getattr(self.options, f) for f in self.options.__dataclass_fields__}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StartRequest:
+        options = data.pop("options", {})
+        options["env_names"] = tuple(options.get("env_names") or ())
+        return cls(**data, options=LaunchOptions(**options))
