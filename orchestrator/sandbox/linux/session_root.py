@@ -8,20 +8,19 @@ confinement; nothing joins the sandbox from outside (no setns into a half-built 
 
     pid 1 ── fork ──► supervisor (subreaper, per exec) ── fork ──► the command (execve)
 
-The supervisor owns its exec's whole tree: every process the command leaves behind
-(``setsid sleep 300 &`` included) is re-parented to it, and when the command ends — or
-its timeout passes, or the keeper asks — it kills them all before it reports. A
-detached exec's tree lives on until the session ends.
+The supervisor (``supervisor``) owns its exec's whole tree; pid 1 backs it up, killing
+a supervisor that was stopped or killed, or is past its exec's timeout, and every
+orphan that then comes to pid 1.
 
 Owns: the exec protocol on the sandbox side (messages ``exec``/``signal``/``kill`` in,
-``started``/``exit`` out) and the supervisor. Imports only the standard library and
-``sandbox.linux`` modules (it runs inside the sandbox, forked from the launcher).
+``started``/``exit`` out), each exec's deadline, and the strays. Imports only the
+standard library and ``sandbox.linux`` modules (it runs inside the sandbox, forked
+from the launcher).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import select
@@ -31,14 +30,9 @@ import time
 from typing import Any, NoReturn
 
 from . import wire
-from .libc import PR_SET_CHILD_SUBREAPER, prctl
-from .proctree import children_map, kill_tree
+from .proctree import kill_tree
+from .supervisor import FORWARDED, KILL_TREE, REAP_DEADLINE_S, children, supervise
 
-# Signals the supervisor passes to its command (Ctrl-C at the client, a stop).
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR2)
-KILL_TREE = signal.SIGUSR1  # from pid 1: end this exec's whole tree now
-_WAITED = {signal.SIGCHLD, KILL_TREE, *FORWARDED}
-_REAP_DEADLINE_S = 10.0  # a fork bomb racing the kill loop, bounded by the pids limit
 _REPORT_BUDGET = 4096
 
 
@@ -135,7 +129,7 @@ def _start(
     if pid == 0:  # pragma: no cover - the child never returns
         try:
             # Pid 1's channel and every other exec's pipe are closed here.
-            _supervise(message, fds, report_w, keep=[report_w, *fds])
+            supervise(message, fds, report_w, keep=[report_w, *fds])
         finally:
             os._exit(125)
     os.close(report_w)
@@ -230,149 +224,13 @@ def _kill_strays() -> None:
     command killed its own supervisor (same uid, same sandbox: it may), whose orphans
     were then re-parented to us instead of being killed at the exec's end. Killing one
     re-parents its children to us too: look again until none is left (bounded)."""
-    deadline = time.monotonic() + _REAP_DEADLINE_S
+    deadline = time.monotonic() + REAP_DEADLINE_S
     while time.monotonic() < deadline:
         _reap_finished()
-        strays = [pid for pid in _children() if pid not in _SUPERVISORS]
+        strays = [pid for pid in children() if pid not in _SUPERVISORS]
         if not strays:
             return
         for pid in strays:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.002)
-
-
-# --- the supervisor of one exec ----------------------------------------------------
-
-
-def _supervise(message: dict[str, Any], fds: list[int], report: int, keep: list[int]) -> NoReturn:
-    _close_others(keep)
-    prctl(PR_SET_CHILD_SUBREAPER, 1)  # every orphan of this exec comes back to us
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _WAITED)
-    argv = [str(a) for a in message["argv"]]
-    child = os.fork()
-    if child == 0:
-        _become_command(argv, message, fds, report, previous)
-    for fd in fds:
-        os.close(fd)
-    timeout = message.get("timeout_s")
-    deadline = None if timeout is None else time.monotonic() + float(timeout)
-    code, signum, timed_out = _wait_command(child, deadline)
-    if not message.get("detach"):
-        _kill_descendants()  # what the command left running ends with the exec
-    outcome = {"exit": code, "signal": signum, "timed_out": timed_out}
-    os.write(report, (json.dumps(outcome) + "\n").encode())
-    os.close(report)
-    _reap_all()  # detached: the rest of its tree lives until it ends or the session does
-    os._exit(0)
-
-
-def _become_command(
-    argv: list[str], message: dict[str, Any], fds: list[int], report: int, mask: Any
-) -> NoReturn:
-    try:
-        for target, fd in enumerate(fds[:3]):
-            os.dup2(fd, target)
-        for fd in fds:
-            if fd > 2:
-                os.close(fd)
-        os.setsid()  # its own session and process group, as a shell's job would get
-        for sig in (*FORWARDED, KILL_TREE, signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        try:
-            os.chdir(str(message["cwd"]))
-        except OSError as exc:
-            _failed(report, "cwd_errno", exc.errno or errno.EIO, str(message["cwd"]))
-        env = {str(k): str(v) for k, v in message["env"]}
-        os.execvpe(argv[0], argv, env)  # noqa: S606 -- becoming the command is the point
-    except OSError as exc:
-        _failed(report, "exec_errno", exc.errno or errno.EIO, argv[0])
-    os._exit(126)
-
-
-def _failed(report: int, key: str, number: int, what: str) -> NoReturn:
-    # A line before the supervisor's own report: it reads this back (``_exec_failure``).
-    os.write(report, (json.dumps({key: number, "argv0": what}) + "\n").encode())
-    missing = number in (errno.ENOENT, errno.ENOTDIR)
-    os._exit(125 if key == "cwd_errno" else 127 if missing else 126)
-
-
-def _wait_command(child: int, deadline: float | None) -> tuple[int, int | None, bool]:
-    """(exit code, signal, timed out) of the command; forwards signals meanwhile.
-    Signals were blocked before the fork: none is lost between fork and here."""
-    while True:
-        info: signal.struct_siginfo | None
-        if deadline is None:
-            info = signal.sigwaitinfo(_WAITED)
-        else:
-            info = signal.sigtimedwait(_WAITED, max(0.0, deadline - time.monotonic()))
-        if info is None:  # the deadline passed: the whole tree goes (its status too)
-            _kill_descendants()
-            return 124, None, True
-        if info.si_signo == signal.SIGCHLD:
-            pid, status = os.waitpid(child, os.WNOHANG)
-            if pid == child:
-                if os.WIFSIGNALED(status):
-                    signum = os.WTERMSIG(status)
-                    return 128 + signum, signum, False
-                return os.WEXITSTATUS(status), None, False
-            _reap_strays(child)
-        elif info.si_signo == KILL_TREE:
-            _kill_descendants()  # the command among them, reaped there
-            return 128 + signal.SIGKILL, signal.SIGKILL, False
-        else:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, info.si_signo)
-
-
-def _reap_strays(child: int) -> None:
-    """Reap orphans that ended (never the command: its status is ours to read)."""
-    for pid in _children():
-        if pid != child:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-
-
-def _children() -> list[int]:
-    me = os.getpid()
-    try:
-        with open(f"/proc/{me}/task/{me}/children", encoding="ascii") as handle:
-            return [int(p) for p in handle.read().split()]
-    except OSError:  # a kernel without CONFIG_PROC_CHILDREN
-        return children_map().get(me, [])
-
-
-def _kill_descendants() -> None:
-    """SIGKILL every process below us until none is left. Killing a child re-parents
-    its own children to us (we are their subreaper), so the loop reaches them next."""
-    deadline = time.monotonic() + _REAP_DEADLINE_S
-    while time.monotonic() < deadline:
-        children = _children()
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        try:
-            pid, _ = os.waitpid(-1, 0)  # one ended: look again
-        except ChildProcessError:
-            return
-        except InterruptedError:
-            continue
-
-
-def _reap_all() -> None:
-    while True:
-        try:
-            os.waitpid(-1, 0)
-        except ChildProcessError:
-            return
-        except InterruptedError:
-            continue
-
-
-def _close_others(keep: list[int]) -> None:
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd > 2 and fd not in keep:
-            with contextlib.suppress(OSError):
-                os.close(fd)
