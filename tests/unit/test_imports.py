@@ -174,6 +174,7 @@ NATIVE_RUN_MODULES = [
     # A forked launcher imports nothing after the fork, so pid 1's session loop (and
     # its framing) is loaded with the launcher, though a one-shot run never serves it.
     "orchestrator.sandbox.linux.session_root",
+    "orchestrator.sandbox.linux.supervisor",
     "orchestrator.sandbox.linux.wire",
     "orchestrator.settings",
     "orchestrator.settings.config",
@@ -227,3 +228,46 @@ def test_check_builds_only_its_own_verb(tmp_path: Path) -> None:
     allowed_there = ("typer", "click", "rich")
     assert not {m for m in forbidden_in(modules, extra=other_verbs)
                 if m.split(".")[0] not in allowed_there}
+
+
+# ``codex-box exec`` as users run it, with every import it makes listed (-X importtime).
+EXEC_MAIN = "import sys; from orchestrator.cli.app import main; sys.argv[0] = 'codex-box'; main()"
+
+
+def imported_by(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, set[str]]:
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", EXEC_MAIN, *argv],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+    names = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+             if line.startswith("import time:") and "|" in line}
+    return proc.returncode, names
+
+
+def test_exec_loads_no_typer_no_runner_and_no_policy(tmp_path: Path) -> None:
+    """An exec's start-up is reaching the keeper, which already holds the profile, the
+    policy and the audit log: the client loads none of them (nor Typer). Checked against
+    a live native session when this host can make one, else against an unknown one."""
+    home = tmp_path / "cx"
+    home.mkdir()
+    (home / "config.toml").write_text('[policy]\nmode = "audit-only"\n')
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CODEX_HOME": str(home)}
+    codex_box = [sys.executable, "-c", EXEC_MAIN]
+    started = subprocess.run([*codex_box, "session", "start", "--backend", "native",
+                              "--profile", "offline"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=120, check=False)
+    session = started.stdout.strip() if started.returncode == 0 else "000000000000"
+    try:
+        code, modules = imported_by(["exec", "-s", session, "--", "true"], env, tmp_path)
+    finally:
+        if started.returncode == 0:
+            subprocess.run([*codex_box, "session", "stop", session], cwd=tmp_path, env=env,
+                           capture_output=True, timeout=120, check=False)
+    assert code == (0 if started.returncode == 0 else 125), started.stderr
+    assert "orchestrator.runner.sessions.client" in modules  # the exec really got there
+    heavy = {m for m in modules for bad in ("typer", "click", "rich", "orchestrator.policy",
+                                            "orchestrator.runner.pipeline")
+             if m == bad or m.startswith(bad + ".")}
+    assert not heavy, f"exec loads {sorted(heavy)}"
+    # Control: the same listing does see Typer where a verb needs it.
+    _, listed = imported_by(["session", "ls"], env, tmp_path)
+    assert "typer" in listed
