@@ -21,6 +21,7 @@ from pathlib import Path
 
 from orchestrator.core.log import debug
 from orchestrator.core.spec import Limits
+from orchestrator.sandbox.linux.proctree import stat_field
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PARENT_NAME = "codex-box"
@@ -146,13 +147,16 @@ def sweep_stale() -> list[str]:
 
 
 def _alive(pid: int) -> bool:
+    """The owner still runs. A zombie does not: a SIGKILLed session keeper stays one
+    until the host's init reaps it, and ``gc`` run in that window must still sweep."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    state = stat_field(pid, 0)
+    return state is not None and state not in ("Z", "X")
 
 
 def _create_v1(run_id: str, limits: Limits, own: dict[str, str]) -> RunCgroup | None:

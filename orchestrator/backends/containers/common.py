@@ -23,7 +23,7 @@ from orchestrator.core.errors import SandboxSetupError
 from orchestrator.core.profile import Network
 from orchestrator.core.spec import Limits, SandboxSpec
 from orchestrator.sandbox.linux import pinning
-from orchestrator.sandbox.linux.proctree import start_time
+from orchestrator.sandbox.linux.proctree import start_time, stat_field
 
 if TYPE_CHECKING:  # a type only: the decision is made by each engine's translate
     from orchestrator.hardening.apparmor import Decision
@@ -182,12 +182,13 @@ def owner_label() -> str:
 
 def owner_is_gone(label: str) -> bool:
     """True only for an owner on this host that is no longer running (pid reuse is
-    caught by the start time). Containers of other hosts are never touched."""
+    caught by the start time; a zombie, such as a SIGKILLed session keeper its init has
+    not reaped yet, is gone). Containers of other hosts are never touched."""
     host, _, rest = label.partition(":")
     pid, _, started = rest.partition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
-    return start_time(int(pid)) != started
+    return start_time(int(pid)) != started or stat_field(int(pid), 0) in ("Z", "X")
 
 
 def kernel_log(*, max_records: int = 100_000) -> Iterator[bytes]:
