@@ -36,15 +36,12 @@ class RunCgroup:
         return [str(d / "cgroup.procs") for d in self.dirs]
 
     def oom_killed(self) -> bool:
-        for directory in self.dirs:
-            for name in ("memory.events", "memory.oom_control"):
-                path = directory / name
-                if path.exists():
-                    for line in path.read_text().splitlines():
-                        key, _, value = line.partition(" ")
-                        if key == "oom_kill" and int(value) > 0:
-                            return True
-        return False
+        return any(_oom_kills(directory) for directory in self.dirs)
+
+    def oom_kills(self) -> int:
+        """How many processes the OOM killer has killed in it so far (a session's
+        execs share one: each compares the count before and after)."""
+        return sum(_oom_kills(directory) or 0 for directory in self.dirs)
 
     def pids(self) -> list[int]:
         out: list[int] = []
@@ -68,6 +65,35 @@ class RunCgroup:
                         debug("cgroup not removed", path=str(directory))
                         break
                     time.sleep(0.01)
+
+
+def _oom_kills(directory: Path) -> int | None:
+    """The ``oom_kill`` counter of a memory cgroup (v2 memory.events, v1
+    memory.oom_control); None when neither can be read."""
+    for name in ("memory.events", "memory.oom_control"):
+        with contextlib.suppress(OSError, ValueError):
+            for line in (directory / name).read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+    return None
+
+
+def oom_kills_of(pid: int) -> int | None:
+    """The OOM-kill count of the memory cgroup process ``pid`` is in (a session's
+    container: its execs run in its cgroup), or None when it cannot be read."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            return _oom_kills(CGROUP_ROOT / "memory" / path.lstrip("/"))
+    for line in lines:
+        if line.startswith("0::"):
+            return _oom_kills(CGROUP_ROOT / line[3:].lstrip("/"))
+    return None
 
 
 def _own_cgroup_paths() -> dict[str, str]:

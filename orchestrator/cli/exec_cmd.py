@@ -62,7 +62,9 @@ def execute(args: ExecArgs) -> int:
             f"codex-box: detached {result['run_id']} (codex-box session show {session_id})",
             err=True,
         )
-    elif result.get("detail") and result["exit_code"] in (124, 126, 127):
+    elif result.get("detail") and (
+        result["exit_code"] in (124, 126, 127) or result.get("oom_killed")
+    ):
         echo(f"codex-box: {result['detail']}", err=True)
     if args.as_json:
         emit_json(result, err=True)

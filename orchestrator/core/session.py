@@ -50,3 +50,6 @@ class ExecEnd:
     timed_out: bool = False
     detail: str = ""  # e.g. "foo: No such file or directory (inside the sandbox)"
     cwd_missing: bool = False  # its working directory could not be entered: nothing ran
+    # SIGKILLed while the session's memory cgroup counted a new OOM kill. Execs share
+    # that cgroup: of two killed at once, both are said to be out of memory.
+    oom_killed: bool = False

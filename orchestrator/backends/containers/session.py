@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from orchestrator.backends import result
+from orchestrator.backends import cgroups, result
 from orchestrator.core.errors import SandboxSetupError
 from orchestrator.core.log import debug
 from orchestrator.core.session import ExecCall, ExecEnd
@@ -81,6 +81,7 @@ class ContainerSession:
         self.holder = holder
         self.cleanup = cleanup or contextlib.ExitStack()
         self.box: str | None = None
+        self.root_pid: int | None = None  # the helper's pause, on the host
         self.held: list[str] = []
         self.paths: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -114,7 +115,7 @@ class ContainerSession:
                         f"{self.ops.engine} could not start the session container: {exc.message}",
                         hint="nothing was run; is the helper readable by the engine?",
                     ) from exc
-                pid = self.ops.pid(self.box)
+                pid = self.root_pid = self.ops.pid(self.box)
             # Only the helper's pause runs yet: checked before any command of the user.
             container.binds_unchanged(self.spec, pid)
         except BaseException:
@@ -131,6 +132,7 @@ class ContainerSession:
         box = self.box
         if box is None or self._stopped:
             raise SandboxSetupError("the session is stopped", hint="start a new session")
+        oom_before = self._oom_kills()
         with self.ops.errors():
             engine_id = str(
                 self.api.call("POST", self.paths["create"], exec_body(call, self.spec))["Id"]
@@ -148,14 +150,14 @@ class ContainerSession:
                 self._detached[call.exec_id] = (call.argv, None)
             threading.Thread(
                 target=self._follow,
-                args=(call, engine_id, running, began, on_end),
+                args=(call, engine_id, running, began, oom_before, on_end),
                 name="codex-box-detached",
                 daemon=True,
             ).start()
             return ExecEnd(exit_code=0)
         try:
             relay(sock, stdio)
-            return self._ended(call, engine_id, running, began)
+            return self._ended(call, engine_id, running, began, oom_before)
         finally:
             self._forget(call.exec_id, running)
 
@@ -165,6 +167,7 @@ class ContainerSession:
         engine_id: str,
         running: Running,
         began: float,
+        oom_before: int,
         on_end: Callable[[ExecEnd], None] | None,
     ) -> None:
         """A detached exec, until its whole tree ended: its output goes nowhere; then
@@ -175,7 +178,7 @@ class ContainerSession:
         finally:
             os.close(null)
         try:
-            end = self._ended(call, engine_id, running, began)
+            end = self._ended(call, engine_id, running, began, oom_before)
         finally:
             self._forget(call.exec_id, running)
         with self._lock:
@@ -201,7 +204,15 @@ class ContainerSession:
                 del self._running[exec_id]
             running.cancel()
 
-    def _ended(self, call: ExecCall, engine_id: str, running: Running, began: float) -> ExecEnd:
+    def _oom_kills(self) -> int:
+        """The container's OOM-kill count (its memory cgroup, which every exec shares);
+        the engines report OOM only for a container's own process, not an exec's."""
+        counted = None if self.root_pid is None else cgroups.oom_kills_of(self.root_pid)
+        return counted or 0
+
+    def _ended(
+        self, call: ExecCall, engine_id: str, running: Running, began: float, oom_before: int
+    ) -> ExecEnd:
         elapsed = time.monotonic() - began
         info = self._settled(call.exec_id, engine_id)
         timeout = call.timeout_s or 0.0
@@ -220,10 +231,12 @@ class ContainerSession:
         code = int(info["ExitCode"])
         # 124 from the command itself before its time is its own status, not a timeout.
         timed_out = bool(timeout) and code == result.TIMEOUT_EXIT and elapsed >= timeout * 0.99
+        killed = code == 128 + signals.SIGKILL
         return ExecEnd(
             exit_code=code,
             signal=result.signal_of(code, sent=running.sent),
             timed_out=timed_out,
+            oom_killed=killed and not timed_out and self._oom_kills() > oom_before,
             detail=f"timed out after {timeout:g}s; killed" if timed_out else "",
         )
 

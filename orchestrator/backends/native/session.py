@@ -22,6 +22,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from orchestrator.backends import cgroups
@@ -137,6 +138,8 @@ class NativeSession:
         on_end: Callable[[ExecEnd], None] | None = None,
     ) -> ExecEnd:
         waiter = _Waiter()
+        group = self._group
+        oom_before = group.oom_kills() if group is not None else 0
         with self._lock:
             if self._stopped:
                 raise SandboxSetupError("the session has stopped", hint="start a new session")
@@ -183,7 +186,10 @@ class NativeSession:
                     exit_code=124, timed_out=True, detail="the sandbox did not end the exec"
                 )
         self._forget(call.exec_id)
-        return _ending(waiter.end or {"lost": True})
+        end = _ending(waiter.end or {"lost": True})
+        if end.signal == signal.SIGKILL and group is not None and group.oom_kills() > oom_before:
+            end = replace(end, oom_killed=True)
+        return end
 
     def _forget(self, exec_id: str) -> None:
         with self._lock:

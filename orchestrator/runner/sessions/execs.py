@@ -120,7 +120,7 @@ def _judged_and_run(
             duration_s=time.monotonic() - started,
             signal=end.signal,
             timed_out=end.timed_out,
-            oom_killed=False,
+            oom_killed=end.oom_killed,
             detail=end.detail,
         )
         with contextlib.suppress(CodexBoxError):  # it ran: nothing left to refuse
