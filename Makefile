@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SUPERVISE := orchestrator/backends/containers/bin/codex-box-supervise
+READY  := $(STAMP) $(SUPERVISE)
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo images test test-unit test-escape lint bench bench-docker bench-podman bench-policy bench-audit bench-proxy clean
@@ -18,30 +20,31 @@ $(STAMP): pyproject.toml
 	@# .pth), and bytecode compiled now, so PYTHONDONTWRITEBYTECODE=1 starts fast too.
 	$(BIN)/pip uninstall --quiet --yes setuptools
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib orchestrator
-	@# The helper every exec of a container session runs under (static: any image).
-	@# Without gcc and libc6-dev, everything but container sessions still works.
-	mkdir -p orchestrator/backends/containers/bin
-	gcc -static -O2 -Wall -Werror -o orchestrator/backends/containers/bin/codex-box-supervise \
-	    orchestrator/backends/containers/supervise.c \
-	  || echo "codex-box: container sessions need gcc and libc6-dev (apt-get install gcc libc6-dev)" >&2
 	touch $(STAMP)
 
-install: $(STAMP) ## create ./.venv and install codex-box with the dev tools
+# The helper every exec of a container session runs under (static: any image), rebuilt
+# whenever its source changes. Without gcc and libc6-dev, all but container sessions works.
+$(SUPERVISE): orchestrator/backends/containers/supervise.c
+	mkdir -p $(dir $@)
+	gcc -static -O2 -Wall -Werror -o $@ $< \
+	  || echo "codex-box: container sessions need gcc and libc6-dev (apt-get install gcc libc6-dev)" >&2
 
-demo: $(STAMP) ## run sandboxed commands on the native backend and show what was allowed and refused
+install: $(READY) ## create ./.venv and install codex-box with the dev tools
+
+demo: $(READY) ## run sandboxed commands on the native backend and show what was allowed and refused
 	@CODEX_HOME=$${CODEX_HOME:-$(CURDIR)/.demo-home} sh scripts/demo.sh $(CURDIR)/$(BIN)/codex-box
 
-images: $(STAMP) ## build codex-box/base and codex-box/test into every engine present (no registry)
+images: $(READY) ## build codex-box/base and codex-box/test into every engine present (no registry)
 	$(BIN)/python images/build.py
 
-test: $(STAMP) ## the whole suite: unit (in parallel), then integration (real kernel, engines) and escape
+test: $(READY) ## the whole suite: unit (in parallel), then integration (real kernel, engines) and escape
 	$(BIN)/pytest -q -rs -n 2 tests/unit
 	$(BIN)/pytest -q -rs tests/integration tests/escape
 
-test-unit: $(STAMP) ## unit tests only (no kernel features needed)
+test-unit: $(READY) ## unit tests only (no kernel features needed)
 	$(BIN)/pytest -q -rs -n 2 tests/unit
 
-test-escape: $(STAMP) ## the sandbox-escape suite, on every backend present
+test-escape: $(READY) ## the sandbox-escape suite, on every backend present
 	$(BIN)/pytest -q -rs tests/escape
 
 lint: $(STAMP) ## ruff + mypy --strict + import-linter (package rows) on orchestrator/, seccomp JSON, AppArmor compile check
@@ -52,14 +55,14 @@ lint: $(STAMP) ## ruff + mypy --strict + import-linter (package rows) on orchest
 	$(BIN)/python -m orchestrator.hardening.seccomp_lint
 	$(BIN)/codex-box apparmor check
 
-bench: $(STAMP) ## launch overhead side by side (bubblewrap, Codex, srt), then sessions' exec on every backend present
+bench: $(READY) ## launch overhead side by side (bubblewrap, Codex, srt), then sessions' exec on every backend present
 	$(BIN)/python bench/launch_overhead.py
 	$(BIN)/python bench/session_overhead.py
 
-bench-docker: $(STAMP) ## codex-box --backend docker vs raw docker run, alternating pairs
+bench-docker: $(READY) ## codex-box --backend docker vs raw docker run, alternating pairs
 	$(BIN)/python bench/docker_overhead.py
 
-bench-podman: $(STAMP) ## codex-box --backend podman vs the same hardened raw podman run, alternating pairs
+bench-podman: $(READY) ## codex-box --backend podman vs the same hardened raw podman run, alternating pairs
 	$(BIN)/python bench/podman_overhead.py
 
 bench-policy: $(STAMP) ## execution policy: µs per command over the decision table, load ms

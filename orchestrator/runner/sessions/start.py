@@ -30,7 +30,8 @@ def start(request: StartRequest) -> dict[str, object]:
         [sys.executable, "-I", "-m", "orchestrator.runner.sessions.keeper"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        # Its log (CODEX_BOX_DEBUG) goes where ours does; else nowhere: it outlives us.
+        stderr=None if request.environ.get("CODEX_BOX_DEBUG") else subprocess.DEVNULL,
         close_fds=True,
         start_new_session=True,
         env=request.environ,
