@@ -6,7 +6,7 @@
  *   supervise --pause                       the container's pid 1 (no engine init):
  *                                           reaps, and kills every orphan; ends on the
  *                                           engine's SIGTERM/SIGINT (the session's stop)
- *   supervise -i ID [-t SECS] [-d] -- ARGV  one exec: ARGV in a new session, signals
+ *   supervise -i ID [-C DIR] [-t SECS] [-d] -- ARGV  one exec (in DIR): ARGV in a new session, signals
  *                                           forwarded to it, and when it ends (or the
  *                                           timeout: 124) every process it left is
  *                                           SIGKILLed; -d: they may live on (detached)
@@ -53,6 +53,7 @@
 #define MAX_WATCHED 1024 /* supervisors pid 1 watches at once; beyond: its tick */
 #define MAX_TARGETS 64
 #define TICK_MS 500 /* pid 1 also sweeps this often (a supervisor it could not watch) */
+#define EXIT_NO_CWD 125 /* session.py reads it: the working directory was not entered */
 #define REGISTER (SIGRTMIN) /* queued: two supervisors starting at once are both seen */
 
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
@@ -79,6 +80,33 @@ static void on_alarm(int sig) {
 static void nap_ms(long ms) {
     struct timespec ts = {0, ms * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+/* The parent of `pid` as this pid namespace sees it; -1 when it is gone. 0 means a
+ * parent outside the namespace: the engine, which starts only pid 1 and each exec's
+ * supervisor. Nothing a command starts can have it (an orphan goes to a subreaper or
+ * to pid 1), so it tells a real supervisor from a process that merely claims to be one. */
+static long ppid_of(long pid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return -1;
+    size_t got = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[got] = '\0';
+    char *paren = strrchr(buf, ')');
+    char state;
+    long ppid;
+    if (paren == NULL || sscanf(paren + 1, " %c %ld", &state, &ppid) != 2)
+        return -1;
+    return ppid;
+}
+
+static long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
 /* (pid, ppid, not a zombie) of every process this /proc shows; the count, or -1. */
@@ -194,6 +222,14 @@ static int pid1_is_ours(void) {
     return second != NULL && strcmp(second, "--pause") == 0;
 }
 
+/* Whether pid 1 already watches `pid` (pids[1..n) parallel to its pidfds). */
+static int watched(const pid_t *held, int n, pid_t pid) {
+    for (int i = 1; i < n; i++)
+        if (held[i] == pid)
+            return 1;
+    return 0;
+}
+
 static _Noreturn void be_init(void) {
     if (getpid() != 1) {
         fputs("codex-box: supervise --pause must be the container's pid 1 (no init)\n", stderr);
@@ -214,11 +250,17 @@ static _Noreturn void be_init(void) {
         exit(125);
     }
     static struct pollfd fds[1 + MAX_WATCHED];
+    static pid_t held[1 + MAX_WATCHED];
     fds[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
     int n = 1;
     const pid_t root = 1;
+    /* The tick is a deadline, not a quiet interval: a command sending pid 1 signals it
+     * ignores (each wakes poll) must not keep the sweep from ever running. */
+    long next_sweep = now_ms() + TICK_MS;
     for (;;) {
-        int sweep = poll(fds, (nfds_t)n, TICK_MS) == 0;
+        long wait = next_sweep - now_ms();
+        poll(fds, (nfds_t)n, wait > 0 ? (int)wait : 0);
+        int sweep = now_ms() >= next_sweep;
         struct signalfd_siginfo si;
         while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
             /* SI_USER: the kernel set ssi_pid (sigqueue cannot forge it); 0: a sender
@@ -227,11 +269,15 @@ static _Noreturn void be_init(void) {
             int outside = si.ssi_code == SI_USER && si.ssi_pid == 0;
             if ((si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) && outside)
                 _exit(0);
-            if ((int)si.ssi_signo == REGISTER && si.ssi_code == SI_USER && si.ssi_pid > 1) {
+            /* Only a real supervisor (started by the engine: parent outside), once:
+             * a command registering itself over and over must not fill the table. */
+            if ((int)si.ssi_signo == REGISTER && si.ssi_code == SI_USER && si.ssi_pid > 1 &&
+                ppid_of((long)si.ssi_pid) == 0 && !watched(held, n, (pid_t)si.ssi_pid)) {
                 int fd = n <= MAX_WATCHED ? (int)syscall(SYS_pidfd_open, si.ssi_pid, 0) : -1;
-                if (fd >= 0)
+                if (fd >= 0) {
+                    held[n] = (pid_t)si.ssi_pid;
                     fds[n++] = (struct pollfd){.fd = fd, .events = POLLIN};
-                else
+                } else
                     sweep = 1; /* gone already (its orphans are ours), or unwatchable */
             }
             if (si.ssi_signo == SIGCHLD)
@@ -240,17 +286,22 @@ static _Noreturn void be_init(void) {
         for (int i = 1; i < n; i++) {
             if (fds[i].revents) { /* a watched supervisor ended: its orphans are ours */
                 close(fds[i].fd);
-                fds[i--] = fds[--n];
+                n--;
+                fds[i] = fds[n];
+                held[i] = held[n];
+                i--;
                 sweep = 1;
             }
         }
-        if (sweep)
+        if (sweep) {
             end_trees(&root, 1, 1);
+            next_sweep = now_ms() + TICK_MS;
+        }
     }
 }
 
-/* Every process claiming to be exec `id`'s supervisor (argv: *supervise* -i ID ...):
- * argv can be faked, so a faker must not hide the real one; the count. */
+/* Exec `id`'s supervisor (argv: *supervise* -i ID ..., started by the engine: a
+ * command can fake the argv, not the parent outside the namespace); the count. */
 static int find_exec(const char *id, pid_t *found, int max) {
     DIR *dir = opendir("/proc");
     if (dir == NULL)
@@ -264,7 +315,8 @@ static int find_exec(const char *id, pid_t *found, int max) {
         if (*end != '\0' || pid <= 1 || pid == getpid())
             continue;
         const char *second = args_of(pid, buf, sizeof buf, &third);
-        if (second != NULL && strcmp(second, "-i") == 0 && strcmp(third, id) == 0)
+        if (second != NULL && strcmp(second, "-i") == 0 && strcmp(third, id) == 0 &&
+            ppid_of(pid) == 0)
             found[k++] = (pid_t)pid;
     }
     closedir(dir);
@@ -300,7 +352,7 @@ static int signal_exec(const char *id, int sig) {
 }
 
 static int usage(void) {
-    fputs("usage: supervise --pause | --signal ID SIG | -i ID [-t SECS] [-d] -- ARGV...\n",
+    fputs("usage: supervise --pause | --signal ID SIG | -i ID [-C DIR] [-t SECS] [-d] -- ARGV\n",
           stderr);
     return 125;
 }
@@ -313,6 +365,7 @@ int main(int argc, char **argv) {
         return signal_exec(argv[2], atoi(argv[3]));
 
     double timeout = 0;
+    const char *cwd = NULL;
     int detach = 0, i = 1;
     for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
         if (strcmp(argv[i], "-d") == 0)
@@ -321,12 +374,21 @@ int main(int argc, char **argv) {
             timeout = strtod(argv[++i], NULL);
         else if (strcmp(argv[i], "-i") == 0 && i + 1 < argc)
             i++; /* only read by --signal, in /proc */
+        else if (strcmp(argv[i], "-C") == 0 && i + 1 < argc)
+            cwd = argv[++i];
         else
             return usage();
     }
     if (i + 1 >= argc)
         return usage();
     char **command = argv + i + 1;
+    /* Before anything runs: a missing directory is the exec's failure (125, the
+     * keeper keeps the session's directory), not the command's. */
+    if (cwd != NULL && chdir(cwd) != 0) {
+        fprintf(stderr, "codex-box: cannot enter %s: %s (inside the sandbox)\n", cwd,
+                strerror(errno));
+        return EXIT_NO_CWD;
+    }
 
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
         perror("codex-box: supervise: PR_SET_CHILD_SUBREAPER");
