@@ -33,6 +33,7 @@ class Session:
         self.home = home
         self.environ = dict(environ)
         self.last_run_id: str | None = None
+        self.last_warnings: tuple[str, ...] = ()
 
     @classmethod
     def start(
@@ -105,6 +106,8 @@ class Session:
         )
         data = event["result"]
         self.last_run_id = str(data["run_id"])
+        # What ``run`` prints as warnings (planted repositories the exec left).
+        self.last_warnings = tuple(str(w) for w in data.get("warnings") or ())
         return RunResult(
             exit_code=int(data["exit_code"]),
             backend=str(data["backend"]),

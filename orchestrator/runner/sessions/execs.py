@@ -16,7 +16,6 @@ import contextlib
 import os
 import posixpath
 import socket
-import threading
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -28,9 +27,12 @@ from orchestrator.core.errors import CodexBoxError, UsageError
 from orchestrator.core.session import ExecCall, ExecEnd
 from orchestrator.core.spec import RunResult
 from orchestrator.policy import gate
+from orchestrator.runner import postrun
 from orchestrator.runner.context import new_id
 from orchestrator.runner.views import result_dict
 from orchestrator.sandbox.linux import wire
+
+from .execs_io import Watcher, asker, close
 
 if TYPE_CHECKING:
     from .keeper import Keeper
@@ -60,7 +62,7 @@ def handle(keeper: Keeper, conn: socket.socket, message: dict[str, Any], fds: li
             )
         _send_error(conn, exc)
     finally:
-        _close(fds)
+        close(fds)
 
 
 def _judged_and_run(
@@ -73,6 +75,9 @@ def _judged_and_run(
 ) -> None:
     if len(fds) != 3:
         raise UsageError("an exec needs stdin, stdout and stderr", hint="use codex-box exec")
+    if any(_connected_to_us(fd, conn) for fd in fds):
+        # The command would hold a line to its keeper (a client with stdio closed).
+        raise UsageError("an exec's stdio may not be a connection to the session")
     for key in FIXED:
         if message.get(key) is not None:
             raise UsageError(
@@ -87,7 +92,7 @@ def _judged_and_run(
         home=keeper.context.user_home,
         codex_home=keeper.context.home,
         approve=message.get("approve") is True,
-        confirm=_asker(conn) if message.get("can_ask") is True else None,
+        confirm=asker(conn) if message.get("can_ask") is True else None,
         record=lambda *batch: keeper.write(run_id, *batch),
     )
     launch = keeper.launch_facts(verdict.policy)
@@ -128,7 +133,13 @@ def _judged_and_run(
         return ran
 
     keeper.exec_started()
-    watcher = _Watcher(keeper, conn, run_id, detach=detach)
+    if detach:  # before it can end: its end then always finds it (one ended record)
+        keeper.detached_started(run_id, ended)
+    # As after a run: a git repository (or host-tool file) the exec planted in the
+    # workspace is reported (quarantined when the profile says so) before the user's
+    # next host-side git command could run it. A detached exec's: at the session's stop.
+    post_run = None if detach else keeper.planted_check(spec, run_id)
+    watcher = Watcher(keeper, conn, run_id, detach=detach)
     try:
         watcher.start()
         try:
@@ -138,6 +149,9 @@ def _judged_and_run(
                 on_end=(lambda end: keeper.detached_ended(run_id, ended, end)) if detach else None,
             )
         except CodexBoxError as exc:
+            keeper.detached_forget(run_id)
+            if post_run is not None:
+                post_run.close()
             with contextlib.suppress(CodexBoxError):
                 keeper.write(
                     run_id,
@@ -151,16 +165,39 @@ def _judged_and_run(
                 os.close(null)
     finally:
         keeper.exec_ended()
+    warnings: tuple[str, ...] = ()
     if detach:
-        keeper.detached_started(run_id, ended)
         ran = RunResult(exit_code=0, backend=keeper.backend.name, duration_s=0.0, detail="detached")
     else:
         if message.get("cwd") is not None and not end.cwd_missing:
             keeper.cwd = cwd  # --cwd sticks, as a shell's cd does
+        # Right after the exec (and before any record that could fail), as ``run`` does.
+        findings, problems = post_run.finish() if post_run is not None else ([], [])
+        keeper.planted_reported(f.text() for f in findings)
         ran = ended(end)
+        warnings = postrun.report(
+            findings, problems, write=lambda *batch: keeper.write(run_id, *batch), launch=launch
+        )
     answer = result_dict(ran, run_id=run_id, session_id=keeper.session_id, profile=spec.profile)
+    answer["warnings"] = list(warnings)
     with contextlib.suppress(OSError):
         wire.send(conn, {"event": "exit", "result": answer, "detached": detach})
+
+
+def _connected_to_us(fd: int, conn: socket.socket) -> bool:
+    """``fd`` is a socket whose peer is our control socket's address."""
+    copy = os.dup(fd)
+    try:
+        probe = socket.socket(fileno=copy)
+    except OSError:  # not a socket
+        os.close(copy)
+        return False
+    with probe:
+        try:
+            ours = conn.getsockname()
+            return bool(probe.family == socket.AF_UNIX and probe.getpeername() == ours)
+        except OSError:
+            return False
 
 
 def _argv(message: dict[str, Any]) -> tuple[str, ...]:
@@ -226,66 +263,6 @@ def _spec(keeper: Keeper, message: dict[str, Any], argv: tuple[str, ...], cwd: s
     )
     # The policy judges from where the exec runs (a previous one may have moved it).
     return replace(spec, run_id=run_id, cwd=None if cwd == spec.workspace else cwd)
-
-
-def _asker(conn: socket.socket):  # type: ignore[no-untyped-def]
-    def ask(question: str) -> bool | None:
-        wire.send(conn, {"event": "ask", "question": question})
-        received = wire.recv(conn)
-        if received is None:
-            return None
-        answer, fds = received
-        _close(fds)
-        value = answer.get("answer")
-        return value if isinstance(value, bool) else None
-
-    return ask
-
-
-class _Watcher:
-    """Reads the client while its exec runs: Ctrl-C passed on; gone → tree killed."""
-
-    def __init__(self, keeper: Keeper, conn: socket.socket, exec_id: str, *, detach: bool) -> None:
-        self.keeper = keeper
-        self.conn = conn
-        self.exec_id = exec_id
-        self.detach = detach
-        self._finished = threading.Event()
-        self._thread = threading.Thread(
-            target=self._watch, name="codex-box-exec-client", daemon=True
-        )
-
-    def start(self) -> None:
-        if not self.detach:
-            self._thread.start()
-
-    def done(self) -> None:
-        self._finished.set()
-
-    def _watch(self) -> None:
-        sandbox = self.keeper.sandbox
-        while not self._finished.is_set():
-            try:
-                received = wire.recv(self.conn)
-            except OSError:
-                received = None
-            if self._finished.is_set():
-                return
-            if received is None:  # the client is gone: nobody waits for this exec
-                sandbox.kill(self.exec_id)
-                return
-            message, fds = received
-            _close(fds)
-            if message.get("op") == "signal" and isinstance(message.get("signal"), int):
-                sandbox.signal(self.exec_id, message["signal"])
-            elif message.get("op") == "kill":
-                sandbox.kill(self.exec_id)
-
-
-def _close(fds: list[int]) -> None:
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            os.close(fd)
 
 
 def _send_error(conn: socket.socket, exc: CodexBoxError) -> None:

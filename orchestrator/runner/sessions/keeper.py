@@ -23,7 +23,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +32,9 @@ from orchestrator.audit import records
 from orchestrator.backends.base import SessionSandbox
 from orchestrator.compile import placeholders
 from orchestrator.core.errors import CodexBoxError
+from orchestrator.core.profile import PlantedRepo
 from orchestrator.core.session import ExecEnd, check_name
+from orchestrator.core.spec import SandboxSpec
 from orchestrator.policy import gate
 from orchestrator.runner.context import HostContext, new_id
 from orchestrator.runner.pipeline import Runner, RunRequest
@@ -75,6 +77,7 @@ class Keeper:
         self.stopping = threading.Event()
         # Detached execs still running: what writes each one's `ended` record.
         self._detached: dict[str, Callable[[ExecEnd], object]] = {}
+        self._reported: set[str] = set()  # planted-repository findings execs reported
         self.listener: socket.socket | None = None
 
     # --- what execs share ------------------------------------------------------
@@ -110,6 +113,11 @@ class Keeper:
     def detached_started(self, run_id: str, finish: Callable[[ExecEnd], object]) -> None:
         with self._lock:
             self._detached.setdefault(run_id, finish)
+
+    def detached_forget(self, run_id: str) -> None:
+        """It never started: no ended record (its setup failure is on record)."""
+        with self._lock:
+            self._detached.pop(run_id, None)
 
     def detached_ended(
         self, run_id: str, finish: Callable[[ExecEnd], object], end: ExecEnd
@@ -153,6 +161,9 @@ class Keeper:
             ),
             records.backend_selected(launch=launch, why=selection.why, skipped=selection.skipped),
         )
+        # Before the placeholders, as a run's: what the whole session planted (detached
+        # execs' included) is looked for at its stop.
+        self._session_check = self.planted_check(spec, self.session_id)
         stack = contextlib.ExitStack()
         try:
             stack.enter_context(
@@ -181,23 +192,40 @@ class Keeper:
             stack.callback(self.sandbox.stop)
         except CodexBoxError as exc:
             stack.close()
+            self._session_check.close()
             with contextlib.suppress(CodexBoxError):
                 self.write(
                     self.runner.run_id,
                     records.sandbox_setup_failed(argv=(), launch=launch, error=exc.one_line()),
                 )
             raise
-        with contextlib.suppress(CodexBoxError):  # the first exec then pays no policy load
-            gate.evaluate(
-                replace(spec, argv=("true",)),
-                home=self.context.user_home,
-                codex_home=self.context.home,
+        try:
+            with contextlib.suppress(CodexBoxError):  # the first exec then pays no policy load
+                gate.evaluate(
+                    replace(spec, argv=("true",)),
+                    home=self.context.user_home,
+                    codex_home=self.context.home,
+                )
+            self.write(
+                self.runner.run_id,
+                records.session_started(launch=launch, name=request.name, expires=self.expires),
             )
-        self.write(
-            self.runner.run_id,
-            records.session_started(launch=launch, name=request.name, expires=self.expires),
-        )
+        except BaseException:  # not on record (the audit log failed): nothing may stay
+            stack.close()
+            self._session_check.close()
+            raise
         return stack
+
+    def planted_reported(self, texts: Iterable[str]) -> None:
+        """Findings an exec reported: the session's own check at its stop skips them."""
+        with self._lock:
+            self._reported.update(texts)
+
+    def planted_check(self, spec: SandboxSpec, quarantine_id: str) -> PostRunCheck:
+        """The planted-repository check of one exec (or of the whole session), snapshot
+        taken now; quarantined under ``quarantine_id`` when the profile says so."""
+        quarantine = self.resolution.profile.on_planted_repo is PlantedRepo.QUARANTINE
+        return PostRunCheck(spec, quarantine_id=quarantine_id if quarantine else None)
 
     def state(self) -> store.SessionState:
         return store.SessionState(
@@ -254,11 +282,12 @@ class Keeper:
     def finish(self, stack: contextlib.ExitStack, why: str) -> None:
         """End the sandbox and everything held for it, then the record and the state."""
         started = time.monotonic()
-        post_run = PostRunCheck(self.spec, quarantine_id=None)
+        post_run = self._session_check
         try:
             stack.close()
         finally:
             findings, problems = post_run.finish()
+            findings = [f for f in findings if f.text() not in self._reported]
             launch = self.launch_facts(None)
             with self._lock:
                 still = list(self._detached.values())
