@@ -66,6 +66,7 @@ def _exit_now(code: object) -> None:
     if not isinstance(code, int) and code is not None:
         print(code, file=sys.stderr)  # SystemExit("message") semantics
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to tell
+        # A closed pipe: nothing to tell; started with the descriptor closed: None.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
             stream.flush()
     os._exit(status)

@@ -34,6 +34,7 @@ def fixed_flag(flag: str) -> NoReturn:
 def execute(args: ExecArgs) -> int:
     if not args.command:
         usage("no command given — put it after --, e.g. codex-box exec -- make test")
+    _open_stdio()
     environ = dict(os.environ)
     home = codex_home_dir(environ)
     try:
@@ -57,15 +58,30 @@ def execute(args: ExecArgs) -> int:
     except CodexBoxError as exc:
         fail(exc)
     result = event["result"]
+    for warning in result.get("warnings") or ():  # the post-exec check: planted repositories
+        echo(f"codex-box: warning: {warning}", err=True)
     if args.detach:
         echo(
             f"codex-box: detached {result['run_id']} (codex-box session show {session_id})",
             err=True,
         )
     elif result.get("detail") and (
-        result["exit_code"] in (124, 126, 127) or result.get("oom_killed")
+        result["exit_code"] in (124, 125, 126, 127) or result.get("oom_killed")
     ):
         echo(f"codex-box: {result['detail']}", err=True)
     if args.as_json:
         emit_json(result, err=True)
     return int(result["exit_code"])
+
+
+def _open_stdio() -> None:
+    """A closed stdin, stdout or stderr becomes /dev/null, as for a daemon: the command
+    gets an empty input and a sink, and nothing else of ours lands on 0, 1 or 2."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)

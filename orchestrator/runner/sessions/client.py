@@ -11,6 +11,7 @@ Does not own: finding the session (``store``) or any decision (the keeper).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import socket
@@ -40,7 +41,7 @@ class SessionError(CodexBoxError):
 
 
 def connect(home: Home, session_id: str) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _above_stdio(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
     try:
         fd = locate.open_directory(home, session_id)
         try:
@@ -55,6 +56,17 @@ def connect(home: Home, session_id: str) -> socket.socket:
             "removes a dead one",
         ) from exc
     return sock
+
+
+def _above_stdio(sock: socket.socket) -> socket.socket:
+    """The socket on a descriptor above 2. A caller started with stdin or stdout closed
+    would otherwise get it there and pass the keeper's connection to the command as its
+    stdio: the sandboxed command could then talk to its own keeper."""
+    if sock.fileno() > 2:
+        return sock
+    fd = fcntl.fcntl(sock.fileno(), fcntl.F_DUPFD_CLOEXEC, 3)
+    sock.close()
+    return socket.socket(fileno=fd)
 
 
 def request(home: Home, session_id: str, message: Mapping[str, Any]) -> dict[str, Any]:
