@@ -16,7 +16,7 @@ from orchestrator.core.errors import CodexBoxError, UsageError
 from orchestrator.core.options import LaunchOptions
 from orchestrator.core.paths import codex_home
 from orchestrator.runner.sessions import client, store
-from orchestrator.runner.sessions.request import StartRequest
+from orchestrator.runner.sessions.request import MAX_DURATION_S, StartRequest
 from orchestrator.runner.sessions.start import start as start_session
 
 from . import exec_cmd
@@ -36,8 +36,11 @@ def _duration(flag: str, text: str) -> float:
         value = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
     except (ValueError, IndexError):
         value = -1.0
-    if value <= 0:
-        raise UsageError(f"{flag} {text!r} is not a duration", hint="e.g. 90, 30m, 8h, 2d")
+    # NaN would disable the check it feeds, and a deadline past a year overflows.
+    if not 0 < value <= MAX_DURATION_S:
+        raise UsageError(
+            f"{flag} {text!r} is not a duration (at most 365d)", hint="e.g. 90, 30m, 8h, 2d"
+        )
     return value
 
 

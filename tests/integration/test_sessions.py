@@ -264,7 +264,7 @@ def test_session_start_with_an_unknown_profile_fails_in_one_line_and_leaves_noth
 
 
 @pytest.mark.parametrize("flag", ["--idle-timeout", "--max-lifetime"])
-@pytest.mark.parametrize("value", ["xyz", "0", "-5m", ""])
+@pytest.mark.parametrize("value", ["xyz", "0", "-5m", "", "nan", "inf", "nanm", "1e9d", "366d"])
 def test_a_bad_duration_is_a_usage_error(cli, codex_home, flag, value):
     ran = cli("session", "start", "--backend", "native", flag, value)
     assert ran.returncode == 2, ran.stdout + ran.stderr

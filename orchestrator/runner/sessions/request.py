@@ -8,7 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.core.errors import UsageError
 from orchestrator.core.options import LaunchOptions
+
+MAX_DURATION_S = 365 * 86400.0  # a later deadline overflows the clock arithmetic
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -24,6 +27,18 @@ class StartRequest:
     name: str | None = None
     idle_timeout_s: float = 30 * 60.0
     max_lifetime_s: float = 8 * 3600.0
+
+    def __post_init__(self) -> None:
+        for what, value in (
+            ("idle timeout", self.idle_timeout_s),
+            ("max lifetime", self.max_lifetime_s),
+        ):
+            # Not NaN (it would switch the check off), not negative, not past a year.
+            if not isinstance(value, int | float) or not 0 < value <= MAX_DURATION_S:
+                raise UsageError(
+                    f"a session's {what} must be between 0 and 365 days (got {value!r})",
+                    hint="e.g. 1800 seconds",
+                )
 
     def to_json(self) -> dict[str, Any]:
         data = {f: getattr(self, f) for f in self.__dataclass_fields__}
