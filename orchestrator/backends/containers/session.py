@@ -49,7 +49,7 @@ from .engine_api import Endpoint, EngineError
 from .exec_stream import Running, hijack, relay
 from .ledger import Ledger
 from .lifecycle import EngineOps, Holder, StartRefused, start_holder, sweep_if_needed
-from .session_request import FORWARDED, exec_body, exec_paths, helper_body
+from .session_request import EXIT_NO_CWD, FORWARDED, exec_body, exec_paths, helper_body
 from .signals import deferred_signals
 
 SETTLE_S = 5.0  # an exec's inspect may say Running a moment after its stream ended
@@ -237,6 +237,9 @@ class ContainerSession:
             signal=result.signal_of(code, sent=running.sent),
             timed_out=timed_out,
             oom_killed=killed and not timed_out and self._oom_kills() > oom_before,
+            # The helper's status when it could not enter the directory (it said so on
+            # stderr); a command's own 125 is read the same way: the directory stays.
+            cwd_missing=code == EXIT_NO_CWD,
             detail=f"timed out after {timeout:g}s; killed" if timed_out else "",
         )
 

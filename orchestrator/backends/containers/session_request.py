@@ -56,11 +56,17 @@ def helper_source() -> str:
     return HELPER
 
 
+EXIT_NO_CWD = 125  # the helper's status when it cannot enter -C DIR (supervise.c)
+
+
 def exec_argv(call: ExecCall) -> list[str]:
-    """The exec's command line: the helper (``-i`` names it for ``--signal``), then argv."""
+    """The exec's command line: the helper (``-i`` names it for ``--signal``; ``-C``:
+    it enters the working directory itself, so a missing one is told apart from the
+    command's own failure, the same on both engines), then argv."""
     timeout = ["-t", f"{call.timeout_s:g}"] if call.timeout_s else []
     detach = ["-d"] if call.detach else []
-    return [HELPER_TARGET, "-i", call.exec_id, *timeout, *detach, "--", *call.argv]
+    cwd = ["-C", call.cwd]
+    return [HELPER_TARGET, "-i", call.exec_id, *cwd, *timeout, *detach, "--", *call.argv]
 
 
 def exec_body(call: ExecCall, spec: SandboxSpec) -> dict[str, Any]:
@@ -78,7 +84,7 @@ def exec_body(call: ExecCall, spec: SandboxSpec) -> dict[str, Any]:
         "Env": [f"{key}={value}" for key, value in call.env],
         "Cmd": exec_argv(call),
         "User": f"{spec.uid}:{spec.gid}",  # the run's user, never the image's (root)
-        "WorkingDir": call.cwd,
+        "WorkingDir": "/",  # the helper's -C enters the exec's
         "Privileged": False,
     }
 

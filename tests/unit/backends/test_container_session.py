@@ -46,14 +46,15 @@ CALL = ExecCall(
 
 
 def test_an_exec_runs_its_argv_under_the_helper_named_by_its_id() -> None:
-    assert exec_argv(CALL) == [HELPER_TARGET, "-i", "0123456789ab", "--", "make", "test"]
+    assert exec_argv(CALL) == [HELPER_TARGET, "-i", "0123456789ab", "-C", "/work/space/sub",
+                               "--", "make", "test"]
 
 
 def test_a_timeout_and_detach_reach_the_helper_before_the_argv() -> None:
     call = dataclasses.replace(CALL, timeout_s=1.5, detach=True)
-    assert exec_argv(call) == [HELPER_TARGET, "-i", "0123456789ab", "-t", "1.5", "-d", "--",
-                               "make", "test"]
-    assert exec_argv(dataclasses.replace(CALL, timeout_s=30.0))[3:5] == ["-t", "30"]
+    assert exec_argv(call) == [HELPER_TARGET, "-i", "0123456789ab", "-C", "/work/space/sub",
+                               "-t", "1.5", "-d", "--", "make", "test"]
+    assert exec_argv(dataclasses.replace(CALL, timeout_s=30.0))[5:7] == ["-t", "30"]
 
 
 def test_an_argv_that_looks_like_helper_options_stays_the_commands_own() -> None:
@@ -76,9 +77,11 @@ def test_the_exec_create_call_matches_the_golden_per_engine(engine: str, prefix:
         "AttachStderr": True,
         "Tty": False,
         "Env": ["PATH=/usr/bin:/bin", "LANG=C.UTF-8", "A=x=y"],  # in the keeper's order
-        "Cmd": [HELPER_TARGET, "-i", "0123456789ab", "--", "make", "test"],
+        # The helper enters the exec's directory (-C): a missing one is its 125.
+        "Cmd": [HELPER_TARGET, "-i", "0123456789ab", "-C", "/work/space/sub", "--", "make",
+                "test"],
         "User": f"{spec.uid}:{spec.gid}",
-        "WorkingDir": "/work/space/sub",
+        "WorkingDir": "/",
         "Privileged": False,
     }
 
