@@ -129,3 +129,19 @@ def test_a_missing_cwd_fails_that_exec_and_changes_nothing(backend, cli, session
     after = _exec(cli, sid, "pwd")
     assert after.returncode == 0, after.stderr
     assert after.stdout.strip() == str(workspace / "there")
+
+
+def test_a_sessions_directory_that_is_a_link_is_refused(cli, codex_home, tmp_path,
+                                                        native_available):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (codex_home / "sessions").symlink_to(elsewhere)
+    ran = cli("session", "start", "--backend", "native", "--profile", "offline")
+    assert ran.returncode == 125, ran.stdout + ran.stderr
+    assert "symbolic link" in ran.stderr and len(ran.stderr.strip().splitlines()) == 1
+    assert not list(elsewhere.iterdir())
+    # Control: with a real directory it starts.
+    (codex_home / "sessions").unlink()
+    started = cli("session", "start", "--backend", "native", "--profile", "offline")
+    assert started.returncode == 0, started.stderr
+    assert cli("session", "stop", started.stdout.strip()).returncode == 0

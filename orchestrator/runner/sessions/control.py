@@ -128,11 +128,31 @@ def refused_peer(conn: socket.socket) -> str | None:
     pid, uid, _ = struct.unpack("3i", creds)
     if uid != os.getuid():
         return f"uid {uid} may not use a session of uid {os.getuid()}"
+    # The pid may be reused once the peer exits: a pidfd of the peer itself (kernel
+    # 6.5+) pins it, and the peer still running after the look at /proc/PID means that
+    # PID was the peer's when we looked.
+    pidfd = _peer_pidfd(conn)
     try:
         theirs = os.readlink(f"/proc/{pid}/ns/pid")
         ours = os.readlink("/proc/self/ns/pid")
+        if pidfd is not None:
+            with contextlib.suppress(PermissionError):
+                signal.pidfd_send_signal(pidfd, 0)
     except OSError:
         return "the peer's process could not be identified"
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
     if theirs != ours:
         return "a process inside a sandbox may not use a session's control socket"
     return None
+
+
+SO_PEERPIDFD = 77  # <asm-generic/socket.h>; Python 3.11 does not name it
+
+
+def _peer_pidfd(conn: socket.socket) -> int | None:
+    try:
+        return int(conn.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD))
+    except OSError:  # an older kernel: the pid alone
+        return None

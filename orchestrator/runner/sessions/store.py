@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.core.errors import SandboxSetupError
+
 from . import locate
 from .locate import SOCKET, STATE, UnknownSession
 
@@ -62,11 +64,24 @@ def directory(home: Path, session_id: str) -> Path:
     return Path(locate.session_dir(home, session_id))
 
 
+def _real_root(home: Path) -> Path:
+    """CODEX_HOME/sessions, made if need be; never a symbolic link: a sandbox hides
+    this path from its commands, and a link would hide the link, not the sockets (only
+    the keeper's peer check would then stand)."""
+    base = root(home)
+    if base.is_symlink():
+        raise SandboxSetupError(
+            f"{base} is a symbolic link: sessions keep their sockets in a real directory",
+            hint=f"remove the link (or point CODEX_HOME elsewhere): rm {base}",
+        )
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return base
+
+
 @contextlib.contextmanager
 def starting(home: Path) -> Iterator[None]:
     """Held while a session checks its name is free and records itself."""
-    base = root(home)
-    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    base = _real_root(home)
     fd = os.open(base / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -76,8 +91,7 @@ def starting(home: Path) -> Iterator[None]:
 
 
 def make_directory(home: Path, session_id: str) -> Path:
-    base = root(home)
-    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    base = _real_root(home)
     os.chmod(base, 0o700)  # an older, wider one is narrowed
     path = base / session_id
     path.mkdir(mode=0o700)
