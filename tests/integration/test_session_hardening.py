@@ -145,3 +145,19 @@ def test_a_sessions_directory_that_is_a_link_is_refused(cli, codex_home, tmp_pat
     started = cli("session", "start", "--backend", "native", "--profile", "offline")
     assert started.returncode == 0, started.stderr
     assert cli("session", "stop", started.stdout.strip()).returncode == 0
+
+
+def test_a_taken_name_is_refused_in_one_line_and_its_start_has_a_stop(
+        cli, sessions, codex_home, native_available):
+    first = sessions("native", "--name", "builder")
+    again = cli("session", "start", "--backend", "native", "--name", "builder")
+    assert again.returncode == 125, again.stdout + again.stderr
+    assert "builder" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+    listed = json.loads(cli("session", "ls", "--json").stdout)
+    assert [s["id"] for s in listed] == [first], listed  # the loser left nothing
+    records = _records(codex_home)
+    starts = {r["session_id"] for r in records if r["operation"] == "session_start"
+              and r.get("decision") != "denied"}
+    stops = {r["session_id"] for r in records if r["operation"] == "session_stop"}
+    assert starts - stops == {first}, (starts, stops)
+    assert cli("exec", "--session", "builder", "--", "true").returncode == 0

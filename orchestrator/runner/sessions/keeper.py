@@ -216,6 +216,16 @@ class Keeper:
             raise
         return stack
 
+    def _wait_for_execs(self, timeout_s: float = 5.0) -> None:
+        """The sandbox is gone, so every exec is ending: let their handlers write the
+        ended records and answer their clients before session_stop and our exit."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._running <= 0:
+                    return
+            time.sleep(0.01)
+
     def planted_reported(self, texts: Iterable[str]) -> None:
         """Findings an exec reported: the session's own check at its stop skips them."""
         with self._lock:
@@ -285,6 +295,7 @@ class Keeper:
         post_run = self._session_check
         try:
             stack.close()
+            self._wait_for_execs()
         finally:
             findings, problems = post_run.finish()
             findings = [f for f in findings if f.text() not in self._reported]
@@ -328,8 +339,9 @@ def main() -> None:
         stack = keeper.start()
         try:
             listener = control.listen(keeper)
-        except BaseException:
-            stack.close()
+        except BaseException as exc:  # e.g. its name was taken: its start has a stop
+            why = exc.one_line() if isinstance(exc, CodexBoxError) else repr(exc)
+            keeper.finish(stack, f"it could not start serving: {why}")
             raise
     except CodexBoxError as exc:
         answer.write(

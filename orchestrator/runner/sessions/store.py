@@ -157,6 +157,9 @@ def sweep_dead(home: Path) -> list[str]:
         with contextlib.suppress(FileNotFoundError):
             # (A keeper writes its state right after making the directory.)
             young = time.time() - path.stat().st_mtime < STARTING_S
+            raw = locate.read(home, entry)  # another version's state: its keeper may run
+            if raw is not None and locate.alive(raw):
+                continue
             if read_state(home, entry) is None and not young:
                 remove(home, entry)
                 removed.append(f"session {entry} (no state)")
