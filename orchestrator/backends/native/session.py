@@ -174,6 +174,10 @@ class NativeSession:
             waiter.started.wait()
             if waiter.end is not None and waiter.end.get("lost"):
                 raise SandboxSetupError("the session ended", hint="start a new session")
+            if waiter.end is not None and waiter.end.get("not_started"):
+                raise SandboxSetupError(
+                    str(waiter.end.get("detail")), hint="the session lives on; try again later"
+                )
             return ExecEnd(exit_code=0, detail="detached")
         # Pid 1 ends an exec past its timeout even when its supervisor cannot; this is
         # the backstop for a pid 1 that does not answer at all.
@@ -227,6 +231,8 @@ class NativeSession:
                     detached["exit_code"] = _ending(event).exit_code
                     self._waiters.pop(exec_id, None)
                     ended = self._on_end.pop(exec_id, None)
+                    if event.get("not_started"):  # exec() raises: its failure is the record
+                        ended = None
             if ended is not None:
                 with contextlib.suppress(Exception):  # the keeper's record: never our loop
                     ended(_ending(event))

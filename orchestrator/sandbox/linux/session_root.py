@@ -13,7 +13,8 @@ a supervisor that was stopped or killed, or is past its exec's timeout, and ever
 orphan that then comes to pid 1.
 
 Owns: the exec protocol on the sandbox side (messages ``exec``/``signal``/``kill`` in,
-``started``/``exit`` out), each exec's deadline, and the strays. Imports only the
+``started``/``exit`` out), each exec's deadline, the strays, and pid 1's own signal
+dispositions (all ignored but SIGCHLD: no exec can end pid 1 with one). Imports only the
 standard library and ``sandbox.linux`` modules (it runs inside the sandbox, forked
 from the launcher).
 """
@@ -31,7 +32,14 @@ from typing import Any, NoReturn
 
 from . import wire
 from .proctree import kill_tree
-from .supervisor import FORWARDED, KILL_TREE, REAP_DEADLINE_S, children, supervise
+from .supervisor import (
+    FORWARDED,
+    KILL_TREE,
+    REAP_DEADLINE_S,
+    cannot_start,
+    children,
+    supervise,
+)
 
 _REPORT_BUDGET = 4096
 
@@ -66,11 +74,18 @@ def serve(channel_fd: int, *, own_pid_namespace: bool = True) -> NoReturn:
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    _ignore_signals()
     while True:
         deadlines = [e.deadline for e in execs.values() if e.deadline is not None]
         wait = None if not deadlines else max(0.0, min(deadlines) - time.monotonic())
+        # poll, not select: select cannot watch a descriptor past 1023 (FD_SETSIZE), and
+        # a session with a thousand execs outstanding (detached ones) has such report
+        # pipes. Any event counts as ready, as select would call it readable.
+        poller = select.poll()
+        for fd in (channel_fd, wake_r, *execs):
+            poller.register(fd, select.POLLIN)
         try:
-            ready: list[int] = select.select([channel_fd, wake_r, *execs], [], [], wait)[0]
+            ready = [fd for fd, _ in poller.poll(None if wait is None else wait * 1000)]
         except InterruptedError:
             ready = []
         for fd in ready:
@@ -87,6 +102,21 @@ def serve(channel_fd: int, *, own_pid_namespace: bool = True) -> NoReturn:
             # Only once a supervisor is reaped have its orphans surely come to us (the
             # kernel re-parents them after the supervisor's pipe closed).
             _kill_strays()
+
+
+def _ignore_signals() -> None:
+    """Every catchable signal but SIGCHLD (the loop's wakeup) is ignored from here on.
+    Pid 1 gets only the signals it has a handler for from inside its pid namespace, and
+    the launcher may leave it Python's own (``python -I``: SIGINT raises
+    KeyboardInterrupt; a fork of codex-box: whatever codex-box had): any exec could then
+    end the whole session with ``kill -INT 1``. Ignored dispositions are inherited over
+    fork and kept over execve: the supervisor restores the ones it waits for, and the
+    command starts with every one at its default (``supervisor._become_command``)."""
+    for signum in range(1, signal.NSIG):
+        if signum in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
+            continue
+        with contextlib.suppress(OSError, ValueError):  # the C library's own (32, 33)
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def _from_keeper(
@@ -124,8 +154,20 @@ def _start(
     channel: socket.socket, execs: dict[int, _Exec], message: dict[str, Any], fds: list[int]
 ) -> None:
     exec_id = str(message["exec_id"])
-    report_r, report_w = os.pipe()
-    pid = os.fork()
+    # Out of descriptors (EMFILE) or of processes (EAGAIN: the pids limit, reached by a
+    # fork bomb in another exec) fails this exec alone, never pid 1 and its session.
+    try:
+        report_r, report_w = os.pipe()
+    except OSError as exc:
+        _not_started(channel, exec_id, fds, exc)
+        return
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        os.close(report_r)
+        os.close(report_w)
+        _not_started(channel, exec_id, fds, exc)
+        return
     if pid == 0:  # pragma: no cover - the child never returns
         try:
             # Pid 1's channel and every other exec's pipe are closed here.
@@ -141,6 +183,23 @@ def _start(
     execs[report_r] = _Exec(exec_id, pid, deadline)
     if message.get("detach"):
         wire.send(channel, {"event": "started", "exec_id": exec_id})
+
+
+def _not_started(channel: socket.socket, exec_id: str, fds: list[int], exc: OSError) -> None:
+    """The exec's end, as a supervisor that could not start its command reports it (a
+    detached one's waiter also ends on ``exit``)."""
+    for fd in fds:
+        os.close(fd)
+    wire.send(
+        channel,
+        {
+            "event": "exit",
+            "exec_id": exec_id,
+            "exit": 125,
+            "detail": cannot_start(exc),
+            "not_started": True,  # a detached exec's caller is told, not given exit 0
+        },
+    )
 
 
 def _from_supervisor(channel: socket.socket, execs: dict[int, _Exec], fd: int) -> None:

@@ -34,8 +34,20 @@ def supervise(message: dict[str, Any], fds: list[int], report: int, keep: list[i
     _close_others(keep)
     prctl(PR_SET_CHILD_SUBREAPER, 1)  # every orphan of this exec comes back to us
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _WAITED)
+    # Pid 1 ignores every signal (``session_root._ignore_signals``); we inherit that.
+    # The ones we wait for go back to their default: blocked, no default action runs and
+    # each waits for ``sigwaitinfo`` (POSIX lets an ignored one be discarded even while
+    # blocked, and an ignored SIGCHLD would reap our children itself). Every other
+    # signal stays ignored: a command cannot end its supervisor with one.
+    for waited in _WAITED:
+        signal.signal(waited, signal.SIG_DFL)
     argv = [str(a) for a in message["argv"]]
-    child = os.fork()
+    try:
+        child = os.fork()
+    except OSError as exc:  # the pids limit (a fork bomb in another exec): say so
+        outcome = {"exit": 125, "detail": cannot_start(exc)}
+        os.write(report, (json.dumps(outcome) + "\n").encode())
+        os._exit(0)
     if child == 0:
         _become_command(argv, message, fds, report, previous)
     for fd in fds:
@@ -62,8 +74,14 @@ def _become_command(
             if fd > 2:
                 os.close(fd)
         os.setsid()  # its own session and process group, as a shell's job would get
-        for sig in (*FORWARDED, KILL_TREE, signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(sig, signal.SIG_DFL)
+        # Ignored signals stay ignored over execve, and pid 1 ignores them all (Python
+        # itself ignores SIGPIPE and SIGXFSZ): the command starts with every one at its
+        # default, as with `run` (Ctrl-C, a closed pipe). Before unblocking: no
+        # inherited handler of pid 1's may run here.
+        for signum in range(1, signal.NSIG):
+            if signum not in (signal.SIGKILL, signal.SIGSTOP):
+                with contextlib.suppress(OSError, ValueError):  # the C library's (32, 33)
+                    signal.signal(signum, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         try:
             os.chdir(str(message["cwd"]))
@@ -74,6 +92,12 @@ def _become_command(
     except OSError as exc:
         _failed(report, "exec_errno", exc.errno or errno.EIO, argv[0])
     os._exit(126)
+
+
+def cannot_start(exc: OSError) -> str:
+    """The detail of an exec whose command could not be started (no process or
+    descriptor left): the exec ends with 125, the session lives on."""
+    return f"the session could not start the command: {exc.strerror or exc}"
 
 
 def _failed(report: int, key: str, number: int, what: str) -> NoReturn:
