@@ -229,15 +229,77 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def box(backend: str, cli: Callable[..., Ran]) -> Callable[..., Ran]:
+def via() -> str:
+    """How ``box`` runs a command: ``run`` (one-shot). tests/escape/conftest.py
+    overrides it with both ``run`` and ``exec`` (in a session), so every attack there is
+    tried through a session as well."""
+    return "run"
+
+
+# Flags that fix a session when it starts (``session start``); the rest go to ``exec``.
+SESSION_FLAGS = {"--profile", "--backend", "--image", "--memory", "--pids", "--cpus",
+                 "--policy-mode", "--workspace"}
+SESSION_SWITCHES = {"--yes-i-trust-this-workspace"}
+EXEC_FLAGS = {"--env", "-e", "--timeout", "--cwd"}
+EXEC_SWITCHES = {"--approve", "--json", "--detach"}
+
+
+def split_flags(flags: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``run``'s flags → (``session start``'s, ``exec``'s). An unknown flag fails the
+    test: silently dropping it could turn an attack into a no-op."""
+    start: list[str] = []
+    exec_: list[str] = []
+    items = list(flags)
+    while items:
+        flag = items.pop(0)
+        name, has_value, _ = flag.partition("=")
+        if name in SESSION_SWITCHES:
+            start.append(flag)
+        elif name in EXEC_SWITCHES:
+            exec_.append(flag)
+        elif name in SESSION_FLAGS or name in EXEC_FLAGS:
+            into = start if name in SESSION_FLAGS else exec_
+            into.append(flag)
+            if not has_value:
+                into.append(items.pop(0))
+        else:
+            raise AssertionError(f"box(via='exec') does not know run's flag {flag!r}")
+    return tuple(start), tuple(exec_)
+
+
+@pytest.fixture
+def box(backend: str, via: str, cli: Callable[..., Ran]) -> Iterator[Callable[..., Ran]]:
     """``box("workspace", "sh", "-c", "...")`` on the current backend. Containers run
-    codex-box/base unless ``image=`` says otherwise (codex-box/test is busybox only)."""
+    codex-box/base unless ``image=`` says otherwise (codex-box/test is busybox only).
+    With ``via == "exec"`` the command runs through ``codex-box exec`` in a session
+    started for it (one per profile and session flags, stopped after the test); a
+    session that could not start answers as ``run`` would have: its exit code and
+    stderr."""
+    sessions: dict[tuple[str, ...], str] = {}
+    started_env: dict[tuple[str, ...], dict[str, str] | None] = {}
 
     def run(profile: str, *argv: str, flags: tuple[str, ...] = (), image: str | None = None,
             **kw: object) -> Ran:
         extra = ("--image", image) if image and backend != "native" else ()
-        return cli("run", "--backend", backend, "--profile", profile, *extra, *flags, "--",
-                   *argv, **kw)  # type: ignore[arg-type]
+        if via == "run":
+            return cli("run", "--backend", backend, "--profile", profile, *extra, *flags,
+                       "--", *argv, **kw)  # type: ignore[arg-type]
+        start_flags, exec_flags = split_flags(tuple(flags))
+        key = (profile, *extra, *start_flags)
+        env = kw.get("env")
+        if key not in sessions:
+            started = cli("session", "start", "--backend", backend, "--profile", profile,
+                          *extra, *start_flags, env=env, cwd=kw.get("cwd"))  # type: ignore[arg-type]
+            if started.returncode != 0:
+                return started
+            sessions[key] = started.stdout.strip()
+            started_env[key] = env  # type: ignore[assignment]
+        return cli("exec", "--session", sessions[key], *exec_flags, "--", *argv,
+                   **kw)  # type: ignore[arg-type]
 
     run.backend = backend  # type: ignore[attr-defined]
-    return run
+    run.via = via  # type: ignore[attr-defined]
+    yield run
+    for key, session_id in sessions.items():
+        stopped = cli("session", "stop", session_id, env=started_env[key])
+        assert stopped.returncode == 0, f"session {session_id} did not stop: {stopped.stderr}"
