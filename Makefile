@@ -37,15 +37,20 @@ demo: $(READY) ## run sandboxed commands on the native backend and show what was
 images: $(READY) ## build codex-box/base and codex-box/test into every engine present (no registry)
 	$(BIN)/python images/build.py
 
-test: $(READY) ## the whole suite: unit (in parallel), then integration (real kernel, engines) and escape
+# Tests that count an engine's round trips or expect a leftover only gc removes: another
+# test's run (which sweeps what killed runs left) must not run beside them.
+SERIAL := tests/integration/test_engines.py tests/integration/test_container_roundtrips.py
+
+test: $(READY) ## the whole suite: unit, integration (real kernel, engines) and escape; in parallel where independent
 	$(BIN)/pytest -q -rs -n 2 tests/unit
-	$(BIN)/pytest -q -rs tests/integration tests/escape
+	$(BIN)/pytest -q -rs $(SERIAL)
+	$(BIN)/pytest -q -rs -n 3 --dist loadfile tests/integration tests/escape $(addprefix --ignore=,$(SERIAL))
 
 test-unit: $(READY) ## unit tests only (no kernel features needed)
 	$(BIN)/pytest -q -rs -n 2 tests/unit
 
 test-escape: $(READY) ## the sandbox-escape suite, on every backend present
-	$(BIN)/pytest -q -rs tests/escape
+	$(BIN)/pytest -q -rs -n 3 --dist loadfile tests/escape
 
 lint: $(STAMP) ## ruff + mypy --strict + import-linter (package rows) on orchestrator/, seccomp JSON, AppArmor compile check
 	$(BIN)/ruff check orchestrator tests bench
