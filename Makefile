@@ -38,8 +38,9 @@ images: $(READY) ## build codex-box/base and codex-box/test into every engine pr
 	$(BIN)/python images/build.py
 
 # Tests that count an engine's round trips or expect a leftover only gc removes: another
-# test's run (which sweeps what killed runs left) must not run beside them.
-SERIAL := tests/integration/test_engines.py tests/integration/test_container_roundtrips.py
+# test's run (which sweeps what killed runs left) must not run beside them. Round trips
+# first: test_engines kills runs on purpose, and their young records make runs sweep.
+SERIAL := tests/integration/test_container_roundtrips.py tests/integration/test_engines.py
 
 test: $(READY) ## the whole suite: unit, integration (real kernel, engines) and escape; in parallel where independent
 	$(BIN)/pytest -q -rs -n 2 tests/unit
