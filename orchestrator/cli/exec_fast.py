@@ -11,10 +11,11 @@ option, a flag the session fixed at start (``--profile``…: the Typer verb refu
 
 from __future__ import annotations
 
+from .argv_scan import scan
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from typing import Any
 
 
 class ExecArgs:
@@ -72,44 +73,8 @@ EXEC_FLAGS = {"--approve": "approve", "--detach": "detach", "--json": "as_json"}
 def parse_exec(argv: Sequence[str], environ: Mapping[str, str]) -> ExecArgs | None:
     """``argv`` as ``ExecArgs`` when it is a plain ``exec`` read exactly as Typer would
     read it; None to let Typer read it (help, mistakes, flags a session fixes)."""
-    if not argv or argv[0] != "exec" or environ.get("CODEX_BOX_DEBUG"):
+    scanned = scan(argv, "exec", EXEC_VALUES, EXEC_FLAGS, environ)
+    if scanned is None:
         return None
-    fields: dict[str, Any] = {}
-    env: list[str] = []
-    command: Sequence[str] = ()
-    i = 1
-    while i < len(argv):
-        token = argv[i]
-        if token == "--":  # noqa: S105 -- a command-line token, not a password
-            command = argv[i + 1 :]
-            break
-        if token == "-" or not token.startswith("-"):  # noqa: S105
-            command = argv[i:]
-            break
-        name, has_value, inline = (
-            token.partition("=") if token.startswith("--") else (token, "", "")
-        )
-        if name in EXEC_FLAGS and not has_value and EXEC_FLAGS[name] not in fields:
-            fields[EXEC_FLAGS[name]] = True
-            i += 1
-            continue
-        if name not in EXEC_VALUES:
-            return None
-        if has_value:
-            value = inline
-        elif i + 1 < len(argv):
-            i += 1
-            value = argv[i]
-        else:
-            return None
-        field = EXEC_VALUES[name]
-        if not value or value.startswith("-") or (field in fields and field != "env"):
-            return None
-        if field == "env":
-            env.append(value)
-        else:
-            fields[field] = value
-        i += 1
-    if not command:
-        return None
-    return ExecArgs(command=tuple(command), env=tuple(env), **fields)
+    fields, env, command = scanned
+    return ExecArgs(command=command, env=env, **fields)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+
+from .argv_scan import scan
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,53 +67,13 @@ FLAG_OPTIONS = {
     "--print-spec": "print_spec",
     "--json": "as_json",
 }
-REPEATABLE = frozenset({"env"})
 
 
 def parse(argv: Sequence[str], environ: Mapping[str, str]) -> RunArgs | None:
     """``argv`` (without the program name) as ``RunArgs`` when it is a ``run`` this
     reads exactly as Typer would; None to let Typer read it."""
-    if not argv or argv[0] != "run" or environ.get("CODEX_BOX_DEBUG"):
+    scanned = scan(argv, "run", VALUE_OPTIONS, FLAG_OPTIONS, environ)
+    if scanned is None:
         return None
-    fields: dict[str, Any] = {}
-    env: list[str] = []
-    command: Sequence[str] = ()
-    i = 1
-    while i < len(argv):
-        token = argv[i]
-        if token == "--":  # noqa: S105 -- a command-line token, not a password
-            command = argv[i + 1 :]
-            break
-        if token == "-" or not token.startswith("-"):  # noqa: S105
-            command = argv[i:]  # options stop at the command: `run ls -la`
-            break
-        name, has_value, inline = (
-            token.partition("=") if token.startswith("--") else (token, "", "")
-        )
-        if name in FLAG_OPTIONS and not has_value:
-            field = FLAG_OPTIONS[name]
-            if field in fields:
-                return None
-            fields[field] = True
-            i += 1
-            continue
-        if name not in VALUE_OPTIONS:
-            return None  # --help, -h, a typo, -tp, -poffline: Typer's to read or refuse
-        if has_value:
-            value = inline
-        elif i + 1 < len(argv):
-            i += 1
-            value = argv[i]
-        else:
-            return None
-        field = VALUE_OPTIONS[name]
-        if not value or value.startswith("-") or (field in fields and field not in REPEATABLE):
-            return None
-        if field in REPEATABLE:
-            env.append(value)
-        else:
-            fields[field] = value
-        i += 1
-    if not command:
-        return None
-    return RunArgs(command=tuple(command), env=tuple(env), **fields)
+    fields, env, command = scanned
+    return RunArgs(command=command, env=env, **fields)

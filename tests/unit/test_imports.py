@@ -103,6 +103,7 @@ NATIVE_RUN_MODULES = [
     "orchestrator.backends.result",
     "orchestrator.cli",
     "orchestrator.cli.app",
+    "orchestrator.cli.argv_scan",
     "orchestrator.cli.fast",
     "orchestrator.cli.launch",
     "orchestrator.cli.output",
