@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import socket
 import struct
@@ -55,8 +56,7 @@ def listen(keeper: Keeper) -> socket.socket:
         os.umask(old)
         os.close(fd)
     listener.listen(64)
-    listener.settimeout(TICK_S)
-    keeper.listener = listener  # stop() wakes accept() through it
+    listener.setblocking(False)  # serve() polls it beside the keeper's wake-up pipe
     return listener
 
 
@@ -64,14 +64,24 @@ def serve(keeper: Keeper, listener: socket.socket) -> str:
     """Until the session ends; returns why it ended."""
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, lambda *_: keeper.stop("codex-box got a signal"))
+    # Poll the socket and the keeper's wake-up pipe: stop() (from a client's thread or
+    # a signal) ends the wait at once. (A shut-down listener with a timeout made
+    # accept() spin on EAGAIN until its tick: a second of CPU per stop.)
+    poller = select.poll()
+    poller.register(listener, select.POLLIN)
+    poller.register(keeper.wake_fd, select.POLLIN)
     while not keeper.stopping.is_set():
-        try:
-            conn, _ = listener.accept()
-        except TimeoutError:
+        if not poller.poll(TICK_S * 1000):
             keeper.check_clock()
             continue
-        except OSError:
+        if keeper.stopping.is_set():
+            break
+        try:
+            conn, _ = listener.accept()
+        except OSError:  # nothing to accept after all (EAGAIN), or the client left
+            keeper.check_clock()
             continue
+        conn.setblocking(True)
         keeper.check_clock()
         threading.Thread(
             target=_connection, args=(keeper, conn), name="codex-box-session-client", daemon=True

@@ -163,25 +163,29 @@ def _judged_and_run(
             watcher.done()
             if null is not None:
                 os.close(null)
+        warnings: tuple[str, ...] = ()
+        if detach:
+            ran = RunResult(
+                exit_code=0, backend=keeper.backend.name, duration_s=0.0, detail="detached"
+            )
+        else:
+            if message.get("cwd") is not None and not end.cwd_missing:
+                keeper.cwd = cwd  # --cwd sticks, as a shell's cd does
+            # Right after the exec (and before any record that could fail), as ``run`` does.
+            findings, problems = post_run.finish() if post_run is not None else ([], [])
+            keeper.planted_reported(f.text() for f in findings)
+            ran = ended(end)
+            warnings = postrun.report(
+                findings, problems, write=lambda *batch: keeper.write(run_id, *batch), launch=launch
+            )
+        answer = result_dict(ran, run_id=run_id, session_id=keeper.session_id, profile=spec.profile)
+        answer["warnings"] = list(warnings)
+        with contextlib.suppress(OSError):
+            wire.send(conn, {"event": "exit", "result": answer, "detached": detach})
     finally:
+        # Only now: a stopping keeper waits for this count to reach 0 before it writes
+        # session_stop and exits, so this exec's ended record and answer come first.
         keeper.exec_ended()
-    warnings: tuple[str, ...] = ()
-    if detach:
-        ran = RunResult(exit_code=0, backend=keeper.backend.name, duration_s=0.0, detail="detached")
-    else:
-        if message.get("cwd") is not None and not end.cwd_missing:
-            keeper.cwd = cwd  # --cwd sticks, as a shell's cd does
-        # Right after the exec (and before any record that could fail), as ``run`` does.
-        findings, problems = post_run.finish() if post_run is not None else ([], [])
-        keeper.planted_reported(f.text() for f in findings)
-        ran = ended(end)
-        warnings = postrun.report(
-            findings, problems, write=lambda *batch: keeper.write(run_id, *batch), launch=launch
-        )
-    answer = result_dict(ran, run_id=run_id, session_id=keeper.session_id, profile=spec.profile)
-    answer["warnings"] = list(warnings)
-    with contextlib.suppress(OSError):
-        wire.send(conn, {"event": "exit", "result": answer, "detached": detach})
 
 
 def _connected_to_us(fd: int, conn: socket.socket) -> bool:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import sys
 import threading
 import time
@@ -78,7 +77,8 @@ class Keeper:
         # Detached execs still running: what writes each one's `ended` record.
         self._detached: dict[str, Callable[[ExecEnd], object]] = {}
         self._reported: set[str] = set()  # planted-repository findings execs reported
-        self.listener: socket.socket | None = None
+        # stop() writes here: serve()'s poll wakes at once (any thread, or a signal).
+        self.wake_fd, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
 
     # --- what execs share ------------------------------------------------------
 
@@ -258,10 +258,8 @@ class Keeper:
         if self.stop_reason is None:
             self.stop_reason = why
         self.stopping.set()
-        listener = self.listener
-        if listener is not None:  # wake accept() now, not at the next tick
-            with contextlib.suppress(OSError):
-                listener.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):  # full: a wake-up is already pending
+            os.write(self._wake_w, b"x")
 
     def check_clock(self) -> None:
         now = time.monotonic()
