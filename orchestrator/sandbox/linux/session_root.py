@@ -22,6 +22,7 @@ from the launcher).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import select
@@ -124,6 +125,11 @@ def _from_keeper(
 ) -> None:
     try:
         received = wire.recv(channel)
+    except wire.DescriptorsLost as lost:  # out of descriptors (EMFILE): this exec fails
+        if lost.message.get("op") == "exec":
+            error = OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+            _not_started(channel, str(lost.message.get("exec_id")), [], error)
+        return
     except OSError:
         received = None
     if received is None:  # the keeper is gone: so is the session

@@ -30,6 +30,15 @@ class WireError(OSError):
     """The peer sent something that is not a message of ours."""
 
 
+class DescriptorsLost(WireError):
+    """A whole message whose descriptors did not arrive (more than we accept, or none
+    left to us: EMFILE). The stream is still in step: ``message`` says what it was."""
+
+    def __init__(self, message: dict[str, Any]) -> None:
+        super().__init__("the descriptors sent with a message were lost")
+        self.message = message
+
+
 def send(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
     data = json.dumps(message, separators=(",", ":")).encode()
     if len(data) > MAX_MESSAGE:
@@ -46,7 +55,7 @@ def recv(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
     Raises ``WireError`` (closing any descriptors received) for anything else."""
     fds: list[int] = []
     try:
-        first, fds = _first_byte(sock)
+        first, fds, truncated = _first_byte(sock)
         if first is None:
             return None
         header = first + _exactly(sock, _HEADER.size - 1)
@@ -56,6 +65,8 @@ def recv(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
         message = json.loads(_exactly(sock, size))
         if not isinstance(message, dict):
             raise WireError("a message must be a JSON object")
+        if truncated:  # read to its end first: the next message starts in step
+            raise DescriptorsLost(message)
         return message, fds
     except (ValueError, OSError) as exc:
         for fd in fds:
@@ -65,7 +76,7 @@ def recv(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
         raise WireError(f"malformed message: {exc}") from exc
 
 
-def _first_byte(sock: socket.socket) -> tuple[bytes | None, list[int]]:
+def _first_byte(sock: socket.socket) -> tuple[bytes | None, list[int], bool]:
     space = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
     # Close-on-exec as they arrive: no descriptor of a peer leaks into a later exec.
     data, ancillary, flags, _ = sock.recvmsg(1, space, socket.MSG_CMSG_CLOEXEC)
@@ -75,15 +86,14 @@ def _first_byte(sock: socket.socket) -> tuple[bytes | None, list[int]]:
             received = array.array("i")
             received.frombytes(payload[: len(payload) - len(payload) % received.itemsize])
             fds.extend(received)
-    if flags & socket.MSG_CTRUNC:  # more descriptors than we accept: none is kept
+    truncated = bool(flags & socket.MSG_CTRUNC)
+    if truncated or not data:  # more than we accept, or none fit: none is kept
         for fd in fds:
             os.close(fd)
-        raise WireError("too many descriptors with one message")
+        fds = []
     if not data:
-        for fd in fds:
-            os.close(fd)
-        return None, []
-    return data, fds
+        return None, [], False
+    return data, fds, truncated
 
 
 def _exactly(sock: socket.socket, size: int) -> bytes:

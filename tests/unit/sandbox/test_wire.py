@@ -3,7 +3,9 @@ arrive together; anything malformed or oversized is refused, closing what came w
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 import socket
 import struct
 
@@ -76,14 +78,44 @@ def test_more_descriptors_than_allowed_are_all_closed(pair) -> None:
     a, b = pair
     pipes = [os.pipe() for _ in range(wire.MAX_FDS + 2)]
     sent = [p[0] for p in pipes]
-    socket.send_fds(a, [struct.pack(">I", 2) + b"{}"], sent)
+    socket.send_fds(a, [struct.pack(">I", 10) + b'{"op":"x"}'], sent)
+    wire.send(a, {"op": "next"})
     before = len(os.listdir("/proc/self/fd"))
-    with pytest.raises(wire.WireError, match="too many"):
+    with pytest.raises(wire.DescriptorsLost) as lost:
         wire.recv(b)
+    assert lost.value.message == {"op": "x"}  # read whole: the caller can answer it
     assert len(os.listdir("/proc/self/fd")) <= before
+    assert wire.recv(b) == ({"op": "next"}, [])  # and the stream is still in step
     for r, w in pipes:
         os.close(r)
         os.close(w)
+
+
+def test_a_message_whose_descriptors_did_not_fit_is_read_and_the_next_one_too(pair) -> None:
+    """Out of descriptors (EMFILE) the kernel drops them (MSG_CTRUNC): a session's pid 1
+    must fail that exec, not lose its place in the stream."""
+    a, b = pair
+    r, w = os.pipe()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wire.send(a, {"op": "exec", "exec_id": "e1"}, [r, w, r])
+    wire.send(a, {"op": "after"})
+    highest = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 1, hard))  # none left to receive
+    try:
+        fillers = []
+        with contextlib.suppress(OSError):
+            while True:
+                fillers.append(os.dup(0))
+        with pytest.raises(wire.DescriptorsLost) as lost:
+            wire.recv(b)
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert lost.value.message["exec_id"] == "e1"
+    assert wire.recv(b) == ({"op": "after"}, [])
+    os.close(r)
+    os.close(w)
 
 
 def test_json_that_is_not_an_object_is_refused(pair) -> None:
