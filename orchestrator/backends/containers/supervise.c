@@ -6,7 +6,9 @@
  *   supervise --pause                       the container's pid 1 (no engine init):
  *                                           reaps, and kills every orphan; ends on the
  *                                           engine's SIGTERM/SIGINT (the session's stop)
- *   supervise -i ID [-C DIR] [-t SECS] [-d] -- ARGV  one exec (in DIR): ARGV in a new session, signals
+ *   supervise -i ID [-C DIR] [-t SECS] [-d] -- ARGV
+ *                                           one exec: ARGV in DIR (125 if it cannot be
+ *                                           entered), in a new session, signals
  *                                           forwarded to it, and when it ends (or the
  *                                           timeout: 124) every process it left is
  *                                           SIGKILLed; -d: they may live on (detached)
