@@ -24,9 +24,10 @@ $(STAMP): pyproject.toml
 
 # The helper every exec of a container session runs under (static: any image), rebuilt
 # whenever its source changes. Without gcc and libc6-dev, all but container sessions works.
-$(SUPERVISE): orchestrator/backends/containers/supervise.c
+SUPERVISE_SRC := $(addprefix orchestrator/backends/containers/,supervise.c supervise_procs.c supervise_procs.h)
+$(SUPERVISE): $(SUPERVISE_SRC)
 	mkdir -p $(dir $@)
-	gcc -static -O2 -Wall -Werror -o $@ $< \
+	gcc -static -O2 -Wall -Werror -o $@ $(filter %.c,$^) \
 	  || echo "codex-box: container sessions need gcc and libc6-dev (apt-get install gcc libc6-dev)" >&2
 
 install: $(READY) ## create ./.venv and install codex-box with the dev tools
