@@ -169,3 +169,12 @@ def session_starter(cli, codex_home: Path) -> Iterator[Callable[..., str]]:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
             cli("gc", timeout=90)
+
+
+def exec_in(cli, session_id: str, *argv: str, flags: tuple[str, ...] = (), **kw):
+    """``codex-box exec --session ID [flags] -- argv`` through the test's CLI."""
+    return cli("exec", "--session", session_id, *flags, "--", *argv, **kw)
+
+
+def audit_records(codex_home: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (codex_home / "audit.log").read_text().splitlines()]

@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import CODEX_BOX
 
-from .session_helpers import session_starter, wait_until
+from .session_helpers import (
+    audit_records as _records,
+)
+from .session_helpers import (
+    exec_in as _exec,
+)
+from .session_helpers import (
+    session_starter,
+    wait_until,
+)
 
 PLANT_BARE = (
     "mkdir -p {d}/objects {d}/refs && echo 'ref: refs/heads/main' > {d}/HEAD && "
@@ -24,14 +32,6 @@ PLANT_BARE = (
 @pytest.fixture
 def sessions(cli, codex_home):
     yield from session_starter(cli, codex_home)
-
-
-def _exec(cli, session_id: str, *argv: str, flags: tuple[str, ...] = (), **kw):
-    return cli("exec", "--session", session_id, *flags, "--", *argv, **kw)
-
-
-def _records(codex_home: Path) -> list[dict]:
-    return [json.loads(line) for line in (codex_home / "audit.log").read_text().splitlines()]
 
 
 def test_a_repository_an_exec_plants_is_reported_after_it_and_at_the_stop(

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -31,19 +30,17 @@ from .session_helpers import (
     unique_seconds,
     wait_until,
 )
+from .session_helpers import (
+    audit_records as _records,
+)
+from .session_helpers import (
+    exec_in as _exec,
+)
 
 
 @pytest.fixture
 def sessions(cli, codex_home):
     yield from session_starter(cli, codex_home)
-
-
-def _exec(cli, session_id: str, *argv: str, flags: tuple[str, ...] = (), **kw):
-    return cli("exec", "--session", session_id, *flags, "--", *argv, **kw)
-
-
-def _records(codex_home: Path) -> list[dict]:
-    return [json.loads(line) for line in (codex_home / "audit.log").read_text().splitlines()]
 
 
 def _busy_session(backend, cli, sessions, codex_home, workspace) -> tuple[Footprint, int]:

@@ -19,7 +19,15 @@ import pytest
 from tests.conftest import SANDBOX_PYTHON
 from tests.procs import processes_with
 
-from .session_helpers import session_starter, sleeper, unique_seconds, wait_until
+from .session_helpers import (
+    exec_in as _exec,
+)
+from .session_helpers import (
+    session_starter,
+    sleeper,
+    unique_seconds,
+    wait_until,
+)
 
 LIST_PROCESSES = "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f 2>/dev/null; echo; done"
 
@@ -80,10 +88,6 @@ print("ANSWER", got[4:].decode(errors="replace"))
 @pytest.fixture
 def sessions(cli, codex_home):
     yield from session_starter(cli, codex_home)
-
-
-def _exec(cli, session_id: str, *argv: str, flags: tuple[str, ...] = (), **kw):
-    return cli("exec", "--session", session_id, *flags, "--", *argv, **kw)
 
 
 def test_tmp_and_the_working_directory_persist_across_execs(backend, cli, sessions, workspace):
