@@ -48,13 +48,18 @@ def make_private() -> None:
     mount(None, "/", None, MS_REC | MS_PRIVATE)
 
 
-def mountpoints() -> list[str]:
-    points: list[str] = []
+def _mount_table() -> list[tuple[int, str]]:
+    """(mount id, mountpoint) of every mount of this namespace, from mountinfo."""
+    table: list[tuple[int, str]] = []
     with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as handle:
         for line in handle:
-            raw = line.split(" ", 5)[4]
-            points.append(_unescape(raw))
-    return list(dict.fromkeys(points))
+            fields = line.split(" ", 5)
+            table.append((int(fields[0]), _unescape(fields[4])))
+    return table
+
+
+def mountpoints() -> list[str]:
+    return list(dict.fromkeys(point for _, point in _mount_table()))
 
 
 def _unescape(field: str) -> str:
@@ -84,6 +89,37 @@ def is_under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
+def _mount_id_at(path: str) -> int | None:
+    """The id of the mount that ``path`` leads to now, or None when it leads nowhere."""
+    try:
+        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("mnt_id:"):
+                    return int(line.split()[1])
+    finally:
+        os.close(fd)
+    return None
+
+
+def _hidden_or_gone(point: str) -> bool:
+    """True when no mount listed at ``point`` is what the path ``point`` leads to now.
+
+    mountinfo lists mounts that no path reaches: one covered by a later mount on a
+    parent directory (with a directory of the same name inside the cover), or one a
+    concurrent unmount on the host took away between our reading the table and the
+    remount (seen with container overlays torn down while a native sandbox starts).
+    Remounting such a path fails EINVAL — the path is not a mount's root. The mount
+    cannot be reached by the sandboxed command through that path either, so it is
+    skipped; a real EINVAL on a mount the path does lead to still fails the launch.
+    """
+    here = _mount_id_at(point)
+    return here is None or (here, point) not in set(_mount_table())
+
+
 def make_everything_read_only(*, except_under: Iterable[str]) -> None:
     """Remount every mount of this namespace read-only, except the write roots' binds."""
     keep = list(except_under)
@@ -96,6 +132,8 @@ def make_everything_read_only(*, except_under: Iterable[str]) -> None:
             # A mountpoint we cannot reach (gone, or in a directory we may not enter)
             # is one the sandboxed command cannot reach either.
             if exc.errno in (2, 13, 20):  # ENOENT, EACCES, ENOTDIR
+                continue
+            if exc.errno == 22 and _hidden_or_gone(point):  # EINVAL: not a mount root
                 continue
             raise
 
