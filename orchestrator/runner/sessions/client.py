@@ -72,8 +72,22 @@ def _above_stdio(sock: socket.socket) -> socket.socket:
 def request(home: Home, session_id: str, message: Mapping[str, Any]) -> dict[str, Any]:
     """One request without descriptors (info, stop): the keeper's one answer."""
     with connect(home, session_id) as sock:
-        wire.send(sock, dict(message))
+        _send_request(sock, dict(message))
         return _answer(sock)
+
+
+def _send_request(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
+    """Send the request. A keeper that refuses the peer (another uid, a client inside a
+    sandbox) answers and closes without reading it: the send then fails with a broken
+    pipe while the keeper's reason waits in our receive queue — say that reason."""
+    try:
+        wire.send(sock, message, fds)
+    except OSError as exc:
+        _answer(sock)  # raises the keeper's error, or "went away"
+        raise SessionError(
+            f"the session's keeper closed the connection before the request ({exc})",
+            hint="the session may have stopped; `codex-box session ls`",
+        ) from exc
 
 
 def execute(
@@ -86,7 +100,7 @@ def execute(
 ) -> dict[str, Any]:
     """Run one exec: the keeper's ``exit`` event (its ``result``)."""
     with connect(home, session_id) as sock:
-        wire.send(sock, {**message, "can_ask": confirm is not None}, list(stdio))
+        _send_request(sock, {**message, "can_ask": confirm is not None}, list(stdio))
         interrupts = 0
         while True:
             try:
