@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import _thread  # the mutex: `threading` would be one more import on every launch
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -369,7 +370,33 @@ class _Kept:
 
 def _unwritable(path: Path, exc: OSError) -> AuditError:
     return AuditError(
-        f"cannot write audit log {path}: {exc.strerror or exc}",
+        f"cannot write audit log {path}: {exc.strerror or exc}{_which_disk(path, exc)}",
         hint="free space or fix permissions, or point CODEX_HOME elsewhere; "
         "nothing is launched without an audit record",
     )
+
+
+def _which_disk(path: Path, exc: OSError) -> str:
+    """For a full or read-only filesystem: which one (its mount point, and the space
+    left), so the person fixing it knows which disk to free — CODEX_HOME is often on a
+    different one from the workspace. Empty for other errors or where /proc is absent."""
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        return ""
+    try:
+        real = os.path.realpath(path.parent)
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as handle:
+            points = [_octal(line.split(" ", 5)[4]) for line in handle]
+        at = max((p for p in points if real == p or real.startswith(p.rstrip("/") + "/")), key=len)
+        if exc.errno == errno.EROFS:
+            return f" (the filesystem mounted at {at} is read-only)"
+        info = os.statvfs(real)
+    except (OSError, ValueError):
+        return ""
+    return f" (the filesystem mounted at {at} has {info.f_bavail * info.f_frsize} bytes free)"
+
+
+def _octal(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo.
+    import re  # only on this error path: not on every launch's start-up
+
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)

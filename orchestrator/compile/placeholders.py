@@ -94,7 +94,11 @@ def held(
             fcntl.flock(users, fcntl.LOCK_SH)
             for path in protected:
                 if _ensure(root, workspace, path):
-                    _save(record_path, _load(record_path) | {path}, workspace)
+                    try:
+                        _save(record_path, _load(record_path) | {path}, workspace)
+                    except SandboxSetupError:
+                        _remove_if_empty(root, workspace, path)  # never one unrecorded
+                        raise
         yield
     finally:
         with _locked(mutex):
@@ -103,11 +107,13 @@ def held(
             except BlockingIOError:
                 pass  # another run in this workspace still relies on them
             else:
-                _save(
-                    record_path,
-                    {p for p in _load(record_path) if not _remove_if_empty(root, workspace, p)},
-                    workspace,
-                )
+                remaining = {
+                    p for p in _load(record_path) if not _remove_if_empty(root, workspace, p)
+                }
+                # Unrecorded only costs `gc` a look at a path already gone: the run's
+                # outcome must not be lost to a full or read-only CODEX_HOME here.
+                with contextlib.suppress(SandboxSetupError):
+                    _save(record_path, remaining, workspace)
             os.close(users)
         os.close(mutex)
         os.close(root)
@@ -204,10 +210,23 @@ def _load(record: Path) -> set[str]:
 
 
 def _save(record: Path, paths: set[str], workspace: str) -> None:
-    if paths:
-        record.write_text(json.dumps({"workspace": workspace, "paths": sorted(paths)}))
-    else:
-        record.unlink(missing_ok=True)
+    """Replace the record whole (a temporary file renamed over it): a write cut short by
+    a full CODEX_HOME must not leave a truncated record, which would forget placeholders
+    other runs made and leave them in the workspace for good."""
+    temporary = record.with_name(record.name + ".tmp")
+    try:
+        if paths:
+            temporary.write_text(json.dumps({"workspace": workspace, "paths": sorted(paths)}))
+            os.replace(temporary, record)
+        else:
+            record.unlink(missing_ok=True)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise SandboxSetupError(
+            f"cannot record workspace placeholders in {record}: {exc.strerror}",
+            hint="nothing was run; free space on CODEX_HOME's disk or make it writable",
+        ) from exc
 
 
 def sweep(state_dir: Path) -> list[str]:

@@ -22,6 +22,7 @@ import asyncio
 from collections.abc import Callable
 from typing import cast
 
+from orchestrator.core import failpoints
 from orchestrator.core.log import debug
 
 from . import http
@@ -64,6 +65,7 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.client = cast(asyncio.Transport, transport)
+        failpoints.reach("proxy")
         if not self.admit(self):  # over the session's cap: closed without a word
             self.client.close()
             return

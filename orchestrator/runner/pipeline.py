@@ -22,6 +22,7 @@ from orchestrator.audit import records
 from orchestrator.backends import base
 from orchestrator.compile import placeholders
 from orchestrator.compile.spec import Request, compile_spec
+from orchestrator.core import failpoints
 from orchestrator.core.errors import AuditError, CodexBoxError, SandboxSetupError
 from orchestrator.core.options import Confirm, LaunchOptions
 from orchestrator.core.profile import PlantedRepo
@@ -133,6 +134,7 @@ class Runner:
         # One write and one fsync for the launch's decision: all of it is on disk, or
         # (AuditError) none of it and nothing is launched.
         self._write(*decided)
+        failpoints.reach("decided")
         quarantine = resolution.profile.on_planted_repo is PlantedRepo.QUARANTINE
         post_run = PostRunCheck(spec, quarantine_id=self.run_id if quarantine else None)
         try:
@@ -155,11 +157,20 @@ class Runner:
         # Right after the run (and before any record that could fail): a quarantine
         # must not wait on the audit log.
         findings, problems = post_run.finish()
-        self._write(
-            records.command_ended(
-                argv=argv, launch=launch, result=result, unaudited=self._unaudited
+        try:
+            self._write(
+                records.command_ended(
+                    argv=argv, launch=launch, result=result, unaudited=self._unaudited
+                )
             )
-        )
+        except AuditError as exc:
+            # The command ran (its decision is on disk); only its end is missing. Say
+            # how it ended, since the exit code is now codex-box's 125.
+            raise AuditError(
+                f"{exc.message}; the command ran and exited {result.exit_code}, "
+                "but its end is not in the audit log",
+                hint=exc.hint,
+            ) from exc
         warnings = report(findings, problems, write=self._write, launch=launch)
         return Outcome(prepared=prepared, result=result, warnings=warnings)
 

@@ -115,6 +115,7 @@ NATIVE_RUN_MODULES = [
     "orchestrator.core",
     "orchestrator.core.domains",
     "orchestrator.core.errors",
+    "orchestrator.core.failpoints",  # the fault suite's kill points: one env lookup
     "orchestrator.core.log",
     "orchestrator.core.options",
     "orchestrator.core.paths",

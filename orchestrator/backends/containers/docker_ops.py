@@ -101,13 +101,13 @@ class DockerOps:
         pending = self.waits.pop(box, None)
         if pending is None:  # none held (or already answered): ask now
             answer = self.api.call("POST", f"/containers/{box}/wait", timeout=timeout)
-            return int(answer["StatusCode"])
+            return _status_code(answer)
         try:
             response = pending.response(timeout)
         except (TimeoutError, KeyboardInterrupt):
             self.waits[box] = pending  # still held by the engine: read on next time
             raise
-        return int(checked(response)["StatusCode"])
+        return _status_code(checked(response))
 
     def kill(self, box: str, sig: int) -> None:
         with contextlib.suppress(OSError):
@@ -147,3 +147,12 @@ def remove_leftovers(api: Endpoint, failed: list[str] | None = None) -> list[str
                 continue
             removed.append(name)
     return removed
+
+
+def _status_code(answer: Any) -> int:
+    """The exit status from a wait's answer. A dockerd that dies while holding the wait
+    has already sent its headers (200): the body is then empty — the engine went away,
+    not the command (an OSError: "Docker engine not usable", exit 125)."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("StatusCode"), int):
+        raise OSError(f"the wait ended without the command's exit status ({answer!r})")
+    return int(answer["StatusCode"])

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from orchestrator.backends import result
 from orchestrator.backends.base import EgressPort
+from orchestrator.core import failpoints
 from orchestrator.core.errors import CodexBoxError, SandboxSetupError
 from orchestrator.core.spec import RunResult, SandboxSpec
 
@@ -196,6 +197,7 @@ class ContainerRun:
                 with deferred_signals(), self.ops.errors():
                     box = self.ops.create(request)
                     self.created = True
+                failpoints.reach("created")
                 with self.ops.errors():
                     code = self._attach_start_wait(box)
                     oom = self.ops.oom_killed(box)
@@ -245,6 +247,7 @@ class ContainerRun:
             try:
                 self.ops.expect_exit(box)
                 self.ops.start(box)
+                failpoints.reach("started")
                 if pid is None and not self.binds_staged:
                     self._check_started(box)
                 if self.spec.tty:

@@ -25,6 +25,7 @@ from typing import Any
 from orchestrator.backends import cgroups, result
 from orchestrator.backends.base import EgressPort
 from orchestrator.backends.pty_relay import Process, Relay, open_pty
+from orchestrator.core import failpoints
 from orchestrator.core.errors import SandboxSetupError
 from orchestrator.core.log import debug
 from orchestrator.core.spec import RunResult, SandboxSpec
@@ -59,11 +60,13 @@ class Launch:
         hide(self.spec)
         group = cgroups.create(self.spec.run_id, self.spec.limits)
         plan["cgroup_procs"] = group.procs_files if group else []
+        failpoints.reach("created")
         plan["parent_pid"] = os.getpid()
         plan["own_pty"] = self.spec.tty and not os.isatty(0)
         started = time.monotonic()
         try:
             proc = self._spawn(plan)
+            failpoints.reach("started")
             self._serve_egress(proc)
             status = self._wait(proc)
         finally:

@@ -1,0 +1,102 @@
+"""The engine dies under a running command: dockerd SIGKILLed and restarted, the Podman
+API service the same. codex-box ends with 125 and one line naming the engine, and once
+the engine is back, `gc` leaves no container or network holder of the run.
+
+These tests kill the machine's rootful dockerd and Podman service (and start them again
+with the scripts CI uses): the Makefile runs tests/faults alone, after every other suite.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CODEX_BOX, REPO
+from tests.integration.session_helpers import wait_until
+from tests.procs import marker_for, processes_with
+
+from .conftest import containers_labelled, gc, records, verify
+
+SERVICES = {
+    # engine: (how its service shows in /proc/PID/cmdline, start script, its name in errors)
+    "docker": (b"dockerd\0", "scripts/start-dockerd.sh", "Docker"),
+    "podman": (b"podman\0system\0service\0", "scripts/start-podman.sh", "Podman"),
+}
+
+
+def service_pids(engine: str) -> list[int]:
+    """The rootful service's pids (a rootless user's own service is not ours to kill)."""
+    head = SERVICES[engine][0]
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}").st_uid != 0:
+                continue
+            if Path(f"/proc/{entry}/cmdline").read_bytes().startswith(head):
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture(params=["docker", "podman"])
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    name = str(request.param)
+    request.getfixturevalue(f"{name}_available")
+    if os.geteuid() != 0:
+        pytest.skip("killing the machine's rootful engine needs root (CI runs as root)")
+    yield name
+    # Always back up, whatever the test did: every later test needs the engine.
+    subprocess.run(["bash", SERVICES[name][1]], cwd=REPO, check=True, timeout=120,
+                   stdout=subprocess.DEVNULL)
+
+
+def test_an_engine_killed_mid_run_ends_it_125_naming_the_engine_and_gc_leaves_nothing(
+    engine: str, base_env: dict[str, str], workspace: Path, codex_home: Path, tmp_path: Path,
+) -> None:
+    session = f"fault-engine-{os.getpid()}-{time.monotonic_ns()}"
+    env = {**base_env, "CODEX_BOX_SESSION": session}
+    marker, set_m = marker_for(f"{engine}-engine-dies")
+    errors = tmp_path / "stderr"
+    with errors.open("w") as stderr:
+        proc = subprocess.Popen(
+            [CODEX_BOX, "run", "--backend", engine, "--profile", "offline", "--",
+             "bash", "-c", f'{set_m}; exec -a "$M" sleep 120'],
+            cwd=workspace, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    assert wait_until(lambda: bool(processes_with(marker)), 60), "the command never started"
+    pids = service_pids(engine)
+    assert pids, f"no rootful {engine} service to kill"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+
+    code = proc.wait(timeout=120)
+    said = errors.read_text().strip().splitlines()
+    assert code == 125, said
+    assert len(said) == 1 and SERVICES[engine][2] in said[0], said
+    ended = [r for r in records(codex_home) if r.get("session_id") == session
+             and r.get("phase") == "ended"]
+    assert ended, "the run's end was not audited"
+
+    subprocess.run(["bash", SERVICES[engine][1]], cwd=REPO, check=True, timeout=120,
+                   stdout=subprocess.DEVNULL)
+    swept = gc(env)
+    assert swept.returncode == 0, swept.stderr
+    assert wait_until(lambda: not containers_labelled(engine, session), 30), (
+        containers_labelled(engine, session))
+    assert wait_until(lambda: not processes_with(marker), 30), "the command outlived it all"
+    assert verify(codex_home, env).returncode == 0
+
+    again = subprocess.run([CODEX_BOX, "run", "--backend", engine, "--profile", "offline",
+                            "--", "true"], cwd=workspace, env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
