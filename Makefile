@@ -7,7 +7,7 @@ SUPERVISE := orchestrator/backends/containers/bin/codex-box-supervise
 READY  := $(STAMP) $(SUPERVISE)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo images test test-unit test-escape lint bench bench-docker bench-podman bench-policy bench-audit bench-proxy clean
+.PHONY: help install demo images test test-unit test-faults test-escape lint bench bench-docker bench-podman bench-policy bench-audit bench-proxy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,9 +47,14 @@ test: $(READY) ## the whole suite: unit, integration (real kernel, engines) and 
 	$(BIN)/pytest -q -rs -n 2 tests/unit
 	$(BIN)/pytest -q -rs $(SERIAL)
 	$(BIN)/pytest -q -rs -n 3 --dist loadfile tests/integration tests/escape $(addprefix --ignore=,$(SERIAL))
+	@# Last and alone: these kill dockerd and the Podman service and fill disks on purpose.
+	$(BIN)/pytest -q -rs tests/faults
 
 test-unit: $(READY) ## unit tests only (no kernel features needed)
 	$(BIN)/pytest -q -rs -n 2 tests/unit
+
+test-faults: $(READY) ## faults as a class: SIGKILL at each launch step, engines killed, full and read-only CODEX_HOME, clock jumps (root; kills the engines)
+	$(BIN)/pytest -q -rs tests/faults
 
 test-escape: $(READY) ## the sandbox-escape suite, on every backend present
 	$(BIN)/pytest -q -rs -n 3 --dist loadfile tests/escape
