@@ -7,7 +7,7 @@ SUPERVISE := orchestrator/backends/containers/bin/codex-box-supervise
 READY  := $(STAMP) $(SUPERVISE)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo images test test-unit test-faults test-escape lint bench bench-docker bench-podman bench-policy bench-audit bench-proxy clean
+.PHONY: help install demo images test test-unit test-faults test-nonroot test-escape lint bench bench-docker bench-podman bench-policy bench-audit bench-proxy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ test-unit: $(READY) ## unit tests only (no kernel features needed)
 
 test-faults: $(READY) ## faults as a class: SIGKILL at each launch step, engines killed, full and read-only CODEX_HOME, clock jumps (root; kills the engines)
 	$(BIN)/pytest -q -rs tests/faults
+
+test-nonroot: ## (as root) the non-root leg: unit, native integration and escape suites as user codexci
+	bash scripts/ci-nonroot.sh
 
 test-escape: $(READY) ## the sandbox-escape suite, on every backend present
 	$(BIN)/pytest -q -rs -n 3 --dist loadfile tests/escape

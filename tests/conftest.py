@@ -303,3 +303,90 @@ def box(backend: str, via: str, cli: Callable[..., Ran]) -> Iterator[Callable[..
     for key, session_id in sessions.items():
         stopped = cli("session", "stop", session_id, env=started_env[key])
         assert stopped.returncode == 0, f"session {session_id} did not stop: {stopped.stderr}"
+
+
+# --- Which backends this leg has (CODEX_BOX_BACKENDS) ---------------------------------
+# CI runs the suite twice: as root with every backend, and as a normal user (issue 21,
+# scripts/ci-nonroot.sh) where there is no Docker (the user may not reach the root
+# engine's socket) and Podman is only rootless. CODEX_BOX_BACKENDS=native[,docker]
+# [,podman] names the backends a leg has (default: all three). A test that needs a
+# backend the leg does not name is *deselected* — reported as not part of this leg,
+# counted apart from skips — never skipped, so CODEX_BOX_REQUIRE_ENGINES=1 still fails
+# when a backend the leg does name is missing.
+
+
+def _leg_backends() -> frozenset[str]:
+    raw = os.environ.get("CODEX_BOX_BACKENDS", "")
+    if not raw.strip():
+        return frozenset(BACKENDS)
+    named = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    if unknown := named - set(BACKENDS):
+        raise pytest.UsageError(
+            f"CODEX_BOX_BACKENDS names {sorted(unknown)}; choose from {', '.join(BACKENDS)}")
+    return named
+
+
+LEG_BACKENDS = _leg_backends()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "needs_backend_outside_leg(name): runs only where CODEX_BOX_BACKENDS "
+        "leaves NAME out (a refusal that only exists where the backend cannot work)")
+
+
+def _backends_needed(item: pytest.Item) -> set[str]:
+    """The backends ``item`` runs on: its ``*_available`` fixtures, and the value of a
+    ``backend``/``engine`` parameter (those fixtures ask for ``*_available`` only at
+    run time, through ``getfixturevalue``)."""
+    names = set(getattr(item, "fixturenames", ()))
+    needed = {b for b in BACKENDS if f"{b}_available" in names}
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None:
+        needed |= {str(callspec.params[key]) for key in ("backend", "engine")
+                   if callspec.params.get(key) in BACKENDS}
+    return needed
+
+
+def _outside_leg(item: pytest.Item) -> str | None:
+    if missing := sorted(_backends_needed(item) - LEG_BACKENDS):
+        return f"needs {', '.join(missing)}"
+    marker = item.get_closest_marker("needs_backend_outside_leg")
+    if marker is not None and marker.args[0] in LEG_BACKENDS:
+        return f"only where {marker.args[0]} is not in the leg"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept, dropped = [], []
+    for item in items:
+        (dropped if _outside_leg(item) else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+    _DESELECTED.update(item.nodeid for item in dropped)
+    if hasattr(config, "workeroutput"):  # an xdist worker: tell the controller
+        config.workeroutput["codex_box_deselected"] = sorted(_DESELECTED)
+
+
+_DESELECTED: set[str] = set()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """(xdist's controller) The workers' deselections: the controller collects nothing,
+    so without this its summary would not count them."""
+    _DESELECTED.update(getattr(node, "workeroutput", {}).get("codex_box_deselected", ()))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if set(BACKENDS) != LEG_BACKENDS:
+        left_out = ", ".join(b for b in BACKENDS if b not in LEG_BACKENDS)
+        terminalreporter.write_line(
+            f"CODEX_BOX_BACKENDS={','.join(b for b in BACKENDS if b in LEG_BACKENDS)}: "
+            f"{len(_DESELECTED)} deselected, not part of this leg (they need {left_out}); "
+            "not skips")
+    elif _DESELECTED:
+        terminalreporter.write_line(
+            f"{len(_DESELECTED)} deselected: they run only where a backend is left out of "
+            "the leg (CODEX_BOX_BACKENDS)")

@@ -112,6 +112,31 @@ def _v2_dir() -> Path | None:
     return None
 
 
+def why_none() -> str | None:
+    """Why a run here would get no cgroup of its own, predicted without making one (for
+    the backend's probe and ``doctor``: a normal user without a delegated cgroup, the
+    non-root CI leg); None when one can be made. ``create`` stays the judge: it returns
+    None on any failure, and the launcher then refuses what it cannot enforce."""
+    try:
+        own = _own_cgroup_paths()
+    except OSError as exc:
+        return f"/proc/self/cgroup cannot be read ({exc.strerror})"
+    if _v2_dir() is not None:
+        dirs = [CGROUP_ROOT / own.get("", "/").lstrip("/")]
+    else:
+        roots = [CGROUP_ROOT / c for c in ("pids", "memory")]
+        if not all((root / "cgroup.procs").exists() for root in roots):
+            return "no cgroup v1 pids and memory hierarchies are mounted"
+        dirs = [CGROUP_ROOT / c / own.get(c, "/").lstrip("/") for c in ("pids", "memory")]
+    for directory in dirs:
+        target = directory / PARENT_NAME
+        if not target.is_dir():
+            target = directory
+        if not os.access(target, os.W_OK):
+            return f"{target} is not writable by uid {os.geteuid()}"
+    return None
+
+
 def create(run_id: str, limits: Limits) -> RunCgroup | None:
     """A fresh cgroup carrying ``limits``, or None when this host won't let us make one."""
     if limits.pids is None and limits.memory_bytes is None:

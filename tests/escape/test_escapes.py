@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.backends import cgroups
 from orchestrator.backends.containers.common import kernel_log
 from tests.conftest import CODEX_BOX, SANDBOX_PYTHON
 from tests.servers import unix_server
@@ -398,6 +399,21 @@ def test_trusted_still_gets_the_limits_asked_for(cli, native_available):
     hog = ("import subprocess\nn = 0\ntry:\n    for _ in range(40):\n"
            "        subprocess.Popen(['sleep', '3']); n += 1\nexcept OSError:\n    pass\n"
            "print('started', n)")
+    if cgroups.why_none():
+        # A normal user without a cgroup (the non-root CI leg): --pids is RLIMIT_NPROC,
+        # and a trusted run has no user namespace of its own, so the kernel counts every
+        # process of this user against it: the limit asked for is in force (read back),
+        # and one below what the user already runs stops the command, saying why.
+        ran = cli("run", "--backend", "native", "--profile", "trusted",
+                  "--yes-i-trust-this-workspace", "--pids", "3000", "--", "grep",
+                  "Max processes", "/proc/self/limits")
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.split()[2:4] == ["3000", "3000"], ran.stdout
+        ran = cli("run", "--backend", "native", "--profile", "trusted",
+                  "--yes-i-trust-this-workspace", "--pids", "8", "--", "true")
+        assert ran.returncode == 125, ran.stderr
+        assert "a trusted run has no user namespace" in ran.stderr, ran.stderr
+        return
     ran = cli("run", "--backend", "native", "--profile", "trusted",
               "--yes-i-trust-this-workspace", "--pids", "16", "--", SANDBOX_PYTHON, "-c", hog)
     assert ran.returncode == 0, ran.stderr
@@ -410,7 +426,11 @@ victim = int(sys.argv[1])
 forged = (json.dumps({"pid1": victim}) + "\n" + json.dumps({"setup_error": "forged"}) + "\n"
           + json.dumps({"exit": 0}) + "\n").encode()
 opened = 0
-for fd in os.listdir("/proc/1/fd"):
+try:  # as a normal user, pid 1's fd directory cannot even be listed
+    fds = os.listdir("/proc/1/fd")
+except PermissionError:
+    fds = []
+for fd in fds:
     try:
         w = os.open(f"/proc/1/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK)
         os.write(w, forged)
@@ -504,8 +524,16 @@ def test_a_symlinked_protected_path_refuses_the_run(box, workspace, name):
 
 def test_a_daemon_socket_created_under_run_after_launch_is_unreachable(
         native_available, base_env, workspace):
-    """/run is an empty tmpfs inside: sockets that appear there later stay invisible."""
-    path = f"/run/codex-box-late-{uuid.uuid4().hex[:8]}.sock"
+    """/run is an empty tmpfs inside: sockets that appear there later stay invisible.
+    A normal user cannot bind in /run itself; its daemons (rootless Podman, ssh-agent,
+    gpg-agent) bind in its runtime directory /run/user/UID, hidden the same way."""
+    where = "/run"
+    if os.geteuid() != 0:
+        where = os.environ.get("XDG_RUNTIME_DIR", "")
+        if not where.startswith("/run/") or not os.access(where, os.W_OK):
+            pytest.skip("needs root, or a runtime directory under /run (XDG_RUNTIME_DIR) "
+                        "this user can write")
+    path = f"{where}/codex-box-late-{uuid.uuid4().hex[:8]}.sock"
     client = (f"import socket, time; time.sleep(1.5); s = socket.socket(socket.AF_UNIX)\n"
               f"try:\n    s.connect({path!r}); print('CONNECTED')\n"
               f"except OSError as exc:\n    print('refused', exc.errno)")

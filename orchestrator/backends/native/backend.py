@@ -11,6 +11,7 @@ container backends: a native run loads only its own path.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -40,8 +41,12 @@ class LinuxBackend:
     name = "native"
 
     def probe(self, spec: SandboxSpec | None = None, *, quick: bool = False) -> NativeFacts:
-        # The same for every spec: the plan refuses what it cannot do.
-        return host.probe(quick=quick)
+        """This kernel's facts (the same for every spec), unavailable for ``spec`` when
+        it asks for a limit this host cannot enforce (``cannot_enforce``)."""
+        facts = host.probe(quick=quick)
+        if spec is not None and facts.available and (problem := cannot_enforce(spec)):
+            return dataclasses.replace(facts, available=False, reason=problem)
+        return facts
 
     def availability(self, spec: SandboxSpec | None = None) -> Availability:
         return self.probe(spec).availability()
@@ -62,7 +67,7 @@ class LinuxBackend:
         }
         notes: tuple[str, ...] = ()
         if os.geteuid() != 0:
-            notes = ("not root: --memory needs a cgroup codex-box can write, else it is refused",)
+            notes = (_not_root_note(),)
         return Diagnosis(available=probed.available, reason=probed.reason, facts=facts, notes=notes)
 
     def run(
@@ -104,3 +109,47 @@ class LinuxBackend:
 
     def gc(self) -> list[str]:
         return cgroups.sweep_stale()
+
+
+def cannot_enforce(spec: SandboxSpec) -> str | None:
+    """Why a native run of ``spec`` would have less than it asks (then it is refused
+    before anything starts, with this reason; the launcher refuses too, as a backstop).
+
+    - ``--cpus``: the native sandbox has no CPU quota (it was silently ignored).
+    - an explicit ``--memory`` without a cgroup codex-box can write (a normal user
+      without a delegated cgroup): rlimits do not bound a process tree, tmpfs or shared
+      memory. The default cap is dropped instead (``memory_is_default``).
+    - ``--pids`` as root without a cgroup: the kernel never applies RLIMIT_NPROC to
+      uid 0. (A normal user gets RLIMIT_NPROC, exact in the run's own user namespace.)
+    """
+    limits = spec.limits
+    if limits.cpus is not None:
+        return "has no CPU quota: --cpus needs --backend docker or podman (or drop --cpus)"
+    memory = limits.memory_bytes is not None and not limits.memory_is_default
+    pids_as_root = limits.pids is not None and os.geteuid() == 0
+    if not (memory or pids_as_root):
+        return None
+    why = cgroups.why_none()
+    if why is None:
+        return None
+    if memory:
+        return (
+            f"cannot enforce --memory without a cgroup codex-box can write ({why}): "
+            "run as root, or delegate a cgroup v2 subtree to this user"
+        )
+    return (
+        f"cannot limit processes for uid 0 without a cgroup ({why}): give codex-box a "
+        "writable cgroup, or pass --pids 0"
+    )
+
+
+def _not_root_note() -> str:
+    why = cgroups.why_none()
+    if why is None:
+        return "not root, with a cgroup codex-box can write: limits work as for root"
+    return (
+        f"not root, no cgroup codex-box can write ({why}): --pids is RLIMIT_NPROC (exact: "
+        "each run has its own user namespace; a trusted run, which has none, counts all "
+        "your processes), an explicit --memory is refused (exit 125), the default memory "
+        "cap is dropped"
+    )

@@ -55,6 +55,9 @@ class PodmanHost:
     init: bool = True  # catatonit present (containers get an init that reaps zombies)
     # AppArmor profiles the kernel enforces, read locally (empty for a remote service).
     apparmor_loaded: tuple[str, ...] | None = ()  # None: unreadable (not root)
+    # Rootless only: /dev/net/tun can be opened (slirp4netns needs it for a network);
+    # None: not asked (rootful, or a remote service).
+    tun: bool | None = None
 
     def apparmor_host(self) -> HostAppArmor:
         return HostAppArmor(enabled=self.apparmor, loaded=self.apparmor_loaded)
@@ -88,6 +91,17 @@ class PodmanHost:
             notes.append("cgroups: hybrid (v1 controllers, v2 mounted beside them)")
         if not self.init:
             notes.append("catatonit missing: install it (apt-get install catatonit)")
+        if self.rootless and self.cgroups == "v1":
+            notes.append(
+                "rootless on cgroup v1: Podman ignores pids/memory/cpu limits, so codex-box "
+                "refuses every run that has one (the default --pids 4096 is one)"
+            )
+        if self.rootless and self.tun is False:
+            notes.append(
+                "rootless: /dev/net/tun cannot be opened by this user (udev normally makes "
+                "it 0666), so slirp4netns gives no container a network: workspace-net and "
+                "trusted fail"
+            )
         return notes
 
 
@@ -134,6 +148,7 @@ def probe(url: str, *, full: bool = False, quick: bool = False) -> PodmanHost:
         seccomp=bool(security.get("seccompEnabled")),
         apparmor=bool(security.get("apparmorEnabled")),
         rootless=bool(security.get("rootless")),
+        tun=_tun_usable() if local is not None and security.get("rootless") else None,
         can_raise_rlimits=None if local is None else _has_capability(local, CAP_SYS_RESOURCE),
         rlimits=() if local is None else _rlimits(local),
         runc=shutil.which("runc"),
@@ -174,12 +189,19 @@ def _process_facts(pid: int) -> PodmanHost:
         seccomp=None,  # not asked: the suite checks the filter from inside every backend
         apparmor=armored,
         rootless=rootless,
+        tun=_tun_usable() if rootless else None,
         can_raise_rlimits=_has_capability(pid, CAP_SYS_RESOURCE),
         rlimits=_rlimits(pid),
         runc=shutil.which("runc"),
         init=any(os.path.exists(path) for path in INIT_PATHS),
         apparmor_loaded=loaded_profiles() if armored else (),
     )
+
+
+def _tun_usable() -> bool:
+    """Whether this user can open /dev/net/tun, as the rootless service's slirp4netns
+    must (a local rootless service runs as the same user as codex-box)."""
+    return os.access("/dev/net/tun", os.R_OK | os.W_OK)
 
 
 def _crun_installed() -> bool:

@@ -57,6 +57,7 @@ def render(request: Mapping[str, Any]) -> dict[str, Any]:
         "cpu_period",
         "cpu_quota",
         "ulimits",
+        "userns_mode",
     }
     if unknown:
         raise TypeError(f"no libpod rendering for {sorted(unknown)}")
@@ -71,6 +72,8 @@ def render(request: Mapping[str, Any]) -> dict[str, Any]:
         "cpu": {"period": request.get("cpu_period"), "quota": request.get("cpu_quota")},
         "memory": {"limit": request.get("mem_limit"), "swap": request.get("memswap_limit")},
     }
+    if "userns_mode" in request:
+        body["userns"] = {"nsmode": request["userns_mode"]}
     if "network_mode" in request:
         kind, sep, path = str(request["network_mode"]).partition(":")
         if kind == "ns" and sep and ":" not in path:

@@ -73,6 +73,11 @@ def translate(spec: SandboxSpec, host: PodmanHost) -> dict[str, Any]:
             ),
         ],
     }
+    if host.rootless:
+        # Rootless Podman maps the container's uids onto the user's subordinate range:
+        # uid:gid above would be a subordinate uid on the host, and a writable workspace
+        # (the user's) would not be writable. keep-id maps the user's own uid to itself.
+        request["userns_mode"] = "keep-id"
     if spec.capabilities is Capabilities.NONE:
         request["cap_drop"] = ["ALL"]
     if spec.sandboxed:
@@ -107,9 +112,17 @@ def cannot_enforce(spec: SandboxSpec, host: PodmanHost) -> str | None:
     # limit the user gave makes the run unenforceable.
     memory = limits.memory_bytes is not None and not limits.memory_is_default
     limited = limits.pids is not None or memory or limits.cpus
+    if host.rootless and host.tun is False and container.network_mode(spec) == "bridge":
+        # slirp4netns, rootless Podman's network, cannot open /dev/net/tun: the start
+        # fails, and the failure read as catatonit's would say "command not found".
+        return "is rootless and this user cannot open /dev/net/tun: no network for it"
     if _ignores_limits(host) and limited:
         # Podman then only warns "resource limits are not supported and ignored".
-        return "is rootless on cgroup v1, where it ignores pids/memory/cpu limits"
+        return (
+            "is rootless on cgroup v1, where it ignores pids/memory/cpu limits (rootless "
+            "Podman applies them only on cgroup v2 with those controllers delegated to the "
+            "user); use --backend native"
+        )
     return None
 
 

@@ -127,7 +127,21 @@ def _run_unsandboxed(plan: dict[str, Any], status: Status) -> NoReturn:
         status.send(sandboxed=True)
         session_root.serve(plan["session_fd"], own_pid_namespace=False)
     launcher = os.getpid()
-    child = os.fork()
+    try:
+        child = os.fork()
+    except BlockingIOError as exc:
+        # As a normal user without a cgroup, --pids is RLIMIT_NPROC; a trusted run has no
+        # user namespace of its own, so the kernel counts every process of this user on
+        # the host against it, and a limit below that count stops the command's own fork.
+        limit = plan["limits"]["pids"]
+        if limit is None or plan["cgroup_procs"]:
+            raise
+        raise OSError(
+            exc.errno,
+            f"--pids {limit} stops the command from starting: a trusted run has no user "
+            "namespace, so RLIMIT_NPROC counts every process of this user; pass a larger "
+            "--pids or --pids 0, or give codex-box a writable cgroup",
+        ) from exc
     if child == 0:
         # No pid namespace here: the command must die with us if codex-box is killed.
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -16,6 +16,7 @@ import pytest
 from orchestrator.backends import base, docker
 from orchestrator.backends.containers import ledger
 from orchestrator.backends.podman import backend as podman_backend
+from orchestrator.backends.podman import host as podman_host
 from orchestrator.core.errors import EXIT_SETUP, BackendUnavailable
 from orchestrator.core.spec import SandboxSpec
 from tests.unit.backends.fake_engine import FakeEngine, Route, dead_socket
@@ -60,6 +61,17 @@ def records(request: pytest.FixtureRequest, tmp_path: Path,
     if request.param == "known":
         monkeypatch.setattr(ledger.Ledger, "must_sweep", lambda self: False)
     return root
+
+
+@pytest.fixture(autouse=True)
+def rootful_fake_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fakes stand for a rootful service. A local service's quick probe reads its
+    process's owner from /proc, and the fake's process is this test's own: run as a
+    normal user (the non-root CI leg) it would pass for rootless Podman, which on a
+    cgroup v1 host cannot enforce limits and is refused before any round trip."""
+    real = podman_host._process_facts
+    monkeypatch.setattr(podman_host, "_process_facts",
+                        lambda pid: dataclasses.replace(real(pid), rootless=False))
 
 
 def spec_for(codex_home: Path, **changes: str) -> SandboxSpec:

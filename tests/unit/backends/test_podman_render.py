@@ -36,6 +36,9 @@ HOSTS = {
     "rlimits raised by the runtime, default runtime": dataclasses.replace(
         HOST, can_raise_rlimits=True, runtime="crun", cgroups="v2", hybrid_cgroups=False
     ),
+    "rootless on cgroup v2 (keep-id)": dataclasses.replace(
+        HOST, rootless=True, cgroups="v2", hybrid_cgroups=False
+    ),
 }
 LIMITS = {
     "defaults": Limits(timeout_s=None, memory_bytes=2 * 1024**3, pids=512),

@@ -17,7 +17,12 @@ import pytest
 
 from orchestrator.backends.podman.backend import PodmanBackend
 from orchestrator.backends.podman.host import PodmanFacts, PodmanHost, _has_capability, _rlimits
-from orchestrator.backends.podman.translate import join_holder, translate, verify_created
+from orchestrator.backends.podman.translate import (
+    cannot_enforce,
+    join_holder,
+    translate,
+    verify_created,
+)
 from orchestrator.compile.spec import podman_host
 from orchestrator.core.errors import BackendUnavailable, SandboxSetupError
 from orchestrator.core.profile import DEFAULT_PROTECTED
@@ -159,6 +164,34 @@ def test_runc_replaces_crun_only_on_v1_cgroups_where_runc_exists(
     host = dataclasses.replace(HOST, runtime=runtime, cgroups=cgroups, runc=runc)
     assert translate(fixed_spec("offline", codex_home=codex_home), host).get("runtime") == expected
     assert ("runc" in " ".join(host.quirks())) == (expected == "runc")
+
+
+@pytest.mark.parametrize("rootless", [False, True])
+def test_rootless_podman_keeps_the_users_own_uid(rootless: bool, codex_home: Path) -> None:
+    """Rootless Podman maps container uids onto subordinate ones: without keep-id the
+    sandbox's uid:gid would be a stranger's on the host and a writable workspace would
+    not be writable (seen as the non-root CI leg's user)."""
+    host = dataclasses.replace(HOST, rootless=rootless, cgroups="v2", hybrid_cgroups=False)
+    request = translate(fixed_spec("workspace", codex_home=codex_home), host)
+    assert request.get("userns_mode") == ("keep-id" if rootless else None)
+
+
+def test_rootless_notes_say_why_limits_and_networks_fail_here() -> None:
+    host = dataclasses.replace(HOST, rootless=True, cgroups="v1", tun=False)
+    notes = " | ".join(host.quirks())
+    assert "rootless on cgroup v1: Podman ignores pids/memory/cpu limits" in notes
+    assert "/dev/net/tun cannot be opened by this user" in notes
+    assert "tun" not in " | ".join(dataclasses.replace(host, tun=True).quirks())
+
+
+@pytest.mark.parametrize(("profile", "refused"), [("workspace-net", True), ("offline", False)])
+def test_rootless_without_dev_net_tun_refuses_a_networked_run(
+    profile: str, refused: bool, codex_home: Path
+) -> None:
+    host = dataclasses.replace(HOST, rootless=True, cgroups="v2", hybrid_cgroups=False,
+                               tun=False)
+    problem = cannot_enforce(fixed_spec(profile, codex_home=codex_home), host)
+    assert (problem is not None and "/dev/net/tun" in problem) == refused, problem
 
 
 def test_doctor_notes_explain_the_rlimit_quirk_with_the_values_used() -> None:

@@ -549,7 +549,7 @@ def test_a_link_in_a_directory_that_may_be_a_workspace_is_not_followed(
     from orchestrator.sandbox.linux.pinning import resolve_write_root
 
     if not os.access(parent, os.W_OK):
-        pytest.skip(f"needs a writable {parent}")
+        pytest.skip(f"needs root (or a writable {parent}): makes a link directly in {parent}")
     link = f"{parent}/codex-box-test-link-{os.getpid()}"
     os.symlink(tmp_path, link)
     try:

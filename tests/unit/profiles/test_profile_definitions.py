@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.audit.redact import Redactor
 from orchestrator.core.errors import EXIT_REFUSED, EXIT_SETUP, ConfigError, Refused
 from orchestrator.core.profile import Access, Network
+from orchestrator.host.user import home_of, user_name
 from orchestrator.profiles.store import BUILTIN_DIR, ProfileStore
 from orchestrator.resolve import approval as profile_approval
 from orchestrator.resolve.precedence import PROFILE_FILE, Resolution, Source, resolve_profile
@@ -408,7 +410,10 @@ def test_the_profile_resolve_record_carries_the_chain(
     assert outcome.prepared.spec.profile == "workspace+.codex-profile"
     (record,) = [r for r in audit_records(codex_home) if r["operation"] == "profile_resolve"]
     assert record["target"] == "workspace+.codex-profile" and record["profile_source"] == "file"
-    assert record["reason"] == (
+    # Through the audit log's own redaction: a checkout under the user's home (the
+    # non-root CI leg's /home/codexci/codex-box) names the login, which becomes [USER].
+    redact = Redactor(user_name(base_env), home_of(base_env))
+    assert record["reason"] == redact(
         f"file ({workspace}/.codex-profile); chain: built-in "
         f"{BUILTIN_DIR}/workspace.yaml sets every key → .codex-profile "
         f"{workspace}/.codex-profile sets filesystem.protected_paths"

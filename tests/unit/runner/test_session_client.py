@@ -5,7 +5,9 @@ showed a silent exit 1 (BrokenPipeError) instead."""
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +25,14 @@ BIG = "x" * (2 * 1024 * 1024)
 
 
 @pytest.fixture
-def refusing_keeper(tmp_path: Path) -> Iterator[Path]:
-    store.make_directory(tmp_path, SID)
+def refusing_keeper() -> Iterator[Path]:
+    # Not tmp_path: /tmp/pytest-of-USER/... grows with the login name, and for a longer
+    # one than root (the non-root CI leg's codexci) the socket's path passed the 108
+    # bytes a unix socket address holds.
+    home = Path(tempfile.mkdtemp(prefix="cb-", dir="/tmp"))
+    store.make_directory(home, SID)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(store.directory(tmp_path, SID) / locate.SOCKET))
+    listener.bind(str(store.directory(home, SID) / locate.SOCKET))
     listener.listen(1)
 
     def refuse() -> None:
@@ -36,9 +42,10 @@ def refusing_keeper(tmp_path: Path) -> Iterator[Path]:
 
     thread = threading.Thread(target=refuse, daemon=True)
     thread.start()
-    yield tmp_path
+    yield home
     thread.join(timeout=10)
     listener.close()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def test_an_exec_the_keeper_refuses_unread_reports_the_keepers_reason(
