@@ -7,7 +7,7 @@ SUPERVISE := orchestrator/backends/containers/bin/codex-box-supervise
 READY  := $(STAMP) $(SUPERVISE)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo images test test-unit test-faults test-nonroot test-escape lint bench bench-docker bench-podman bench-policy bench-audit bench-proxy clean
+.PHONY: help install demo images test fuzz test-unit test-faults test-nonroot test-escape lint bench bench-docker bench-podman bench-policy bench-audit bench-proxy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,10 +45,16 @@ SERIAL := tests/integration/test_container_roundtrips.py tests/integration/test_
 
 test: $(READY) ## the whole suite: unit, integration (real kernel, engines) and escape; in parallel where independent
 	$(BIN)/pytest -q -rs -n 2 tests/unit
+	@# Every parser against generated malformed input, a fixed number of examples each
+	@# (about 2 min); `make fuzz` runs each for minutes.
+	$(BIN)/pytest -q -rs -n 2 tests/fuzz
 	$(BIN)/pytest -q -rs $(SERIAL)
 	$(BIN)/pytest -q -rs -n 3 --dist loadfile tests/integration tests/escape $(addprefix --ignore=,$(SERIAL))
 	@# Last and alone: these kill dockerd and the Podman service and fill disks on purpose.
 	$(BIN)/pytest -q -rs tests/faults
+
+fuzz: $(STAMP) ## fuzz every parser for FUZZ_SECONDS each (default 600; hypothesis in timed batches), then a table
+	$(BIN)/python scripts/fuzz.py --seconds $(or $(FUZZ_SECONDS),600)
 
 test-unit: $(READY) ## unit tests only (no kernel features needed)
 	$(BIN)/pytest -q -rs -n 2 tests/unit

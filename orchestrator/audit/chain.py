@@ -97,7 +97,7 @@ def _last_in(path: Path) -> tuple[tuple[int, str] | None, bool]:
 def _seq_of(line: bytes) -> int | None:
     try:
         record = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # a torn or damaged line: not a record
         return None
     seq = record.get("seq") if isinstance(record, dict) else None
     return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
@@ -115,7 +115,7 @@ def parse_head(data: bytes) -> tuple[int, str] | None:
     (empty, torn, stale bytes after it, not this format)."""
     try:
         head = json.loads(data)
-    except ValueError:  # UnicodeDecodeError included
+    except (ValueError, RecursionError):  # UnicodeDecodeError included; nested too deep
         return None
     if not isinstance(head, dict):
         return None

@@ -68,7 +68,13 @@ def parse_time(text: str, *, now: datetime | None = None) -> datetime:
     match = re.fullmatch(r"(\d+)\s*([smhd])", text.strip())
     if match:
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-        return (now or datetime.now(UTC)) - timedelta(**{unit: int(match.group(1))})
+        try:
+            return (now or datetime.now(UTC)) - timedelta(**{unit: int(match.group(1))})
+        except (OverflowError, ValueError) as exc:  # before year 1, or 4300+ digits
+            raise ConfigError(
+                f"age {text[:40]!r} reaches back before year 1",
+                hint="use an age such as 30m, 2h or 7d, or an ISO date/time",
+            ) from exc
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
@@ -82,7 +88,7 @@ def parse_time(text: str, *, now: datetime | None = None) -> datetime:
 def parse_line(line: str, *, number: int, file: Path) -> dict[str, Any]:
     try:
         record = json.loads(line)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # torn, a 5000-digit number, nested too deep
         record = None
     if not isinstance(record, dict):  # torn, overwritten or not a record at all
         return {"operation": "unparseable", "file": str(file), "line": number,

@@ -109,6 +109,6 @@ def _check_head(path: Path, last_seq: int | None, last_hash: str | None, report:
 def _parse(raw: bytes) -> dict[str, object] | None:
     try:
         record = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than json can read: not a record
         return None
     return record if isinstance(record, dict) else None

@@ -31,7 +31,13 @@ class CodexBoxError(Exception):
         self.hint = hint
 
     def one_line(self) -> str:
-        return f"{self.message} — {self.hint}" if self.hint else self.message
+        text = f"{self.message} — {self.hint}" if self.hint else self.message
+        # One line whatever an input put in the message (a key or path with a newline,
+        # a control sequence): a file a sandbox wrote must not forge lines on a terminal
+        # or in a log.
+        if text.isprintable():
+            return text
+        return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 class ConfigError(CodexBoxError):

@@ -45,8 +45,12 @@ def problems_in(directory: Path) -> list[str]:
     for path in sorted(directory.glob("*.json")):
         try:
             profiles[path.name] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             found.append(f"{path.name}: not readable JSON ({exc})")
+            continue
+        if not isinstance(profiles[path.name], dict):
+            found.append(f"{path.name}: not a JSON object")
+            del profiles[path.name]
             continue
         found += [f"{path.name}: {p}" for p in problems(profiles[path.name])]
     baseline = profiles.get(BASELINE)

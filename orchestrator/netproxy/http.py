@@ -17,13 +17,15 @@ import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 MAX_HEAD = 64 * 1024
 BODY_IDLE_S = 60.0
 T = TypeVar("T")
 CHUNK = 64 * 1024
-_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also admits "²"
+# ASCII only: str.isdigit() also admits "²"; at most 19 digits, so int() never meets a
+# 4300-digit number (a ValueError past every refusal: no answer, no audit record).
+_DIGITS = re.compile(r"[0-9]{1,19}")
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # Per-hop headers: they describe the client↔proxy connection, never the origin's.
@@ -135,7 +137,7 @@ def origin_form(target: str, host: str, port: int) -> str:
     another name would reach another site behind the same front end."""
     if target.startswith("/") or target == "*":
         return target
-    parts = urlsplit(target)
+    parts = _split(target)
     scheme = parts.scheme.lower()
     try:
         named_port = parts.port or (443 if scheme == "https" else 80)
@@ -149,7 +151,7 @@ def origin_form(target: str, host: str, port: int) -> str:
 
 def split_absolute(target: str) -> tuple[str, int, str]:
     """(host, port, origin-form path) of an absolute-form ``http://`` request target."""
-    parts = urlsplit(target)
+    parts = _split(target)
     if parts.scheme.lower() != "http" or not parts.hostname:
         raise BadRequest(
             400, f"expected an http:// URL, got {target[:80]!r} (HTTPS goes through CONNECT)"
@@ -160,6 +162,15 @@ def split_absolute(target: str) -> tuple[str, int, str]:
         raise BadRequest(400, f"bad port in {target[:80]!r}") from exc
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return parts.hostname, port, path
+
+
+def _split(target: str) -> SplitResult:
+    """``urlsplit``, whose ValueError (``http://[::1/``: "Invalid IPv6 URL") would reach
+    the proxy's catch-all: the connection closed unanswered and unrecorded."""
+    try:
+        return urlsplit(target)
+    except ValueError as exc:
+        raise BadRequest(400, f"malformed URL {target[:80]!r}") from exc
 
 
 def body_length(req: RequestHead) -> int | None:

@@ -143,6 +143,13 @@ def load_text(text: str, *, filename: str, tighten_only: bool = False) -> RuleSe
                 f"{filename}: evaluation took longer than {DEADLINE_S:g} s", hint=_FIX
             ) from exc
         raise PolicyError(_one_line(str(exc), filename), hint=_FIX) from exc
+    except BaseException as exc:
+        # starlark-rust panics on some overflows (`"".join([x] * 100)` past 4 GiB: "len
+        # overflow"); pyo3 raises that as PanicException, a BaseException. A project's
+        # rule file (a cloned repository's) must not crash every launch with it.
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise PolicyError(f"{filename}: evaluation failed ({exc})", hint=_FIX) from None
     return RuleSet(
         prefix=tuple(builder.prefix),
         programs=tuple(builder.programs),

@@ -56,6 +56,8 @@ def _resolved(path: str) -> str:
             return os.path.realpath(path)
         except OSError as exc:
             problem = exc.strerror or str(exc)
+        except ValueError:  # a NUL or a lone surrogate: no file has that name
+            return "(unresolvable: not a file name)"
     return f"(unresolvable while it changed: {problem})"
 
 
@@ -102,7 +104,11 @@ def writable(path: str, context: Context) -> bool:
     writable root and outside the protected paths, lexically or once resolved."""
     roots = context.writable_roots or ()
     lexical = normal(path)
-    for candidate in dict.fromkeys((lexical, os.path.realpath(lexical))):
+    try:
+        real = os.path.realpath(lexical)
+    except ValueError:  # a NUL or a lone surrogate: judged as writable (fail closed)
+        return True
+    for candidate in dict.fromkeys((lexical, real)):
         if any(inside(candidate, root) for root in roots) and not any(
             inside(candidate, p) for p in context.protected_paths
         ):

@@ -80,6 +80,12 @@ class Script:
     problems: list[Problem] = field(default_factory=list)
 
 
+# tree-sitter-bash 0.25 reads out of bounds (a segfault, now and then) on `{` followed by
+# a code point of U+20000 or above (CJK extension B on, private use): a sandbox could
+# kill codex-box, or a session's keeper, with one command line. Such text is not parsed.
+_UNPARSEABLE = "\U00020000"
+
+
 @functools.cache
 def _parser() -> Parser:
     import tree_sitter_bash
@@ -89,7 +95,17 @@ def _parser() -> Parser:
 
 
 def parse(text: str) -> Script:
-    source = text.encode()
+    try:
+        # Argv that is not UTF-8 arrives as surrogate escapes: judge the bytes bash gets.
+        source = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate no argv can hold (Python callers)
+        walker = _Walker(b"")
+        walker.unverified("the shell text is not valid text (a lone surrogate)")
+        return walker.script
+    if max(text, default="") >= _UNPARSEABLE:
+        walker = _Walker(b"")
+        walker.unverified(f"characters past U+{ord(_UNPARSEABLE) - 1:X} are not inspected")
+        return walker.script
     tree = _parser().parse(source)
     walker = _Walker(source)
     if tree.root_node.has_error:
@@ -108,7 +124,7 @@ class _Walker:
         self.script.problems.append(Problem(Decision.UNVERIFIED, reason))
 
     def text(self, node: Node) -> str:
-        return self.source[node.start_byte : node.end_byte].decode(errors="replace")
+        return self.source[node.start_byte : node.end_byte].decode(errors="surrogateescape")
 
     def statements(self, node: Node) -> None:
         for child in node.named_children:

@@ -41,21 +41,41 @@ def load_file(path: Path, builtins: Mapping[str, Profile]) -> Profile:
         raise ConfigError(
             f"cannot read profile {path}: {exc.strerror}", hint="check the file's permissions"
         ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"cannot read profile {path}: not UTF-8", hint="write it in UTF-8"
+        ) from exc
     return ProfileParser(path, text, parse_yaml(path, text), builtins).parse()
 
 
 def parse_yaml(path: Path, text: str) -> dict[str, Any]:
     import yaml  # only user profiles need the parser: built-ins load from `compiled`
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's C loader if there
     try:
-        # libyaml's C loader when PyYAML has it.
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+        # No aliases (*name): they let a few hundred bytes stand for billions of nodes
+        # ("billion laughs"), and any walk of the value, or an error message showing it,
+        # would then hang codex-box. A .codex-profile may have been written by a
+        # sandboxed command; no profile needs an alias.
+        for event in yaml.parse(text, Loader=loader):
+            if isinstance(event, yaml.AliasEvent):
+                mark = event.start_mark
+                raise ConfigError(
+                    f"{path}{f':{mark.line + 1}' if mark else ''}: a YAML alias (*name)",
+                    hint="aliases are not allowed in a profile; write the value out in full",
+                )
+        data = yaml.load(text, Loader=loader)  # noqa: S506
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(
             f"{path}{line}: malformed YAML ({problem})", hint="fix the YAML syntax at that line"
+        ) from exc
+    except (ValueError, RecursionError) as exc:  # an integer of over 4300 digits, …
+        raise ConfigError(
+            f"{path}: malformed YAML ({str(exc).splitlines()[0][:80]})",
+            hint="fix the value; a profile holds names, lists and true/false",
         ) from exc
     if not isinstance(data, dict):
         raise ConfigError(
@@ -75,8 +95,11 @@ class ProfileParser:
         self.is_builtin = not builtins
 
     def fail(self, key: str, problem: str, hint: str) -> ConfigError:
+        # Keys and values are the file's: shown escaped, so the error stays one line
+        # and a file a sandbox wrote cannot forge lines on the user's terminal.
         return ConfigError(
-            f"{self.path}{line_of(self.text, key)}: key '{key}': {problem}", hint=hint
+            printable(f"{self.path}{line_of(self.text, key)}: key '{key}': {problem}"),
+            hint=printable(hint),
         )
 
     def flat(self) -> dict[str, Any]:
@@ -368,7 +391,7 @@ def line_of(text: str, dotted: str) -> str:
         return ""
     try:
         node = yaml.compose(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):  # nested deeper than Python's composer goes
         return ""
     line = 0
     for part in dotted.split("."):
@@ -383,3 +406,11 @@ def line_of(text: str, dotted: str) -> str:
         else:
             return ""
     return f":{line}"
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable (a newline, a control, a
+    lone surrogate) shown as its escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

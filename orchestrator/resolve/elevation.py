@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.core.errors import ConfigError, UsageError
+from orchestrator.profiles.parser import printable
 
 from . import grant_files as files
 from .grant_files import Untrusted, grants_dir
@@ -109,10 +110,15 @@ def _now(now: datetime | None) -> datetime:
 def parse_duration(text: str) -> timedelta:
     """``90s``, ``30m``, ``2h``, ``1d``, ``1h30m``; more than 0, at most MAX_DURATION."""
     raw = text.strip().lower()
-    parts = _DURATION.findall(raw)
+    # findall backtracks over a long run of digits at every start: quadratic (a minute
+    # for 50,000 digits). No duration of at most 24h is longer than this.
+    parts = _DURATION.findall(raw) if len(raw) <= 40 else []
     if not parts or "".join(n + u for n, u in parts) != raw:
         raise UsageError(f"--for {text!r} is not a duration", hint=DURATION_HINT)
-    seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    try:
+        seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    except ValueError:  # a number of 4300+ digits: far longer than a grant may last
+        seconds = int(MAX_DURATION.total_seconds()) + 1
     if seconds <= 0:
         raise UsageError(f"--for {text!r} is no time at all", hint=DURATION_HINT)
     if seconds > MAX_DURATION.total_seconds():
@@ -210,9 +216,8 @@ def _verify(data: dict[str, Any], key: bytes, directory: str, now: datetime) -> 
     ):
         return f"not a version-{VERSION} grant"
     if data["workspace"] != directory:
-        return (
-            f"it was made for {data['workspace']}, not {directory} (copied from another workspace)"
-        )
+        made_for = printable(data["workspace"])  # a warning is one line, whatever the file says
+        return f"it was made for {made_for}, not {directory} (copied from another workspace)"
     try:
         created, expires = _parse_time(data["created"]), _parse_time(data["expires"])
     except (TypeError, ValueError):

@@ -189,7 +189,10 @@ def signature_matches(key: bytes, data: dict[str, Any]) -> bool:
 
 def _mac(key: bytes, payload: dict[str, Any]) -> str:
     body = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+    # surrogatepass: a workspace path that is not UTF-8 (and any "\udcff" a damaged file
+    # holds) must be signed or checked, never crash the resolution; valid text encodes
+    # exactly as before, so existing grants still verify.
+    return hmac.new(key, body.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 
 def write_atomically(dir_fd: int, name: str, body: bytes) -> None:

@@ -156,7 +156,8 @@ def audit_line(record: Mapping[str, Any]) -> str:
     outcome = str(record.get("grant_event") or record.get("approval_event") or outcome)
     reason = record.get("reason")
     return printable(
-        f"{when}  {decision:<8} {record.get('operation', '?'):<13} "
-        f"{record.get('profile', '-'):<14} {outcome:<8} {record.get('target', '')}"
+        # !s: a damaged log may hold null, a list or an object in any field.
+        f"{when}  {decision:<8} {record.get('operation', '?')!s:<13} "
+        f"{record.get('profile', '-')!s:<14} {outcome:<8} {record.get('target', '')}"
         + (f"  — {reason}" if decision != "allowed" and reason else "")
     )

@@ -87,7 +87,8 @@ def _settings(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     for key in sandbox:
         if key not in _SANDBOX_KEYS:
             raise ConfigError(
-                f"{path}: unknown key 'sandbox.{key}'",
+                # repr: a key may hold a newline; the error stays one line.
+                f"{path}: unknown key {f'sandbox.{key}'!r}",
                 hint=f"{did_you_mean(key, _SANDBOX_KEYS)}allowed: {', '.join(_SANDBOX_KEYS)}",
             )
     mode = _opt_str(path, "sandbox.profile", sandbox.get("profile"))
@@ -173,7 +174,7 @@ def _table(path: Path, data: dict[str, Any], name: str, keys: tuple[str, ...]) -
     for key in table:
         if key not in keys:
             raise ConfigError(
-                f"{path}: unknown key '{name}.{key}'",
+                f"{path}: unknown key {f'{name}.{key}'!r}",
                 hint=f"{did_you_mean(key, keys)}allowed: {', '.join(keys)}",
             )
     return table

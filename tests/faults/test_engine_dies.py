@@ -21,7 +21,7 @@ from tests.conftest import CODEX_BOX, REPO
 from tests.integration.session_helpers import wait_until
 from tests.procs import marker_for, processes_with
 
-from .conftest import containers_labelled, gc, records, verify
+from .conftest import containers_labelled, gc, records, settled_leftovers, verify
 
 SERVICES = {
     # engine: (how its service shows in /proc/PID/cmdline, start script, its name in errors)
@@ -65,10 +65,12 @@ def test_an_engine_killed_mid_run_ends_it_125_naming_the_engine_and_gc_leaves_no
     session = f"fault-engine-{os.getpid()}-{time.monotonic_ns()}"
     env = {**base_env, "CODEX_BOX_SESSION": session}
     marker, set_m = marker_for(f"{engine}-engine-dies")
+    before = {p.name for p in workspace.iterdir()}
     errors = tmp_path / "stderr"
     with errors.open("w") as stderr:
         proc = subprocess.Popen(
-            [CODEX_BOX, "run", "--backend", engine, "--profile", "offline", "--",
+            # net-read-only: the run has a network holder container as well.
+            [CODEX_BOX, "run", "--backend", engine, "--profile", "net-read-only", "--",
              "bash", "-c", f'{set_m}; exec -a "$M" sleep 120'],
             cwd=workspace, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=stderr,
@@ -89,11 +91,14 @@ def test_an_engine_killed_mid_run_ends_it_125_naming_the_engine_and_gc_leaves_no
 
     subprocess.run(["bash", SERVICES[engine][1]], cwd=REPO, check=True, timeout=120,
                    stdout=subprocess.DEVNULL)
+    # What the dead engine kept codex-box from removing (the command's container and
+    # its network holder), seen before gc, so "nothing after gc" means something.
+    assert len(containers_labelled(engine, session)) == 2, containers_labelled(engine, session)
     swept = gc(env)
     assert swept.returncode == 0, swept.stderr
-    assert wait_until(lambda: not containers_labelled(engine, session), 30), (
-        containers_labelled(engine, session))
-    assert wait_until(lambda: not processes_with(marker), 30), "the command outlived it all"
+    where = {"backend": engine, "session": session, "codex_pid": proc.pid, "marker": marker,
+             "workspace": workspace, "before": before, "run_id": None}
+    assert settled_leftovers(**where) == []  # containers (holder too), mounts, processes
     assert verify(codex_home, env).returncode == 0
 
     again = subprocess.run([CODEX_BOX, "run", "--backend", engine, "--profile", "offline",

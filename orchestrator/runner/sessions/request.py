@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.core.errors import UsageError
+from orchestrator.core.errors import CodexBoxError, UsageError
 from orchestrator.core.options import LaunchOptions
 
 MAX_DURATION_S = 365 * 86400.0  # a later deadline overflows the clock arithmetic
@@ -46,7 +46,24 @@ class StartRequest:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> StartRequest:
-        options = data.pop("options", {})
-        options["env_names"] = tuple(options.get("env_names") or ())
-        return cls(**data, options=LaunchOptions(**options))
+    def from_json(cls, data: Any) -> StartRequest:
+        """Raises CodexBoxError for anything ``to_json`` does not make."""
+        if not isinstance(data, dict) or not isinstance(data.get("options", {}), dict):
+            raise _malformed()
+        data = dict(data)
+        options = dict(data.pop("options", {}))
+        env_names = options.get("env_names") or ()
+        if not isinstance(env_names, list | tuple):
+            raise _malformed()
+        options["env_names"] = tuple(env_names)
+        try:
+            return cls(**data, options=LaunchOptions(**options))
+        except TypeError as exc:  # a field unknown or missing: not a request of ours
+            raise _malformed() from exc
+
+
+def _malformed() -> CodexBoxError:
+    return CodexBoxError(
+        "a session's start request is malformed (not one this codex-box wrote)",
+        hint="start the session with this codex-box's `codex-box session start`",
+    )

@@ -88,8 +88,11 @@ def parse(profile: dict[str, Any]) -> Filter:
                 )
                 for a in entry.get("args") or ()
             )
-            rules.extend(Rule(name=name, action=action, args=args) for name in entry["names"])
-    except (KeyError, TypeError, ValueError) as exc:
+            names = entry["names"]
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise TypeError(f"names must be a list of syscall names, not {names!r:.80}")
+            rules.extend(Rule(name=name, action=action, args=args) for name in names)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # Overflow: int(inf)
         raise SeccompError(0, f"malformed seccomp profile: {exc!r}") from exc
     return Filter(default_action=default, rules=tuple(rules))
 
@@ -104,7 +107,7 @@ def load_file(path: str) -> Filter:
     try:
         with open(path, encoding="utf-8") as handle:
             return parse(json.load(handle))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: not UTF-8, not JSON
         raise SeccompError(0, f"cannot read seccomp profile {path}: {exc}") from exc
 
 

@@ -68,7 +68,7 @@ def recv(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
         if truncated:  # read to its end first: the next message starts in step
             raise DescriptorsLost(message)
         return message, fds
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, RecursionError) as exc:  # RecursionError: nested too deep
         for fd in fds:
             os.close(fd)
         if isinstance(exc, WireError):
