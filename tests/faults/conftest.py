@@ -9,17 +9,20 @@ fill disks): the Makefile runs tests/faults alone, after every other suite.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import CODEX_BOX
+from tests.conftest import CODEX_BOX, REPO
 from tests.integration.session_helpers import (
-    ENGINE_CLI,
     cgroup_parents,
+    containers_of,
     mounts_naming,
     wait_until,
 )
@@ -49,16 +52,6 @@ def gc(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           timeout=120, check=False)
 
 
-def containers_labelled(backend: str, session: str) -> list[str]:
-    if backend not in ENGINE_CLI:
-        return []
-    out = subprocess.run(
-        [*ENGINE_CLI[backend], "ps", "-aq", "--filter", f"label=codex-box.session={session}"],
-        capture_output=True, text=True, timeout=60, check=True,
-    ).stdout
-    return out.split()
-
-
 def cgroups_of_pid(pid: int) -> list[Path]:
     """The run cgroups a codex-box process made (``PID-RUNID`` under each parent)."""
     return [c for p in cgroup_parents() for c in p.glob(f"{pid}-*")]
@@ -67,7 +60,7 @@ def cgroups_of_pid(pid: int) -> list[Path]:
 def leftovers(*, backend: str, session: str, codex_pid: int, marker: str,
               workspace: Path, before: set[str], run_id: str | None) -> list[str]:
     found = [f"process {p} ({marker})" for p in processes_with(marker)]
-    found += [f"container {c}" for c in containers_labelled(backend, session)]
+    found += [f"container {c}" for c in containers_of(backend, session)]
     found += [f"cgroup {c}" for c in cgroups_of_pid(codex_pid)]
     found += [f"mount {m}" for m in mounts_naming(*(n for n in (run_id, session) if n))]
     found += [f"placeholder {n}" for n in {p.name for p in workspace.iterdir()} - before]
@@ -83,3 +76,52 @@ def settled_leftovers(**kw: Any) -> list[str]:
 @pytest.fixture
 def session() -> str:
     return f"fault-{uuid.uuid4().hex[:12]}"
+
+
+def wait_for_decision(codex_home: Path, proc: subprocess.Popen[Any]) -> None:
+    """Until the launch's decision is on disk (bounded: 60 s, or the process ended)."""
+    deadline = time.monotonic() + 60
+    while not any(r.get("phase") == "decided" for r in records(codex_home)):
+        assert time.monotonic() < deadline and proc.poll() is None, "never decided"
+        time.sleep(0.05)
+
+
+SERVICES = {
+    # engine: (how its service shows in /proc/PID/cmdline, start script, its name in errors)
+    "docker": (b"dockerd\0", "scripts/start-dockerd.sh", "Docker"),
+    "podman": (b"podman\0system\0service\0", "scripts/start-podman.sh", "Podman"),
+}
+
+
+def service_pids(engine: str) -> list[int]:
+    """The rootful service's pids (a rootless user's own service is not ours to kill)."""
+    head = SERVICES[engine][0]
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}").st_uid != 0:
+                continue
+            if Path(f"/proc/{entry}/cmdline").read_bytes().startswith(head):
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def restart(engine: str) -> None:
+    """Start the engine's service again with the script CI uses (no-op if it answers)."""
+    subprocess.run(["bash", SERVICES[engine][1]], cwd=REPO, check=True, timeout=120,
+                   stdout=subprocess.DEVNULL)
+
+
+@pytest.fixture(params=["docker", "podman"])
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """An engine whose rootful service the test may SIGKILL; always running again after."""
+    name = str(request.param)
+    request.getfixturevalue(f"{name}_available")
+    if os.geteuid() != 0:
+        pytest.skip("killing the machine's rootful engine needs root (CI runs as root)")
+    yield name
+    restart(name)

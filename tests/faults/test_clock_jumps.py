@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import CODEX_BOX
 
-from .conftest import records, verify
+from .conftest import records, verify, wait_for_decision
 
 DAY = 86_400
 SHIM_SOURCE = Path(__file__).with_name("wallclock_shim.c")
@@ -64,10 +64,7 @@ def test_a_jump_during_a_run_neither_ends_its_timeout_early_nor_late(
         cwd=workspace, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True,
     )
-    deadline = time.monotonic() + 60  # bounded: until the launch is decided
-    while not any(r.get("phase") == "decided" for r in records(codex_home)):
-        assert time.monotonic() < deadline and proc.poll() is None, "never decided"
-        time.sleep(0.05)
+    wait_for_decision(codex_home, proc)
     move(jump)
     # A wall-clock deadline would end a forward jump at once and a backward one never.
     _, err = proc.communicate(timeout=60)

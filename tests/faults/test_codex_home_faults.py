@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 
 from tests.conftest import AUDIT_ONLY_CONFIG, CODEX_BOX, small_tmpfs
 
-from .conftest import records, verify
+from .conftest import verify, wait_for_decision
 
 # An argument that makes the end record longer than a page (its command line is cut at
 # 4096 characters): the record cannot fit in the slack of the log's last page, so a full
@@ -74,10 +73,7 @@ def test_the_audit_disk_filling_during_a_run_loses_no_record_and_starts_nothing_
         cwd=workspace, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
     )
-    deadline = time.monotonic() + 60  # bounded: until the launch is decided
-    while not any(r.get("phase") == "decided" for r in records(home)):
-        assert time.monotonic() < deadline and proc.poll() is None, "never decided"
-        time.sleep(0.05)
+    wait_for_decision(home, proc)
     filler = fill(home.parent)  # the disk fills while the command runs
     out, err = proc.communicate(timeout=60)
     # The command ran (its decision is on disk); its end could not be recorded: said.

@@ -12,51 +12,13 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import CODEX_BOX, REPO
-from tests.integration.session_helpers import wait_until
+from tests.conftest import CODEX_BOX
+from tests.integration.session_helpers import containers_of, wait_until
 from tests.procs import marker_for, processes_with
 
-from .conftest import containers_labelled, gc, records, settled_leftovers, verify
-
-SERVICES = {
-    # engine: (how its service shows in /proc/PID/cmdline, start script, its name in errors)
-    "docker": (b"dockerd\0", "scripts/start-dockerd.sh", "Docker"),
-    "podman": (b"podman\0system\0service\0", "scripts/start-podman.sh", "Podman"),
-}
-
-
-def service_pids(engine: str) -> list[int]:
-    """The rootful service's pids (a rootless user's own service is not ours to kill)."""
-    head = SERVICES[engine][0]
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.stat(f"/proc/{entry}").st_uid != 0:
-                continue
-            if Path(f"/proc/{entry}/cmdline").read_bytes().startswith(head):
-                found.append(int(entry))
-        except OSError:
-            continue
-    return found
-
-
-@pytest.fixture(params=["docker", "podman"])
-def engine(request: pytest.FixtureRequest) -> Iterator[str]:
-    name = str(request.param)
-    request.getfixturevalue(f"{name}_available")
-    if os.geteuid() != 0:
-        pytest.skip("killing the machine's rootful engine needs root (CI runs as root)")
-    yield name
-    # Always back up, whatever the test did: every later test needs the engine.
-    subprocess.run(["bash", SERVICES[name][1]], cwd=REPO, check=True, timeout=120,
-                   stdout=subprocess.DEVNULL)
+from .conftest import SERVICES, gc, records, restart, service_pids, settled_leftovers, verify
 
 
 def test_an_engine_killed_mid_run_ends_it_125_naming_the_engine_and_gc_leaves_nothing(
@@ -89,11 +51,10 @@ def test_an_engine_killed_mid_run_ends_it_125_naming_the_engine_and_gc_leaves_no
              and r.get("phase") == "ended"]
     assert ended, "the run's end was not audited"
 
-    subprocess.run(["bash", SERVICES[engine][1]], cwd=REPO, check=True, timeout=120,
-                   stdout=subprocess.DEVNULL)
+    restart(engine)
     # What the dead engine kept codex-box from removing (the command's container and
     # its network holder), seen before gc, so "nothing after gc" means something.
-    assert len(containers_labelled(engine, session)) == 2, containers_labelled(engine, session)
+    assert len(containers_of(engine, session)) == 2, containers_of(engine, session)
     swept = gc(env)
     assert swept.returncode == 0, swept.stderr
     where = {"backend": engine, "session": session, "codex_pid": proc.pid, "marker": marker,

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import AUDIT_ONLY_CONFIG, REPO, small_tmpfs
+from tests.conftest import AUDIT_ONLY_CONFIG, small_tmpfs
 from tests.integration.session_helpers import (
     Footprint,
     alive,
@@ -22,9 +21,8 @@ from tests.integration.session_helpers import (
     wait_until,
 )
 
-from .conftest import verify
+from .conftest import SERVICES, restart, service_pids, verify
 from .test_codex_home_faults import fill
-from .test_engine_dies import SERVICES, service_pids
 
 
 @pytest.fixture
@@ -61,17 +59,6 @@ def test_an_exec_after_the_audit_disk_filled_runs_nothing_and_the_session_recove
         assert verify(home, {**base_env, **env}).returncode == 0
 
 
-@pytest.fixture(params=["docker", "podman"])
-def engine(request: pytest.FixtureRequest) -> Iterator[str]:
-    name = str(request.param)
-    request.getfixturevalue(f"{name}_available")
-    if os.geteuid() != 0:
-        pytest.skip("killing the machine's rootful engine needs root (CI runs as root)")
-    yield name
-    subprocess.run(["bash", SERVICES[name][1]], cwd=REPO, check=True, timeout=120,
-                   stdout=subprocess.DEVNULL)
-
-
 def test_an_engine_killed_under_a_container_session_fails_its_execs_and_gc_cleans_up(
     engine: str, cli, sessions: Callable[..., str], codex_home: Path, workspace: Path,
     base_env: dict[str, str],
@@ -88,8 +75,7 @@ def test_an_engine_killed_under_a_container_session_fails_its_execs_and_gc_clean
     assert len(said) == 1 and SERVICES[engine][2] in said[0], said
     assert not (workspace / "while-down").exists()
 
-    subprocess.run(["bash", SERVICES[engine][1]], cwd=REPO, check=True, timeout=120,
-                   stdout=subprocess.DEVNULL)
+    restart(engine)
     # The keeper may have ended the session itself on seeing its engine gone.
     cli("session", "stop", sid, timeout=120)
     if alive(footprint.keeper_pid):  # a keeper that could not stop cleanly: gc's turn
