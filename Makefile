@@ -43,7 +43,7 @@ images: $(READY) ## build codex-box/base and codex-box/test into every engine pr
 # first: test_engines kills runs on purpose, and their young records make runs sweep.
 SERIAL := tests/integration/test_container_roundtrips.py tests/integration/test_engines.py
 
-test: $(READY) ## the whole suite: unit, integration (real kernel, engines) and escape; in parallel where independent
+test: $(READY) ## the whole suite: unit, fuzz (bounded), integration (real kernel, engines), escape, then faults alone; in parallel where independent
 	$(BIN)/pytest -q -rs -n 2 tests/unit
 	@# Every parser against generated malformed input, a fixed number of examples each
 	@# (about 2 min); `make fuzz` runs each for minutes.
