@@ -382,21 +382,15 @@ def _which_disk(path: Path, exc: OSError) -> str:
     different one from the workspace. Empty for other errors or where /proc is absent."""
     if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
         return ""
+    # Only on this error path: the mount table's reader is the sandbox's own.
+    from orchestrator.sandbox.linux.mounts import is_under, mountpoints
+
     try:
         real = os.path.realpath(path.parent)
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as handle:
-            points = [_octal(line.split(" ", 5)[4]) for line in handle]
-        at = max((p for p in points if real == p or real.startswith(p.rstrip("/") + "/")), key=len)
+        at = max((p for p in mountpoints() if is_under(real, p)), key=len)
         if exc.errno == errno.EROFS:
             return f" (the filesystem mounted at {at} is read-only)"
         info = os.statvfs(real)
     except (OSError, ValueError):
         return ""
     return f" (the filesystem mounted at {at} has {info.f_bavail * info.f_frsize} bytes free)"
-
-
-def _octal(field: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo.
-    import re  # only on this error path: not on every launch's start-up
-
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)

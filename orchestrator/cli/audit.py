@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from orchestrator.audit.log import DECISIONS, LOG_NAME, OPERATIONS
-from orchestrator.core.errors import CodexBoxError
-from orchestrator.runner.views import audit_line, printable
+from orchestrator.core.errors import CodexBoxError, printable
+from orchestrator.runner.views import audit_line
 
 from .output import emit_json, fail, host, one_of
 

@@ -31,13 +31,21 @@ class CodexBoxError(Exception):
         self.hint = hint
 
     def one_line(self) -> str:
-        text = f"{self.message} — {self.hint}" if self.hint else self.message
         # One line whatever an input put in the message (a key or path with a newline,
         # a control sequence): a file a sandbox wrote must not forge lines on a terminal
         # or in a log.
-        if text.isprintable():
-            return text
-        return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+        return printable(f"{self.message} — {self.hint}" if self.hint else self.message)
+
+
+def printable(text: object) -> str:
+    """Text with every character that is not printable shown as its escape: a sandbox
+    chooses some of what errors and audit records hold (a host name it asked for, a key
+    of a file it wrote), and a CR, LF, ESC, a line separator or a bidi override in it
+    must not erase, forge or disguise a line on the reader's terminal."""
+    value = str(text)
+    if value.isprintable():
+        return value
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in value)
 
 
 class ConfigError(CodexBoxError):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.core import domains
-from orchestrator.core.errors import ConfigError, did_you_mean
+from orchestrator.core.errors import ConfigError, did_you_mean, printable
 from orchestrator.core.profile import NEVER_UNPROTECTED, Profile
 
 from .schema import (
@@ -406,11 +406,3 @@ def line_of(text: str, dotted: str) -> str:
         else:
             return ""
     return f":{line}"
-
-
-def printable(text: str) -> str:
-    """``text`` with every character that is not printable (a newline, a control, a
-    lone surrogate) shown as its escape."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

@@ -30,8 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from orchestrator.core.errors import ConfigError, UsageError
-from orchestrator.profiles.parser import printable
+from orchestrator.core.errors import ConfigError, UsageError, printable
 
 from . import grant_files as files
 from .grant_files import Untrusted, grants_dir

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from orchestrator.core.errors import printable
 from orchestrator.core.profile import Access, Network, Profile
 from orchestrator.core.spec import RunResult
 from orchestrator.profiles.store import ALIASES
@@ -131,19 +132,6 @@ def result_dict(result: RunResult, *, run_id: str, session_id: str, profile: str
         "duration_ms": round(result.duration_s * 1000),
         "detail": result.detail,
     }
-
-
-_CONTROL = dict.fromkeys([*range(32), 127, *range(0x80, 0xA0)])
-
-
-def printable(text: object) -> str:
-    """Text with every control character shown as an escape: a sandbox chooses some of
-    what audit records hold (a host name it asked for), and a CR, LF or ESC in it must
-    not erase or forge a line on the reader's terminal."""
-    value = str(text)
-    if not any(ord(c) in _CONTROL for c in value):
-        return value
-    return "".join(c.encode("unicode_escape").decode() if ord(c) in _CONTROL else c for c in value)
 
 
 def audit_line(record: Mapping[str, Any]) -> str:
