@@ -252,10 +252,16 @@ s = socket.socket(socket.AF_UNIX)
 s.settimeout(10)
 s.connect(f"/proc/self/fd/{fd}/control.sock")
 data = json.dumps({"op": "info"}).encode()
-s.sendall(struct.pack(">I", len(data)) + data)
+try:
+    s.sendall(struct.pack(">I", len(data)) + data)
+except BrokenPipeError:
+    pass  # the keeper refuses a stranger without reading; its answer is still queued
 got = b""
 while len(got) < 4 or len(got) < 4 + struct.unpack(">I", got[:4])[0]:
-    chunk = s.recv(65536)
+    try:
+        chunk = s.recv(65536)
+    except ConnectionResetError:
+        break
     if not chunk:
         break
     got += chunk

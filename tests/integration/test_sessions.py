@@ -71,7 +71,10 @@ except OSError as exc:
     print("UNREACHABLE", exc.errno)
     raise SystemExit(0)
 data = json.dumps({"op": "info"}).encode()
-s.sendall(struct.pack(">I", len(data)) + data)
+try:
+    s.sendall(struct.pack(">I", len(data)) + data)
+except BrokenPipeError:
+    pass  # the keeper refuses a stranger without reading; its answer is still queued
 got = b""
 try:
     while len(got) < 4 or len(got) < 4 + struct.unpack(">I", got[:4])[0]:
