@@ -8,6 +8,8 @@ Does not own: reading YAML (``profiles.store``) or choosing a profile (``resolve
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .brokered import SecretBinding
 from enum import StrEnum
 
 
@@ -134,6 +136,10 @@ class Profile:
     deny_domains: tuple[str, ...] = ()
     inspect_tls: bool = False
     allow_local_hosts: bool = False
+    # filesystem.deny_read: host paths (~/…, /abs, globs) a sandboxed run cannot read.
+    deny_read: tuple[str, ...] = ()
+    # secrets: credentials the egress proxy injects; the sandbox holds placeholders.
+    secrets: tuple[SecretBinding, ...] = ()
 
     def allows_network(self) -> bool:
         return self.network is not Network.NONE

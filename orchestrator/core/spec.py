@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .brokered import BrokeredSecret
 from .profile import Capabilities, Network
 
 # Unless --memory says otherwise, a run may use at most half the host's RAM: a memory
@@ -53,6 +54,9 @@ class Egress:
     # trust (the same path inside every backend), created at launch, deleted after.
     ca_file: str | None = None
     port: int = EGRESS_PORT
+    # Brokered secrets: the proxy swaps each placeholder for its real value in request
+    # headers to the bound hosts only (netproxy.broker); the values are not here.
+    secrets: tuple[BrokeredSecret, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +97,9 @@ class SandboxSpec:
     # tmpfs over each): CODEX_HOME/sessions, whose control sockets are made after the
     # sandbox starts, so masking the sockets that exist at launch would miss them.
     hidden_paths: tuple[str, ...] = ()
+    # filesystem.deny_read, expanded: absolute host paths that exist at launch, which the
+    # sandbox finds empty (a directory) or unreadable (a file); see backends.
+    deny_read: tuple[str, ...] = ()
     # The command's working directory when it is not the workspace: a session's exec
     # after ``--cwd``. The policy judges relative paths from here (``policy.gate``).
     cwd: str | None = None

@@ -64,6 +64,8 @@ FIELDS: Mapping[str, Field] = {
     # Default protected names a user profile removes on purpose (checked in
     # ProfileParser._unprotect; a .codex-profile may never use it).
     "filesystem.unprotect": Field("unprotected", list),
+    # Host paths (~/…, /abs, globs such as **/.env) no sandboxed run may read.
+    "filesystem.deny_read": Field("deny_read", list),
     "filesystem.on_planted_repo": Field(
         "on_planted_repo", PlantedRepo, (PlantedRepo.QUARANTINE, PlantedRepo.WARN)
     ),
@@ -75,10 +77,12 @@ FIELDS: Mapping[str, Field] = {
     ),
     "process.requires_opt_in": Field("requires_opt_in", bool, (True, False)),
 }
-TOP_KEYS = ("name", "description", "extends", "network", "filesystem", "process")
+# ``secrets`` is read by profiles.secrets (a mapping of names, not a key per field).
+TOP_KEYS = ("name", "description", "extends", "network", "filesystem", "process", "secrets")
 SECTIONS = ("network", "filesystem", "process")
 OPTIONAL_IN_BUILTIN = {"filesystem.writable_paths", "filesystem.protected_paths"}
 OPTIONAL_IN_BUILTIN |= {"filesystem.unprotect", "filesystem.on_planted_repo"}
+OPTIONAL_IN_BUILTIN |= {"filesystem.deny_read"}
 OPTIONAL_IN_BUILTIN |= {"network.allow", "network.deny", "network.inspect_tls"}
 OPTIONAL_IN_BUILTIN |= {"network.allow_local_hosts"}
 OPTIONAL_IN_BUILTIN |= {"process.sandboxed", "process.requires_opt_in"}

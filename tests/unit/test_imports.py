@@ -113,6 +113,7 @@ NATIVE_RUN_MODULES = [
     "orchestrator.compile.spec",
     "orchestrator.compile.write_roots",
     "orchestrator.core",
+    "orchestrator.core.brokered",
     "orchestrator.core.domains",
     "orchestrator.core.errors",
     "orchestrator.core.failpoints",  # the fault suite's kill points: one env lookup
