@@ -62,6 +62,8 @@ from .quoting import Quotes, extent, match_end
 
 __all__ = ["GENERIC_USERS", "REDACTED", "USER", "Redactor", "redact_secrets"]
 
+_SQUEEZE = re.compile(r"[\W_]+")  # core.secrets' separators
+
 
 def _authorization(key: str) -> bool:
     return name_words(key.lstrip("-"))[-1:] == ["authorization"]
@@ -156,7 +158,11 @@ def may_hold_secret(text: str) -> bool:
     if "-u" in text or "-U" in text or any(mark in text for mark in p.SHAPE_MARKS):
         return True  # curl -u/--user/--proxy-user, or a key shape
     low = text.lower()
-    return any(fragment in low for fragment in FRAGMENTS)  # a secret-named key
+    if any(fragment in low for fragment in FRAGMENTS):  # a secret-named key
+        return True
+    # secret_name reads a name without its separators (K.EY, api-k_ey are "key"): so
+    # must the filter, or such a key's value would skip redaction.
+    return any(fragment in _SQUEEZE.sub("", low) for fragment in FRAGMENTS)
 
 
 def redact_secrets(text: str) -> str:
