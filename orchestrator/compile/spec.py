@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from orchestrator.core.brokered import BrokeredSecret, SecretBinding
 from orchestrator.core.errors import ConfigError, Refused, SandboxSetupError, UsageError
 from orchestrator.core.options import LaunchOptions
 from orchestrator.core.paths import inside
@@ -33,6 +34,7 @@ from orchestrator.host.githooks import hooks_path_entry
 from orchestrator.sandbox.linux import pinning
 from orchestrator.settings.config import NetworkSettings
 
+from .deny_read import codex_home_secrets, expand_deny_read
 from .environment import sandbox_environment
 from .write_roots import refuse_unsafe
 
@@ -51,6 +53,7 @@ class Request:
     session_id: str
     options: LaunchOptions = field(default_factory=LaunchOptions)  # as the caller gave them
     network: NetworkSettings = field(default_factory=NetworkSettings)  # config [network]
+    secrets: tuple[SecretBinding, ...] = ()  # config.toml [secrets]
 
 
 def compile_spec(profile: Profile, request: Request, *, preview: bool = False) -> SandboxSpec:
@@ -93,10 +96,16 @@ def compile_spec(profile: Profile, request: Request, *, preview: bool = False) -
     egress = _egress(profile, request)
     if egress is not None:
         extra |= proxy_environment(egress)
+        if egress.secrets:
+            from .credentials import check_passthrough
+
+            check_passthrough(egress.secrets, request.options.env_names)
+            extra |= {s.name: s.placeholder for s in egress.secrets}
     env = sandbox_environment(request.environ, passthrough=request.options.env_names, extra=extra)
     # Defence in depth behind the policy's git checks: no repository config run by a
     # sandboxed git may start an fsmonitor or hooks (appended after the user's own).
     env = neutralise(env)
+    deny_read = expand_deny_read(profile, home=request.home, roots=(workspace, *writable))
     return SandboxSpec(
         run_id=request.run_id,
         session_id=request.session_id,
@@ -131,33 +140,54 @@ def compile_spec(profile: Profile, request: Request, *, preview: bool = False) -
         gid=request.gid,
         egress=egress,
         identities=tuple((path, dev, ino) for path, (dev, ino) in identities.items()),
-        hidden_paths=(os.path.join(os.path.abspath(request.codex_home), "sessions"),),
+        hidden_paths=(
+            os.path.join(os.path.abspath(request.codex_home), "sessions"),
+            # Its HMAC keys (deny_read's own part, never removable): made before the
+            # sandbox exists like sessions/, so a key written mid-run is hidden too.
+            *codex_home_secrets(request.codex_home),
+        ),
+        deny_read=deny_read,
     )
 
 
 def _egress(profile: Profile, request: Request) -> Egress | None:
     rules = profile.allow_domains or profile.deny_domains or profile.inspect_tls
-    if rules and not profile.sandboxed:
+    if (rules or profile.secrets) and not profile.sandboxed:
         # Refuse rather than quietly run with rules nobody enforces.
         raise ConfigError(
             f"profile {profile.name} names network rules but runs with no sandbox "
             f"({profile.origin}): nothing could enforce them",
             hint="extend workspace-net or net-read-only instead of trusted",
         )
-    if not profile.uses_egress_proxy():
+    bindings = profile.secrets
+    if request.secrets:  # config.toml [secrets]; the parser loads only when there are any
+        from orchestrator.profiles.secrets import for_profile
+
+        bindings = for_profile(profile, request.secrets)
+    if not profile.uses_egress_proxy() and not bindings:
         return None
     ca_file = None
-    if profile.inspect_tls:
+    # Brokered secrets need every tunnel terminated: the broker must see each request
+    # (to inject, and to catch a placeholder sent where it may not go). So config.toml
+    # [secrets] route a full-network profile through the proxy too.
+    inspect = profile.inspect_tls or bool(bindings)
+    if inspect:
         ca_file = os.path.join(request.codex_home, "run", request.run_id, "egress-ca.pem")
+    brokered: tuple[BrokeredSecret, ...] = ()
+    if bindings:  # placeholders: only a profile (or config) that brokers secrets
+        from .credentials import brokered_secrets
+
+        brokered = brokered_secrets(bindings)
     return Egress(
         allow=profile.allow_domains,
         deny=profile.deny_domains,
         methods=READ_METHODS if profile.network is Network.READ_ONLY else None,
-        inspect_tls=profile.inspect_tls,
+        inspect_tls=inspect,
         allow_local_hosts=profile.allow_local_hosts,
         hosts=request.network.hosts,
         upstream_ca=request.network.ca_bundle,
         ca_file=ca_file,
+        secrets=brokered,
     )
 
 

@@ -8,9 +8,9 @@ Does not own: reading YAML (``profiles.store``) or choosing a profile (``resolve
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from .brokered import SecretBinding
-from enum import StrEnum
 
 
 class SecurityProfile(StrEnum):
@@ -89,6 +89,28 @@ PROTECTED_FILE_NAMES: frozenset[str] = frozenset(
 # hooks, rewrite its own config, or pick its own next profile — codex-box's own
 # guarantees, not a convenience for other tools.
 NEVER_UNPROTECTED = (".git", ".codex", ".codex-profile")
+# filesystem.deny_read of every sandboxed built-in: the host's credential stores, which a
+# sandbox that reads the whole filesystem could otherwise copy out (over the network, or
+# into the workspace for the next unsandboxed step). Native masks each with an empty
+# read-only mount; container backends mask those inside what they bind. CODEX_HOME's own
+# keys are masked apart from this list and cannot be removed (compile.deny_read).
+DEFAULT_DENY_READ = (
+    "~/.ssh",  # private keys; an agent socket path in config
+    "~/.gnupg",  # private keys, the trust database
+    "~/.aws",  # credentials, and SSO/CLI token caches beside config
+    "~/.azure",  # az CLI access and refresh tokens
+    "~/.config/gcloud",  # gcloud credentials and access tokens
+    "~/.kube",  # kubeconfig client keys and bearer tokens, and their cache
+    "~/.docker/config.json",  # registry auths (base64 user:password)
+    "~/.config/gh/hosts.yml",  # GitHub CLI OAuth tokens
+    "~/.git-credentials",  # git's plaintext credential store
+    "~/.netrc",  # logins curl, git and ftp send anywhere
+    "~/.npmrc",  # npm registry _authToken
+    "~/.pypirc",  # PyPI upload tokens
+    "~/.local/share/keyrings",  # GNOME keyring files
+    "/etc/shadow",  # password hashes (readable when the sandbox runs as root)
+    "/etc/gshadow",  # group password hashes (likewise)
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,7 +172,7 @@ class Profile:
         if not self.sandboxed or self.network is Network.NONE:
             return False
         return self.network is Network.READ_ONLY or bool(
-            self.allow_domains or self.deny_domains or self.inspect_tls
+            self.allow_domains or self.deny_domains or self.inspect_tls or self.secrets
         )
 
     def allows_write(self) -> bool:

@@ -33,6 +33,7 @@ class DefinitionParser(ProfileParser):
     """
 
     WHO = "a .codex-profile"
+    MAY_DECLARE_SECRETS = False
 
     def __init__(self, path: Path, text: str, data: dict[str, Any], store: ProfileStore) -> None:
         super().__init__(path, text, data, store.builtins())
@@ -92,7 +93,22 @@ class DefinitionParser(ProfileParser):
                 "($CODEX_HOME/profiles/NAME.yaml) and extend or name that",
             )
 
+    def _deny_read(self, values: dict[str, Any], base: Profile) -> None:
+        removed = [e for e in values.get("filesystem.deny_read", ()) if e.startswith("!")]
+        if removed:
+            # The sandbox may have written this file: unmasking ~/.ssh from here would
+            # let the next run read the keys.
+            raise self.fail(
+                "filesystem.deny_read",
+                f"a .codex-profile may only add deny_read entries, not remove {removed[0]}",
+                "remove entries in a user profile ($CODEX_HOME/profiles/NAME.yaml) "
+                "and extend or name that",
+            )
+        super()._deny_read(values, base)
+
     def _check_tightens(self, dotted: str, old: Any, new: Any, base: Profile) -> None:
+        if dotted == "filesystem.deny_read" and set(old) - set(new):  # defence in depth
+            raise self.fail(dotted, "drops a deny_read entry", "a .codex-profile may only add")
         if dotted == "filesystem.writable_paths":
             added = sorted(set(new) - set(old))
             if added:

@@ -18,8 +18,9 @@ from typing import Any
 
 from orchestrator.core import domains
 from orchestrator.core.errors import ConfigError, did_you_mean, printable
-from orchestrator.core.profile import NEVER_UNPROTECTED, Profile
+from orchestrator.core.profile import DEFAULT_DENY_READ, NEVER_UNPROTECTED, Profile
 
+from . import deny_read
 from .schema import (
     ALIASES,
     APPARMOR_NAMES,
@@ -32,6 +33,9 @@ from .schema import (
     canonical_name,
     show_scalar,
 )
+from .yaml_text import line_of, parse_yaml
+
+__all__ = ["ProfileParser", "line_of", "load_file", "parse_yaml"]
 
 
 def load_file(path: Path, builtins: Mapping[str, Profile]) -> Profile:
@@ -48,45 +52,9 @@ def load_file(path: Path, builtins: Mapping[str, Profile]) -> Profile:
     return ProfileParser(path, text, parse_yaml(path, text), builtins).parse()
 
 
-def parse_yaml(path: Path, text: str) -> dict[str, Any]:
-    import yaml  # only user profiles need the parser: built-ins load from `compiled`
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's C loader if there
-    try:
-        # No aliases (*name): they let a few hundred bytes stand for billions of nodes
-        # ("billion laughs"), and any walk of the value, or an error message showing it,
-        # would then hang codex-box. A .codex-profile may have been written by a
-        # sandboxed command; no profile needs an alias.
-        for event in yaml.parse(text, Loader=loader):
-            if isinstance(event, yaml.AliasEvent):
-                mark = event.start_mark
-                raise ConfigError(
-                    f"{path}{f':{mark.line + 1}' if mark else ''}: a YAML alias (*name)",
-                    hint="aliases are not allowed in a profile; write the value out in full",
-                )
-        data = yaml.load(text, Loader=loader)  # noqa: S506
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(
-            f"{path}{line}: malformed YAML ({problem})", hint="fix the YAML syntax at that line"
-        ) from exc
-    except (ValueError, RecursionError) as exc:  # an integer of over 4300 digits, …
-        raise ConfigError(
-            f"{path}: malformed YAML ({str(exc).splitlines()[0][:80]})",
-            hint="fix the value; a profile holds names, lists and true/false",
-        ) from exc
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{path}: a profile must be a YAML mapping, got {type(data).__name__}",
-            hint="start the file with 'extends: <built-in>' or 'name: …'",
-        )
-    return data
-
-
 class ProfileParser:
     WHO = "a user profile"  # for hints: who may only tighten
+    MAY_DECLARE_SECRETS = True
 
     def __init__(
         self, path: Path, text: str, data: dict[str, Any], builtins: Mapping[str, Profile]
@@ -148,6 +116,8 @@ class ProfileParser:
             if missing:
                 raise self.fail(missing[0], "missing", "built-in profiles define every key")
             description = self._string(flat, "description")
+            if "filesystem.deny_read" not in values and values.get("process.sandboxed", True):
+                values["filesystem.deny_read"] = DEFAULT_DENY_READ  # every sandboxed built-in
             profile = Profile(
                 name=name,
                 description=description,
@@ -158,6 +128,7 @@ class ProfileParser:
         if base is None:  # unreachable: _base returns a profile for user files
             raise self.fail("extends", "missing", "name a built-in to extend")
         self._unprotect(values, base)
+        self._deny_read(values, base)
         if "filesystem.protected_paths" in values:
             # A list adds to what the base protects: a name left out (say, one that
             # became a default after the file was written) is never unprotected by it.
@@ -179,7 +150,7 @@ class ProfileParser:
             if "description" in flat
             else (f"{base.description} (tightened by {self.shown_path()})")
         )
-        return replace(
+        profile = replace(
             base,
             name=name,
             description=description,
@@ -187,6 +158,18 @@ class ProfileParser:
             origin=str(self.path),
             **{FIELDS[k].attr: v for k, v in values.items()},
         )
+        if "secrets" not in flat:
+            return profile
+        if not self.MAY_DECLARE_SECRETS:
+            raise self.fail(
+                "secrets",
+                f"{self.WHO} may not declare secrets",
+                "declare them in a user profile ($CODEX_HOME/profiles/NAME.yaml): a file "
+                "a sandbox may have written must not choose where credentials go",
+            )
+        from . import secrets  # only a profile that declares secrets needs the parser
+
+        return replace(profile, secrets=secrets.parse(flat["secrets"], profile, self.fail))
 
     def shown_path(self) -> str:
         return self.path.name
@@ -300,6 +283,8 @@ class ProfileParser:
                 f"{item!r} is not a name inside the workspace",
                 "list single names such as .github (no slashes, not . or ..)",
             )
+        if dotted == "filesystem.deny_read":
+            deny_read.check_entry(item, removal_allowed=not self.is_builtin, fail=self.fail)
         if dotted == "filesystem.writable_paths" and not (
             item.startswith("/") or item == "~" or item.startswith("~/")
         ):
@@ -365,6 +350,9 @@ class ProfileParser:
                     "list it in only one of the two",
                 )
 
+    def _deny_read(self, values: dict[str, Any], base: Profile) -> None:
+        deny_read.merge(values, base, self.fail)  # a .codex-profile refuses removals first
+
     def _check_narrower_allow(
         self, dotted: str, old: tuple[str, ...], new: tuple[str, ...], base: Profile
     ) -> None:
@@ -381,28 +369,3 @@ class ProfileParser:
                     f"'{text}' is not within what '{base.name}' allows ({', '.join(old)})",
                     f"{self.WHO} may only narrow the allow list it inherits",
                 )
-
-
-def line_of(text: str, dotted: str) -> str:
-    """``":N"`` for the line where ``dotted`` (e.g. ``filesystem.root``) is written."""
-    import yaml
-
-    if not text:
-        return ""
-    try:
-        node = yaml.compose(text)
-    except (yaml.YAMLError, RecursionError):  # nested deeper than Python's composer goes
-        return ""
-    line = 0
-    for part in dotted.split("."):
-        if not isinstance(node, yaml.MappingNode):
-            # `network: read-only` answers for network.mode: point at that line.
-            return f":{line}" if line else ""
-        for key_node, value_node in node.value:
-            if key_node.value == part:
-                line = key_node.start_mark.line + 1
-                node = value_node
-                break
-        else:
-            return ""
-    return f":{line}"

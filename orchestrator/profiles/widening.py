@@ -8,8 +8,9 @@ themselves, or what happens to a wider file (``resolve``).
 Every key counts: the network mode (none < read-only < full), the allow list (an empty
 one admits everything), the deny list, TLS inspection turned off, local hosts turned on,
 root and workspace read-only → read-write, writable paths added, protected paths
-removed (or unprotected), a planted repository only warned about, seccomp offline →
-default → none, the AppArmor order, capabilities, leaving the sandbox.
+removed (or unprotected), deny_read entries removed, a planted repository only warned
+about, seccomp offline → default → none, the AppArmor order, capabilities, leaving the
+sandbox.
 ``filesystem.private_tmp`` on is wider: a private /tmp is a writable place (somewhere
 to drop and run a download) that a profile without it does not have.
 """
@@ -73,6 +74,9 @@ def _widens(key: str, old: Any, new: Any) -> str:
     if field.attr in ("writable_paths", "unprotected"):  # each name given away widens
         added = sorted(set(new) - set(old))
         return f"adds {', '.join(added)}" if added else ""
+    if field.attr == "deny_read":  # a path no longer masked is readable again
+        dropped = sorted(set(old) - set(new))
+        return f"no longer denies {', '.join(dropped)}" if dropped else ""
     if field.attr == "protected_paths":
         dropped = sorted(set(old) - set(new))
         return f"no longer protects {', '.join(dropped)}" if dropped else ""

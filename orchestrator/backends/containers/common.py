@@ -1,9 +1,10 @@
 """What every container engine backend derives from a ``SandboxSpec`` in the same way.
 
-Owns: the engine-neutral container description (binds, tmpfs, labels, user, limits,
-seccomp JSON, the AppArmor decision's label), the network holder of a filtered-egress
-run, the owner label that lets a later run find containers whose codex-box was killed,
-and the kernel log as the witness of an OOM kill an engine did not notice.
+Owns: the engine-neutral container description (binds, tmpfs, the deny_read masks
+inside what is bound, labels, user, limits, seccomp JSON, the AppArmor decision's
+label, the masks' empty directory), the network holder of a filtered-egress run, the
+owner label that lets a later run find containers whose codex-box was killed, and the
+kernel log as the witness of an OOM kill an engine did not notice.
 Does not own: any engine's API or its errors (``docker``, ``podman``), the order of a
 run's calls (``lifecycle``), or turning how a run ended into a ``RunResult``
 (``backends.result``).
@@ -11,15 +12,18 @@ run's calls (``lifecycle``), or turning how a run ended into a ``RunResult``
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import socket
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from orchestrator.core.errors import SandboxSetupError
+from orchestrator.core.paths import inside
 from orchestrator.core.profile import Network
 from orchestrator.core.spec import Limits, SandboxSpec
 from orchestrator.sandbox.linux import pinning
@@ -37,6 +41,11 @@ LABEL_APPARMOR = "codex-box.apparmor"
 # Writable tmpfs for write profiles; nothing executable-as-root may be planted there.
 TMP_MODE = "1777"
 TMP_OPTIONS = f"rw,nosuid,nodev,mode={TMP_MODE}"
+# filesystem.deny_read: a masked file is the host's /dev/null (reads nothing; engines
+# bind a device node onto a file), a masked directory an empty directory of ours, both
+# bound read-only. Not a tmpfs: Podman copies what a tmpfs covers into it (tmpcopyup),
+# and its API takes no option to stop that.
+EMPTY_FILE = "/dev/null"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,14 +57,20 @@ class Bind:
 
 def binds(spec: SandboxSpec) -> list[Bind]:
     """The workspace at its own absolute path, extra write roots, then the protected
-    paths read-only on top (they exist: placeholders are made before the run)."""
+    paths read-only on top (they exist: placeholders are made before the run), then
+    the masks (``masks``): an empty file or directory, read-only, over each."""
     # A writable root filesystem (trusted) writes the workspace too.
     writable = spec.workspace_writable or not spec.rootfs_read_only
     out = [Bind(spec.workspace, spec.workspace, read_only=not writable)]
     out += [
         Bind(root, root, read_only=False) for root in spec.writable_roots if root != spec.workspace
     ]
-    out += [Bind(path, path, read_only=True) for path in spec.protected_paths]
+    masked_files, masked_dirs = masks(spec)
+    # A masked protected path gets the mask alone: an engine refuses two mounts at one
+    # target, and the mask is read-only too.
+    out += [Bind(p, p, read_only=True) for p in spec.protected_paths if p not in masked_files]
+    out += [Bind(EMPTY_FILE, path, read_only=True) for path in masked_files]
+    out += [Bind(empty_dir(), path, read_only=True) for path in masked_dirs]
     if spec.egress is not None and spec.egress.ca_file:  # the session CA, to trust
         out.append(Bind(spec.egress.ca_file, spec.egress.ca_file, read_only=True))
     return out
@@ -111,6 +126,57 @@ def binds_unchanged(spec: SandboxSpec, pid: int, *, ended_ok: bool = False) -> N
 
 def tmpfs(spec: SandboxSpec) -> dict[str, str]:
     return {"/tmp": TMP_OPTIONS} if spec.private_tmp else {}  # noqa: S108 -- a fresh tmpfs
+
+
+def empty_dir() -> str:
+    """The masks' empty directory: root's under /run; a user's under /tmp, checked to be
+    theirs, mode 0555 and empty before every use (``ensure_empty_dir``)."""
+    uid = os.geteuid()
+    return "/run/codex-box/empty" if uid == 0 else f"/tmp/codex-box-empty-{uid}"  # noqa: S108
+
+
+def ensure_empty_dir(spec: SandboxSpec) -> None:
+    """Make (or check) ``empty_dir`` before a container that masks a directory is made:
+    a directory someone else could fill would show their files at the masked path."""
+    if not masks(spec)[1]:
+        return
+    path = empty_dir()
+    with contextlib.suppress(FileExistsError):
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        os.mkdir(path, 0o555)
+    try:
+        info = os.lstat(path)
+        listed = os.listdir(path)
+    except OSError as exc:
+        listed, why = ["?"], exc.strerror
+    else:
+        why = "not a directory" if not stat.S_ISDIR(info.st_mode) else ""
+        if not why and (info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) != 0o555):
+            why = f"owned by uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):04o}"
+    if why or listed:
+        raise SandboxSetupError(
+            f"cannot use {path} to mask deny_read directories: {why or 'not empty'}",
+            hint=f"nothing was run; remove {path} (codex-box makes it again, mode 0555)",
+        )
+
+
+def masks(spec: SandboxSpec) -> tuple[list[str], list[str]]:
+    """(files, directories) to mask: ``filesystem.deny_read`` and CODEX_HOME's key
+    directories (``hidden_paths``), where they lie inside a directory the container
+    binds — it sees nothing else of the host. Nothing for an unsandboxed run."""
+    if not spec.sandboxed:
+        return [], []
+    bound = [spec.workspace, *spec.writable_roots]
+    files: list[str] = []
+    dirs: list[str] = []
+    for path in dict.fromkeys((*spec.deny_read, *spec.hidden_paths)):
+        if not any(inside(path, root) for root in bound) or path in bound:
+            continue
+        if os.path.isdir(path):  # a hidden path not made (containers make none): skipped
+            dirs.append(path)
+        elif os.path.lexists(path):
+            files.append(path)
+    return files, dirs
 
 
 def labels(spec: SandboxSpec, apparmor: Decision | None = None) -> dict[str, str]:

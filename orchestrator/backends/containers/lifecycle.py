@@ -194,6 +194,7 @@ class ContainerRun:
                 # While a container is being created or removed, no signal may interrupt:
                 # one created on the engine whose id we never got could not be removed.
                 # A signal held here is delivered on leaving the block, with `box` set.
+                container.ensure_empty_dir(self.spec)  # the deny_read masks' source
                 with deferred_signals(), self.ops.errors():
                     box = self.ops.create(request)
                     self.created = True

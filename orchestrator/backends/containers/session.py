@@ -104,6 +104,7 @@ class ContainerSession:
                 pid = start_holder(self.ops, self.holder, self.held, image=self.spec.image)
                 if self.holder.join is not None:
                     request = self.holder.join(request, pid)
+            container.ensure_empty_dir(self.spec)  # the deny_read masks' source
             with deferred_signals(), self.ops.errors():
                 self.box = self.ops.create(request)
             self.paths = exec_paths(self.prefix, self.box)

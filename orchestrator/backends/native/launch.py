@@ -286,4 +286,19 @@ def hide(spec: SandboxSpec) -> None:
     first session's) would be visible to a sandbox that started before it."""
     for path in spec.hidden_paths if spec.sandboxed else ():
         with contextlib.suppress(OSError):  # then the launcher finds nothing to hide
-            os.makedirs(path, mode=0o700, exist_ok=True)
+            _make_private_dirs(path)
+
+
+def _make_private_dirs(path: str) -> None:
+    """``makedirs`` with every missing level mode 0700, not only the last: CODEX_HOME's
+    cache/ refuses a parent that group or others may write."""
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for level in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(level, 0o700)

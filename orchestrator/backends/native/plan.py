@@ -61,6 +61,9 @@ def translate(spec: SandboxSpec) -> dict[str, Any]:
         "hidden": [*HIDDEN, *spec.hidden_paths],
         "tmpfs_bytes": spec.limits.memory_bytes,
         "protected": list(spec.protected_paths),
+        "ca_file": spec.egress.ca_file if spec.egress is not None else None,
+        # filesystem.deny_read: each masked by an empty read-only mount (sandbox.masks).
+        "deny_read": list(spec.deny_read),
         # What compile checked: the launcher refuses another inode at these paths.
         "identities": {path: [dev, ino] for path, dev, ino in spec.identities},
         "require_protected": bool(spec.protected_paths),

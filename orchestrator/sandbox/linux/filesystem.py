@@ -3,7 +3,8 @@
 Owns: the order of the mount steps for one launch plan's ``mounts`` section — private
 propagation, write roots bound to themselves (each proven to be the inode compile
 checked), every other mount read-only, fresh /proc and /dev, private or hidden tmpfs
-(with what they would hide bound back), protected paths read-only, host sockets masked.
+(with what they would hide bound back), protected paths read-only, deny_read paths
+masked, host sockets masked.
 Does not own: the mount primitives (``mounts``).
 """
 
@@ -13,7 +14,7 @@ import errno
 import os
 from typing import Any
 
-from . import mounts, pinning
+from . import masks, mounts, pinning
 
 
 def build(spec: dict[str, Any], sockets: list[str]) -> dict[str, int]:
@@ -45,11 +46,19 @@ def build(spec: dict[str, Any], sockets: list[str]) -> dict[str, int]:
         resolv = os.path.realpath("/etc/resolv.conf")
         if os.path.isfile(resolv) and resolv not in held:
             held[resolv] = os.open(resolv, os.O_PATH | os.O_CLOEXEC)
+        # The egress proxy's session CA (inspect_tls, brokered secrets) is written under
+        # CODEX_HOME: held likewise, so a private /tmp that hides a CODEX_HOME below it
+        # still shows the sandbox the one CA it must trust (read-only, bound back).
+        ca_file = spec.get("ca_file")
+        if ca_file and os.path.isfile(ca_file) and ca_file not in held:
+            held[ca_file] = os.open(ca_file, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
         mounts.make_everything_read_only(except_under=writable)
         mounts.mount_proc()
         mounts.minimal_dev()  # the host's disks, consoles and other terminals stay outside
         _hide_and_bind_back(spec, held, writable)
         _protect(spec, held, writable)
+        # Last of the views: on top of a protected path or a write root's bind alike.
+        masks.mask(spec["deny_read"])
         mounts.mask_sockets(sockets)
     except BaseException:
         for fd in held.values():
