@@ -92,8 +92,9 @@ bench-policy: $(STAMP) ## execution policy: µs per command over the decision ta
 bench-audit: $(STAMP) ## audit log: append records/s (fsync; 1 and 8 writers) and verify time on 100k records
 	$(BIN)/python bench/audit_bench.py
 
-bench-proxy: $(STAMP) ## egress proxy: added p50 vs direct (1 client, 50 paced, 50 saturating) and req/s, 1 KiB GET on loopback
+bench-proxy: $(STAMP) ## egress proxy: added p50 vs direct (1 client, 50 paced, 50 saturating) and req/s, 1 KiB GET on loopback; then the credential broker: injected vs inspected p50 over TLS
 	$(BIN)/python bench/proxy_bench.py
+	$(BIN)/python bench/broker_bench.py
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .demo-home .pytest_cache .mypy_cache .ruff_cache

@@ -133,12 +133,16 @@ class Handler(BaseHTTPRequestHandler):
             "bind": self.server.bind,
             "port": self.server.server_port,
             "body_len": body_len,
+            # What arrived, for the credential broker's tests (tests only: no secrets).
+            "headers": {k.lower(): v for k, v in self.headers.items()},
         }
         if self.sni is not None:
             record["sni"] = self.sni
         self.server.log.write(record)
         self.answered += 1
         head = f"origin:{self.command}:{host}:{self.path}\n".encode(errors="replace")
+        if self.path.startswith("/reflect"):  # an origin that echoes what it was sent
+            head += f"authorization={self.headers.get('Authorization', '')}\n".encode()
         body = head[: self.server.body_size].ljust(self.server.body_size, b".")
         self.send_response(200)
         self.send_header("X-Origin", "codex-box-test")

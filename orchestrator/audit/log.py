@@ -80,6 +80,7 @@ OPERATIONS = (
     "backend_select",  # which backend runs it, and why the others did not
     "sandbox_setup",  # the sandbox could not be set up: nothing ran
     "network_connect",  # a request the egress proxy refused
+    "credential_use",  # a brokered secret's placeholder sent where it may not go
     "elevation",  # a temporary elevation granted, used or expired
     "planted_repo",  # a git repository the run planted, or whose config or hooks it changed
     "session_start",  # a session's sandbox built (or refused); its execs carry its id
@@ -90,7 +91,7 @@ LOCK_NAME = "audit.lock"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_KEEP = 5
 MAX_TEXT = 4096  # longer text fields are cut: one record stays one modest line
-TEXT_FIELDS = ("target", "workspace", "reason", "policy_reason", "domain", "method")
+TEXT_FIELDS = ("target", "workspace", "reason", "policy_reason", "domain", "method", "secret")
 CHAINED = ("timestamp", "seq", "prev")  # the writer's own: a caller cannot set them
 
 

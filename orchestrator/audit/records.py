@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -119,9 +119,15 @@ def command_denied(
 
 
 def command_ended(
-    *, argv: Sequence[str], launch: Launch, result: RunResult, unaudited: int = 0
+    *,
+    argv: Sequence[str],
+    launch: Launch,
+    result: RunResult,
+    unaudited: int = 0,
+    credentials: Sequence[Mapping[str, Any]] = (),
 ) -> Record:
-    """The command ran and ended. ``unaudited``: egress refusals whose record failed."""
+    """The command ran and ended. ``unaudited``: egress refusals whose record failed;
+    ``credentials``: each brokered secret injected, per host, and how often."""
     if result.detail:
         ended = result.detail
     elif result.signal:
@@ -142,6 +148,19 @@ def command_ended(
         "timed_out": result.timed_out,
         "oom_killed": result.oom_killed,
         "duration_ms": round(result.duration_s * 1000),
+        **_credentials(credentials),
+    }
+
+
+def _credentials(uses: Sequence[Mapping[str, Any]]) -> Record:
+    # Names and hosts only: the values never leave the egress proxy.
+    if not uses:
+        return {}
+    return {
+        "credentials": [
+            {"secret": str(u["secret"]), "host": str(u["host"]), "count": int(u["count"])}
+            for u in uses
+        ]
     }
 
 
@@ -268,6 +287,32 @@ def network_refused(
     }
 
 
+def credential_refused(
+    *, launch: Launch, target: str, domain: str, method: str, reason: str, secret: str
+) -> Record:
+    """A brokered secret's placeholder sent where it may not go (another host, plain
+    HTTP, a URL or a body), or its value reflected by an origin: an exfiltration
+    attempt. The secret's name, never its value."""
+    return {
+        "operation": "credential_use",
+        **launch.fields(),
+        "decision": "denied",
+        "target": target,
+        "domain": domain,
+        "method": method,
+        "secret": secret,
+        "reason": reason,
+    }
+
+
+def egress_refused(*, launch: Launch, refusal: Mapping[str, Any]) -> Record:
+    """The record of one refusal of the egress proxy (``netproxy.session.Refusal``)."""
+    fields = {k: str(refusal[k]) for k in ("target", "domain", "method", "reason")}
+    if "secret" in refusal:
+        return credential_refused(launch=launch, secret=str(refusal["secret"]), **fields)
+    return network_refused(launch=launch, **fields)
+
+
 # --- elevation: a temporary grant ------------------------------------------------------
 
 
@@ -367,9 +412,16 @@ def session_refused(*, name: str | None, error: str, profile: str | None = None)
 
 
 def session_stopped(
-    *, launch: Launch, name: str | None, why: str, execs: int, duration_s: float
+    *,
+    launch: Launch,
+    name: str | None,
+    why: str,
+    execs: int,
+    duration_s: float,
+    credentials: Sequence[Mapping[str, Any]] = (),
 ) -> Record:
-    """The session ended (asked, idle, lifetime, its sandbox died, a signal)."""
+    """The session ended (asked, idle, lifetime, its sandbox died, a signal);
+    ``credentials`` as in ``command_ended``, over the session's whole life."""
     return {
         "operation": "session_stop",
         "target": name or "session",
@@ -377,4 +429,5 @@ def session_stopped(
         "decision": "allowed",
         "reason": f"{why}; {execs} execs",
         "duration_ms": round(duration_s * 1000),
+        **_credentials(credentials),
     }

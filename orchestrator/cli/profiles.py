@@ -20,7 +20,8 @@ from orchestrator.runner.views import profile_dict, profiles_table
 from .output import emit_json, fail, host, warn
 
 if TYPE_CHECKING:
-    pass
+    from orchestrator.core.profile import Profile
+    from orchestrator.runner.context import HostContext
 
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Workspace = Annotated[str | None, typer.Option(help="Workspace directory (default: cwd).")]
@@ -94,6 +95,7 @@ def explain(
                 "chain": [_entry_dict(e) for e in resolution.chain],
                 "profile_files": [check.as_dict() for check in resolution.files],
                 "effective": effective,
+                "secrets": _secrets(context, resolution.profile),
                 "warnings": list(resolution.warnings()),
             }
         )
@@ -119,6 +121,35 @@ def explain(
     typer.echo("effective:")
     for key, value in effective.items():
         typer.echo(f"  {key:<26} {show_value(value)}")
+    brokered = _secrets(context, resolution.profile)
+    if brokered:
+        typer.echo("secrets (the sandbox gets a placeholder; the egress proxy adds the value):")
+    for secret in brokered:
+        typer.echo(
+            f"  {secret['name']:<26} {secret['from']} → {', '.join(secret['hosts'])} "
+            f"({', '.join(secret['inject'])}; from {secret['declared_in']})"
+        )
+
+
+def _secrets(context: HostContext, profile: Profile) -> list[dict[str, Any]]:
+    """The secrets a run of ``profile`` brokers: its own and config.toml's it can use."""
+    from orchestrator.profiles.secrets import for_profile
+
+    try:
+        config = context.config.secrets
+    except CodexBoxError as exc:
+        fail(exc)
+    own = {b.name for b in profile.secrets}
+    return [
+        {
+            "name": b.name,
+            "from": b.shown_source(),
+            "hosts": list(b.hosts),
+            "inject": list(b.inject),
+            "declared_in": profile.origin if b.name in own else str(context.config.path),
+        }
+        for b in for_profile(profile, config)
+    ]
 
 
 def _entry_dict(entry: ChainEntry) -> dict[str, Any]:

@@ -45,6 +45,7 @@ def doctor(
     typer.echo(f"profile → backend (tried in order: {' → '.join(report.order)})")
     for profile, backend in report.profiles.items():
         typer.echo(f"  {profile:<14} {backend}")
+    typer.echo(f"credential broker: {report.broker}")
     for line in report.advice:
         typer.echo(f"advice: {line}")
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 from urllib.parse import SplitResult, urlsplit
 
 MAX_HEAD = 64 * 1024
@@ -42,6 +42,18 @@ _HOP_BY_HOP = frozenset(
         "expect",
     }
 )
+
+
+# Sees each piece of a request body before it goes upstream; may raise to stop it.
+Scan = Callable[[bytes], None]
+
+
+class Guard(Protocol):
+    """Filters a response on its way to the client (``netproxy.broker.ResponseGuard``)."""
+
+    def check(self, whole: bytes) -> None: ...
+    def feed(self, chunk: bytes) -> bytes: ...
+    def flush(self) -> bytes: ...
 
 
 class BadRequest(Exception):
@@ -216,10 +228,13 @@ def upstream_head(req: RequestHead, path: str, host: str, port: int) -> bytes:
 
 
 async def relay_body(
-    length: int | None, reader: asyncio.StreamReader, out: asyncio.StreamWriter
+    length: int | None,
+    reader: asyncio.StreamReader,
+    out: asyncio.StreamWriter,
+    scan: Scan | None = None,
 ) -> None:
     if length is not None:
-        await _relay_exactly(length, reader, out)
+        await _relay_exactly(length, reader, out, scan)
         return
     while True:  # chunked: relay chunk by chunk, so the proxy knows where the body ends
         line = await _idle(reader.readuntil(b"\r\n"))
@@ -231,6 +246,8 @@ async def relay_body(
         if not _CHUNK_SIZE.fullmatch(digits) or not _clean(extension):
             raise BadRequest(400, "malformed chunk size line")
         size = int(digits, 16)
+        if scan is not None:
+            scan(line)  # a chunk extension is the sandbox's text too
         out.write(line)
         if size == 0:
             while (trailer := await _idle(reader.readuntil(b"\r\n"))) != b"\r\n":
@@ -241,19 +258,21 @@ async def relay_body(
                     or not _clean(trailer[:-2])
                 ):
                     raise BadRequest(400, "malformed trailer line")
+                if scan is not None:
+                    scan(trailer)
                 out.write(trailer)
                 await out.drain()
             out.write(b"\r\n")
             await out.drain()
             return
-        await _relay_exactly(size, reader, out)  # a chunk may claim any size
+        await _relay_exactly(size, reader, out, scan)  # a chunk may claim any size
         if await _idle(reader.readexactly(2)) != b"\r\n":
             raise BadRequest(400, "chunk data not followed by CRLF")
         out.write(b"\r\n")
 
 
 async def _relay_exactly(
-    length: int, reader: asyncio.StreamReader, out: asyncio.StreamWriter
+    length: int, reader: asyncio.StreamReader, out: asyncio.StreamWriter, scan: Scan | None
 ) -> None:
     """``length`` bytes, streamed with backpressure: never buffered whole."""
     left = length
@@ -261,6 +280,8 @@ async def _relay_exactly(
         data = await _idle(reader.read(min(CHUNK, left)))
         if not data:
             raise asyncio.IncompleteReadError(b"", left)
+        if scan is not None:
+            scan(data)
         out.write(data)
         await out.drain()
         left -= len(data)
@@ -276,7 +297,9 @@ async def _idle(step: Awaitable[T]) -> T:
     return await asyncio.wait_for(step, BODY_IDLE_S)
 
 
-async def relay_response(upstream: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
+async def relay_response(
+    upstream: asyncio.StreamReader, client: asyncio.StreamWriter, guard: Guard | None = None
+) -> None:
     """The origin's response with its connection headers replaced by ``close``, then
     the rest of the stream until the origin closes (it was asked to).
 
@@ -293,11 +316,19 @@ async def relay_response(upstream: asyncio.StreamReader, client: asyncio.StreamW
         if not more:
             raise asyncio.IncompleteReadError(bytes(data), None)
         data += more
-    client.write(response_head(data, end) + data[end + 4 :])  # one write is one send
+    head, body = response_head(data, end), bytes(data[end + 4 :])
+    if guard is not None:  # the head too: an origin may echo a header in a header
+        guard.check(head)
+        body = guard.feed(body)
+        if upstream.at_eof():  # all of it is here: what is held back goes in this send
+            body += guard.flush()
+    client.write(head + body)  # one write is one send
     await client.drain()
     while more := await upstream.read(CHUNK):
-        client.write(more)
+        client.write(guard.feed(more) if guard is not None else more)
         await client.drain()
+    if guard is not None:
+        client.write(guard.flush())
 
 
 def response_head(data: bytes | bytearray, end: int) -> bytes:

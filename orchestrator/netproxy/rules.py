@@ -24,9 +24,12 @@ class Refused(Exception):
     """A refusal as the wire gives it: 403 for a rule's, 502 for a name that does not
     resolve or an origin that does not answer."""
 
-    def __init__(self, host: str, port: int, reason: str, *, status: int = 403) -> None:
+    def __init__(
+        self, host: str, port: int, reason: str, *, status: int = 403, recorded: bool = False
+    ) -> None:
         super().__init__(reason)
         self.host, self.port, self.reason, self.status = host, port, reason, status
+        self.recorded = recorded  # its audit record is written already
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from orchestrator.core.spec import Egress
 
 from . import http
 from .addresses import IPAddress
+from .broker import Broker, Leak, Sent
 from .deadlines import Deadlines
 from .dial import Dialer
 from .resolver import ResolveError, Resolver
@@ -47,8 +48,18 @@ Audit = Callable[[dict[str, Any]], None]
 
 
 class Proxy:
-    def __init__(self, egress: Egress, *, audit: Audit, ca: SessionCA | None) -> None:
+    def __init__(
+        self,
+        egress: Egress,
+        *,
+        audit: Audit,
+        ca: SessionCA | None,
+        broker: Broker | None = None,
+    ) -> None:
         self.rules = Rules.of(egress)
+        # Brokered secrets (compile.spec turns inspect_tls on whenever there are any, so
+        # no tunnel is opaque to the broker).
+        self.broker = broker
         self.resolver = Resolver(dict(egress.hosts))
         self.audit = audit
         self.ca = ca if egress.inspect_tls else None
@@ -115,11 +126,12 @@ class Proxy:
         try:
             host, ips = await self.decide(host, port, req.method)
             http.check_host_header(req, host, port)
+            req, sent = self._inject(req, host, port, tls=False)  # plain HTTP: never injected
             up_r, up_w = await self._connect(host, ips, port, tls=False)
         except Refused as exc:
             w.write(http.refusal(exc.status, exc.reason))
             return
-        await self._exchange(req, length, path, host, port, reader, w, up_r, up_w)
+        await self._exchange(req, length, path, host, port, reader, w, up_r, up_w, sent)
 
     async def _exchange(
         self,
@@ -132,15 +144,32 @@ class Proxy:
         w: asyncio.StreamWriter,
         up_r: asyncio.StreamReader,
         up_w: asyncio.StreamWriter,
+        sent: Sent | None = None,
     ) -> None:
-        """One judged request to an already connected origin, and its response."""
+        """One judged request to an already connected origin, and its response.
+        ``sent``: the secrets injected into it (its response is guarded)."""
+        broker = self.broker
         try:
             up_w.write(http.upstream_head(req, path, host, port))
             if req.expects_continue:  # Expect is not forwarded: answer it here
                 w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            await http.relay_body(length, reader, up_w)
+            scan = broker.body_scanner(host) if broker is not None else None
+            try:
+                await http.relay_body(length, reader, up_w, scan)
+            except Leak as leak:
+                # The origin gets an incomplete request (aborted, not ended), which it
+                # never acts on; the sandbox gets the refusal.
+                up_w.transport.abort()
+                self._record(host, port, req.method, leak.reason, secret=leak.name)
+                w.write(http.refusal(403, leak.reason))
+                return
             await up_w.drain()
-            await http.relay_response(up_r, w)
+            guard = broker.response_guard(sent, host) if broker is not None and sent else None
+            try:
+                await http.relay_response(up_r, w, guard)
+            except Leak as leak:
+                self._record(host, port, req.method, leak.reason, secret=leak.name)
+                w.transport.abort()  # cut off: what was held back never reaches the client
         finally:
             up_w.close()
 
@@ -217,13 +246,14 @@ class Proxy:
             if reason:
                 raise Refused(host, port, reason)
             http.check_host_header(req, host, port)
+            req, sent = self._inject(req, host, port, tls=tls)
             up_r, up_w = await self._connect(host, ips, port, tls=tls)
         except Refused as exc:
-            if exc.status == 403:  # the connect failure (502) is not a rule's refusal
-                self._record(host, port, req.method, exc.reason)
+            if exc.status == 403 and not exc.recorded:  # a connect failure (502) is not
+                self._record(host, port, req.method, exc.reason)  # a rule's refusal
             w.write(http.refusal(exc.status, exc.reason))
             return
-        await self._exchange(req, length, path, host, port, reader, w, up_r, up_w)
+        await self._exchange(req, length, path, host, port, reader, w, up_r, up_w, sent)
 
     # -- SOCKS5 (RFC 1928), CONNECT only, no authentication -----------------------------
 
@@ -263,6 +293,12 @@ class Proxy:
     # -- deciding and connecting --------------------------------------------------------
 
     async def decide(self, host: str, port: int, method: str | None) -> tuple[str, list[IPAddress]]:
+        if self.broker is not None:  # a placeholder as a name: sent to DNS, logged
+            try:
+                self.broker.check_target(host, host)
+            except Leak as leak:
+                self._record(host, port, method, leak.reason, secret=leak.name)
+                raise Refused(host, port, leak.reason, recorded=True) from leak
         host, reason = self.rules.check_target(host, port)
         reason = reason or (self.rules.check_method(method) if method else None)
         if reason is None:
@@ -286,20 +322,42 @@ class Proxy:
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await self.dialer.streams(host, ips, port, tls=tls)
 
+    def _inject(
+        self, req: http.RequestHead, host: str, port: int, *, tls: bool
+    ) -> tuple[http.RequestHead, Sent | None]:
+        """The request with its placeholders swapped for the real values where bound
+        (``broker``); a placeholder anywhere else is refused and recorded."""
+        if self.broker is None:
+            return req, None
+        try:
+            return self.broker.rewrite(req, host, port, tls=tls)
+        except Leak as leak:
+            self._record(host, port, req.method, leak.reason, secret=leak.name)
+            raise Refused(host, port, leak.reason, recorded=True) from leak
+
     def bad_request(self, exc: http.BadRequest) -> bytes:
         """Record a request head the proxy cannot judge; the answer to send."""
         self._record(None, 0, None, exc.reason)
         return http.refusal(exc.status, exc.reason)
 
-    def _record(self, host: str | None, port: int, method: str | None, reason: str) -> None:
-        self.audit(
-            {
-                "target": f"{host}:{port}" if host else "(unparsed request)",
-                "domain": host or "",
-                "method": method or ("CONNECT" if host else ""),
-                "reason": reason,
-            }
-        )
+    def _record(
+        self,
+        host: str | None,
+        port: int,
+        method: str | None,
+        reason: str,
+        *,
+        secret: str | None = None,
+    ) -> None:
+        fields = {
+            "target": f"{host}:{port}" if host else "(unparsed request)",
+            "domain": host or "",
+            "method": method or ("CONNECT" if host else ""),
+            "reason": reason,
+        }
+        if secret is not None:  # a credential_use record: the secret's name, never its value
+            fields["secret"] = secret
+        self.audit(fields)
 
 
 def _within(deadline: asyncio.Timeout, seconds: float | None) -> None:

@@ -18,11 +18,12 @@ import socket
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from orchestrator.core.log import debug
 from orchestrator.core.spec import Egress
 
+from .broker import Broker
 from .connection import Connection
 from .server import Proxy
 from .tls import SessionCA
@@ -47,6 +48,15 @@ class Refusal(TypedDict):
     domain: str
     method: str
     reason: str
+    secret: NotRequired[str]  # a brokered secret's placeholder where it may not go
+
+
+class CredentialUse(TypedDict):
+    """How often one brokered secret was injected for one host (never its value)."""
+
+    secret: str
+    host: str
+    count: int
 
 
 def new_loop() -> asyncio.AbstractEventLoop:
@@ -61,16 +71,28 @@ def new_loop() -> asyncio.AbstractEventLoop:
 
 
 def _refusal(fields: Mapping[str, Any]) -> Refusal:
-    return Refusal(
+    refusal = Refusal(
         target=str(fields["target"]),
         domain=str(fields["domain"]),
         method=str(fields["method"]),
         reason=str(fields["reason"]),
     )
+    if "secret" in fields:
+        refusal["secret"] = str(fields["secret"])
+    return refusal
 
 
 class ProxySession:
-    def __init__(self, egress: Egress, *, run_id: str, audit: Callable[[Refusal], None]) -> None:
+    def __init__(
+        self,
+        egress: Egress,
+        *,
+        run_id: str,
+        audit: Callable[[Refusal], None],
+        secret_values: Mapping[str, str] | None = None,
+    ) -> None:
+        """``secret_values``: each brokered secret's real value (``runner.credentials``);
+        held by the broker in this process's memory only."""
         self.egress = egress
         self._audit = audit
         self._lock = threading.Lock()
@@ -84,7 +106,13 @@ class ProxySession:
                     self._write(record)
 
         self.ca = SessionCA(run_id) if egress.inspect_tls else None
-        self.proxy = Proxy(egress, audit=locked_audit, ca=self.ca)
+        self.broker = None
+        if egress.secrets:
+            if self.ca is None or secret_values is None:
+                # compile.spec turns inspect_tls on for secrets; the runner reads values.
+                raise ValueError("brokered secrets need inspect_tls and their values")
+            self.broker = Broker(egress.secrets, secret_values)
+        self.proxy = Proxy(egress, audit=locked_audit, ca=self.ca, broker=self.broker)
         self._loop = new_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="egress", daemon=True)
         self._servers: list[asyncio.AbstractServer] = []
@@ -115,6 +143,16 @@ class ProxySession:
             _create_server(loop, accepted, listener), loop
         )
         self._servers.append(future.result(timeout=10))
+
+    def credential_uses(self) -> list[CredentialUse]:
+        """Each (secret, host) injected so far and how often: for the run's end record."""
+        if self.broker is None:
+            return []
+        uses = dict(self.broker.uses)  # a copy: the proxy's thread may be adding to it
+        return [
+            CredentialUse(secret=name, host=host, count=count)
+            for (name, host), count in sorted(uses.items())
+        ]
 
     def _write(self, fields: Mapping[str, Any]) -> None:
         try:

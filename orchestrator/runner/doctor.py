@@ -35,6 +35,7 @@ class Report:
     profiles: dict[str, str]  # profile → "docker" / "none: why"
     elapsed_s: float
     advice: tuple[str, ...] = ()  # settings outside codex-box that close a hole it cannot
+    broker: str = ""  # whether the egress proxy can inject brokered secrets here
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +53,7 @@ class Report:
             "profiles": self.profiles,
             "elapsed_ms": round(self.elapsed_s * 1000),
             "advice": list(self.advice),
+            "broker": self.broker,
         }
 
 
@@ -90,7 +92,31 @@ def diagnose(context: HostContext, *, budget_s: float = BUDGET_S) -> Report:
         profiles[profile] = chosen[0] if chosen else f"none: no backend ({requested}) can run it"
     for profile in BUILTIN_NAMES:
         profiles.setdefault(profile, "none: the profile does not compile here")
-    return Report(report, order, profiles, time.monotonic() - started, advice(context.environ))
+    return Report(
+        report,
+        order,
+        profiles,
+        time.monotonic() - started,
+        advice(context.environ),
+        broker=broker_check(context),
+    )
+
+
+def broker_check(context: HostContext) -> str:
+    """Whether brokered secrets can work here: the proxy terminates TLS with a CA made
+    for each run, so make one and sign a leaf as a run would."""
+    try:
+        from orchestrator.netproxy.tls import SessionCA
+
+        SessionCA("doctor").context_for("doctor.invalid")
+    except Exception as exc:  # ImportError (cryptography), ssl.SSLError, …
+        return f"cannot inject: the proxy cannot terminate TLS here ({exc})"
+    try:
+        declared = [b.name for b in context.config.secrets]
+    except CodexBoxError as exc:
+        return f"can inject (TLS termination works); config.toml: {exc.message}"
+    listed = f"; config.toml brokers {', '.join(declared)}" if declared else ""
+    return f"can inject (TLS termination with a per-run CA works){listed}"
 
 
 def advice(environ: Mapping[str, str]) -> tuple[str, ...]:

@@ -35,7 +35,7 @@ from .postrun import PostRunCheck, report
 from .selection import choose
 
 if TYPE_CHECKING:  # the proxy (asyncio, TLS) loads only for a run that filters egress
-    from orchestrator.netproxy.session import Refusal
+    from orchestrator.netproxy.session import CredentialUse, Refusal
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +82,7 @@ class Runner:
         self.audit = context.audit_log(strict=False)  # a bad config.toml: still recorded
         self._resolution: Resolution | None = None
         self._unaudited = 0  # egress proxy refusals whose record failed
+        self._credential_uses: list[CredentialUse] = []  # brokered secrets injected
         self._ids = {"session_id": self.session_id, "run_id": self.run_id}
 
     @property
@@ -160,7 +161,11 @@ class Runner:
         try:
             self._write(
                 records.command_ended(
-                    argv=argv, launch=launch, result=result, unaudited=self._unaudited
+                    argv=argv,
+                    launch=launch,
+                    result=result,
+                    unaudited=self._unaudited,
+                    credentials=self._credential_uses,
                 )
             )
         except AuditError as exc:
@@ -186,14 +191,21 @@ class Runner:
             return
         from orchestrator.netproxy.session import ProxySession  # asyncio and TLS only when needed
 
-        def refused(refusal: Refusal) -> None:
-            self._write(records.network_refused(launch=launch, **refusal))
+        from .credentials import secret_values
 
-        with ProxySession(spec.egress, run_id=self.run_id, audit=refused) as session:
+        def refused(refusal: Refusal) -> None:
+            self._write(records.egress_refused(launch=launch, refusal=refusal))
+
+        values = secret_values(prepared.resolution.profile, spec, self.context)
+        with ProxySession(
+            spec.egress, run_id=self.run_id, audit=refused, secret_values=values
+        ) as session:
             try:
                 yield session
             finally:
                 self._unaudited = session.audit_failures
+        # Read once the proxy's thread has stopped: nothing adds to the counts any more.
+        self._credential_uses = session.credential_uses()
 
     def _prepare(self, *, probe: bool, policy: bool) -> Prepared:
         resolution, spec = self.compile()
@@ -275,6 +287,7 @@ class Runner:
             session_id=self.session_id,
             options=self.request.options,
             network=context.config.network,
+            secrets=context.config.secrets,
         )
 
     def _launch(self, prepared: Prepared) -> records.Launch:

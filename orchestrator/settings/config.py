@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.core.errors import ConfigError, did_you_mean
+from orchestrator.core.brokered import SecretBinding
+from orchestrator.core.errors import ConfigError, did_you_mean, printable
 from orchestrator.core.paths import codex_home as codex_home  # its home; re-exported
 from orchestrator.profiles.store import canonical_name
 
@@ -57,6 +58,9 @@ class Config:
     policy_mode: str | None = None  # [policy] mode: enforce | audit-only | off
     audit: AuditSettings = AuditSettings()
     network: NetworkSettings = NetworkSettings()
+    # [secrets]: brokered secrets for every profile that can reach their hosts
+    # (profiles.secrets.for_profile); a profile's own of the same name wins.
+    secrets: tuple[SecretBinding, ...] = ()
 
 
 def load_config(home: Path) -> Config:
@@ -109,7 +113,19 @@ def _settings(path: Path, data: dict[str, Any]) -> dict[str, Any]:
         "policy_mode": _policy_mode(path, data),
         "audit": _audit(path, data),
         "network": _network(path, data),
+        "secrets": _secrets(path, data),
     }
+
+
+def _secrets(path: Path, data: dict[str, Any]) -> tuple[SecretBinding, ...]:
+    if "secrets" not in data:
+        return ()
+    from orchestrator.profiles import secrets  # only when [secrets] is there
+
+    def fail(key: str, problem: str, hint: str) -> ConfigError:
+        return ConfigError(printable(f"{path}: key {key!r}: {problem}"), hint=printable(hint))
+
+    return secrets.parse_entries(data["secrets"], fail)
 
 
 def _network(path: Path, data: dict[str, Any]) -> NetworkSettings:

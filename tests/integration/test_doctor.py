@@ -115,3 +115,15 @@ def test_trusted_under_auto_runs_on_the_host_and_a_named_engine_contains_it(
     contained = run("--backend", "docker")
     assert contained.returncode != 0 and "host" not in contained.stdout
     assert json.loads(contained.stderr.strip().splitlines()[-1])["backend"] == "docker"
+
+
+def test_doctor_says_whether_the_proxy_can_inject_brokered_secrets(
+        native_available, base_env, workspace, codex_home):
+    assert doctor(base_env, workspace)["broker"] == (
+        "can inject (TLS termination with a per-run CA works)")
+    with (codex_home / "config.toml").open("a") as config:
+        config.write('[secrets]\nGH_TOKEN = "github"\n')
+    assert doctor(base_env, workspace)["broker"].endswith("; config.toml brokers GH_TOKEN")
+    ran = subprocess.run([CLI, "doctor"], env=base_env, cwd=workspace, capture_output=True,
+                         text=True, timeout=20, check=False)
+    assert "credential broker: can inject" in ran.stdout

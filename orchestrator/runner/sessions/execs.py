@@ -263,8 +263,15 @@ def _spec(keeper: Keeper, message: dict[str, Any], argv: tuple[str, ...], cwd: s
             session_id=keeper.session_id,
             options=options,
             network=context.config.network,
+            secrets=context.config.secrets,
         ),
     )
+    egress = keeper.spec.egress
+    if egress is not None and egress.secrets:
+        # The session's proxy brokers the placeholders made at its start: each exec's
+        # variables hold those, not the fresh ones this compile made.
+        env = dict(spec.env) | {s.name: s.placeholder for s in egress.secrets}
+        spec = replace(spec, egress=egress, env=tuple(sorted(env.items())))
     # The policy judges from where the exec runs (a previous one may have moved it).
     return replace(spec, run_id=run_id, cwd=None if cwd == spec.workspace else cwd)
 

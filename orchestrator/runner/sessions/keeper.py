@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.audit import records
 from orchestrator.backends.base import SessionSandbox
@@ -43,6 +43,9 @@ from orchestrator.sandbox.linux.proctree import start_time
 
 from . import control, store
 from .request import StartRequest
+
+if TYPE_CHECKING:  # the proxy (asyncio, TLS) loads only for a session that filters egress
+    from orchestrator.netproxy.session import ProxySession
 
 
 class Keeper:
@@ -77,6 +80,7 @@ class Keeper:
         # Detached execs still running: what writes each one's `ended` record.
         self._detached: dict[str, Callable[[ExecEnd], object]] = {}
         self._reported: set[str] = set()  # planted-repository findings execs reported
+        self._egress: ProxySession | None = None  # the session's egress proxy, if any
         # stop() writes here: serve()'s poll wakes at once (any thread, or a signal).
         self.wake_fd, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
 
@@ -178,14 +182,21 @@ class Keeper:
             if spec.egress is not None:
                 from orchestrator.netproxy.session import ProxySession  # only when filtering
 
+                from ..credentials import secret_values
+
                 def refused(refusal: Any) -> None:
                     self.write(
-                        self.runner.run_id, records.network_refused(launch=launch, **refusal)
+                        self.runner.run_id, records.egress_refused(launch=launch, refusal=refusal)
                     )
 
+                # Read once, at the session's start: every exec's requests use them.
+                values = secret_values(self.resolution.profile, spec, self.context)
                 egress = stack.enter_context(
-                    ProxySession(spec.egress, run_id=spec.run_id, audit=refused)
+                    ProxySession(
+                        spec.egress, run_id=spec.run_id, audit=refused, secret_values=values
+                    )
                 )
+                self._egress = egress
             self.sandbox: SessionSandbox = self.backend.start_session(
                 spec, selection.facts, egress=egress
             )
@@ -317,6 +328,7 @@ class Keeper:
                         name=self.request.name,
                         why=why,
                         execs=self._execs,
+                        credentials=self._egress.credential_uses() if self._egress else [],
                         duration_s=time.monotonic()
                         - started
                         + (datetime.now(UTC) - self.created).total_seconds(),

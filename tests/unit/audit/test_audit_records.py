@@ -75,6 +75,7 @@ CASES: dict[str, list[Callable[[], records.Record]]] = {
                 exit_code=137, backend="docker", duration_s=2, signal=9, oom_killed=True
             ),
             unaudited=3,
+            credentials=[{"secret": "GH_TOKEN", "host": "api.github.com", "count": 2}],
         ),
     ],
     "approval": [
@@ -139,6 +140,29 @@ CASES: dict[str, list[Callable[[], records.Record]]] = {
         lambda: records.session_stopped(
             launch=LAUNCH, name="ci-42", why="idle for 1800s", execs=25, duration_s=12.5
         )
+    ],
+    "credential_refused": [
+        lambda: records.credential_refused(
+            launch=LAUNCH,
+            target="evil.test:443",
+            domain="evil.test",
+            method="GET",
+            secret="GH_TOKEN",  # noqa: S106 -- the name of a secret, never a value
+            reason="the placeholder of secret GH_TOKEN was sent to evil.test:443, "
+            "which it is not bound to",
+        )
+    ],
+    "egress_refused": [
+        lambda: records.egress_refused(
+            launch=LAUNCH,
+            refusal={"target": "a.test:80", "domain": "a.test", "method": "GET",
+                     "reason": "secret K: its placeholder was sent in a URL", "secret": "K"},
+        ),
+        lambda: records.egress_refused(
+            launch=LAUNCH,
+            refusal={"target": "a.test:80", "domain": "a.test", "method": "GET",
+                     "reason": "a.test:80 is not in network.allow"},
+        ),
     ],
     "network_refused": [
         lambda: records.network_refused(

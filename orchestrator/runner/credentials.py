@@ -1,0 +1,114 @@
+"""The real values of a run's brokered secrets, read on the host just before launch.
+
+Owns: reading each secret's source — a variable of codex-box's own environment, a file
+(``~`` is the user's home), or a command run on the host, outside any sandbox, once per
+run (or session) — and refusing a value that is missing, empty or unfit for an HTTP
+header. Every error names the secret and its source and never shows the value; it is a
+ConfigError (exit 125) raised before anything is launched.
+Does not own: where values go (``netproxy.broker``, in this process's memory only: not
+the spec, the environment, a file or a log).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterable, Mapping
+
+from orchestrator.core.brokered import SecretBinding
+from orchestrator.core.errors import ConfigError
+from orchestrator.core.profile import Profile
+from orchestrator.core.spec import SandboxSpec
+
+from .context import HostContext
+
+COMMAND_TIMEOUT_S = 30.0
+MAX_VALUE = 16 * 1024
+# Visible ASCII only: a CR or LF would let a value add headers of its own upstream,
+# and a space or a non-ASCII byte is no token anyone issues.
+_VALUE = re.compile(r"[\x21-\x7e]+")
+
+
+def secret_values(
+    profile: Profile, spec: SandboxSpec, context: HostContext
+) -> dict[str, str] | None:
+    """The values of the secrets ``spec``'s proxy brokers (None: it brokers none)."""
+    if spec.egress is None or not spec.egress.secrets:
+        return None
+    # The profile's own bindings win over config.toml's of the same name (as compile).
+    declared = {b.name: b for b in (*context.config.secrets, *profile.secrets)}
+    bindings = [declared[s.name] for s in spec.egress.secrets]
+    return read_values(bindings, environ=context.environ, home=context.user_home)
+
+
+def read_values(
+    bindings: Iterable[SecretBinding], *, environ: Mapping[str, str], home: str
+) -> dict[str, str]:
+    return {b.name: _read(b, environ, home) for b in bindings}
+
+
+def _read(binding: SecretBinding, environ: Mapping[str, str], home: str) -> str:
+    kind, *rest = binding.source
+    shown = f"secret {binding.name} (from {binding.shown_source()})"
+    if kind == "env":
+        value = environ.get(rest[0])
+        if value is None:
+            raise ConfigError(
+                f"{shown}: {rest[0]} is not set", hint=f"export {rest[0]} before codex-box runs"
+            )
+    elif kind == "file":
+        path = os.path.join(home, rest[0][2:]) if rest[0].startswith("~/") else rest[0]
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_VALUE + 1)
+        except OSError as exc:
+            raise ConfigError(
+                f"{shown}: cannot read {path}: {exc.strerror}",
+                hint="create the file, or point 'from:' at the right one",
+            ) from exc
+        value = data.decode("latin-1")
+    else:
+        value = _run(rest, shown, environ)
+    value = value.strip()
+    if not value:
+        raise ConfigError(f"{shown}: the value is empty", hint="set the secret's value")
+    if len(value) > MAX_VALUE or not _VALUE.fullmatch(value):
+        raise ConfigError(
+            f"{shown}: the value is not a token (only visible ASCII, at most {MAX_VALUE} bytes)",
+            hint="store the token alone, without spaces or line breaks inside it",
+        )
+    return value
+
+
+def _run(argv: list[str], shown: str, environ: Mapping[str, str]) -> str:
+    try:
+        # The user's own profile names the command; it runs on the host, unsandboxed.
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            env=dict(environ),
+            timeout=COMMAND_TIMEOUT_S,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{shown}: {argv[0]} not found", hint="install it, or fix the command"
+        ) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise ConfigError(
+            f"{shown}: the command did not finish in {COMMAND_TIMEOUT_S:.0f} s",
+            hint="unlock the store first (e.g. gpg-agent), then run again",
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"{shown}: cannot run {argv[0]}: {exc.strerror}", hint="fix the command"
+        ) from exc
+    if done.returncode != 0:
+        # Not its output: a failing password manager may still print part of a secret.
+        raise ConfigError(
+            f"{shown}: the command exited {done.returncode}",
+            hint="run it by hand to see why",
+        )
+    return done.stdout.decode("latin-1")

