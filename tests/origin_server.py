@@ -141,6 +141,17 @@ class Handler(BaseHTTPRequestHandler):
         self.server.log.write(record)
         self.answered += 1
         head = f"origin:{self.command}:{host}:{self.path}\n".encode(errors="replace")
+        if self.path.startswith("/reflect-chunked"):  # the echo split by chunk framing
+            echo = f"authorization={self.headers.get('Authorization', '')}\n".encode()
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            half = len(echo) // 2
+            for part in (echo[:half], echo[half:]):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            return
         if self.path.startswith("/reflect"):  # an origin that echoes what it was sent
             head += f"authorization={self.headers.get('Authorization', '')}\n".encode()
         body = head[: self.server.body_size].ljust(self.server.body_size, b".")

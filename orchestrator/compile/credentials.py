@@ -10,6 +10,7 @@ Does not own: the declarations (``profiles.secrets``), the values
 
 from __future__ import annotations
 
+import os
 import secrets
 import string
 from collections.abc import Iterable
@@ -33,13 +34,38 @@ def brokered_secrets(bindings: Iterable[SecretBinding]) -> tuple[BrokeredSecret,
     )
 
 
-def check_passthrough(secrets_: Iterable[BrokeredSecret], passthrough: Iterable[str]) -> None:
-    names = {s.name for s in secrets_}
+def check_passthrough(bindings: Iterable[SecretBinding], passthrough: Iterable[str]) -> None:
+    """``--env`` may name neither a brokered variable nor the variable a value is read
+    from: either would hand the real value in after all."""
+    names = {b.name: b.name for b in bindings}
+    names |= {name: b.name for b in bindings for name in source_variables([b])}
     for item in passthrough:
         name = item.partition("=")[0]
         if name in names:
+            secret = names[name]
+            what = "a brokered secret" if name == secret else f"the source of secret {secret}"
             raise UsageError(
-                f"--env {name}: {name} is a brokered secret of this profile; the sandbox "
-                "gets a placeholder and the egress proxy adds the real value",
+                f"--env {name}: {name} is {what} of this profile; the sandbox gets a "
+                "placeholder and the egress proxy adds the real value",
                 hint=f"drop --env {name}",
             )
+
+
+def source_variables(bindings: Iterable[SecretBinding]) -> list[str]:
+    """The host variables real values are read from (``from: env:NAME``)."""
+    return [b.source[1] for b in bindings if b.source[0] == "env"]
+
+
+def source_files(bindings: Iterable[SecretBinding], *, home: str) -> list[str]:
+    """The files real values are read from (``from: file:PATH``), as the sandbox would
+    reach them (symlinks resolved), where they exist: for ``filesystem.deny_read``."""
+    found = []
+    for b in bindings:
+        if b.source[0] != "file":
+            continue
+        path = b.source[1]
+        path = os.path.join(home, path[2:]) if path.startswith("~/") else path
+        real = os.path.realpath(path)  # a mask goes on the file, never on a link to it
+        if os.path.isfile(real):
+            found.append(real)
+    return found

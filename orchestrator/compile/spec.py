@@ -93,19 +93,28 @@ def compile_spec(profile: Profile, request: Request, *, preview: bool = False) -
     extra = {"CODEX_BOX_PROFILE": profile.name, "CODEX_BOX_SESSION": request.session_id}
     if not profile.allows_network():
         extra["CODEX_SANDBOX_NETWORK_DISABLED"] = "1"
-    egress = _egress(profile, request)
+    bindings = _bindings(profile, request)
+    egress = _egress(profile, request, bindings)
     if egress is not None:
         extra |= proxy_environment(egress)
-        if egress.secrets:
-            from .credentials import check_passthrough
+        extra |= {s.name: s.placeholder for s in egress.secrets}
+    if bindings:
+        from . import credentials
 
-            check_passthrough(egress.secrets, request.options.env_names)
-            extra |= {s.name: s.placeholder for s in egress.secrets}
+        credentials.check_passthrough(bindings, request.options.env_names)
     env = sandbox_environment(request.environ, passthrough=request.options.env_names, extra=extra)
     # Defence in depth behind the policy's git checks: no repository config run by a
     # sandboxed git may start an fsmonitor or hooks (appended after the user's own).
     env = neutralise(env)
     deny_read = expand_deny_read(profile, home=request.home, roots=(workspace, *writable))
+    if bindings:
+        # Where the real values come from stays out of the sandbox: a source variable
+        # of an unremarkable name is not passed on, a source file is masked.
+        for name in credentials.source_variables(bindings):
+            if name not in extra:
+                env.pop(name, None)
+        files = credentials.source_files(bindings, home=request.home)
+        deny_read = tuple(dict.fromkeys((*deny_read, *files)))
     return SandboxSpec(
         run_id=request.run_id,
         session_id=request.session_id,
@@ -150,7 +159,20 @@ def compile_spec(profile: Profile, request: Request, *, preview: bool = False) -
     )
 
 
-def _egress(profile: Profile, request: Request) -> Egress | None:
+def _bindings(profile: Profile, request: Request) -> tuple[SecretBinding, ...]:
+    """The secrets a run of ``profile`` brokers: its own and config.toml's, each only
+    where the profile can reach all its hosts (a .codex-profile that turns the network
+    off, or narrows it, leaves a user profile's secret nothing to do)."""
+    if not (profile.secrets or request.secrets):
+        return ()
+    from orchestrator.profiles.secrets import for_profile  # only when there are any
+
+    return for_profile(profile, request.secrets)
+
+
+def _egress(
+    profile: Profile, request: Request, bindings: tuple[SecretBinding, ...]
+) -> Egress | None:
     rules = profile.allow_domains or profile.deny_domains or profile.inspect_tls
     if (rules or profile.secrets) and not profile.sandboxed:
         # Refuse rather than quietly run with rules nobody enforces.
@@ -159,11 +181,6 @@ def _egress(profile: Profile, request: Request) -> Egress | None:
             f"({profile.origin}): nothing could enforce them",
             hint="extend workspace-net or net-read-only instead of trusted",
         )
-    bindings = profile.secrets
-    if request.secrets:  # config.toml [secrets]; the parser loads only when there are any
-        from orchestrator.profiles.secrets import for_profile
-
-        bindings = for_profile(profile, request.secrets)
     if not profile.uses_egress_proxy() and not bindings:
         return None
     ca_file = None

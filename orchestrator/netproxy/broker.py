@@ -25,15 +25,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NoReturn
 from urllib.parse import unquote_to_bytes
 
 from orchestrator.core import domains
 from orchestrator.core.brokered import BrokeredSecret
 
-from .http import RequestHead
+from .http import HOP_BY_HOP, RequestHead
 
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_UNCHECKABLE = frozenset({"accept-encoding", "range", "if-range"})
 # Each injected secret's name → the byte strings that carried its value upstream.
 Sent = dict[str, set[bytes]]
 
@@ -52,7 +56,7 @@ class Leak(Exception):
 @dataclass(slots=True)
 class _Bound:
     secret: BrokeredSecret
-    value: bytes
+    value: bytes = field(repr=False)  # never in a log line or a traceback's locals
     patterns: tuple[domains.DomainPattern, ...]
 
     def admits(self, host: str, port: int) -> bool:
@@ -64,7 +68,7 @@ class Broker:
     """One run's secrets: ``values`` maps each secret's name to its real value."""
 
     secrets: tuple[BrokeredSecret, ...]
-    values: Mapping[str, str]
+    values: Mapping[str, str] = field(repr=False)
     uses: dict[tuple[str, str], int] = field(default_factory=dict)
     _bound: tuple[_Bound, ...] = ()
     _longest: int = 0
@@ -96,17 +100,30 @@ class Broker:
         what was sent (each secret's forms on the wire, for ``response_guard``).
         Raises Leak for a placeholder anywhere it may not be replaced."""
         self.check_target(host, req.target)
+        for text in (req.method, *(name for name, _ in req.headers)):  # forwarded as sent
+            if found := self._placeholder_in(text.encode("latin-1")):
+                raise Leak(found.secret.name, host, "was sent as a method or header name")
         headers = list(req.headers)
         sent: Sent = {}
         for i, (name, value) in enumerate(req.headers):
+            if req.names[i] in HOP_BY_HOP:
+                continue  # never forwarded (Proxy-Authorization…): nothing to inject
             new = self._header(req.names[i], value, host, port, tls=tls, sent=sent)
             if new is not value:
                 headers[i] = (name, new)
-        for name in sent:
-            self.uses[(name, host)] = self.uses.get((name, host), 0) + 1
         if not sent:
             return req, sent
-        return RequestHead(req.method, req.target, req.version, tuple(headers), req.names), sent
+        for name in sent:
+            self.uses[(name, host)] = self.uses.get((name, host), 0) + 1
+        # What comes back must be checkable for the value, whole: no content coding
+        # (gzip would hide it from the response guard) and no range (a slice of a
+        # reflection is a slice of the value).
+        names = [n for n in req.names if n not in _UNCHECKABLE]
+        headers = [h for n, h in zip(req.names, headers, strict=True) if n not in _UNCHECKABLE]
+        names.append("accept-encoding")
+        headers.append(("Accept-Encoding", "identity"))
+        rewritten = RequestHead(req.method, req.target, req.version, tuple(headers), tuple(names))
+        return rewritten, sent
 
     def _header(
         self, lower: str, value: str, host: str, port: int, *, tls: bool, sent: Sent
@@ -194,15 +211,49 @@ class BodyScanner:
 
 
 class ResponseGuard:
-    """An origin's response after an injected request: passed on with the last
-    ``len(value) - 1`` bytes held back, so a reflected value is seen whole before any
-    of it reaches the sandbox; then the response is cut off (raises Leak)."""
+    """An origin's response after an injected request, on its way to the sandbox.
+
+    The body is checked as the client will read it: a chunked body is decoded here and
+    passed on close-delimited (Transfer-Encoding dropped; the proxy's connections end
+    with the response anyway), so a value split by chunk framing is still seen whole.
+    The last ``len(form) - 1`` bytes are held back, so a reflected value is found
+    before any of it reaches the sandbox; then the response is cut off (Leak). A body
+    in a content coding (gzip…) cannot be checked: the request asked for identity, and
+    an origin that encodes anyway is cut off too."""
 
     def __init__(self, sent: Sent, host: str) -> None:
         self.forms = [(name, form) for name, forms in sent.items() for form in forms]
+        self.name = next(iter(sent), "")
         self.host = host
         self.hold = max((len(form) for _, form in self.forms), default=1) - 1
         self.tail = b""
+        self.chunks: _Dechunker | None = None
+
+    def head(self, head: bytes) -> bytes:
+        """The response head, checked whole; returned as the client gets it."""
+        self.check(head)
+        lines = head.split(b"\r\n")
+        kept = [lines[0]]
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name, value = name.strip().lower(), value.strip().lower()
+            if name == b"content-encoding" and value not in (b"", b"identity"):
+                self._cut(
+                    f"got a response encoded as {value.decode('latin-1')[:40]}, which "
+                    "cannot be checked for the value; it was cut off"
+                )
+            if name == b"transfer-encoding":
+                if value != b"chunked":
+                    self._cut(
+                        "got a response in a transfer coding other than chunked, "
+                        "which cannot be checked for the value; it was cut off"
+                    )
+                self.chunks = _Dechunker()
+                continue  # passed on close-delimited
+            kept.append(line)
+        if self.chunks is not None:
+            kept = [ln for ln in kept if ln.partition(b":")[0].strip().lower() != b"content-length"]
+        return b"\r\n".join(kept)
 
     def check(self, whole: bytes) -> None:
         """A piece seen whole (the response head): no bytes held back."""
@@ -216,6 +267,11 @@ class ResponseGuard:
                 )
 
     def feed(self, chunk: bytes) -> bytes:
+        if self.chunks is not None:
+            try:
+                chunk = self.chunks.feed(chunk)
+            except ValueError as exc:
+                self._cut(f"got a malformed chunked response ({exc}); it was cut off")
         window = self.tail + chunk
         self.check(window)
         if not self.hold:
@@ -227,6 +283,50 @@ class ResponseGuard:
     def flush(self) -> bytes:
         out, self.tail = self.tail, b""
         return out
+
+    def _cut(self, where: str) -> NoReturn:
+        raise Leak(self.name, self.host, where, what="injected request")
+
+
+class _Dechunker:
+    """Chunked transfer coding → the payload, incrementally (trailers dropped)."""
+
+    MAX_LINE = 8192
+
+    def __init__(self) -> None:
+        self.state, self.left, self.pending = "size", 0, b""
+
+    def feed(self, data: bytes) -> bytes:
+        buf, i, out = self.pending + data, 0, bytearray()
+        while i < len(buf) and self.state != "done":
+            if self.state == "data":
+                take = min(self.left, len(buf) - i)
+                out += buf[i : i + take]
+                i += take
+                self.left -= take
+                if not self.left:
+                    self.state = "data-end"
+                continue
+            end = buf.find(b"\r\n", i)
+            if end < 0:
+                if len(buf) - i > self.MAX_LINE:
+                    raise ValueError("a chunk line too long")
+                break
+            line, i = buf[i:end], end + 2
+            if self.state == "data-end":
+                if line:
+                    raise ValueError("chunk data not followed by CRLF")
+                self.state = "size"
+            elif self.state == "size":
+                digits = line.partition(b";")[0].strip()
+                if not _HEX.fullmatch(digits):
+                    raise ValueError("a bad chunk size")
+                self.left = int(digits, 16)
+                self.state = "data" if self.left else "trailer"
+            elif not line:  # the empty line after the trailers
+                self.state = "done"
+        self.pending = buf[i:] if self.state != "done" else b""
+        return bytes(out)
 
 
 def _b64(text: str) -> bytes | None:

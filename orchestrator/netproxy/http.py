@@ -29,7 +29,7 @@ _DIGITS = re.compile(r"[0-9]{1,19}")
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # Per-hop headers: they describe the client↔proxy connection, never the origin's.
-_HOP_BY_HOP = frozenset(
+HOP_BY_HOP = frozenset(
     {
         "connection",
         "keep-alive",
@@ -51,7 +51,7 @@ Scan = Callable[[bytes], None]
 class Guard(Protocol):
     """Filters a response on its way to the client (``netproxy.broker.ResponseGuard``)."""
 
-    def check(self, whole: bytes) -> None: ...
+    def head(self, head: bytes) -> bytes: ...
     def feed(self, chunk: bytes) -> bytes: ...
     def flush(self) -> bytes: ...
 
@@ -221,7 +221,7 @@ def upstream_head(req: RequestHead, path: str, host: str, port: int) -> bytes:
     lines += [
         f"{k}: {v}"
         for n, (k, v) in zip(req.names, req.headers, strict=True)
-        if n not in _HOP_BY_HOP and n != "host"
+        if n not in HOP_BY_HOP and n != "host"
     ]
     lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -318,7 +318,7 @@ async def relay_response(
         data += more
     head, body = response_head(data, end), bytes(data[end + 4 :])
     if guard is not None:  # the head too: an origin may echo a header in a header
-        guard.check(head)
+        head = guard.head(head)
         body = guard.feed(body)
         if upstream.at_eof():  # all of it is here: what is held back goes in this send
             body += guard.flush()

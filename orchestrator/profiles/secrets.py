@@ -118,11 +118,13 @@ def parse_entries(value: Any, fail: Fail) -> tuple[SecretBinding, ...]:
 
 def for_profile(profile: Profile, config: tuple[SecretBinding, ...]) -> tuple[SecretBinding, ...]:
     """The secrets a run of ``profile`` brokers: its own, then each of config.toml's
-    ``[secrets]`` it does not name itself and whose every host it can reach (config
-    secrets follow the user from profile to profile, where they can be used at all)."""
+    ``[secrets]`` it does not name itself — each only if the profile can reach all its
+    hosts (config secrets follow the user from profile to profile, where they can be
+    used at all; a .codex-profile that narrows a user profile's network drops those
+    its own no longer reaches — never a network for them)."""
     own = {b.name for b in profile.secrets}
-    extra = tuple(b for b in config if b.name not in own and reachable(b, profile))
-    return (*profile.secrets, *extra)
+    candidates = (*profile.secrets, *(b for b in config if b.name not in own))
+    return tuple(b for b in candidates if reachable(b, profile))
 
 
 def reachable(binding: SecretBinding, profile: Profile) -> bool:

@@ -12,24 +12,44 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
+import shutil
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_egress import net, origin, seen, sh  # noqa: F401 -- fixtures
+from tests.conftest import REQUIRE
+from tests.integration.test_egress import net, seen, sh  # noqa: F401 -- net: a fixture
+from tests.origin import Origin, origin_namespace
 
 REAL = "tok_" + secrets.token_hex(20)  # one value for the module: searched for below
 PROFILE = (
     "extends: workspace-net\n"
     "network:\n  allow: [allowed.test, other.test]\n"
     "secrets:\n"
-    "  TEST_TOKEN:\n    from: env:TEST_TOKEN_SOURCE\n    hosts: [allowed.test]\n"
+    # A source variable with an unremarkable name: withheld all the same.
+    "  TEST_TOKEN:\n    from: env:ORIGIN_VALUE\n    hosts: [allowed.test]\n"
     "    inject: [header, basic-auth]\n"
 )
 CURL = "curl -s -S -m 10"
 SECRET_NAME = "TEST_TOKEN"  # noqa: S105 -- the name of a secret, not a value
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Origin]:
+    """test_egress's origin without its extra address: 169.254.169.254 can be routed into
+    one test namespace at a time, and test_egress may run alongside (pytest-xdist)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the test's origin server is a network namespace")
+    if not shutil.which("ip"):
+        if REQUIRE:
+            pytest.fail("credential broker tests required but: needs iproute2's ip")
+        pytest.skip("needs iproute2's ip")
+    with origin_namespace(tmp_path_factory.mktemp("origin")) as server:
+        yield server
 
 
 @pytest.fixture(params=["run", "exec"])
@@ -46,7 +66,7 @@ def broker(net, codex_home: Path):  # noqa: F811 -- net is the egress tests' fix
 
 
 def run(box, script: str, **kw: object):
-    return box("brokered", "sh", "-c", script, env={"TEST_TOKEN_SOURCE": REAL}, **kw)
+    return box("brokered", "sh", "-c", script, env={"ORIGIN_VALUE": REAL}, **kw)
 
 
 def credential_records(codex_home: Path) -> list[dict[str, object]]:
@@ -135,18 +155,21 @@ def test_the_placeholder_anywhere_else_is_refused_and_audited(
     assert "TEST_TOKEN" in str(record["reason"]) and REAL not in json.dumps(record)
 
 
+@pytest.mark.parametrize("path", ["reflect", "reflect-chunked"])
 def test_an_origin_reflecting_the_token_is_cut_off_before_the_sandbox_reads_it(
-    box, broker, codex_home
+    box, broker, codex_home, path
 ):
     tag = secrets.token_hex(4)
     ran = run(
         box,
         f'{CURL} -H "Authorization: Bearer $TEST_TOKEN" '
-        f"https://allowed.test/reflect-{tag}; echo; echo done",
+        f"https://allowed.test/{path}-{tag}; echo; echo done",
     )
     assert "done" in ran.stdout
     assert not any(f in ran.stdout + ran.stderr for f in forms(REAL)), ran.stdout
-    assert seen(broker, path=f"/reflect-{tag}")  # it did go out: the answer was stopped
+    # It did go out (asking for an answer it can check): the answer was stopped.
+    [request] = seen(broker, path=f"/{path}-{tag}")
+    assert request["headers"]["accept-encoding"] == "identity"
     [record] = credential_records(codex_home)
     assert "response" in str(record["reason"])
 
@@ -175,7 +198,7 @@ def test_the_real_value_is_nowhere_the_sandbox_or_a_log_can_see(
         "--json",
         "--",
         "true",
-        env={"TEST_TOKEN_SOURCE": REAL},
+        env={"ORIGIN_VALUE": REAL},
     )
     debug = cli(
         "--debug",
@@ -192,7 +215,7 @@ def test_the_real_value_is_nowhere_the_sandbox_or_a_log_can_see(
         "-H",
         "Authorization: Bearer $TEST_TOKEN",
         "https://allowed.test/debug",
-        env={"TEST_TOKEN_SOURCE": REAL},
+        env={"ORIGIN_VALUE": REAL},
     )
     places = {
         "sandbox": ran.stdout + ran.stderr,
@@ -208,12 +231,28 @@ def test_the_real_value_is_nowhere_the_sandbox_or_a_log_can_see(
             assert form not in text, f"the real value ({form[:8]}…) is in {where}"
 
 
+def test_a_source_file_is_masked_in_the_sandbox(box, net, codex_home, home):  # noqa: F811
+    (home / ".origin-token").write_text(REAL + "\n")
+    (codex_home / "profiles" / "from-file.yaml").write_text(
+        PROFILE.replace("from: env:ORIGIN_VALUE", "from: file:~/.origin-token")
+    )
+    tag = secrets.token_hex(4)
+    ran = box(
+        "from-file",
+        "sh",
+        "-c",
+        f'cat {home}/.origin-token; {CURL} -H "Authorization: Bearer $TEST_TOKEN" '
+        f"https://allowed.test/file-{tag} >/dev/null; true",
+    )
+    assert REAL not in ran.stdout + ran.stderr
+    [request] = seen(net, path=f"/file-{tag}")
+    assert request["headers"]["authorization"] == f"Bearer {REAL}"
+
+
 def test_a_missing_source_names_the_secret_and_launches_nothing(box, broker, codex_home):
     tag = secrets.token_hex(4)
     ran = sh(box, "brokered", f"{CURL} https://allowed.test/never-{tag}")
     assert ran.returncode == 125, ran.stderr
-    assert "secret TEST_TOKEN (from env:TEST_TOKEN_SOURCE): TEST_TOKEN_SOURCE is not set" in (
-        ran.stderr
-    )
+    assert "secret TEST_TOKEN (from env:ORIGIN_VALUE): ORIGIN_VALUE is not set" in (ran.stderr)
     assert len(ran.stderr.strip().splitlines()) == 1
     assert not seen(broker, path=f"/never-{tag}")

@@ -5,6 +5,7 @@ full-network profile through the proxy."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +61,43 @@ def test_offline_and_trusted_broker_nothing(
     for name in ("offline", "trusted"):
         spec = compile_spec(store.get(name), make_request(secrets=(GITHUB,)))
         assert spec.egress is None and "GH_TOKEN" not in dict(spec.env)
+
+
+def test_the_sources_of_real_values_stay_out_of_the_sandbox(
+    store: ProfileStore, make_request: Callable[..., Request], home: Path
+) -> None:
+    key = home / ".config" / "openai" / "key"
+    key.parent.mkdir(parents=True)
+    key.write_text("sk-real\n")
+    (home / "link-to-key").symlink_to(key)
+    by_env = SecretBinding(name="OPENAI_API_KEY", source=("env", "OPENAI"),
+                           hosts=("api.openai.com",), inject=("header",))  # fmt: skip
+    by_file = SecretBinding(name="API_KEY", source=("file", "~/link-to-key"),
+                            hosts=("api.openai.com",), inject=("header",))  # fmt: skip
+    spec = compile_spec(
+        store.get("workspace-net"),
+        make_request(
+            secrets=(by_env, by_file),
+            environ={"PATH": "/usr/bin", "HOME": str(home), "OPENAI": "sk-real"},
+        ),
+    )
+    env = dict(spec.env)
+    assert "OPENAI" not in env and "sk-real" not in repr(spec)  # an unremarkable name
+    assert str(key) in spec.deny_read  # the file itself, not the link to it
+    assert str(home / "link-to-key") not in spec.deny_read
+
+
+def test_a_codex_profile_that_cuts_the_network_leaves_no_proxy_for_inherited_secrets(
+    store: ProfileStore, make_request: Callable[..., Request], write_profile
+) -> None:
+    import dataclasses
+
+    from orchestrator.core.profile import Network
+
+    write_profile("gh", "extends: workspace-net\nsecrets:\n  GH_TOKEN: github\n")
+    offline = dataclasses.replace(store.get("gh"), network=Network.NONE)
+    spec = compile_spec(offline, make_request())
+    assert spec.egress is None and "GH_TOKEN" not in dict(spec.env)
+    narrowed = dataclasses.replace(store.get("gh"), allow_domains=("pypi.org",))
+    spec = compile_spec(narrowed, make_request())
+    assert spec.egress is not None and spec.egress.secrets == ()

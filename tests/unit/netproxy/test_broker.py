@@ -49,6 +49,7 @@ def test_a_placeholder_in_a_header_to_a_bound_host_over_tls_becomes_the_value() 
         request(("Authorization", f"token {PLACE}")), "api.github.com", 443, tls=True
     )
     assert req.values("authorization") == [f"token {REAL}"]
+    assert req.values("accept-encoding") == ["identity"]  # the answer must be checkable
     assert sent == {"GH_TOKEN": {REAL.encode()}}
     assert b.uses == {("GH_TOKEN", "api.github.com"): 1}
 
@@ -160,3 +161,70 @@ def test_a_chunk_extension_is_scanned_too() -> None:
 
     with pytest.raises(Leak, match="body"):
         asyncio.run(relay())
+
+
+def test_an_injected_request_asks_for_identity_and_no_range() -> None:
+    req = request(("Authorization", f"token {PLACE}"), ("Accept-Encoding", "gzip, br"),
+                  ("Range", "bytes=10-20"), ("If-Range", "x"))  # fmt: skip
+    out, _ = broker().rewrite(req, "github.com", 443, tls=True)
+    assert out.values("accept-encoding") == ["identity"]
+    assert out.values("range") == [] and out.values("if-range") == []
+    plain = request(("Range", "bytes=1-2"))
+    assert broker().rewrite(plain, "github.com", 443, tls=True)[0] is plain  # untouched
+
+
+def test_a_placeholder_as_a_header_name_or_method_is_refused() -> None:
+    with pytest.raises(Leak, match="header name"):
+        broker().rewrite(request((PLACE, "x")), "evil.test", 443, tls=True)
+    head = f"{PLACE} / HTTP/1.1\r\n\r\n".encode()
+    with pytest.raises(Leak, match="method"):
+        broker().rewrite(http.parse_request(head), "evil.test", 443, tls=True)
+
+
+def test_a_hop_by_hop_header_is_neither_injected_nor_counted() -> None:
+    b = broker()
+    req = request(("Proxy-Authorization", f"Bearer {PLACE}"))
+    assert b.rewrite(req, "github.com", 443, tls=True) == (req, {})
+    assert b.uses == {}
+    assert "secret" not in repr(b).lower() or REAL not in repr(b)
+    assert REAL not in repr(b) and REAL not in repr(b._bound)
+
+
+def test_a_value_split_by_chunk_framing_is_found_in_the_decoded_body() -> None:
+    value = REAL.encode()
+    guard = broker().response_guard({"GH_TOKEN": {value}}, "github.com")
+    head = guard.head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n")
+    assert b"transfer-encoding" not in head.lower() and head.endswith(b"\r\n\r\n")
+    first = b"%x\r\necho=" % (5 + 10) + value[:10] + b"\r\n"
+    out = guard.feed(first)
+    assert value[:4] not in out
+    with pytest.raises(Leak, match="response"):
+        guard.feed(b"%x\r\n" % (len(value) - 10) + value[10:] + b"\r\n0\r\n\r\n")
+
+
+def test_a_chunked_body_without_the_value_is_passed_on_decoded() -> None:
+    guard = broker().response_guard({"GH_TOKEN": {REAL.encode()}}, "github.com")
+    guard.head(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")
+    wire = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: t\r\n\r\n"
+    out = b"".join(guard.feed(wire[i : i + 3]) for i in range(0, len(wire), 3)) + guard.flush()
+    assert out == b"hello world"
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+    ],
+)
+def test_a_response_that_cannot_be_checked_is_cut_off(head: bytes) -> None:
+    guard = broker().response_guard({"GH_TOKEN": {REAL.encode()}}, "github.com")
+    with pytest.raises(Leak, match="cannot be checked"):
+        guard.head(head)
+
+
+def test_malformed_chunking_is_cut_off() -> None:
+    guard = broker().response_guard({"GH_TOKEN": {REAL.encode()}}, "github.com")
+    guard.head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    with pytest.raises(Leak, match="malformed chunked"):
+        guard.feed(b"zz\r\nhello\r\n")

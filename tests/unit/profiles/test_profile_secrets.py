@@ -138,20 +138,15 @@ def test_a_failing_command_is_named_by_its_exit_code_not_its_output(
         read_values([d], environ={}, home=str(tmp_path))
 
 
-def test_env_of_a_brokered_name_is_refused() -> None:
-    [secret] = brokered(
-        [
-            PRESETS["github"].__class__(
-                name="GH_TOKEN",
-                source=("env", "GH_TOKEN"),
-                hosts=("github.com",),
-                inject=("header",),
-            )
-        ]
+def test_env_of_a_brokered_name_or_its_source_is_refused() -> None:
+    binding = PRESETS["github"].__class__(
+        name="GH_TOKEN", source=("env", "MY_GH"), hosts=("github.com",), inject=("header",)
     )
-    check_passthrough([secret], ["OTHER", "X=1"])
+    check_passthrough([binding], ["OTHER", "X=1"])
     with pytest.raises(UsageError, match="brokered secret"):
-        check_passthrough([secret], ["GH_TOKEN=ghp_real"])
+        check_passthrough([binding], ["GH_TOKEN=ghp_real"])
+    with pytest.raises(UsageError, match="the source of secret GH_TOKEN"):
+        check_passthrough([binding], ["MY_GH"])
 
 
 def test_config_secrets_follow_the_user_to_every_profile_that_can_reach_their_hosts(
