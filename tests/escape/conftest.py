@@ -4,9 +4,25 @@ run). Positive controls run both ways too."""
 
 from __future__ import annotations
 
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 
 @pytest.fixture(params=("run", "exec"))
 def via(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+def scratch_root(prefix: str) -> Iterator[Path]:
+    """A fresh directory under /var/tmp (not /tmp: a private /tmp would hide it from
+    the sandbox), removed after the test: the root of a test's HOME and workspace."""
+    path = Path("/var/tmp") / f"{prefix}-{uuid.uuid4().hex[:10]}"
+    path.mkdir(mode=0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import pytest
 
 from orchestrator.core.profile import DEFAULT_DENY_READ
 from tests.conftest import SANDBOX_PYTHON
+from tests.escape.conftest import scratch_root
 
 SANDBOXED = ("offline", "net-read-only", "workspace", "workspace-net")
 MARK = "codex-box-credential-marker"
@@ -76,12 +75,7 @@ def backend(native_available: None) -> str:  # overrides conftest's: native only
 
 @pytest.fixture
 def root() -> Iterator[Path]:
-    path = Path("/var/tmp") / f"codex-box-creds-{uuid.uuid4().hex[:10]}"
-    path.mkdir(mode=0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+    yield from scratch_root("codex-box-creds")
 
 
 @pytest.fixture

@@ -12,15 +12,14 @@ under write profiles writes one, so a sandbox that breaks everything cannot pass
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import SANDBOX_PYTHON
+from tests.escape.conftest import scratch_root
 
 SANDBOXED = ("offline", "net-read-only", "workspace", "workspace-net")
 WRITE = ("workspace", "workspace-net")
@@ -29,12 +28,7 @@ ORIGINAL = "the host's own bytes\n"
 
 @pytest.fixture
 def root() -> Iterator[Path]:
-    path = Path("/var/tmp") / f"codex-box-escape-{uuid.uuid4().hex[:10]}"
-    path.mkdir(mode=0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+    yield from scratch_root("codex-box-escape")
 
 
 @pytest.fixture
