@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
 from collections.abc import Iterable, Mapping
 
@@ -59,15 +60,7 @@ def _read(binding: SecretBinding, environ: Mapping[str, str], home: str) -> str:
             )
     elif kind == "file":
         path = os.path.join(home, rest[0][2:]) if rest[0].startswith("~/") else rest[0]
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read(MAX_VALUE + 1)
-        except OSError as exc:
-            raise ConfigError(
-                f"{shown}: cannot read {path}: {exc.strerror}",
-                hint="create the file, or point 'from:' at the right one",
-            ) from exc
-        value = data.decode("latin-1")
+        value = _read_file(path, shown)
     else:
         value = _run(rest, shown, environ)
     value = value.strip()
@@ -79,6 +72,25 @@ def _read(binding: SecretBinding, environ: Mapping[str, str], home: str) -> str:
             hint="store the token alone, without spaces or line breaks inside it",
         )
     return value
+
+
+def _read_file(path: str, shown: str) -> str:
+    """A regular file's first bytes. Non-blocking and checked: a FIFO or a device put
+    where the token file was would otherwise hang every launch on ``open``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError as exc:
+        raise ConfigError(
+            f"{shown}: cannot read {path}: {exc.strerror}",
+            hint="create the file, or point 'from:' at the right one",
+        ) from exc
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(
+                f"{shown}: {path} is not a regular file",
+                hint="store the token in a plain file",
+            )
+        return handle.read(MAX_VALUE + 1).decode("latin-1")
 
 
 def _run(argv: list[str], shown: str, environ: Mapping[str, str]) -> str:

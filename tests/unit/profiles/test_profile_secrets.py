@@ -182,3 +182,21 @@ def test_a_bad_config_secret_names_the_file_and_key(codex_home: Path) -> None:
     (codex_home / "config.toml").write_text('[secrets]\nGH_TOKEN = "gitlab"\n')
     with pytest.raises(ConfigError, match=r"config.toml: key 'secrets.GH_TOKEN.preset'"):
         load_config(codex_home)
+
+
+def test_a_fifo_or_device_as_a_source_file_is_refused_without_hanging(
+    tmp_path: Path, store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "fifo")
+    write_profile(
+        "odd",
+        NET
+        + f"secrets:\n  A: {{hosts: [a.example], from: 'file:{tmp_path}/fifo'}}\n"
+        + "  B: {hosts: [a.example], from: 'file:/dev/zero'}\n",
+    )
+    a, b = store.get("odd").secrets
+    for binding in (a, b):
+        with pytest.raises(ConfigError, match="not a regular file"):
+            read_values([binding], environ={}, home=str(tmp_path))
