@@ -26,3 +26,10 @@ def scratch_root(prefix: str) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def scratch_workspace(root: Path) -> Path:
+    """``root``/proj with a README any profile may read: a test's workspace."""
+    (root / "proj").mkdir()
+    (root / "proj" / "README").write_text("workspace-readable\n")
+    return root / "proj"

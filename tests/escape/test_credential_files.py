@@ -21,7 +21,7 @@ import pytest
 
 from orchestrator.core.profile import DEFAULT_DENY_READ
 from tests.conftest import SANDBOX_PYTHON
-from tests.escape.conftest import scratch_root
+from tests.escape.conftest import scratch_root, scratch_workspace
 
 SANDBOXED = ("offline", "net-read-only", "workspace", "workspace-net")
 MARK = "codex-box-credential-marker"
@@ -86,9 +86,7 @@ def home(root: Path) -> Path:  # overrides conftest's: the run's HOME (request.h
 
 @pytest.fixture
 def workspace(root: Path) -> Path:
-    (root / "proj").mkdir()
-    (root / "proj" / "README").write_text("workspace-readable\n")
-    return root / "proj"
+    return scratch_workspace(root)
 
 
 def host_path(entry: str, home: Path) -> Path:
@@ -141,6 +139,36 @@ def test_the_control_trusted_reads_each_entry(box, entry: str, home: Path, works
     assert not shows_nothing(report), report
     if KINDS[entry] != "system":
         assert MARK in json.dumps(report)
+
+
+# CODEX_HOME's key directories (grants/.key signs grants and approvals; cache/policy/.key
+# the policy cache): hidden whatever the profile says. A marker file stands in for the key,
+# so codex-box's own use of the real key files is left alone.
+CODEX_HOME_KEYS = ("grants", "cache/policy")
+
+
+@pytest.mark.parametrize("profile", SANDBOXED)
+def test_codex_homes_key_directories_show_nothing_inside(
+    box, profile: str, codex_home: Path, workspace: Path
+) -> None:
+    for name in CODEX_HOME_KEYS:
+        directory = codex_home / name
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (directory / "secret").write_text(MARK)
+        report = probe(box, profile, directory)
+        assert report["exists"] and shows_nothing(report), (name, report)
+        assert (directory / "secret").read_text() == MARK, "host intact"
+
+
+def test_the_control_trusted_reads_codex_homes_key_directories(
+    box, codex_home: Path, workspace: Path
+) -> None:
+    for name in CODEX_HOME_KEYS:
+        directory = codex_home / name
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (directory / "secret").write_text(MARK)
+        report = probe(box, "trusted", directory, "--yes-i-trust-this-workspace")
+        assert MARK in json.dumps(report), (name, report)
 
 
 # --- ways around a mask ------------------------------------------------------------------

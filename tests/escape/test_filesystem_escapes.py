@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SANDBOX_PYTHON
-from tests.escape.conftest import scratch_root
+from tests.escape.conftest import scratch_root, scratch_workspace
 
 SANDBOXED = ("offline", "net-read-only", "workspace", "workspace-net")
 WRITE = ("workspace", "workspace-net")
@@ -40,9 +40,7 @@ def home(root: Path) -> Path:  # overrides conftest's: the CLI's $HOME is the ho
 
 @pytest.fixture
 def workspace(root: Path) -> Path:
-    (root / "proj").mkdir()
-    (root / "proj" / "README").write_text("workspace-readable\n")
-    return root / "proj"
+    return scratch_workspace(root)
 
 
 @pytest.fixture
