@@ -231,19 +231,23 @@ def test_the_real_value_is_nowhere_the_sandbox_or_a_log_can_see(
             assert form not in text, f"the real value ({form[:8]}…) is in {where}"
 
 
-def test_a_source_file_is_masked_in_the_sandbox(box, net, codex_home, home):  # noqa: F811
-    (home / ".origin-token").write_text(REAL + "\n")
+def test_a_source_file_is_masked_in_the_sandbox(box, net, codex_home, workspace):  # noqa: F811
+    # In the workspace, which every backend shows the sandbox (a HOME under /tmp would
+    # be hidden by the private /tmp anyway, proving nothing); the neighbour is the control.
+    (workspace / ".origin-token").write_text(REAL + "\n")
+    (workspace / ".origin-neighbour").write_text("neighbour-readable\n")
     (codex_home / "profiles" / "from-file.yaml").write_text(
-        PROFILE.replace("from: env:ORIGIN_VALUE", "from: file:~/.origin-token")
+        PROFILE.replace("from: env:ORIGIN_VALUE", f"from: file:{workspace}/.origin-token")
     )
     tag = secrets.token_hex(4)
     ran = box(
         "from-file",
         "sh",
         "-c",
-        f'cat {home}/.origin-token; {CURL} -H "Authorization: Bearer $TEST_TOKEN" '
+        f'cat .origin-neighbour .origin-token; {CURL} -H "Authorization: Bearer $TEST_TOKEN" '
         f"https://allowed.test/file-{tag} >/dev/null; true",
     )
+    assert "neighbour-readable" in ran.stdout, ran.stdout + ran.stderr
     assert REAL not in ran.stdout + ran.stderr
     [request] = seen(net, path=f"/file-{tag}")
     assert request["headers"]["authorization"] == f"Bearer {REAL}"
