@@ -29,7 +29,13 @@ def placeholder(binding: SecretBinding) -> str:
 
 def brokered_secrets(bindings: Iterable[SecretBinding]) -> tuple[BrokeredSecret, ...]:
     return tuple(
-        BrokeredSecret(name=b.name, hosts=b.hosts, inject=b.inject, placeholder=placeholder(b))
+        BrokeredSecret(
+            name=b.name,
+            hosts=b.hosts,
+            inject=b.inject,
+            placeholder=placeholder(b),
+            source=b.source,
+        )
         for b in bindings
     )
 

@@ -30,8 +30,7 @@ class SecretBinding:
     length: int = 40  # the placeholder's length, prefix included
 
     def shown_source(self) -> str:
-        kind, *rest = self.source
-        return f"{kind}:{' '.join(rest)}" if kind == "command" else f"{kind}:{rest[0]}"
+        return shown_source(self.source)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,3 +42,15 @@ class BrokeredSecret:
     hosts: tuple[str, ...]
     inject: tuple[str, ...]
     placeholder: str  # unique per run; what the sandbox's variable holds
+    # Where the runner reads the value (a variable's name, a path, a command): chosen
+    # once by compile, so the runner never redoes the profile-over-config choice.
+    source: tuple[str, ...] = ()
+
+    def shown_source(self) -> str:
+        return shown_source(self.source)
+
+
+def shown_source(source: tuple[str, ...]) -> str:
+    """``env:NAME``, ``file:PATH``, ``command:argv…`` (for errors and ``explain``)."""
+    kind, *rest = source
+    return f"{kind}:{' '.join(rest)}" if kind == "command" else f"{kind}:{rest[0]}"

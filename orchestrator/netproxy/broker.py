@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NoReturn
@@ -34,9 +33,8 @@ from urllib.parse import unquote_to_bytes
 from orchestrator.core import domains
 from orchestrator.core.brokered import BrokeredSecret
 
-from .http import HOP_BY_HOP, RequestHead
+from .http import CHUNK_SIZE, HOP_BY_HOP, RequestHead
 
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _UNCHECKABLE = frozenset({"accept-encoding", "range", "if-range"})
 # Each injected secret's name → the byte strings that carried its value upstream.
 Sent = dict[str, set[bytes]]
@@ -319,7 +317,7 @@ class _Dechunker:
                 self.state = "size"
             elif self.state == "size":
                 digits = line.partition(b";")[0].strip()
-                if not _HEX.fullmatch(digits):
+                if not CHUNK_SIZE.fullmatch(digits):
                     raise ValueError("a bad chunk size")
                 self.left = int(digits, 16)
                 self.state = "data" if self.left else "trailer"

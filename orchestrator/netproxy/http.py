@@ -26,7 +26,7 @@ CHUNK = 64 * 1024
 # ASCII only: str.isdigit() also admits "²"; at most 19 digits, so int() never meets a
 # 4300-digit number (a ValueError past every refusal: no answer, no audit record).
 _DIGITS = re.compile(r"[0-9]{1,19}")
-_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")  # strictly hex: see relay_body
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # Per-hop headers: they describe the client↔proxy connection, never the origin's.
 HOP_BY_HOP = frozenset(
@@ -243,7 +243,7 @@ async def relay_body(
         # Extensions and trailers may hold no bare CR or LF: to an origin that ends a
         # line at a lone LF, what follows would be a request the proxy never judged.
         digits, _, extension = line[:-2].partition(b";")
-        if not _CHUNK_SIZE.fullmatch(digits) or not _clean(extension):
+        if not CHUNK_SIZE.fullmatch(digits) or not _clean(extension):
             raise BadRequest(400, "malformed chunk size line")
         size = int(digits, 16)
         if scan is not None:

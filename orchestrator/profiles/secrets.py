@@ -98,7 +98,8 @@ def parse(value: Any, profile: Profile, fail: Fail) -> tuple[SecretBinding, ...]
     """The ``secrets:`` mapping of a user profile that becomes ``profile``."""
     bindings = parse_entries(value, fail)
     for binding in bindings:
-        _check_reachable(binding, profile, fail)
+        if problem := _unreachable(binding, profile):
+            raise fail(*problem)
     return bindings
 
 
@@ -128,15 +129,7 @@ def for_profile(profile: Profile, config: tuple[SecretBinding, ...]) -> tuple[Se
 
 
 def reachable(binding: SecretBinding, profile: Profile) -> bool:
-    try:
-        _check_reachable(binding, profile, _no_message)
-    except ConfigError:
-        return False
-    return True
-
-
-def _no_message(key: str, problem: str, hint: str) -> ConfigError:
-    return ConfigError(problem, hint=hint)
+    return _unreachable(binding, profile) is None
 
 
 def _one(name: str, entry: Any, fail: Fail) -> SecretBinding:
@@ -240,17 +233,18 @@ def _inject(value: Any, key: str, fail: Fail) -> tuple[str, ...]:
     return tuple(dict.fromkeys(modes))
 
 
-def _check_reachable(binding: SecretBinding, profile: Profile, fail: Fail) -> None:
+def _unreachable(binding: SecretBinding, profile: Profile) -> tuple[str, str, str] | None:
+    """Why ``profile`` could never use ``binding``, as (key, problem, hint); or None."""
     key = f"secrets.{binding.name}.hosts"
     if not profile.sandboxed:
-        raise fail(
+        return (
             "secrets",
             f"profile {profile.name} runs with no sandbox: nothing could keep the value "
             "from the command",
             "extend workspace-net or net-read-only instead of trusted",
         )
     if profile.network is Network.NONE:
-        raise fail(
+        return (
             key,
             f"profile {profile.name} has no network: {binding.name} could never be used",
             "extend a profile with network (net-read-only, workspace-net)",
@@ -260,14 +254,15 @@ def _check_reachable(binding: SecretBinding, profile: Profile, fail: Fail) -> No
     for text in binding.hosts:
         host = domains.parse(text)
         if allow and not any(a.covers(host) for a in allow):
-            raise fail(
+            return (
                 key,
                 f"{text} is not reachable under network.allow ({', '.join(profile.allow_domains)})",
                 f"add {text} to network.allow, or drop it from the secret's hosts",
             )
         if any(d.covers(host) or host.covers(d) for d in deny):
-            raise fail(
+            return (
                 key,
                 f"{text} is denied by network.deny",
                 "drop it from network.deny or from the secret's hosts",
             )
+    return None

@@ -17,9 +17,8 @@ import stat
 import subprocess
 from collections.abc import Iterable, Mapping
 
-from orchestrator.core.brokered import SecretBinding
+from orchestrator.core.brokered import BrokeredSecret, SecretBinding
 from orchestrator.core.errors import ConfigError
-from orchestrator.core.profile import Profile
 from orchestrator.core.spec import SandboxSpec
 
 from .context import HostContext
@@ -31,25 +30,20 @@ MAX_VALUE = 16 * 1024
 _VALUE = re.compile(r"[\x21-\x7e]+")
 
 
-def secret_values(
-    profile: Profile, spec: SandboxSpec, context: HostContext
-) -> dict[str, str] | None:
+def secret_values(spec: SandboxSpec, context: HostContext) -> dict[str, str] | None:
     """The values of the secrets ``spec``'s proxy brokers (None: it brokers none)."""
     if spec.egress is None or not spec.egress.secrets:
         return None
-    # The profile's own bindings win over config.toml's of the same name (as compile).
-    declared = {b.name: b for b in (*context.config.secrets, *profile.secrets)}
-    bindings = [declared[s.name] for s in spec.egress.secrets]
-    return read_values(bindings, environ=context.environ, home=context.user_home)
+    return read_values(spec.egress.secrets, environ=context.environ, home=context.user_home)
 
 
 def read_values(
-    bindings: Iterable[SecretBinding], *, environ: Mapping[str, str], home: str
+    bindings: Iterable[SecretBinding | BrokeredSecret], *, environ: Mapping[str, str], home: str
 ) -> dict[str, str]:
     return {b.name: _read(b, environ, home) for b in bindings}
 
 
-def _read(binding: SecretBinding, environ: Mapping[str, str], home: str) -> str:
+def _read(binding: SecretBinding | BrokeredSecret, environ: Mapping[str, str], home: str) -> str:
     kind, *rest = binding.source
     shown = f"secret {binding.name} (from {binding.shown_source()})"
     if kind == "env":

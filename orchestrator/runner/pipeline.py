@@ -196,7 +196,7 @@ class Runner:
         def refused(refusal: Refusal) -> None:
             self._write(records.egress_refused(launch=launch, refusal=refusal))
 
-        values = secret_values(prepared.resolution.profile, spec, self.context)
+        values = secret_values(spec, self.context)
         with ProxySession(
             spec.egress, run_id=self.run_id, audit=refused, secret_values=values
         ) as session:

@@ -190,7 +190,7 @@ class Keeper:
                     )
 
                 # Read once, at the session's start: every exec's requests use them.
-                values = secret_values(self.resolution.profile, spec, self.context)
+                values = secret_values(spec, self.context)
                 egress = stack.enter_context(
                     ProxySession(
                         spec.egress, run_id=spec.run_id, audit=refused, secret_values=values
