@@ -125,9 +125,11 @@ def command_ended(
     result: RunResult,
     unaudited: int = 0,
     credentials: Sequence[Mapping[str, Any]] = (),
+    cancelled: bool = False,
 ) -> Record:
     """The command ran and ended. ``unaudited``: egress refusals whose record failed;
-    ``credentials``: each brokered secret injected, per host, and how often."""
+    ``credentials``: each brokered secret injected, per host, and how often;
+    ``cancelled``: its caller went away and it was stopped (``serve``)."""
     if result.detail:
         ended = result.detail
     elif result.signal:
@@ -136,6 +138,8 @@ def command_ended(
         ended = f"exited {result.exit_code}"
     if unaudited:
         ended += f"; {unaudited} egress refusals could not be audited"
+    if cancelled:
+        ended = f"cancelled (its client went away): {ended}"
     return {
         "operation": "command_exec",
         "target": _command(argv),
@@ -148,6 +152,7 @@ def command_ended(
         "timed_out": result.timed_out,
         "oom_killed": result.oom_killed,
         "duration_ms": round(result.duration_s * 1000),
+        **({"cancelled": True} if cancelled else {}),
         **_credentials(credentials),
     }
 

@@ -75,6 +75,11 @@ class UsageError(CodexBoxError):
     exit_code = EXIT_USAGE
 
 
+class Cancelled(CodexBoxError):
+    """The caller went away before the command started (``serve``: the client
+    disconnected); nothing was launched."""
+
+
 class Refused(CodexBoxError):
     """The profile (or, later, the execution policy) refuses this launch."""
 

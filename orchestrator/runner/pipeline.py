@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,7 @@ from orchestrator.backends import base
 from orchestrator.compile import placeholders
 from orchestrator.compile.spec import Request, compile_spec
 from orchestrator.core import failpoints
-from orchestrator.core.errors import AuditError, CodexBoxError, SandboxSetupError
+from orchestrator.core.errors import AuditError, Cancelled, CodexBoxError, SandboxSetupError
 from orchestrator.core.options import Confirm, LaunchOptions
 from orchestrator.core.profile import PlantedRepo
 from orchestrator.core.spec import RunResult, SandboxSpec
@@ -71,14 +71,26 @@ class Outcome:
 
 class Runner:
     def __init__(
-        self, context: HostContext, request: RunRequest, *, confirm: Confirm | None = None
+        self,
+        context: HostContext,
+        request: RunRequest,
+        *,
+        confirm: Confirm | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> None:
+        """``cancelled``: asked right before launching (True: nothing is launched) and
+        after the end (True: the end is recorded as cancelled) — the caller went away
+        (``serve``'s client disconnected) and stopped the command with a signal."""
         self.context = context
         self.request = request
         self.confirm = confirm
         self.home = context.home
         self.session_id = context.session_id
         self.run_id = new_id()
+        self.cancelled = cancelled or (lambda: False)
+        # True while the backend waits for the command: a signal to stop it may come
+        # (``forked_run``'s cancel); outside, it would cut a record short.
+        self.in_backend = False
         self.audit = context.audit_log(strict=False)  # a bad config.toml: still recorded
         self._resolution: Resolution | None = None
         self._unaudited = 0  # egress proxy refusals whose record failed
@@ -136,6 +148,10 @@ class Runner:
         # (AuditError) none of it and nothing is launched.
         self._write(*decided)
         failpoints.reach("decided")
+        if self.cancelled():
+            error = Cancelled("the run was cancelled before its command started")
+            self._write(records.sandbox_setup_failed(argv=argv, launch=launch, error=error.message))
+            raise error
         quarantine = resolution.profile.on_planted_repo is PlantedRepo.QUARANTINE
         post_run = PostRunCheck(spec, quarantine_id=self.run_id if quarantine else None)
         try:
@@ -148,7 +164,11 @@ class Runner:
                 ),
                 self._egress(prepared, launch) as egress,
             ):
-                result = prepared.backend.run(spec, selection.facts, egress=egress)
+                self.in_backend = True
+                try:
+                    result = prepared.backend.run(spec, selection.facts, egress=egress)
+                finally:
+                    self.in_backend = False
         except CodexBoxError as exc:
             post_run.close()  # nothing ran: nothing to look for
             self._write(
@@ -166,6 +186,7 @@ class Runner:
                     result=result,
                     unaudited=self._unaudited,
                     credentials=self._credential_uses,
+                    cancelled=self.cancelled(),
                 )
             )
         except AuditError as exc:
