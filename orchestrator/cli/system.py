@@ -91,19 +91,10 @@ def apparmor_install() -> None:
 
 
 def gc() -> None:
-    """Remove what runs and sessions killed with SIGKILL left behind (containers,
-    cgroups, dead sessions' state and sockets)."""
-    from orchestrator.backends import base
-    from orchestrator.compile import placeholders
-    from orchestrator.runner.sessions import store
+    """Remove what runs, sessions and `serve` killed with SIGKILL left behind (containers,
+    cgroups, dead sessions' state and sockets, a dead server's pooled sandboxes)."""
+    from orchestrator.runner.tidy import leftovers
     from orchestrator.settings.config import codex_home
 
-    home = codex_home(os.environ)
-    for removed in store.sweep_dead(home):
-        typer.echo(f"sessions: removed {removed}")
-    for removed in placeholders.sweep(home / "run"):
-        typer.echo(f"placeholders: removed {removed}")
-
-    for name in base.REGISTRY:
-        for removed in base.load(name).gc():
-            typer.echo(f"{name}: removed {removed}")
+    for removed in leftovers(codex_home(os.environ)):
+        typer.echo(removed)

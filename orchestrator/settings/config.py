@@ -14,12 +14,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.core.brokered import SecretBinding
 from orchestrator.core.errors import ConfigError, did_you_mean, printable
 from orchestrator.core.paths import codex_home as codex_home  # its home; re-exported
 from orchestrator.profiles.store import canonical_name
+
+if TYPE_CHECKING:  # [serve] is parsed (its module loaded) only when the file has it
+    from .serve import ServeSettings
 
 _SANDBOX_KEYS = ("mode", "profile", "network_access", "backend")
 _POLICY_KEYS = ("mode",)
@@ -58,6 +61,7 @@ class Config:
     policy_mode: str | None = None  # [policy] mode: enforce | audit-only | off
     audit: AuditSettings = AuditSettings()
     network: NetworkSettings = NetworkSettings()
+    serve: ServeSettings | None = None  # [serve]; None: none in the file (the defaults)
     # [secrets]: brokered secrets for every profile that can reach their hosts
     # (profiles.secrets.for_profile); a profile's own of the same name wins.
     secrets: tuple[SecretBinding, ...] = ()
@@ -114,7 +118,16 @@ def _settings(path: Path, data: dict[str, Any]) -> dict[str, Any]:
         "audit": _audit(path, data),
         "network": _network(path, data),
         "secrets": _secrets(path, data),
+        "serve": _serve(path, data),
     }
+
+
+def _serve(path: Path, data: dict[str, Any]) -> ServeSettings | None:
+    if "serve" not in data:
+        return None
+    from . import serve
+
+    return serve.parse(path, data["serve"])
 
 
 def _secrets(path: Path, data: dict[str, Any]) -> tuple[SecretBinding, ...]:

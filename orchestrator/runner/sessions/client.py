@@ -99,27 +99,51 @@ def execute(
     confirm: Confirm | None = None,
 ) -> dict[str, Any]:
     """Run one exec: the keeper's ``exit`` event (its ``result``)."""
-    with connect(home, session_id) as sock:
-        _send_request(sock, {**message, "can_ask": confirm is not None}, list(stdio))
-        interrupts = 0
-        while True:
-            try:
-                event = _answer(sock)
-            except KeyboardInterrupt:
-                # The command runs in its own session (not our terminal's foreground
-                # group): Ctrl-C reaches it through us. Twice: kill its whole tree.
-                interrupts += 1
-                with contextlib.suppress(OSError):
-                    if interrupts == 1:
-                        wire.send(sock, {"op": "signal", "signal": signal.SIGINT})
-                    else:
-                        wire.send(sock, {"op": "kill"})
-                continue
-            if event.get("event") == "ask" and confirm is not None:
-                answer = confirm(str(event.get("question")))
-                wire.send(sock, {"op": "answer", "answer": answer})
-                continue
-            return event
+    with begin(home, session_id, message, stdio=stdio, can_ask=confirm is not None) as sock:
+        return finish(sock, confirm=confirm)
+
+
+def begin(
+    home: Home,
+    session_id: str,
+    message: Mapping[str, Any],
+    *,
+    stdio: Sequence[int],
+    can_ask: bool = False,
+) -> socket.socket:
+    """Send one exec; the connection to read its end from (``finish``). Shutting its
+    writing side down (the caller's client went away) makes the keeper kill the
+    exec's whole tree; its ``exit`` event still comes."""
+    sock = connect(home, session_id)
+    try:
+        _send_request(sock, {**message, "can_ask": can_ask}, list(stdio))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def finish(sock: socket.socket, *, confirm: Confirm | None = None) -> dict[str, Any]:
+    """The exec's ``exit`` event, passing Ctrl-C and approval questions on."""
+    interrupts = 0
+    while True:
+        try:
+            event = _answer(sock)
+        except KeyboardInterrupt:
+            # The command runs in its own session (not our terminal's foreground
+            # group): Ctrl-C reaches it through us. Twice: kill its whole tree.
+            interrupts += 1
+            with contextlib.suppress(OSError):
+                if interrupts == 1:
+                    wire.send(sock, {"op": "signal", "signal": signal.SIGINT})
+                else:
+                    wire.send(sock, {"op": "kill"})
+            continue
+        if event.get("event") == "ask" and confirm is not None:
+            answer = confirm(str(event.get("question")))
+            wire.send(sock, {"op": "answer", "answer": answer})
+            continue
+        return event
 
 
 def _answer(sock: socket.socket) -> dict[str, Any]:

@@ -67,3 +67,18 @@ def _malformed() -> CodexBoxError:
         "a session's start request is malformed (not one this codex-box wrote)",
         hint="start the session with this codex-box's `codex-box session start`",
     )
+
+
+def parse_duration(flag: str, text: str) -> float:
+    """``90``, ``30m``, ``8h``, ``2d`` in seconds (``UsageError`` naming ``flag``)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        value = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
+    except (ValueError, IndexError):
+        value = -1.0
+    # NaN would disable the check it feeds, and a deadline past a year overflows.
+    if not 0 < value <= MAX_DURATION_S:
+        raise UsageError(
+            f"{flag} {text!r} is not a duration (at most 365d)", hint="e.g. 90, 30m, 8h, 2d"
+        )
+    return value
