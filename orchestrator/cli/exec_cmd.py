@@ -34,6 +34,11 @@ def fixed_flag(flag: str) -> NoReturn:
 def execute(args: ExecArgs) -> int:
     if not args.command:
         usage("no command given — put it after --, e.g. codex-box exec -- make test")
+    server = args.server or os.environ.get("CODEX_BOX_SERVER")
+    if server:
+        from . import remote  # the API client only when a server is asked for
+
+        return remote.exec_(args, server)
     _open_stdio()
     environ = dict(os.environ)
     home = codex_home_dir(environ)

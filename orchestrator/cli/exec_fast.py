@@ -22,7 +22,17 @@ class ExecArgs:
     """``exec``'s options and command, as the command line gave them. A plain class:
     ``dataclasses`` would double the start-up of ``exec``."""
 
-    __slots__ = ("approve", "as_json", "command", "cwd", "detach", "env", "session", "timeout")
+    __slots__ = (
+        "approve",
+        "as_json",
+        "command",
+        "cwd",
+        "detach",
+        "env",
+        "server",
+        "session",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -35,8 +45,10 @@ class ExecArgs:
         approve: bool = False,
         detach: bool = False,
         as_json: bool = False,
+        server: str | None = None,
     ) -> None:
         self.command = command
+        self.server = server
         self.session = session
         self.cwd = cwd
         self.env = env
@@ -66,6 +78,7 @@ EXEC_VALUES = {
     "--env": "env",
     "-e": "env",
     "--timeout": "timeout",
+    "--server": "server",
 }
 EXEC_FLAGS = {"--approve": "approve", "--detach": "detach", "--json": "as_json"}
 

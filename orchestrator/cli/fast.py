@@ -42,6 +42,7 @@ class RunArgs:
     policy_mode: str | None = None
     print_spec: bool = False
     as_json: bool = False
+    server: str | None = None  # through `codex-box serve` (cli.remote)
 
 
 # ``run``'s options (cli.run's Typer signature): name → RunArgs field.
@@ -58,6 +59,7 @@ VALUE_OPTIONS = {
     "--cpus": "cpus",
     "--image": "image",
     "--policy-mode": "policy_mode",
+    "--server": "server",
 }
 FLAG_OPTIONS = {
     "--tty": "tty",

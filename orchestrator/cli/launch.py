@@ -19,10 +19,22 @@ from .fast import RunArgs
 from .output import confirm_on_tty, echo, emit_json, fail, host, usage, warn
 
 
+def remote_address(flag: str | None) -> str | None:
+    """--server, else CODEX_BOX_SERVER, else None: run here."""
+    import os
+
+    return flag or os.environ.get("CODEX_BOX_SERVER") or None
+
+
 def execute(args: RunArgs) -> int:
     """Run it; the exit code to leave with (a usage or setup error exits here)."""
     if not args.command:
         usage("no command given — put it after --, e.g. codex-box run -- make test")
+    server = remote_address(args.server)
+    if server is not None:
+        from . import remote  # the API client only when a server is asked for
+
+        return remote.run(args, server)
     request = RunRequest(
         argv=args.command,
         profile=args.profile,

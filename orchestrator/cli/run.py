@@ -116,6 +116,13 @@ def run(
             "--json", help="After the command ends, print its result as one JSON line on stderr."
         ),
     ] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            help="Run it through `codex-box serve` at unix:PATH or http://127.0.0.1:PORT "
+            "(default $CODEX_BOX_SERVER; unset: here)."
+        ),
+    ] = None,
 ) -> None:
     """Run COMMAND in the sandbox of the resolved profile (see `--show-profile`)."""
     args = RunArgs(
@@ -135,5 +142,6 @@ def run(
         policy_mode=policy_mode,
         print_spec=print_spec,
         as_json=as_json,
+        server=server,
     )
     raise typer.Exit(launch.execute(args))

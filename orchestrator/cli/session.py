@@ -8,15 +8,16 @@ here. Owns nothing the keeper decides (``runner.sessions``).
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import typer
 
-from orchestrator.core.errors import CodexBoxError, UsageError
+from orchestrator.core.errors import CodexBoxError
 from orchestrator.core.options import LaunchOptions
 from orchestrator.core.paths import codex_home
 from orchestrator.runner.sessions import client, store
-from orchestrator.runner.sessions.request import MAX_DURATION_S, StartRequest
+from orchestrator.runner.sessions.request import StartRequest, parse_duration
 from orchestrator.runner.sessions.start import start as start_session
 
 from . import exec_cmd
@@ -28,20 +29,15 @@ session_app = typer.Typer(
 )
 
 JSON = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+Server = Annotated[
+    str | None,
+    typer.Option(help="Through `codex-box serve` (default $CODEX_BOX_SERVER; unset: here)."),
+]
+SESSION_KEYS = ("id", "name", "profile", "backend", "workspace", "created", "expires")
 
 
-def _duration(flag: str, text: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        value = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
-    except (ValueError, IndexError):
-        value = -1.0
-    # NaN would disable the check it feeds, and a deadline past a year overflows.
-    if not 0 < value <= MAX_DURATION_S:
-        raise UsageError(
-            f"{flag} {text!r} is not a duration (at most 365d)", hint="e.g. 90, 30m, 8h, 2d"
-        )
-    return value
+def _server(flag: str | None) -> str | None:
+    return flag or os.environ.get("CODEX_BOX_SERVER") or None
 
 
 @session_app.command("start")
@@ -61,9 +57,31 @@ def start(
     ] = False,
     policy_mode: Annotated[str | None, typer.Option(help="enforce | audit-only | off.")] = None,
     as_json: JSON = False,
+    server: Server = None,
 ) -> None:
     """Start a session; prints its id (with --json: id, profile, backend, workspace,
     created, expires). Exit 125 when it cannot start, 126 when refused."""
+    if (address := _server(server)) is not None:
+        from . import remote
+
+        state = remote.session_call(
+            address,
+            "start_session",
+            profile=profile,
+            workspace=os.path.abspath(workspace or "."),
+            backend=backend,
+            image=image,
+            name=name,
+            idle_timeout=idle_timeout,
+            max_lifetime=max_lifetime,
+            memory=memory,
+            pids=pids,
+            cpus=cpus,
+            trust=trust or None,
+            policy_mode=policy_mode,
+        )
+        _started(state, as_json)
+        return
     try:
         request = StartRequest(
             environ=dict(os.environ),
@@ -75,42 +93,64 @@ def start(
             trust_opt_in=trust,
             policy_mode=policy_mode,
             name=name,
-            idle_timeout_s=_duration("--idle-timeout", idle_timeout),
-            max_lifetime_s=_duration("--max-lifetime", max_lifetime),
+            idle_timeout_s=parse_duration("--idle-timeout", idle_timeout),
+            max_lifetime_s=parse_duration("--max-lifetime", max_lifetime),
         )
         state = start_session(request)
     except CodexBoxError as exc:
         fail(exc)
+    _started(state, as_json)
+
+
+def _started(state: Mapping[str, Any], as_json: bool) -> None:
     if as_json:
-        keys = ("id", "name", "profile", "backend", "workspace", "created", "expires")
-        emit_json({k: state.get(k) for k in keys})
+        emit_json({k: state.get(k) for k in SESSION_KEYS})
     else:
         typer.echo(state["id"])
 
 
 @session_app.command("ls")
-def ls(as_json: JSON = False) -> None:
+def ls(as_json: JSON = False, server: Server = None) -> None:
     """List the sessions on record (a dead one until `codex-box gc`)."""
-    found = store.all_sessions(codex_home(os.environ))
+    if (address := _server(server)) is not None:
+        from . import remote
+
+        listed = [dict(s) for s in remote.session_call(address, "sessions")]
+    else:
+        listed = [
+            {**s.public(), "live": live} for s, live in store.all_sessions(codex_home(os.environ))
+        ]
     if as_json:
-        emit_json([{**s.public(), "live": live} for s, live in found])
+        emit_json([{k: v for k, v in s.items() if k != "pooled"} for s in listed])
         return
-    if not found:
+    if not listed:
         typer.echo("no sessions")
         return
     typer.echo(f"{'ID':12}  {'NAME':16}  {'PROFILE':13}  {'BACKEND':7}  {'STATE':5}  EXPIRES")
-    for state, live in found:
+    for s in listed:
         typer.echo(
-            f"{state.id:12}  {state.name or '-':16}  {state.profile:13}  {state.backend:7}  "
-            f"{'live' if live else 'dead':5}  {state.expires}"
+            f"{s['id']:12}  {s['name'] or '-':16}  {s['profile']:13}  {s['backend']:7}  "
+            f"{'live' if s['live'] else 'dead':5}  {s['expires']}"
         )
 
 
 @session_app.command("show")
 def show(
-    session: Annotated[str, typer.Argument(help="Its id or name.")], as_json: JSON = False
+    session: Annotated[str, typer.Argument(help="Its id or name.")],
+    as_json: JSON = False,
+    server: Server = None,
 ) -> None:
     """A live session's state: profile, working directory, execs, detached execs."""
+    if (address := _server(server)) is not None:
+        from . import remote
+
+        state = remote.session_call(address, "session", session)
+        if as_json:
+            emit_json(state)
+        else:
+            for key, value in state.items():
+                typer.echo(f"{key}: {value}")
+        return
     home = codex_home(os.environ)
     try:
         info = client.request(home, store.find(home, session).id, {"op": "info"})
@@ -131,11 +171,24 @@ def show(
 def stop(
     session: Annotated[str | None, typer.Argument(help="Its id or name.")] = None,
     every: Annotated[bool, typer.Option("--all", help="Stop every live session.")] = False,
+    server: Server = None,
 ) -> None:
     """End a session (or all): its processes, container, cgroup and state are removed."""
     home = codex_home(os.environ)
     if every == (session is not None):
         usage("give a session id or name, or --all (not both)")
+    if (address := _server(server)) is not None:
+        from . import remote
+
+        ids = (
+            [s["id"] for s in remote.session_call(address, "sessions") if s["live"]]
+            if every
+            else [session]
+        )
+        for ref in ids:
+            remote.session_call(address, "stop_session", ref)
+            typer.echo(f"stopped {ref}")
+        return
     try:
         targets = (
             [s.id for s, live in store.all_sessions(home) if live]
@@ -179,6 +232,7 @@ def exec_verb(
     workspace: Annotated[str | None, typer.Option(hidden=True)] = None,
     backend: Annotated[str | None, typer.Option(hidden=True)] = None,
     image: Annotated[str | None, typer.Option(hidden=True)] = None,
+    server: Server = None,
 ) -> None:
     """Run a command inside a live session, judged and audited like `run`."""
     for flag, value in (
@@ -198,5 +252,6 @@ def exec_verb(
         approve=approve,
         detach=detach,
         as_json=as_json,
+        server=server,
     )
     raise typer.Exit(exec_cmd.execute(args))

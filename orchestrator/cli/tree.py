@@ -97,11 +97,18 @@ def _exec(app: typer.Typer) -> None:
     app.command("exec", context_settings=COMMAND_VERB)(session.exec_verb)
 
 
+def _serve(app: typer.Typer) -> None:
+    from . import serve
+
+    app.command("serve")(serve.serve)
+
+
 # In the order `codex-box --help` lists them.
 VERBS: dict[str, Callable[[typer.Typer], None]] = {
     "run": _run,
     "session": _session,
     "exec": _exec,
+    "serve": _serve,
     "check": _check,
     "doctor": _doctor,
     "gc": _gc,
