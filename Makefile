@@ -76,9 +76,10 @@ lint: $(STAMP) ## ruff + mypy --strict + import-linter (package rows) on orchest
 	$(BIN)/python -m orchestrator.hardening.seccomp_lint
 	$(BIN)/codex-box apparmor check
 
-bench: $(READY) ## launch overhead side by side (bubblewrap, Codex, srt), then sessions' exec on every backend present
+bench: $(READY) ## launch overhead side by side (bubblewrap, Codex, srt), sessions' exec on every backend present, then `serve` (API runs, warm pools, claim latency, requests/s)
 	$(BIN)/python bench/launch_overhead.py
 	$(BIN)/python bench/session_overhead.py
+	$(BIN)/python bench/serve_bench.py
 
 bench-docker: $(READY) ## codex-box --backend docker vs raw docker run, alternating pairs
 	$(BIN)/python bench/docker_overhead.py

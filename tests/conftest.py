@@ -390,3 +390,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             f"{len(_DESELECTED)} deselected: they run only where a backend is left out of "
             "the leg (CODEX_BOX_BACKENDS)")
+
+# The fixtures of a real `codex-box serve` (tests/serve_helpers.py), for any suite.
+pytest_plugins = ["tests.serve_helpers"]

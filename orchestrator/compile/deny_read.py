@@ -32,7 +32,10 @@ MAX_MATCHES = 256  # paths one entry may mask
 # CODEX_HOME's directories that hold its HMAC keys: grants/.key signs elevation grants
 # and approvals (a sandbox that read it could approve its own .codex-profile), and
 # cache/policy/.key authenticates the policy cache. Masked whatever the profile says.
-CODEX_HOME_SECRETS = ("grants", os.path.join("cache", "policy"))
+# grants/ and cache/policy/ hold signing keys; serve/ the API's state and, where the
+# README puts it, its bearer token (a sandbox with loopback network and the token could
+# ask the server for a wider profile).
+CODEX_HOME_SECRETS = ("grants", os.path.join("cache", "policy"), "serve")
 # Rebuilt fresh inside every sandbox, and no credential store: a symlink into them
 # (~/.netrc → /dev/null) must not mask the sandbox's own /dev/null.
 _NEVER_MASKED = ("/proc", "/sys", "/dev")

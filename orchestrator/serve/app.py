@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from orchestrator import __version__
@@ -59,13 +60,12 @@ def create(service: Service | None, *, token: str | None = None) -> Any:
         )
 
     @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, exc: HTTPException) -> Any:
+    async def http_error(request: Request, exc: HTTPException) -> Any:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path (Starlette names one route's)
+            headers["Allow"] = ", ".join(_methods(app, request.url.path))
         return problems.problem(
-            exc.status_code,
-            str(exc.detail),
-            kind="http",
-            exit_code=EXIT_USAGE,
-            headers=dict(exc.headers or {}),
+            exc.status_code, str(exc.detail), kind="http", exit_code=EXIT_USAGE, headers=headers
         )
 
     @app.exception_handler(Exception)
@@ -79,6 +79,14 @@ def create(service: Service | None, *, token: str | None = None) -> Any:
 
     app.openapi = lambda: document(app)  # type: ignore[method-assign]
     return TokenGate(app, token) if service is not None else app
+
+
+def _methods(app: FastAPI, path: str) -> list[str]:
+    found: set[str] = set()
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(path):
+            found |= route.methods
+    return sorted(found)
 
 
 def document(app: Any) -> dict[str, Any]:

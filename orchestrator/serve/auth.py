@@ -18,7 +18,6 @@ import json
 import os
 import socket
 import stat
-import struct
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -26,21 +25,17 @@ from loguru import logger
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from orchestrator.core.errors import EXIT_USAGE, ConfigError, UsageError
+from orchestrator.runner.sessions.control import refused_peer
 
 from .problems import BASE, MEDIA_TYPE
 
 MIN_TOKEN = 16
-_CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[
     [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
 ]
-
-
-def allowed_uid(uid: int) -> bool:
-    return uid in (os.getuid(), 0)
 
 
 def _refusal(status: int, reason: str, detail: str, extra: str = "") -> bytes:
@@ -66,12 +61,15 @@ class PeerCheckedProtocol(H11Protocol):
     def connection_made(self, transport: Any) -> None:
         sock: socket.socket | None = transport.get_extra_info("socket")
         if sock is not None and sock.family == socket.AF_UNIX:
-            pid, uid, _gid = _CRED.unpack(
-                sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size)
-            )
-            if not allowed_uid(uid):
-                logger.warning("refused a connection from uid {} (pid {})", uid, pid)
-                transport.write(_refusal(403, "Forbidden", f"uid {uid} may not use this server"))
+            # asyncio's TransportSocket: the kernel's answers through the real socket.
+            real = socket.socket(fileno=os.dup(sock.fileno()))
+            try:
+                refusal = refused_peer(real, allow_root=True, what="this server")
+            finally:
+                real.close()
+            if refusal:
+                logger.warning("refused a connection: {}", refusal)
+                transport.write(_refusal(403, "Forbidden", refusal))
                 transport.close()
                 return
         super().connection_made(transport)

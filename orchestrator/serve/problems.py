@@ -29,6 +29,7 @@ _TITLES = {
     401: "unauthorized",
     403: "refused",
     404: "not found",
+    405: "method not allowed",
     413: "too large",
     422: "cannot run this",
     429: "too many runs",

@@ -67,6 +67,13 @@ def serve(options: ServeOptions, environ: Mapping[str, str]) -> int:
             hint="e.g. head -c 32 /dev/urandom | base64 > ~/.codex/serve.token; chmod 600 it",
         )
     token = auth.read_token(options.token_file) if options.token_file else None
+    if options.token_file and not _hidden_from_sandboxes(options.token_file, environ):
+        print(
+            f"codex-box serve: warning: --token-file {options.token_file} is outside "
+            "$CODEX_HOME/serve/, the directory every sandbox is kept from reading: a "
+            "sandboxed command that reads it and reaches loopback could use the API",
+            file=sys.stderr,
+        )
     service = Service(environ, max_concurrent=options.max_concurrent)
     path = options.socket_path or str(service.home / "serve.sock")
     service.open()
@@ -101,6 +108,13 @@ def serve(options: ServeOptions, environ: Mapping[str, str]) -> int:
             if _is_socket(path):
                 os.unlink(path)
     return 0
+
+
+def _hidden_from_sandboxes(path: str, environ: Mapping[str, str]) -> bool:
+    from orchestrator.core.paths import codex_home
+
+    hidden = os.path.realpath(codex_home(environ) / "serve")
+    return os.path.realpath(path).startswith(hidden + os.sep)
 
 
 def _already_stopping(_signum: int, _frame: FrameType | None) -> None:

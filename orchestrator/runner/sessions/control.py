@@ -130,14 +130,16 @@ def _serve_one(keeper: Keeper, conn: socket.socket) -> None:
         wire.send(conn, {"event": "stopping", "id": keeper.session_id})
 
 
-def refused_peer(conn: socket.socket) -> str | None:
-    """Why this peer may not use the session, or None. Same user only; and never a
-    process inside a sandbox (every sandbox has a pid namespace of its own), however it
-    reached the socket."""
+def refused_peer(
+    conn: socket.socket, *, allow_root: bool = False, what: str = "a session's control socket"
+) -> str | None:
+    """Why this peer may not use ``what``, or None. Same user only (or root, with
+    ``allow_root``); and never a process inside a sandbox (every sandbox has a pid
+    namespace of its own), however it reached the socket."""
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     pid, uid, _ = struct.unpack("3i", creds)
-    if uid != os.getuid():
-        return f"uid {uid} may not use a session of uid {os.getuid()}"
+    if uid != os.getuid() and not (allow_root and uid == 0):
+        return f"uid {uid} may not use {what} of uid {os.getuid()}"
     # The pid may be reused once the peer exits: a pidfd of the peer itself (kernel
     # 6.5+) pins it, and the peer still running after the look at /proc/PID means that
     # PID was the peer's when we looked.
@@ -154,7 +156,7 @@ def refused_peer(conn: socket.socket) -> str | None:
         if pidfd is not None:
             os.close(pidfd)
     if theirs != ours:
-        return "a process inside a sandbox may not use a session's control socket"
+        return f"a process inside a sandbox may not use {what}"
     return None
 
 
