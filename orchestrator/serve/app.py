@@ -11,13 +11,13 @@ Owns: assembling the app and the document. Does not own: the routes' work.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from orchestrator import __version__
@@ -82,10 +82,13 @@ def create(service: Service | None, *, token: str | None = None) -> Any:
 
 
 def _methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the document gives ``path`` (the document, not ``app.routes``:
+    FastAPI keeps an included router's routes to itself)."""
     found: set[str] = set()
-    for route in app.routes:
-        if isinstance(route, APIRoute) and route.path_regex.match(path):
-            found |= route.methods
+    for template, operations in document(app).get("paths", {}).items():
+        pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            found |= {method.upper() for method in operations}
     return sorted(found)
 
 

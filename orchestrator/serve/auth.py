@@ -98,6 +98,9 @@ class TokenGate:
         receive: Callable[[], Awaitable[Message]],
         send: Callable[[Message], Awaitable[None]],
     ) -> None:
+        if scope["type"] == "websocket" and not self._unix(scope) and not self._authorized(scope):
+            await send({"type": "websocket.close", "code": 1008})  # no route has one; still
+            return
         if scope["type"] == "http" and not self._unix(scope) and not self._authorized(scope):
             body = json.loads(_refusal(401, "Unauthorized", "").split(b"\r\n\r\n", 1)[1])
             body["detail"] = "a bearer token is required on TCP (Authorization: Bearer …)"
@@ -167,14 +170,16 @@ def read_token(path: str) -> str:
             f"--token-file {path}: {exc.strerror}",
             hint="e.g. head -c 32 /dev/urandom | base64 > F; chmod 600 F",
         ) from exc
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
+    try:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
             raise ConfigError(
                 f"--token-file {path} must be a regular file of yours that only you can read",
                 hint=f"chmod 600 {path}",
             )
-        token = handle.read(4096).decode("utf-8", "replace").strip()
+        token = os.read(fd, 4096).decode("utf-8", "replace").strip()
+    finally:
+        os.close(fd)
     if len(token) < MIN_TOKEN or any(c.isspace() for c in token):
         raise ConfigError(
             f"--token-file {path}: the token must be at least {MIN_TOKEN} characters, no spaces",

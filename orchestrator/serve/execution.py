@@ -89,6 +89,9 @@ async def streamed(service: Service, execution: Execution) -> AsyncIterator[byte
     try:
         async for name, chunk in _until_end(queue, waiting):
             yield _line({"event": name, **payload.of(name, chunk)})
+        for name in ("stdout", "stderr"):  # a last character cut short: its bytes, as they are
+            if (rest := payload.rest(name)) is not None:
+                yield _line({"event": name, **rest})
         try:
             result = await asyncio.shield(waiting)
         except CodexBoxError as exc:

@@ -47,7 +47,7 @@ class Gate:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # handed over as we were cancelled: pass it on
-            else:
+            elif waiter in self._waiters:  # (a release may have dropped it already)
                 self._waiters.remove(waiter)
                 self.metrics.queued.set(len(self._waiters))
             raise

@@ -175,6 +175,12 @@ class EventData:
             name: codecs.getincrementaldecoder("utf-8")("strict") for name in ("stdout", "stderr")
         }
 
+    def rest(self, name: str) -> dict[str, str] | None:
+        """At the end: the bytes held back for a character that never completed."""
+        pending = self._decoders[name].getstate()[0]
+        self._decoders[name].reset()
+        return {"data_b64": base64.b64encode(pending).decode()} if pending else None
+
     def of(self, name: str, chunk: bytes) -> dict[str, str]:
         decoder = self._decoders[name]
         state = decoder.getstate()
