@@ -9,8 +9,9 @@ One server (its own CODEX_HOME; pools `offline/native` = 8 and, with Docker, `of
   pool-docker the same on the Docker pool
   bwrap       bwrap --ro-bind / / --dev /dev --proc /proc --unshare-all true
   raw-docker  docker run --rm --network none codex-box/base true (a cold raw container)
-Before each pooled request the pool is waited for (untimed) until it has a sandbox
-ready: the claim is measured warm, as pools are meant to be used.
+Before each measurement (every contender's) the pools are waited for, untimed, until
+they are full and none is starting or destroying a sandbox: each is measured on a quiet
+machine, the claim warm, as pools are meant to be used.
 Targets (medians of the per-round ratios): api-run ≤ 3x bwrap; pool-native ≤ 2x bwrap;
 pool-docker ≤ 0.3x raw-docker.
 
@@ -89,13 +90,16 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def wait_pool(server: Server, name: str, timeout_s: float = 120) -> None:
+def settled(server: Server, timeout_s: float = 120) -> None:
+    """Until every pool is full and none is starting or destroying a sandbox (untimed):
+    each measurement is made on a quiet machine, not beside the last one's refill."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if server.client().health()["pools"][name]["ready"] >= 1:
+        pools = server.client().health()["pools"].values()
+        if all(p["ready"] >= p["size"] and not p["busy"] for p in pools):
             return
-        time.sleep(0.005)
-    raise SystemExit(f"pool {name} did not refill within {timeout_s}s: {server.client().health()}")
+        time.sleep(0.01)
+    raise SystemExit(f"the pools did not settle within {timeout_s}s: {server.client().health()}")
 
 
 def main() -> int:
@@ -136,8 +140,7 @@ def _measure(
     }
 
     def timed_post(body: dict[str, Any], pool: str | None = None) -> float:
-        if pool:
-            wait_pool(server, pool)
+        settled(server)
         began = time.perf_counter()
         status, data = post(sock_path, "/v1/runs", body)
         took = (time.perf_counter() - began) * 1000
@@ -147,6 +150,7 @@ def _measure(
         return took
 
     def timed_cmd(argv: list[str]) -> float:
+        settled(server)
         began = time.perf_counter()
         subprocess.run(argv, check=True, capture_output=True, timeout=120)
         return (time.perf_counter() - began) * 1000
@@ -198,7 +202,7 @@ def _measure(
         body = {"argv": ["echo", "x"], "profile": "offline", "backend": backend}
         samples = []
         for _ in range(args.claims):
-            wait_pool(server, pool)
+            settled(server)
             samples.append(first_byte_ms(sock_path, body))
         p50, p95, p99 = pct(samples, 0.5), pct(samples, 0.95), pct(samples, 0.99)
         verdict = "met" if p50 <= 50 and p99 <= 150 else "NOT met"

@@ -17,7 +17,7 @@ import collections
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +62,7 @@ class Pool:
         self.home, self.workspaces = home, workspaces
         self.on_change = on_change
         self.last_error = ""
+        self.busy = 0  # sandboxes being started or destroyed now (health, benchmarks)
         self._ready: collections.deque[Pooled] = collections.deque()
         self._lock = threading.Condition()
         self._stopping = False
@@ -93,10 +94,21 @@ class Pool:
 
     def discard(self, pooled: Pooled) -> None:
         """Stop a claimed (or dead) sandbox and remove its workspace; never raises."""
-        with contextlib.suppress(CodexBoxError, OSError):
-            client.request(self.home, pooled.session_id, {"op": "stop"})
-            client.wait_stopped(self.home, pooled.session_id, timeout_s=15.0)
-        owned.forget(pooled.record)
+        with self._counted():
+            with contextlib.suppress(CodexBoxError, OSError):
+                client.request(self.home, pooled.session_id, {"op": "stop"})
+                client.wait_stopped(self.home, pooled.session_id, timeout_s=15.0)
+            owned.forget(pooled.record)
+
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        with self._lock:
+            self.busy += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.busy -= 1
 
     def stop(self) -> None:
         """Stop filling and destroy every ready sandbox (a start under way finishes
@@ -116,7 +128,8 @@ class Pool:
                     self._lock.wait()
                 if self._stopping:
                     return
-            pooled = self._start_one()
+            with self._counted():
+                pooled = self._start_one()
             if pooled is None:
                 with self._lock:
                     self._lock.wait(RETRY_S)

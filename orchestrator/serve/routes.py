@@ -192,7 +192,12 @@ async def health(request: Request) -> Any:
         "running": service.gate.running,
         "queued": service.gate.waiting,
         "pools": {
-            pool.name: {"size": pool.size, "ready": pool.ready, "last_error": pool.last_error}
+            pool.name: {
+                "size": pool.size,
+                "ready": pool.ready,
+                "busy": pool.busy,
+                "last_error": pool.last_error,
+            }
             for pool in service.pools.values()
         },
     }
