@@ -142,8 +142,9 @@ def test_the_control_trusted_reads_each_entry(box, entry: str, home: Path, works
 
 
 # CODEX_HOME's key directories (grants/.key signs grants and approvals; cache/policy/.key
-# the policy cache; serve/ the API server's token): hidden whatever the profile says. A marker file stands in for the key,
-# so codex-box's own use of the real key files is left alone.
+# the policy cache; serve/ the API server's token): hidden whatever the profile says. A
+# marker file stands in for the key, so codex-box's own use of the real key files is left
+# alone.
 CODEX_HOME_KEYS = ("grants", "cache/policy", "serve")
 
 

@@ -278,3 +278,17 @@ def test_exec_loads_no_typer_no_runner_and_no_policy(tmp_path: Path) -> None:
     # Control: the same listing does see Typer where a verb needs it.
     _, listed = imported_by(["session", "ls"], env, tmp_path)
     assert "typer" in listed
+
+
+WEB = ("fastapi", "starlette", "uvicorn", "pydantic", "prometheus_client", "anyio")
+
+
+def test_the_cli_and_the_api_client_load_no_web_framework() -> None:
+    """Only `codex-box serve` pays for the server's stack: a run, an exec or a client
+    through `--server` (orchestrator.client) loads none of it."""
+    loaded = modules_after(
+        "import orchestrator, orchestrator.cli.tree, orchestrator.cli.remote, orchestrator.client"
+    )
+    assert {"orchestrator", "http"} <= loaded
+    assert not loaded & set(WEB), loaded & set(WEB)
+    assert set(WEB) - {"anyio"} <= modules_after("import orchestrator.serve.server")
