@@ -131,7 +131,7 @@ class _Cancel:
             self.interrupts < 3
             and self.runner is not None
             and self.runner.in_backend
-            and elapsed >= CANCEL_ESCALATE_S + self.interrupts  # one a second
+            and elapsed >= CANCEL_ESCALATE_S + self.interrupts * 0.5  # two a second
         ):
             self.interrupts += 1
             os.kill(os.getpid(), signal.SIGINT)

@@ -118,7 +118,8 @@ def forget(record: Path) -> None:
 
 
 def sweep(home: Path) -> list[str]:
-    """Stop and remove everything on record (the server that made it is gone)."""
+    """Stop and remove everything on record, and the default socket (the server that
+    made them is gone: the caller holds its lock, or saw it free)."""
     removed = []
     directory = _records(home)
     for record in sorted(directory.glob("*.json")) if directory.is_dir() else ():
@@ -128,6 +129,11 @@ def sweep(home: Path) -> list[str]:
             removed.append(f"serve: stopped session {session}")
         forget(record)
         removed.append(f"serve: removed {record.stem}")
+    socket_path = home / "serve.sock"  # the default one (a --socket elsewhere: its owner's)
+    with contextlib.suppress(OSError):
+        if stat.S_ISSOCK(os.lstat(socket_path).st_mode):
+            socket_path.unlink()
+            removed.append(f"serve: removed the socket of a server that is gone ({socket_path})")
     return removed
 
 

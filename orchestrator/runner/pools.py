@@ -42,6 +42,24 @@ class Pooled:
     session_id: str
     workspace: str
     record: Path  # its entry in the server's ``owned`` record
+    settings: tuple[tuple[str, int, int], ...]  # ``settings_stamp`` when it started
+
+
+def settings_stamp(home: Path) -> tuple[tuple[str, int, int], ...]:
+    """What a session fixes when it starts and a later change must reach: config.toml
+    (the policy's mode, [secrets], …), the user's rules and profiles — each file's name,
+    mtime and size. A pooled sandbox started under other settings is not handed out
+    (it would judge by the old ones for up to its whole lifetime)."""
+    found = []
+    for path in (
+        home / "config.toml",
+        *sorted((home / "rules").glob("*")),
+        *sorted((home / "profiles").glob("*")),
+    ):
+        with contextlib.suppress(OSError):
+            info = path.stat()
+            found.append((path.name, info.st_mtime_ns, info.st_size))
+    return tuple(found)
 
 
 class Pool:
@@ -88,9 +106,12 @@ class Pool:
                 self._lock.notify_all()  # the filler starts a replacement
             self.on_change(self)
             state = store.read_state(self.home, pooled.session_id)
-            if state is not None and store.alive(state):
+            current = pooled.settings == settings_stamp(self.home)
+            if state is not None and store.alive(state) and current:
                 return pooled
-            self.discard(pooled)  # it died while waiting (its engine restarted): next
+            # It died while waiting (its engine restarted), or the settings changed
+            # since it started: destroyed, and the next one tried.
+            threading.Thread(target=self.discard, args=(pooled,), daemon=True).start()
 
     def discard(self, pooled: Pooled) -> None:
         """Stop a claimed (or dead) sandbox and remove its workspace; never raises."""
@@ -144,6 +165,7 @@ class Pool:
             self.on_change(self)
 
     def _start_one(self) -> Pooled | None:
+        settings = settings_stamp(self.home)  # before: a change during the start counts
         record, workspace = owned.new_workspace(self.home, self.workspaces, kind="pool")
         try:
             state = start(
@@ -167,7 +189,7 @@ class Pool:
         session_id = str(state["id"])
         owned.note_session(record, session_id)
         self.last_error = ""
-        return Pooled(session_id=session_id, workspace=workspace, record=record)
+        return Pooled(session_id=session_id, workspace=workspace, record=record, settings=settings)
 
 
 def wait_filled(pools: list[Pool], timeout_s: float) -> bool:

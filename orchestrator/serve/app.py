@@ -25,6 +25,7 @@ from orchestrator.core.errors import EXIT_SETUP, EXIT_USAGE
 
 from . import problems
 from .auth import TokenGate
+from .limits import BodyLimit
 from .models import Problem
 from .routes import router
 from .service import Service
@@ -78,7 +79,8 @@ def create(service: Service | None, *, token: str | None = None) -> Any:
         )
 
     app.openapi = lambda: document(app)  # type: ignore[method-assign]
-    return TokenGate(app, token) if service is not None else app
+    # The token first (a stranger's body is never read), then the body's size.
+    return TokenGate(BodyLimit(app), token) if service is not None else app
 
 
 def _methods(app: FastAPI, path: str) -> list[str]:

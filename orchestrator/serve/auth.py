@@ -30,6 +30,7 @@ from orchestrator.runner.sessions.control import refused_peer
 from .problems import BASE, MEDIA_TYPE
 
 MIN_TOKEN = 16
+FIRST_REQUEST_S = 10.0  # from connecting to a request's whole head
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -73,6 +74,13 @@ class PeerCheckedProtocol(H11Protocol):
                 transport.close()
                 return
         super().connection_made(transport)
+        # A connection that never sends a whole request (or sends it a byte at a time)
+        # must not hold a descriptor for ever: anyone on the host can open one on TCP.
+        self.loop.call_later(FIRST_REQUEST_S, self._first_request_overdue)
+
+    def _first_request_overdue(self) -> None:
+        if self.cycle is None and self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         if getattr(self, "transport", None) is None:  # refused above

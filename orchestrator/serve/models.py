@@ -19,6 +19,9 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 Amount = Annotated[str, Field(min_length=1, max_length=32, examples=["30", "5m", "512m", "1.5"])]
 ENV_ENTRY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*", re.DOTALL)
 MAX_STDIN = 16 * 1024 * 1024
+# In all (the runner's wire carries argv and env with the server's environment, 4 MiB).
+MAX_ARGV_BYTES = 1024 * 1024
+MAX_ENV_BYTES = 256 * 1024
 
 
 class Strict(BaseModel):
@@ -44,6 +47,8 @@ class Launch(Strict):
     @field_validator("env")
     @classmethod
     def _assignments(cls, entries: list[str]) -> list[str]:
+        if sum(len(e.encode()) for e in entries) > MAX_ENV_BYTES:
+            raise ValueError(f"env is over {MAX_ENV_BYTES} bytes in all")
         for entry in entries:
             if not ENV_ENTRY.fullmatch(entry) or "\0" in entry:
                 raise ValueError(f"{entry[:40]!r} is not NAME=VALUE")
@@ -54,6 +59,8 @@ class Launch(Strict):
     def _no_nul(cls, argv: list[str]) -> list[str]:
         if any("\0" in arg for arg in argv) or not argv[0]:
             raise ValueError("arguments may not contain NUL, and the command may not be empty")
+        if sum(len(a.encode()) for a in argv) > MAX_ARGV_BYTES:
+            raise ValueError(f"argv is over {MAX_ARGV_BYTES} bytes in all")
         return argv
 
 
@@ -98,6 +105,13 @@ class CheckBody(Strict):
     argv: list[Arg] = Field(min_length=1, max_length=4096)
     profile: Name | None = None
     workspace: Arg | None = None
+
+    @field_validator("argv")
+    @classmethod
+    def _bounded(cls, argv: list[str]) -> list[str]:
+        if sum(len(a.encode()) for a in argv) > MAX_ARGV_BYTES:
+            raise ValueError(f"argv is over {MAX_ARGV_BYTES} bytes in all")
+        return argv
 
 
 class Result(BaseModel):

@@ -24,10 +24,14 @@ from types import FrameType
 import uvicorn
 from loguru import logger
 
-from orchestrator.core.errors import CodexBoxError, UsageError
+from orchestrator.core.errors import CodexBoxError, ConfigError, UsageError
 
 from . import app, auth
-from .service import STOP_S, Service
+from .service import Service
+
+GRACEFUL_S = 6  # of STOP_S: answering the cancelled runs' clients (a cancel takes ≤ ~3 s)
+CONNECTIONS = 4096  # at most; beyond: 503 at once (each open connection costs a descriptor)
+RESERVED_FDS = 512  # for the runs in flight: pipes, channels, pools' keepers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,16 +68,18 @@ def serve(options: ServeOptions, environ: Mapping[str, str]) -> int:
     if tcp_address is not None and not options.token_file:
         raise UsageError(
             "--listen needs --token-file: TCP is served only with a bearer token",
-            hint="e.g. head -c 32 /dev/urandom | base64 > ~/.codex/serve.token; chmod 600 it",
+            hint="e.g. umask 077; mkdir -p $CODEX_HOME/serve; "
+            "head -c 32 /dev/urandom | base64 > $CODEX_HOME/serve/token",
+        )
+    if options.token_file and not _hidden_from_sandboxes(options.token_file, environ):
+        # A sandbox sharing the host's loopback (native workspace-net without rules)
+        # that could read the token could ask for any profile, trusted included.
+        raise ConfigError(
+            f"--token-file {options.token_file} is outside $CODEX_HOME/serve/, the one "
+            "directory every sandbox is kept from reading",
+            hint="move it to $CODEX_HOME/serve/token (mode 0600)",
         )
     token = auth.read_token(options.token_file) if options.token_file else None
-    if options.token_file and not _hidden_from_sandboxes(options.token_file, environ):
-        print(
-            f"codex-box serve: warning: --token-file {options.token_file} is outside "
-            "$CODEX_HOME/serve/, the directory every sandbox is kept from reading: a "
-            "sandboxed command that reads it and reaches loopback could use the API",
-            file=sys.stderr,
-        )
     service = Service(environ, max_concurrent=options.max_concurrent)
     path = options.socket_path or str(service.home / "serve.sock")
     service.open()
@@ -87,7 +93,10 @@ def serve(options: ServeOptions, environ: Mapping[str, str]) -> int:
             http=auth.PeerCheckedProtocol,
             lifespan="off",
             log_level="info",
-            timeout_graceful_shutdown=int(STOP_S),
+            # The runs were cancelled at the signal; a client that does not read its
+            # stream must not hold the stop past STOP_S (pools and sessions come after).
+            timeout_graceful_shutdown=GRACEFUL_S,
+            limit_concurrency=_connection_cap(),
             access_log=bool(environ.get("CODEX_BOX_DEBUG")),
         )
         where = [f"unix:{path}"] + [
@@ -108,6 +117,18 @@ def serve(options: ServeOptions, environ: Mapping[str, str]) -> int:
             if _is_socket(path):
                 os.unlink(path)
     return 0
+
+
+def _connection_cap() -> int:
+    """Connections served at once (beyond: 503 at once): the descriptors left after the
+    runs' own (each run in flight holds pipes and a channel). Not raised: every child
+    (fork server, keepers, sandboxed commands) would inherit a higher limit."""
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return CONNECTIONS
+    return max(64, min(CONNECTIONS, soft - RESERVED_FDS))
 
 
 def _hidden_from_sandboxes(path: str, environ: Mapping[str, str]) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
 import threading
 import time
@@ -25,7 +26,7 @@ from typing import Any
 import anyio
 from loguru import logger
 
-from orchestrator.core.errors import CodexBoxError, ConfigError
+from orchestrator.core.errors import CodexBoxError, ConfigError, Refused
 from orchestrator.core.options import LaunchOptions
 from orchestrator.runner import owned, tidy
 from orchestrator.runner.context import HostContext
@@ -137,6 +138,7 @@ class Service:
 
     def begin_run(self, body: RunBody) -> Execution:
         requested_at = time.monotonic()
+        self._own_workspace(body.workspace)
         pool = self.pools.get((body.profile or "", body.backend or ""))
         fits = pool is not None and body.workspace is None and not _fixed_options(body)
         if pool is not None and fits:
@@ -148,7 +150,7 @@ class Service:
         return self._cold_run(body)
 
     def begin_exec(self, session_id: str, body: ExecBody) -> Execution:
-        state = store.find(self.home, session_id)
+        state = self._visible(session_id)
         pipes = Pipes.open(body.stdin)
         try:
             sock = client.begin(
@@ -195,7 +197,7 @@ class Service:
                 kind="run",
                 pipes=pipes,
                 started=lambda: None,
-                wait=lambda: {**_exec_result(client.finish(sock)), "pooled": True},
+                wait=lambda: _emptied(pooled.workspace, _exec_result(client.finish(sock))),
                 cancel=lambda: _shut_write(sock),
                 after=after,
                 pool=pool.name,
@@ -271,6 +273,7 @@ class Service:
                     self.sessions[pooled.session_id] = pooled.record
                 return {**self.session_info(pooled.session_id), "pooled": True}
             self.metrics.pool_misses.labels(pool.name).inc()
+        self._own_workspace(body.workspace)
         record, workspace = None, body.workspace
         if workspace is None:
             record, workspace = owned.new_workspace(self.home, self.workspaces, kind="scratch")
@@ -304,8 +307,29 @@ class Service:
         return self.session_info(session_id)
 
     def session_info(self, ref: str) -> dict[str, Any]:
-        state = store.find(self.home, ref)
+        state = self._visible(ref)
         return {**state.public(), "live": store.alive(state), "pooled": False}
+
+    def _visible(self, ref: str) -> store.SessionState:
+        """A live session a client may use: never a pooled one nobody has claimed (it
+        must reach its one claimer as it was made)."""
+        state = store.find(self.home, ref)
+        if (state.name or "").startswith("pool-") and state.id not in self.sessions:
+            raise store.UnknownSession(f"no session {ref!r}", hint="GET /v1/sessions lists them")
+        return state
+
+    def _own_workspace(self, workspace: str | None) -> None:
+        """A host workspace may not be (or hold, or be inside) the pooled and scratch
+        workspaces' root: a run there could write into the sandboxes of later claims."""
+        if workspace is None:
+            return
+        given = os.path.realpath(workspace)
+        root = os.path.realpath(self.workspaces)
+        if given == root or given.startswith(root + os.sep) or root.startswith(given + os.sep):
+            raise Refused(
+                f"workspace {workspace} holds or is inside the server's workspaces ({root})",
+                hint="use a project directory of your own",
+            )
 
     def list_sessions(self) -> list[dict[str, Any]]:
         return [
@@ -317,9 +341,7 @@ class Service:
     def stop_session(self, ref: str) -> None:
         """Stop a session (the CLI's and the reverse) and forget what this server made
         for it; UnknownSession when none such lives."""
-        state = store.find(self.home, ref)
-        if (state.name or "").startswith("pool-") and state.id not in self.sessions:
-            raise store.UnknownSession(f"session {ref!r} is not claimed", hint="GET /v1/sessions")
+        state = self._visible(ref)
         with contextlib.suppress(CodexBoxError):  # already stopping or gone
             client.request(self.home, state.id, {"op": "stop"})
         client.wait_stopped(self.home, state.id, timeout_s=STOP_S)
@@ -356,6 +378,20 @@ def _exec_result(event: dict[str, Any]) -> dict[str, Any]:
     data = dict(event["result"])
     data.setdefault("warnings", [])
     return data
+
+
+def _emptied(workspace: str, result: dict[str, Any]) -> dict[str, Any]:
+    """The claim's result, once its workspace is emptied (before its client has the
+    answer: a later run, which can read the host's files, finds nothing of it; the
+    sandbox itself is destroyed after). Never follows a link the sandbox planted."""
+    with contextlib.suppress(OSError), os.scandir(workspace) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+    return {**result, "pooled": True}
 
 
 def _shut_write(sock: socket.socket) -> None:

@@ -129,7 +129,12 @@ def _judged_and_run(
             detail=end.detail,
         )
         with contextlib.suppress(CodexBoxError):  # it ran: nothing left to refuse
-            keeper.write(run_id, records.command_ended(argv=argv, launch=launch, result=ran))
+            keeper.write(
+                run_id,
+                records.command_ended(
+                    argv=argv, launch=launch, result=ran, cancelled=watcher.client_gone
+                ),
+            )
         return ran
 
     keeper.exec_started()

@@ -41,6 +41,7 @@ class Watcher:
         self.conn = conn
         self.exec_id = exec_id
         self.detach = detach
+        self.client_gone = False  # it went away mid-exec: the end is recorded as cancelled
         self._finished = threading.Event()
         self._thread = threading.Thread(
             target=self._watch, name="codex-box-exec-client", daemon=True
@@ -63,6 +64,7 @@ class Watcher:
             if self._finished.is_set():
                 return
             if received is None:  # the client is gone: nobody waits for this exec
+                self.client_gone = True
                 sandbox.kill(self.exec_id)
                 return
             message, fds = received
