@@ -55,6 +55,26 @@ class Query:
         return True
 
 
+def of_filters(
+    *,
+    decision: str | None = None,
+    operation: str | None = None,
+    profile: str | None = None,
+    session: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> Query:
+    """The query of ``codex-box audit``'s filters as given (times as ISO or an age)."""
+    return Query(
+        decision=decision,
+        operation=operation,
+        profile=profile,
+        session=session,
+        since=parse_time(since) if since else None,
+        until=parse_time(until) if until else None,
+    )
+
+
 def timestamp_of(record: Mapping[str, Any]) -> datetime | None:
     try:
         when = datetime.fromisoformat(str(record.get("timestamp")).replace("Z", "+00:00"))

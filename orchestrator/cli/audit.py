@@ -51,17 +51,17 @@ def _query(
     since: str | None,
     until: str | None,
 ) -> Query:
-    from orchestrator.audit.query import Query, parse_time  # the audit verbs only: start-up
+    from orchestrator.audit.query import of_filters  # the audit verbs only: start-up
 
     one_of("--decision", decision, DECISIONS)
     one_of("--operation", operation, OPERATIONS)
-    return Query(
+    return of_filters(
         decision=decision,
         operation=operation,
         profile=profile,
         session=session,
-        since=parse_time(since) if since else None,
-        until=parse_time(until) if until else None,
+        since=since,
+        until=until,
     )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from orchestrator.core.errors import UsageError
 from orchestrator.runner.context import HostContext
 from orchestrator.runner.pipeline import Runner, RunRequest
 from orchestrator.runner.views import profile_dict
@@ -40,19 +39,16 @@ def profiles(context: HostContext) -> list[dict[str, Any]]:
 
 
 def audit(log: Path, filters: Filters, limit: int) -> dict[str, Any]:
-    from orchestrator.audit.query import Query, parse_time, read
+    from orchestrator.audit.query import of_filters, read
 
     decision, operation, profile, session, since, until = filters
-    try:
-        query = Query(
-            decision=decision,
-            operation=operation,
-            profile=profile,
-            session=session,
-            since=parse_time(since) if since else None,
-            until=parse_time(until) if until else None,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc), hint="e.g. since=30m or since=2026-12-07T10:00:00Z") from exc
+    query = of_filters(
+        decision=decision,
+        operation=operation,
+        profile=profile,
+        session=session,
+        since=since,
+        until=until,
+    )
     found = list(read(log, query))
     return {"records": found[-limit:], "truncated": len(found) > limit}

@@ -140,22 +140,13 @@ def test_stdin_env_and_timeout_reach_the_command(serve_factory, workspace):
 def test_a_client_that_goes_away_cancels_its_run(serve_factory, workspace, stream):
     seconds = 4000 + int(stream)
     with serve_factory() as served:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(str(served.socket))
-        body = json.dumps(
-            {
-                "argv": ["sleep", str(seconds)],
-                "profile": "offline",
-                "backend": "native",
-                "workspace": str(workspace),
-            }
-        ).encode()
-        path = "/v1/runs?stream=1" if stream else "/v1/runs"
-        sock.sendall(
-            f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
+        body = {
+            "argv": ["sleep", str(seconds)],
+            "profile": "offline",
+            "backend": "native",
+            "workspace": str(workspace),
+        }
+        sock = _sent(served, body, "/v1/runs?stream=1" if stream else "/v1/runs")
         assert wait_for(lambda: bool(_sleepers(seconds)), 20), served.output()
         sock.close()  # the client goes away
         assert wait_for(lambda: not _sleepers(seconds), 10), "the run outlived its client"
@@ -170,6 +161,31 @@ def test_a_client_that_goes_away_cancels_its_run(serve_factory, workspace, strea
         assert wait_for(lambda: bool(cancelled()), 10)
         assert cancelled()[0]["target"] == f"sleep {seconds}"
         assert wait_for(lambda: served.client().health()["running"] == 0, 10)
+
+
+def _sent(served, body: dict, path: str = "/v1/runs") -> socket.socket:
+    """A request sent on a connection of its own, its answer not read (yet)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(served.socket))
+    data = json.dumps(body).encode()
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(data)}\r\n\r\n".encode()
+        + data
+    )
+    return sock
+
+
+def _audit_verifies(served) -> None:
+    check = subprocess.run(
+        [CODEX_BOX, "audit", "verify"],
+        env=served.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def _sleepers(seconds: int) -> list[int]:
@@ -195,15 +211,7 @@ def test_beyond_the_queue_the_answer_is_429_with_retry_after(serve_factory, work
         }
         socks = []
         for _ in range(2):  # one runs, one waits
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.connect(str(served.socket))
-            data = json.dumps(body).encode()
-            sock.sendall(
-                b"POST /v1/runs HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                + f"content-length: {len(data)}\r\n\r\n".encode()
-                + data
-            )
-            socks.append(sock)
+            socks.append(_sent(served, body))
         assert wait_for(lambda: served.client().health()["queued"] == 1, 20)
         status, headers, raw = _raw(served, "POST", "/v1/runs", body)
         assert status == 429 and headers["retry-after"] == "1"
@@ -299,21 +307,13 @@ def test_sigterm_ends_runs_pools_and_sessions_within_ten_seconds(serve_factory, 
     with serve_factory(pools={"offline/native": 2}) as served:
         api = served.client()
         session = api.start_session(profile="offline", backend="native")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(str(served.socket))
-        body = json.dumps(
-            {
-                "argv": ["sh", "-c", "trap '' TERM; sleep 4100"],
-                "profile": "offline",
-                "backend": "native",
-                "workspace": str(workspace),
-            }
-        ).encode()
-        sock.sendall(
-            b"POST /v1/runs HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-            + f"content-length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
+        body = {
+            "argv": ["sh", "-c", "trap '' TERM; sleep 4100"],
+            "profile": "offline",
+            "backend": "native",
+            "workspace": str(workspace),
+        }
+        sock = _sent(served, body)
         assert wait_for(lambda: bool(_sleepers(4100)), 20)
         began = time.monotonic()
         assert served.stop(signal.SIGTERM, timeout_s=30) == 0
@@ -328,15 +328,7 @@ def test_sigterm_ends_runs_pools_and_sessions_within_ten_seconds(serve_factory, 
         if r.get("operation") == "session_stop"
     }
     assert session["id"] in ended
-    check = subprocess.run(
-        [CODEX_BOX, "audit", "verify"],
-        env=served.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
+    _audit_verifies(served)
 
 
 def test_sigkill_mid_load_leaves_nothing_the_next_server_does_not_remove(serve_factory, workspace):
@@ -345,17 +337,8 @@ def test_sigkill_mid_load_leaves_nothing_the_next_server_does_not_remove(serve_f
         api.start_session(profile="offline", backend="native")
         socks = []
         for i in range(3):
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.connect(str(served.socket))
-            body = json.dumps(
-                {"argv": ["sleep", str(4200 + i)], "profile": "offline", "backend": "native"}
-            ).encode()
-            sock.sendall(
-                b"POST /v1/runs HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                + f"content-length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
-            socks.append(sock)
+            body = {"argv": ["sleep", str(4200 + i)], "profile": "offline", "backend": "native"}
+            socks.append(_sent(served, body))
         assert wait_for(lambda: all(_sleepers(4200 + i) for i in range(3)), 30)
         served.stop(signal.SIGKILL)
         assert wait_for(lambda: not any(_sleepers(4200 + i) for i in range(3)), 15), (
@@ -366,15 +349,7 @@ def test_sigkill_mid_load_leaves_nothing_the_next_server_does_not_remove(serve_f
     with serve_factory(pools={}) as again:  # the next server sweeps what the last left
         assert again.client().sessions() == []
     assert leftovers(again) == []
-    check = subprocess.run(
-        [CODEX_BOX, "audit", "verify"],
-        env=served.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
+    _audit_verifies(served)
 
 
 def test_a_second_server_and_a_bad_config_do_not_start(serve_factory, base_env, codex_home):
