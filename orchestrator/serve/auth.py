@@ -185,6 +185,11 @@ def read_token(path: str) -> str:
                 f"--token-file {path} must be a regular file of yours that only you can read",
                 hint=f"chmod 600 {path}",
             )
+        if info.st_nlink != 1:  # another name for it may lie where sandboxes can read
+            raise ConfigError(
+                f"--token-file {path} has {info.st_nlink} names (hard links)",
+                hint="write a new token file; do not link it",
+            )
         token = os.read(fd, 4096).decode("utf-8", "replace").strip()
     finally:
         os.close(fd)

@@ -24,10 +24,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
         self.app = app
@@ -41,27 +37,31 @@ class BodyLimit:
                 await _refuse(send)
                 return
         seen = 0
-        started = False
+        started = refused = False
 
         async def counted() -> Message:
-            nonlocal seen
+            # Past the limit: the 413 is sent here, at once (the app would turn any
+            # error of its body reading into a 400), and the app sees its client leave.
+            nonlocal seen, started, refused
             message = await receive()
             if message.get("type") == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > MAX_BODY:
-                    raise _TooLarge
+                if seen > MAX_BODY and not refused:
+                    refused = True
+                    if not started:
+                        started = True
+                        await _refuse(send)
+                    return {"type": "http.disconnect"}
             return message
 
         async def watched(message: Message) -> None:
             nonlocal started
+            if refused:
+                return  # the 413 was the answer
             started = started or message.get("type") == "http.response.start"
             await send(message)
 
-        try:
-            await self.app(scope, counted, watched)
-        except _TooLarge:
-            if not started:
-                await _refuse(send)
+        await self.app(scope, counted, watched)
 
 
 async def _refuse(send: Send) -> None:

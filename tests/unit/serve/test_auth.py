@@ -273,3 +273,15 @@ def test_a_websocket_scope_on_tcp_needs_the_token_too() -> None:
 
     asyncio.run(main())
     assert inner.calls == []
+
+
+def test_a_token_file_with_a_second_name_is_refused(tmp_path: Path) -> None:
+    """A hard link elsewhere would let a sandbox read the token where it is not hidden."""
+    token = tmp_path / "token"
+    token.write_text("x" * 32)
+    token.chmod(0o600)
+    assert read_token(str(token)) == "x" * 32
+    os.link(token, tmp_path / "elsewhere")
+    with pytest.raises(ConfigError) as refused:
+        read_token(str(token))
+    assert "2 names" in refused.value.message
