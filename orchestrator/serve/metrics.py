@@ -52,6 +52,12 @@ class Metrics:
             ["pool"],
             registry=r,
         )
+        self.pool_broken = Counter(
+            "codex_box_pool_broken",
+            "Pooled sandboxes that could not start a command (the run went cold)",
+            ["pool"],
+            registry=r,
+        )
         self.claim_seconds = Histogram(
             "codex_box_pool_claim_seconds",
             "From the request to the claimed sandbox running the command",

@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,13 +28,14 @@ from orchestrator.core.errors import CodexBoxError, ConfigError, Refused
 from orchestrator.core.options import LaunchOptions
 from orchestrator.runner import owned, tidy
 from orchestrator.runner.context import HostContext
-from orchestrator.runner.forkserver import ForkServer
+from orchestrator.runner.forkserver import ForkServer, RunChannel
 from orchestrator.runner.pools import Pool, Pooled
 from orchestrator.runner.sessions import client, store
 from orchestrator.runner.sessions.request import StartRequest, parse_duration
 from orchestrator.runner.sessions.start import start as start_session
 from orchestrator.settings.serve import ServeSettings
 
+from . import handoff
 from .gate import Gate
 from .metrics import Metrics
 from .models import ExecBody, RunBody, SessionBody
@@ -140,7 +139,7 @@ class Service:
         requested_at = time.monotonic()
         self._own_workspace(body.workspace)
         pool = self.pools.get((body.profile or "", body.backend or ""))
-        fits = pool is not None and body.workspace is None and not _fixed_options(body)
+        fits = pool is not None and body.workspace is None and not handoff.fixed_options(body)
         if pool is not None and fits:
             pooled = pool.claim()
             if pooled is not None:
@@ -154,7 +153,7 @@ class Service:
         pipes = Pipes.open(body.stdin)
         try:
             sock = client.begin(
-                self.home, state.id, _exec_message(body, self.environ), stdio=pipes.theirs
+                self.home, state.id, handoff.exec_message(body, self.environ), stdio=pipes.theirs
             )
         except BaseException:
             pipes.handed_over()
@@ -166,8 +165,8 @@ class Service:
                 kind="exec",
                 pipes=pipes,
                 started=lambda: None,
-                wait=lambda: _exec_result(client.finish(sock)),
-                cancel=lambda: _shut_write(sock),
+                wait=lambda: handoff.exec_result(client.finish(sock)),
+                cancel=lambda: handoff.shut_write(sock),
                 after=sock.close,
             )
         )
@@ -176,16 +175,49 @@ class Service:
         self, pool: Pool, pooled: Pooled, body: RunBody, requested_at: float
     ) -> Execution:
         pipes = Pipes.open(body.stdin)
-        message = _exec_message(body, self.environ)
+        # Copies of the run's ends, kept until the pooled sandbox has started the command:
+        # one that cannot (see _never_started) is broken, and the run goes cold on these.
+        spare = handoff.Spare(pipes.theirs)
+        message = handoff.exec_message(body, self.environ)
         try:
             sock = client.begin(self.home, pooled.session_id, message, stdio=pipes.theirs)
         except BaseException:
             pipes.handed_over()
             pipes.close()
+            spare.close()
             threading.Thread(target=pool.discard, args=(pooled,), daemon=True).start()
             raise
         pipes.handed_over()
         self.metrics.claim_seconds.labels(pool.name).observe(time.monotonic() - requested_at)
+        cancel: dict[str, Any] = {"now": lambda: handoff.shut_write(sock), "asked": False}
+
+        def cancelled() -> None:
+            cancel["asked"] = True
+            cancel["now"]()
+
+        def wait() -> dict[str, Any]:
+            try:
+                result = handoff.exec_result(client.finish(sock))
+                if not handoff.never_started(result) or cancel["asked"]:
+                    return handoff.emptied(pooled.workspace, result)
+                logger.warning(
+                    "pool {}: a pooled sandbox could not start a command ({}); the run goes cold",
+                    pool.name,
+                    result.get("detail"),
+                )
+                self.metrics.pool_broken.labels(pool.name).inc()
+                channel, record = self._launch_cold(body, spare.fds)
+                spare.close()  # the run's process has its own copies now
+                cancel["now"] = channel.cancel
+                try:
+                    channel.started()
+                    return {**channel.wait(), "pooled": False}
+                finally:
+                    channel.close()
+                    if record is not None:
+                        owned.forget(record)
+            finally:
+                spare.close()
 
         def after() -> None:
             sock.close()
@@ -197,14 +229,18 @@ class Service:
                 kind="run",
                 pipes=pipes,
                 started=lambda: None,
-                wait=lambda: _emptied(pooled.workspace, _exec_result(client.finish(sock))),
-                cancel=lambda: _shut_write(sock),
+                wait=wait,
+                cancel=cancelled,
                 after=after,
                 pool=pool.name,
             )
         )
 
-    def _cold_run(self, body: RunBody) -> Execution:
+    def _launch_cold(
+        self, body: RunBody, stdio: tuple[int, int, int]
+    ) -> tuple[RunChannel, Path | None]:
+        """A cold run of ``body`` through the fork server, with ``stdio`` (the caller
+        keeps its copies), and the record of its scratch workspace (if it has one)."""
         if self._forkserver is None or self.stopping:
             raise CodexBoxError("the server is stopping", hint="retry against the next one")
         request = body.model_dump(exclude={"stdin"}, exclude_none=True)
@@ -213,14 +249,20 @@ class Service:
             record, request["workspace"] = owned.new_workspace(
                 self.home, self.workspaces, kind="scratch"
             )
+        try:
+            return self._forkserver.launch(request, stdio), record
+        except BaseException:
+            if record is not None:
+                owned.forget(record)
+            raise
+
+    def _cold_run(self, body: RunBody) -> Execution:
         pipes = Pipes.open(body.stdin)
         try:
-            channel = self._forkserver.launch(request, pipes.theirs)
+            channel, record = self._launch_cold(body, pipes.theirs)
         except BaseException:
             pipes.handed_over()
             pipes.close()
-            if record is not None:
-                owned.forget(record)
             raise
         pipes.handed_over()
 
@@ -263,7 +305,7 @@ class Service:
         if (
             pool is not None
             and body.workspace is None
-            and not _fixed_options(body)
+            and not handoff.fixed_options(body)
             and not body.name
         ):
             pooled = pool.claim()
@@ -349,52 +391,3 @@ class Service:
             record = self.sessions.pop(state.id, None)
         if record is not None:
             owned.forget(record)
-
-
-def _fixed_options(body: RunBody | SessionBody) -> bool:
-    """Options a pooled sandbox was started without (so: a cold start)."""
-    return (
-        any(
-            getattr(body, f) is not None for f in ("image", "memory", "pids", "cpus", "policy_mode")
-        )
-        or body.trust
-    )
-
-
-def _exec_message(body: RunBody | ExecBody, environ: Mapping[str, str]) -> dict[str, Any]:
-    return {
-        "op": "exec",
-        "argv": list(body.argv),
-        "environ": dict(environ),
-        "env": list(body.env),
-        "cwd": getattr(body, "cwd", None),
-        "timeout": body.timeout,
-        "approve": body.approve,
-        "detach": False,
-    }
-
-
-def _exec_result(event: dict[str, Any]) -> dict[str, Any]:
-    data = dict(event["result"])
-    data.setdefault("warnings", [])
-    return data
-
-
-def _emptied(workspace: str, result: dict[str, Any]) -> dict[str, Any]:
-    """The claim's result, once its workspace is emptied (before its client has the
-    answer: a later run, which can read the host's files, finds nothing of it; the
-    sandbox itself is destroyed after). Never follows a link the sandbox planted."""
-    with contextlib.suppress(OSError), os.scandir(workspace) as entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
-    return {**result, "pooled": True}
-
-
-def _shut_write(sock: socket.socket) -> None:
-    """The keeper sees its client's end: it kills the exec's tree and still answers."""
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_WR)
