@@ -29,12 +29,11 @@ from orchestrator.core.profile import Profile
 
 MAX_VISITED = 50_000  # directory entries one entry's glob may look at
 MAX_MATCHES = 256  # paths one entry may mask
-# CODEX_HOME's directories that hold its HMAC keys: grants/.key signs elevation grants
-# and approvals (a sandbox that read it could approve its own .codex-profile), and
-# cache/policy/.key authenticates the policy cache. Masked whatever the profile says.
-# grants/ and cache/policy/ hold signing keys; serve/ the API's state and, where the
-# README puts it, its bearer token (a sandbox with loopback network and the token could
-# ask the server for a wider profile).
+# CODEX_HOME's directories a sandbox must never read, masked whatever the profile says:
+# grants/.key signs elevation grants and approvals (a sandbox that read it could approve
+# its own .codex-profile), cache/policy/.key authenticates the policy cache, and serve/
+# holds the API's bearer token (a sandbox on the host's loopback with the token could ask
+# the server for a wider profile).
 CODEX_HOME_SECRETS = ("grants", os.path.join("cache", "policy"), "serve")
 # Rebuilt fresh inside every sandbox, and no credential store: a symlink into them
 # (~/.netrc → /dev/null) must not mask the sandbox's own /dev/null.

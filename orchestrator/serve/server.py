@@ -1,7 +1,8 @@
 """``codex-box serve`` itself: the listening sockets, uvicorn, and an orderly end.
 
-Owns: the Unix socket (created 0600 under a umask, so there is no moment it is open to
-others; a stale one left by a killed server replaced, a live one never), the loopback
+Owns: the Unix socket (bound in a private directory, made 0600, renamed into place: no
+moment it is open to others; a stale one left by a killed server replaced, a live one
+never), the loopback
 TCP socket, starting the service before anything listens (a bad config, a second
 server or a refused pool fails here, with nothing served), and the end: SIGTERM or
 SIGINT stops accepting, cancels every run and exec at once (each end audited by
@@ -14,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import FrameType
@@ -153,13 +156,20 @@ def _unix_socket(path: str) -> socket.socket:
         if _answers(path):
             raise CodexBoxError(f"a server already listens on {path}", hint="stop it first")
         os.unlink(path)  # left by a server that was killed
+    # Bound inside a private directory, made 0600, then renamed into place: no moment
+    # it is open to others, and no process-wide umask (the pools' threads already run).
+    private = tempfile.mkdtemp(prefix=".serve-", dir=directory)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o177)  # 0600 from the first moment
     try:
-        sock.bind(path)
+        staged = os.path.join(private, "sock")
+        sock.bind(staged)
+        os.chmod(staged, 0o600)
+        os.rename(staged, path)
+    except BaseException:
+        sock.close()
+        raise
     finally:
-        os.umask(old)
-    os.chmod(path, 0o600)
+        shutil.rmtree(private, ignore_errors=True)
     sock.listen(512)
     sock.setblocking(False)
     return sock
