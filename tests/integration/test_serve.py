@@ -247,7 +247,7 @@ def test_pools_hand_out_fresh_sandboxes_once_and_refill(serve_factory):
         assert 'codex_box_pool_hits_total{pool="offline/native"} 2.0' in metrics
         assert 'codex_box_pool_claim_seconds_count{pool="offline/native"} 2.0' in metrics
         # A request naming a workspace, or options a pool was not started with: cold.
-        cold = api.run(["true"], profile="offline", backend="native", memory="256m")
+        cold = api.run(["true"], profile="offline", backend="native", policy_mode="enforce")
         assert not cold.pooled and cold.exit_code == 0
     assert leftovers(served) == []
 
