@@ -68,6 +68,24 @@ def containers() -> set[str]:
     return set(out.split())
 
 
+def _labelled(container: str, ours: set[str]) -> bool:
+    """Whether a container carries one of our session or run ids (codex-box's labels)."""
+    out = subprocess.run(
+        [
+            "docker",
+            "inspect",
+            "-f",
+            '{{index .Config.Labels "codex-box.session"}} {{index .Config.Labels "codex-box.run"}}',
+            container,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    ).stdout
+    return bool(set(out.split()) & ours)
+
+
 def cgroups() -> set[str]:
     """The run cgroups under each ``codex-box`` parent our cgroup could have made."""
     root, found = Path("/sys/fs/cgroup"), set()
@@ -219,9 +237,13 @@ def run_load(server: Server, runs: int, docker_share: float, docker: bool) -> di
 
 
 def leftovers(server: Server, before: dict[str, set[str]]) -> list[str]:
+    # Ours only: other suites may run beside this one (pytest-xdist), and their runs'
+    # cgroups and containers come and go. A run cgroup is named PID-RUNID; ours are the
+    # run and session ids of this server's audit log.
+    ours = {str(r.get(k)) for r in server.audit() for k in ("run_id", "session_id") if r.get(k)}
     found = [f"process {p}" for p in processes_carrying(str(server.codex_home))]
-    found += [f"container {c}" for c in containers() - before["containers"]]
-    found += [f"cgroup {c}" for c in cgroups() - before["cgroups"]]
+    found += [f"container {c}" for c in containers() - before["containers"] if _labelled(c, ours)]
+    found += [f"cgroup {c}" for c in cgroups() - before["cgroups"] if c.rsplit("-", 1)[-1] in ours]
     mounts = Path("/proc/self/mountinfo").read_text().splitlines()
     found += [f"mount {m}" for m in mounts if str(server.root) in m]
     if (server.codex_home / "serve.sock").exists():
