@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,3 +166,14 @@ def serve_factory(
         return serving(base_env, codex_home, tmp_path, **kw)  # type: ignore[arg-type]
 
     return make
+
+
+@pytest.fixture
+def token(codex_home: Path) -> Path:
+    """A bearer token where it belongs: $CODEX_HOME/serve/token, 0600 (hidden from sandboxes)."""
+    directory = codex_home / "serve"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    path = directory / "token"
+    path.write_text(uuid.uuid4().hex + uuid.uuid4().hex + "\n")
+    path.chmod(0o600)
+    return path

@@ -60,17 +60,6 @@ def markers(root: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def token(codex_home: Path) -> Path:
-    """The bearer token where sandboxes cannot read it ($CODEX_HOME/serve/)."""
-    directory = codex_home / "serve"
-    directory.mkdir(mode=0o700, exist_ok=True)
-    path = directory / "token"
-    path.write_text(uuid.uuid4().hex + uuid.uuid4().hex + "\n")
-    path.chmod(0o600)
-    return path
-
-
 # --- helpers ------------------------------------------------------------------------
 
 

@@ -39,17 +39,6 @@ def tmp_path() -> Iterator[Path]:  # overrides pytest's: under /var/tmp, seen by
     yield from scratch_root("codex-box-serve-regress")
 
 
-@pytest.fixture
-def token(codex_home: Path) -> Path:
-    """The bearer token where it belongs: $CODEX_HOME/serve/token, 0600."""
-    directory = codex_home / "serve"
-    directory.mkdir(mode=0o700, exist_ok=True)
-    path = directory / "token"
-    path.write_text(uuid.uuid4().hex + uuid.uuid4().hex + "\n")
-    path.chmod(0o600)
-    return path
-
-
 # --- helpers ------------------------------------------------------------------------
 
 
