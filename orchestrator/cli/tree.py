@@ -103,12 +103,26 @@ def _serve(app: typer.Typer) -> None:
     app.command("serve")(serve.serve)
 
 
+def _ci(app: typer.Typer) -> None:
+    from . import ci
+
+    app.add_typer(ci.ci_app, name="ci")
+
+
+def _selftest(app: typer.Typer) -> None:
+    from . import selftest
+
+    app.command("selftest")(selftest.selftest)
+
+
 # In the order `codex-box --help` lists them.
 VERBS: dict[str, Callable[[typer.Typer], None]] = {
     "run": _run,
     "session": _session,
     "exec": _exec,
     "serve": _serve,
+    "ci": _ci,
+    "selftest": _selftest,
     "check": _check,
     "doctor": _doctor,
     "gc": _gc,

@@ -34,7 +34,8 @@ MAX_MATCHES = 256  # paths one entry may mask
 # its own .codex-profile), cache/policy/.key authenticates the policy cache, and serve/
 # holds the API's bearer token (a sandbox on the host's loopback with the token could ask
 # the server for a wider profile).
-CODEX_HOME_SECRETS = ("grants", os.path.join("cache", "policy"), "serve")
+# ci/ holds the CI drivers' job state (which session is whose job).
+CODEX_HOME_SECRETS = ("grants", os.path.join("cache", "policy"), "serve", "ci")
 # Rebuilt fresh inside every sandbox, and no credential store: a symlink into them
 # (~/.netrc → /dev/null) must not mask the sandbox's own /dev/null.
 _NEVER_MASKED = ("/proc", "/sys", "/dev")

@@ -34,7 +34,7 @@ from orchestrator.host.githooks import hooks_path_entry
 from orchestrator.sandbox.linux import pinning
 from orchestrator.settings.config import NetworkSettings
 
-from .deny_read import codex_home_secrets, expand_deny_read
+from .deny_read import codex_home_secrets, expand, expand_deny_read
 from .environment import sandbox_environment
 from .write_roots import refuse_unsafe
 
@@ -107,6 +107,14 @@ def compile_spec(profile: Profile, request: Request, *, preview: bool = False) -
     # sandboxed git may start an fsmonitor or hooks (appended after the user's own).
     env = neutralise(env)
     deny_read = expand_deny_read(profile, home=request.home, roots=(workspace, *writable))
+    if request.options.hide and profile.sandboxed:  # trusted: nothing could mask them
+        hidden = expand(
+            request.options.hide,
+            home=request.home,
+            roots=(workspace, *writable),
+            profile=profile.name,
+        )
+        deny_read = tuple(dict.fromkeys((*deny_read, *hidden)))
     if bindings:
         # Where the real values come from stays out of the sandbox: a source variable
         # of an unremarkable name is not passed on, a source file is masked.

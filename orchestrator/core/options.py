@@ -25,3 +25,6 @@ class LaunchOptions:
     cpus: str | None = None  # "1.5"
     image: str | None = None  # container backends
     tty: bool = False
+    # Host paths this launch masks besides the profile's deny_read: a front door's own
+    # files that its commands must not read (a CI driver's job response and scripts).
+    hide: tuple[str, ...] = ()

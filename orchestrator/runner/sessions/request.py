@@ -52,10 +52,11 @@ class StartRequest:
             raise _malformed()
         data = dict(data)
         options = dict(data.pop("options", {}))
-        env_names = options.get("env_names") or ()
-        if not isinstance(env_names, list | tuple):
-            raise _malformed()
-        options["env_names"] = tuple(env_names)
+        for key in ("env_names", "hide"):  # JSON lists back to the tuples they were
+            values = options.get(key) or ()
+            if not isinstance(values, list | tuple):
+                raise _malformed()
+            options[key] = tuple(values)
         try:
             return cls(**data, options=LaunchOptions(**options))
         except TypeError as exc:  # a field unknown or missing: not a request of ours
