@@ -146,15 +146,16 @@ class AuditLog:
         """Write ``record`` (sanitized, chained) or raise AuditError; nothing half-written."""
         self.append_many((record,))
 
-    def append_many(self, records: Iterable[Mapping[str, Any]]) -> None:
+    def append_many(self, records: Iterable[Mapping[str, Any]]) -> list[int]:
         """Write ``records`` in order, each sanitized and chained to the one before, with
         one lock, one write and one fsync; or raise AuditError (a failed fsync: module
-        docstring). A batch is never split by a rotation. Sinks get each line."""
+        docstring). A batch is never split by a rotation. Sinks get each line. Returns
+        the records' ``seq`` numbers (what a result cites: ``audit show SEQ``)."""
         batch = [self._body(record) for record in records]
         if not batch:
-            return
+            return []
         try:
-            lines = self._commit(batch)
+            lines, last = self._commit(batch)
         except OSError as exc:
             raise _unwritable(self.path, exc) from exc
         for line in lines:
@@ -163,6 +164,7 @@ class AuditLog:
                     sink(line)
                 except Exception as exc:  # any sink failure is only logged, never raised
                     debug("audit sink failed", sink=repr(sink), error=str(exc))
+        return list(range(last - len(batch) + 1, last + 1))
 
     def close(self) -> None:
         """Close the descriptors kept between appends (the next append opens them again)."""
@@ -190,7 +192,7 @@ class AuditLog:
         text = self.sanitize(value)
         return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…[truncated]"
 
-    def _commit(self, batch: list[str]) -> list[bytes]:
+    def _commit(self, batch: list[str]) -> tuple[list[bytes], int]:
         self._adopt()
         with self._mutex:
             lock = self._locked(self._lock)
@@ -204,7 +206,7 @@ class AuditLog:
                 self._withdraw(fd, data, size)
                 raise
             self._write_head(seq, line_hash(lines[-1]))
-        return lines
+        return lines, seq
 
     def _write_locked(self, batch: list[str]) -> tuple[int, bytes, int, list[bytes], int]:
         """Chain and write ``batch``: (descriptor, bytes written, where, lines, last seq)."""

@@ -89,11 +89,14 @@ def gitlab_prepare(
 def gitlab_run(
     script: Annotated[str, typer.Argument(help="The stage's script, as gitlab-runner wrote it.")],
     stage: Annotated[str, typer.Argument(help="The stage: build_script, get_sources, ...")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Also print each stage's result (JSON) in the job log.")
+    ] = False,
 ) -> None:
     """Run one stage's script in the job's session (gitlab-runner's run stage)."""
     from orchestrator.ci.gitlab import driver
 
-    raise typer.Exit(driver.run(os.environ, script=script, stage=stage))
+    raise typer.Exit(driver.run(os.environ, script=script, stage=stage, as_json=as_json))
 
 
 @gitlab_app.command("cleanup")

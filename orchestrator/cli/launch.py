@@ -13,7 +13,6 @@ from __future__ import annotations
 from orchestrator.core.errors import CodexBoxError
 from orchestrator.core.options import LaunchOptions
 from orchestrator.runner.pipeline import Runner, RunRequest
-from orchestrator.runner.views import result_dict
 
 from .fast import RunArgs
 from .output import confirm_on_tty, echo, emit_json, fail, host, usage, warn
@@ -79,13 +78,5 @@ def execute(args: RunArgs) -> int:
     if result.detail and (result.exit_code in (124, 126, 127) or result.oom_killed):
         echo(f"codex-box: {result.detail}", err=True)
     if args.as_json:
-        emit_json(
-            result_dict(
-                result,
-                run_id=runner.run_id,
-                session_id=runner.session_id,
-                profile=outcome.prepared.spec.profile,
-            ),
-            err=True,
-        )
+        emit_json(runner.result(outcome), err=True)
     return result.exit_code

@@ -183,7 +183,6 @@ def main(channel: socket.socket) -> int:
 def _run(channel: socket.socket, message: Mapping[str, Any], cancel: _Cancel) -> dict[str, Any]:
     from .context import HostContext
     from .pipeline import Runner
-    from .views import result_dict
 
     context = HostContext.from_environ(message["environ"], cwd=str(message.get("cwd") or "/"))
     runner = Runner(context, decode(message["request"]), cancelled=cancel.is_set)
@@ -192,12 +191,7 @@ def _run(channel: socket.socket, message: Mapping[str, Any], cancel: _Cancel) ->
     # Decided: the caller answers its client now (a refusal would have been an error).
     wire.send(channel, {"event": "started", "pid": os.getpid()})
     outcome = runner.run(prepared)
-    result = result_dict(
-        outcome.result,
-        run_id=runner.run_id,
-        session_id=runner.session_id,
-        profile=outcome.prepared.spec.profile,
-    )
+    result = runner.result(outcome)
     resolution = runner.resolution
     warnings = [*(resolution.warnings() if resolution else ()), *outcome.warnings]
     return {**result, "warnings": [str(w) for w in warnings], "cancelled": cancel.is_set()}

@@ -96,6 +96,7 @@ class Runner:
         self._unaudited = 0  # egress proxy refusals whose record failed
         self._credential_uses: list[CredentialUse] = []  # brokered secrets injected
         self._ids = {"session_id": self.session_id, "run_id": self.run_id}
+        self.audit_seqs: list[int] = []  # each record this launch wrote (its result cites them)
 
     @property
     def resolution(self) -> Resolution | None:
@@ -338,9 +339,23 @@ class Runner:
                 return
             raise audit_exc from exc
 
+    def result(self, outcome: Outcome) -> dict[str, Any]:
+        """The result contract of this run (``views.result_dict``)."""
+        from .views import result_dict
+
+        verdict = outcome.prepared.verdict
+        return result_dict(
+            outcome.result,
+            run_id=self.run_id,
+            session_id=self.session_id,
+            profile=outcome.prepared.spec.profile,
+            decision=verdict.policy.decision if verdict is not None else None,
+            audit=self.audit_seqs,
+        )
+
     def _write(self, *batch: dict[str, Any]) -> None:
         """Append ``batch`` to the audit log as one write (one fsync), in order."""
-        self.audit.append_many([self._with_ids(record) for record in batch])
+        self.audit_seqs += self.audit.append_many([self._with_ids(record) for record in batch])
 
     def _with_ids(self, record: dict[str, Any]) -> dict[str, Any]:
         # The log's field order as before: what and on what first, then whose run.

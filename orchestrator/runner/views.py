@@ -5,7 +5,7 @@ Owns: turning data into strings and dicts. Does not own: printing (``cli``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from orchestrator.core.errors import printable
@@ -119,8 +119,25 @@ def resolution_text(resolution: Resolution) -> str:
     )
 
 
-def result_dict(result: RunResult, *, run_id: str, session_id: str, profile: str) -> dict[str, Any]:
+RESULT_VERSION = 1  # result.schema.json's; a field removed or changed in meaning bumps it
+
+
+def result_dict(
+    result: RunResult,
+    *,
+    run_id: str,
+    session_id: str,
+    profile: str,
+    session: str | None = None,
+    decision: str | None = None,
+    audit: Sequence[int] = (),
+) -> dict[str, Any]:
+    """The result contract (``runner/result.schema.json``) of a run or an exec: the same
+    for ``run --json``, ``exec --json``, ``serve`` and the CI drivers. ``session``: the
+    session's name, for an exec; ``decision``: the execution policy's (None when off);
+    ``audit``: the ``seq`` of each audit record the launch wrote."""
     return {
+        "version": RESULT_VERSION,
         "run_id": run_id,
         "session_id": session_id,
         "profile": profile,
@@ -131,6 +148,9 @@ def result_dict(result: RunResult, *, run_id: str, session_id: str, profile: str
         "oom_killed": result.oom_killed,
         "duration_ms": round(result.duration_s * 1000),
         "detail": result.detail,
+        "session": session,
+        "decision": decision,
+        "audit": list(audit),
     }
 
 

@@ -115,8 +115,10 @@ class CheckBody(Strict):
 
 
 class Result(BaseModel):
-    """A finished run or exec: what ``codex-box run --json`` prints, and its output."""
+    """A finished run or exec: what ``codex-box run --json`` prints (the result contract,
+    ``runner/result.schema.json``), and its output."""
 
+    version: int = 1
     run_id: str
     session_id: str | None = None
     profile: str | None = None
@@ -127,6 +129,9 @@ class Result(BaseModel):
     oom_killed: bool = False
     duration_ms: int
     detail: str = ""
+    session: str | None = None
+    decision: str | None = None
+    audit: list[int] = []
     warnings: list[str] = []
     cancelled: bool = False
     pooled: bool = False

@@ -16,6 +16,7 @@ Does not own: the protocol's data (``protocol``), the job's facts (``job``), pro
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -63,8 +64,6 @@ def config(environ: Mapping[str, str], *, builds_root: str | None) -> int:
         # For the driver's later calls only (gitlab-runner never shows them to the job).
         job_env={"CODEX_BOX_GITLAB_ROOT": dirs.root, "CODEX_BOX_GITLAB_JOB": the_job.id},
     )
-    import json
-
     print(json.dumps(answer))
     return 0
 
@@ -134,7 +133,7 @@ def prepare(
 # --- run --------------------------------------------------------------------------
 
 
-def run(environ: Mapping[str, str], *, script: str, stage: str) -> int:
+def run(environ: Mapping[str, str], *, script: str, stage: str, as_json: bool = False) -> int:
     try:
         codes = protocol.ExitCodes.of(environ)
     except CodexBoxError as exc:
@@ -179,6 +178,8 @@ def run(environ: Mapping[str, str], *, script: str, stage: str) -> int:
     finally:
         if stdin >= 0:
             os.close(stdin)
+    if as_json:  # the result contract (runner/result.schema.json), one line in the job log
+        print(json.dumps(result), file=sys.stderr, flush=True)
     code = int(result["exit_code"])
     if code == 0:
         return 0

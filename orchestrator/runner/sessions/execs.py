@@ -183,7 +183,15 @@ def _judged_and_run(
             warnings = postrun.report(
                 findings, problems, write=lambda *batch: keeper.write(run_id, *batch), launch=launch
             )
-        answer = result_dict(ran, run_id=run_id, session_id=keeper.session_id, profile=spec.profile)
+        answer = result_dict(
+            ran,
+            run_id=run_id,
+            session_id=keeper.session_id,
+            profile=spec.profile,
+            session=keeper.request.name,
+            decision=launch.policy.decision if launch.policy is not None else None,
+            audit=keeper.cited(run_id),
+        )
         answer["warnings"] = list(warnings)
         with contextlib.suppress(OSError):
             wire.send(conn, {"event": "exit", "result": answer, "detached": detach})

@@ -80,6 +80,7 @@ class Keeper:
         # Detached execs still running: what writes each one's `ended` record.
         self._detached: dict[str, Callable[[ExecEnd], object]] = {}
         self._reported: set[str] = set()  # planted-repository findings execs reported
+        self._cited: dict[str, list[int]] = {}  # exec run id → its records' seqs
         self._egress: ProxySession | None = None  # the session's egress proxy, if any
         # stop() writes here: serve()'s poll wakes at once (any thread, or a signal).
         self.wake_fd, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
@@ -92,7 +93,15 @@ class Keeper:
         for record in batch:
             head: dict[str, Any] = {k: record[k] for k in ("operation", "target") if k in record}
             out.append({**head, **ids, **record})
-        self.audit.append_many(out)
+        seqs = self.audit.append_many(out)
+        if run_id != self.runner.run_id:  # an exec's: its result cites them (``cited``)
+            with self._lock:
+                self._cited.setdefault(run_id, []).extend(seqs)
+
+    def cited(self, run_id: str) -> list[int]:
+        """The seqs of the records exec ``run_id`` wrote so far (forgotten once asked)."""
+        with self._lock:
+            return self._cited.pop(run_id, [])
 
     def launch_facts(self, policy: records.PolicyFacts | None) -> records.Launch:
         return records.Launch(
