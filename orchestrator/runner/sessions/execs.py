@@ -63,6 +63,7 @@ def handle(keeper: Keeper, conn: socket.socket, message: dict[str, Any], fds: li
         _send_error(conn, exc)
     finally:
         close(fds)
+        keeper.cited(run_id)  # answered (or never will be): its seqs are not kept
 
 
 def _judged_and_run(

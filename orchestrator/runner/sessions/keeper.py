@@ -139,6 +139,7 @@ class Keeper:
         with self._lock:
             self._detached.pop(run_id, None)
         finish(end)
+        self.cited(run_id)  # its answer went out at the start: nobody asks for these
 
     # --- the session -----------------------------------------------------------
 
