@@ -74,7 +74,7 @@ class FakeRunner:
     concurrent_id: int = 0
     project: str = "group/proj"
     server: str = "https://gitlab.example.test"
-    token: str = "glcbt-64_TestJobToken0123456789abcdef"
+    token: str = "glcbt-64_TestJobToken0123456789abcdef"  # noqa: S105 -- a test job's
     variables: dict[str, str] = field(default_factory=dict)
     masked: dict[str, str] = field(default_factory=dict)
     builds_root: str | None = None

@@ -126,7 +126,8 @@ def test_a_job_that_passes(
     origin = origin_in(runner)
     ok(runner.prepare())
     ok(runner.run("prepare_script", "echo prepared"))
-    sources = ok(runner.run("get_sources", clone_commands(origin) + '\necho "token-len=${#CI_JOB_TOKEN}"'))
+    show_length = '\necho "token-len=${#CI_JOB_TOKEN}"'
+    sources = ok(runner.run("get_sources", clone_commands(origin) + show_length))
     assert "token-len=37" in sources.stdout  # the runner's stages get the job token
     build = ok(
         runner.run(
@@ -314,7 +315,7 @@ def test_four_concurrent_jobs(
         t.join(timeout=300)
     for i, r in enumerate(runners):
         done = results[i]
-        assert all(c.returncode == 0 for c in done.values()), {k: v for k, v in done.items()}
+        assert all(c.returncode == 0 for c in done.values()), done
         assert f"job-{i}" in done["after_script"].stdout
         assert (Path(r.project_dir) / "mine.txt").read_text() == f"job-{i}\n"
         # Each job's builds directory holds its own project only.
