@@ -24,8 +24,19 @@ apparmor_app = typer.Typer(
 
 def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
+    image: Annotated[
+        str | None,
+        typer.Option(help="Instead: what IMAGE lacks for CI jobs (bash, git, gitlab-runner…)."),
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="With --image: docker or podman (default: auto).")
+    ] = None,
 ) -> None:
-    """Which backends work here, why not, their versions, and each profile's backend."""
+    """Which backends work here, why not, their versions, and each profile's backend.
+    With --image: exit 0 when the image has what a CI job needs, 1 when it lacks one."""
+    if image is not None:
+        _doctor_image(image, backend, as_json)
+        return
     from orchestrator.runner.doctor import diagnose  # loads every backend: only here
 
     try:
@@ -48,6 +59,25 @@ def doctor(
     typer.echo(f"credential broker: {report.broker}")
     for line in report.advice:
         typer.echo(f"advice: {line}")
+
+
+def _doctor_image(image: str, backend: str | None, as_json: bool) -> None:
+    from orchestrator.runner.doctor_image import TOOLS, check_image
+
+    try:
+        report = check_image(host(), image, backend=backend)
+    except CodexBoxError as exc:
+        fail(exc)
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        typer.echo(f"image {report.image} ({report.backend}):")
+        for name, (why, required) in TOOLS.items():
+            where = report.found.get(name)
+            state = where or ("MISSING" if required else "missing (optional)")
+            typer.echo(f"  {name:<14} {state:<28} {why}")
+    if not report.ready:
+        raise typer.Exit(1)
 
 
 @apparmor_app.command("check")
