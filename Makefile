@@ -68,13 +68,14 @@ test-nonroot: ## (as root) the non-root leg: unit, native integration and escape
 test-escape: $(READY) ## the sandbox-escape suite, on every backend present
 	$(BIN)/pytest -q -rs -n 3 --dist loadfile tests/escape
 
-lint: $(STAMP) ## ruff + mypy --strict + import-linter (package rows) on orchestrator/, seccomp JSON, AppArmor compile check
+lint: $(STAMP) ## ruff + mypy --strict + import-linter (package rows) on orchestrator/, seccomp JSON, AppArmor compile check, action.yml against GitHub's schema
 	$(BIN)/ruff check orchestrator tests bench
 	$(BIN)/ruff format --check orchestrator
 	$(BIN)/mypy --strict orchestrator
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m orchestrator.hardening.seccomp_lint
 	$(BIN)/codex-box apparmor check
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-actions action.yml
 
 bench: $(READY) ## launch overhead side by side (bubblewrap, Codex, srt), sessions' exec on every backend present, then `serve` (API runs, warm pools, claim latency, requests/s)
 	$(BIN)/python bench/launch_overhead.py
