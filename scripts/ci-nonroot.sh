@@ -91,6 +91,9 @@ cleanup() {
 trap cleanup EXIT
 if ! answers; then
   rm -f "$sock"
+  # Not every podman makes the socket's directory itself ("bind: no such file or
+  # directory" on a fresh runtime directory).
+  as_user install -d -m 0700 "$runtime_dir/podman"
   podman_pid=$(as_user sh -c "cd / && nohup podman system service --time=0 unix://$sock \
     >'$USER_HOME/podman-service.log' 2>&1 & echo \$!")
   for _ in $(seq 1 60); do answers && break; sleep 0.5; done
