@@ -66,11 +66,14 @@ class Call:
 class FakeRunner:
     """One job. ``base_env``: the test's PATH/HOME/CODEX_HOME; ``temp``: the runner's own
     directory for this job (its job response and stage scripts), deliberately outside
-    /tmp so only the driver's masking keeps it from the sandbox."""
+    /tmp so only the driver's masking keeps it from the sandbox. Like the runner's
+    ``$TMPDIR/custom-executor*``, its parent holds every job's: the driver masks that
+    parent, so it must not also hold the builds root."""
 
     base_env: Mapping[str, str]
     temp: Path
     job_id: int = 1001
+    project_id: int = 77
     concurrent_id: int = 0
     project: str = "group/proj"
     server: str = "https://gitlab.example.test"
@@ -87,6 +90,9 @@ class FakeRunner:
         response = {
             "id": self.job_id,
             "token": self.token,
+            "job_info": {"name": "test", "stage": "test", "project_id": self.project_id,
+                         "project_name": self.project.rsplit("/", 1)[-1]},
+            "runner_info": {"timeout": 3600},
             "git_info": {
                 "repo_url": self.server.replace("://", f"://gitlab-ci-token:{self.token}@")
                 + f"/{self.project}.git"
@@ -123,6 +129,7 @@ class FakeRunner:
             "CI": "true",
             "GITLAB_CI": "true",
             "CI_JOB_ID": str(self.job_id),
+            "CI_PROJECT_ID": str(self.project_id),
             "CI_JOB_TOKEN": self.token,
             "CI_CONCURRENT_PROJECT_ID": str(self.concurrent_id),
             "CI_PROJECT_PATH": self.project,

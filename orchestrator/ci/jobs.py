@@ -124,7 +124,7 @@ def stdin_of(text: str) -> int:
     f = tempfile.TemporaryFile()  # noqa: SIM115 -- the descriptor outlives the object
     fd = os.dup(f.fileno())
     f.close()
-    data = memoryview(text.encode())
+    data = memoryview(text.encode("utf-8", "surrogateescape"))  # the script's own bytes
     while data:
         data = data[os.write(fd, data) :]
     os.lseek(fd, 0, os.SEEK_SET)

@@ -101,14 +101,15 @@ def gitlab_run(
 
 @gitlab_app.command("cleanup")
 def gitlab_cleanup(
-    remove_builds: Annotated[
-        bool, typer.Option(help="Also delete the job's directory (default: kept for fetch).")
+    keep_builds: Annotated[
+        bool,
+        typer.Option(help="Keep the job's directory (default: removed; one per job)."),
     ] = False,
 ) -> None:
-    """Stop the job's sessions and forget it (always safe to repeat)."""
+    """Stop the job's sessions, remove its directory, forget it (safe to repeat)."""
     from orchestrator.ci.gitlab import driver
 
-    raise typer.Exit(driver.cleanup(os.environ, remove_builds=remove_builds))
+    raise typer.Exit(driver.cleanup(os.environ, keep_builds=keep_builds))
 
 
 @ci_app.command("github-hook")

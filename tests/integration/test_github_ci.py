@@ -154,6 +154,11 @@ def test_the_action_runs_the_script_under_the_profile_and_outputs_the_result(
     )
     assert code == 0, err
     assert "hello from the sandbox" in out
+    # The script's output cannot be read as workflow commands: between a random token's
+    # ::stop-commands:: and its end marker.
+    stop = re.search(r"^::stop-commands::([0-9a-f]{32})$", out, re.MULTILINE)
+    assert stop is not None, out
+    assert out.index(stop.group(0)) < out.index("hello from") < out.index(f"::{stop.group(1)}::")
     assert (action.workspace / "made.txt").read_text() == "written\n"
     result = json.loads(outputs["result"])
     schema = json.loads((REPO / "orchestrator/runner/result.schema.json").read_text())

@@ -67,7 +67,7 @@ def make_runner(
         env = {**runner_env, "CODEX_BOX_BACKEND": backend}
         # On every backend the origin is reachable from the runner stages' workspace.
         kw.setdefault("builds_root", str(scratch / "builds"))
-        return FakeRunner(env, scratch / f"runner-{n}", **kw)  # type: ignore[arg-type]
+        return FakeRunner(env, scratch / "tmp" / f"runner-{n}", **kw)  # type: ignore[arg-type]
 
     return make
 
@@ -153,6 +153,7 @@ def test_a_job_that_passes(
     if backend != "native":
         assert sum(x.startswith("container") for x in live) >= 2, live  # + the netns one
     ok(runner.cleanup())
+    assert not Path(runner.job_env["CODEX_BOX_GITLAB_ROOT"]).exists()
     text = audit_text(codex_home)
     assert runner.token not in text and MASKED_VALUE not in text
     assert "gitlab-step_script" in text  # each stage is on the record, by name
@@ -317,7 +318,7 @@ def test_four_concurrent_jobs(
         done = results[i]
         assert all(c.returncode == 0 for c in done.values()), done
         assert f"job-{i}" in done["after_script"].stdout
-        assert (Path(r.project_dir) / "mine.txt").read_text() == f"job-{i}\n"
+        assert not Path(r.job_env["CODEX_BOX_GITLAB_ROOT"]).exists()  # one per job, removed
         # Each job's builds directory holds its own project only.
         assert done["step_script"].stdout.strip().endswith(f"proj{i}")
     for r in runners:

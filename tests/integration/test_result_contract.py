@@ -103,7 +103,7 @@ def test_the_gitlab_driver(
     native_available: None, base_env: dict[str, str], codex_home: Path, scratch: Path
 ) -> None:
     runner = FakeRunner(
-        {**base_env, "CODEX_BOX_BACKEND": "native"}, scratch / "runner",
+        {**base_env, "CODEX_BOX_BACKEND": "native"}, scratch / "tmp" / "runner",
         builds_root=str(scratch / "builds"),
     )
     assert runner.config().returncode == 0

@@ -11,6 +11,7 @@ Does not own: what "wider" means (``profiles.widening``), resolving a ``.codex-p
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from orchestrator.core.errors import CodexBoxError, Refused
@@ -38,7 +39,10 @@ def job_profile(
                 hint="fix [runners.custom] prepare_args in the runner's config.toml",
             )
     if asked:
-        narrower = store.get(asked, source="the job's CODEX_BOX_PROFILE variable")
+        try:
+            narrower = store.get(asked, source="the job's CODEX_BOX_PROFILE variable")
+        except CodexBoxError as exc:  # the job's typo: its failure, not the runner's
+            raise Refused(exc.message, hint=exc.hint) from exc
         if narrower.requires_opt_in:
             raise Refused(
                 f"the job's CODEX_BOX_PROFILE={asked} asks for a profile a job cannot choose",
@@ -59,7 +63,10 @@ def runner_profile(store: ProfileStore, server: str) -> str:
     to ``server`` only. Written (or rewritten, identically) on each prepare."""
     if not server:
         return NO_NETWORK_PROFILE
-    name = "gitlab-" + re.sub(r"[^a-z0-9]+", "-", server.lower()).strip("-")[:48]
+    # Readable, and distinct per server: gitlab.example.test and gitlab-example.test
+    # (or host:8080 and host-8080) must never share (and rewrite) one profile.
+    digest = hashlib.sha256(server.encode()).hexdigest()[:8]
+    name = f"gitlab-{re.sub(r'[^a-z0-9]+', '-', server.lower()).strip('-')[:40]}-{digest}"
     new = templates.render(
         store,
         name=name,

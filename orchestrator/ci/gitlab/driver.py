@@ -18,19 +18,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sys
 from collections.abc import Mapping
 
 from orchestrator.core.errors import EXIT_REFUSED, CodexBoxError
-from orchestrator.core.options import LaunchOptions
 from orchestrator.runner.context import HostContext
-from orchestrator.runner.pipeline import Runner, RunRequest
 
 from .. import jobs
-from . import job, protocol, scripts, sessions
-
-STAGE_ARGV = ("bash", "-c", 'eval "$(cat)"')  # the script comes on stdin (``scripts``)
+from . import job, protocol, scripts, sessions, stages
 
 
 def log(message: str) -> None:
@@ -54,7 +51,7 @@ def config(environ: Mapping[str, str], *, builds_root: str | None) -> int:
     try:
         the_job = job.read_job(environ)
         root = os.path.abspath(builds_root or sessions.default_builds_root(_context(environ)))
-        dirs = protocol.JobDirs.of(root, environ)
+        dirs = protocol.JobDirs.of(root, project_id=the_job.project_id, job_id=the_job.id)
     except CodexBoxError as exc:
         log(f"{exc.message} ({exc.hint})" if exc.hint else exc.message)
         return codes.system_failure
@@ -114,11 +111,14 @@ def prepare(
                 started.append(name)
                 state.sessions[role] = sessions.start(context, state, role, environ)
             job.save(context.home, state)
-    except (CodexBoxError, jobs.Terminated) as exc:
+    except (CodexBoxError, OSError, jobs.Terminated) as exc:
         for name in started:
             jobs.stop_named(context.home, name)
         if isinstance(exc, jobs.Terminated):
             log("prepare cancelled; nothing is left running")
+            return codes.system_failure
+        if isinstance(exc, OSError):  # the job's directory (a planted link, a full disk)
+            log(f"prepare: {exc}")
             return codes.system_failure
         log(f"{exc.message} ({exc.hint})" if exc.hint else exc.message)
         # A job variable asking for a wider profile is the job's fault, not the system's.
@@ -140,7 +140,6 @@ def run(environ: Mapping[str, str], *, script: str, stage: str, as_json: bool = 
         log(exc.message)
         return 2
     context = _context(environ)
-    stdin = -1
     try:
         with jobs.terminable():
             protocol.check_stage(stage)
@@ -151,23 +150,8 @@ def run(environ: Mapping[str, str], *, script: str, stage: str, as_json: bool = 
                     f"job {the_job.id} was not prepared here (no state)",
                     hint="prepare_exec must be `codex-box ci gitlab prepare`",
                 )
-            role = sessions.RUNNER if protocol.is_runner_stage(stage) else sessions.JOB
-            if role == sessions.JOB:
-                sessions.narrow(context, state, environ, log)
-            text = _read_script(script)
-            if role == sessions.JOB and not state.pass_job_token:
-                # The token fetches sources and moves artifacts (the runner stages'
-                # work); in a build script it would act as the job against GitLab.
-                text = scripts.without(text, (the_job.token,))
-            _judge(context, state, role, stage, text, the_job)
-            stdin = jobs.stdin_of(text)
-            result = jobs.step(
-                context.home,
-                state.sessions[role],
-                (*STAGE_ARGV, f"gitlab-{stage}"),
-                environ=context.environ,
-                stdin=stdin,
-                approve=True,  # what runs was judged above; this is our wrapper
+            result = stages.run_stage(
+                context, state, the_job, stage, _read_script(script), environ, log
             )
     except jobs.Terminated:
         log(f"{stage}: cancelled; its processes were killed")
@@ -175,9 +159,6 @@ def run(environ: Mapping[str, str], *, script: str, stage: str, as_json: bool = 
     except CodexBoxError as exc:
         log(f"{stage}: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
         return codes.build_failure if exc.exit_code == EXIT_REFUSED else codes.system_failure
-    finally:
-        if stdin >= 0:
-            os.close(stdin)
     if as_json:  # the result contract (runner/result.schema.json), one line in the job log
         print(json.dumps(result), file=sys.stderr, flush=True)
     code = int(result["exit_code"])
@@ -201,45 +182,19 @@ def _read_script(path: str) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def _judge(
-    context: HostContext,
-    state: job.JobState,
-    role: str,
-    stage: str,
-    text: str,
-    the_job: job.Job,
-) -> None:
-    """The execution policy on the commands the stage runs (masked values masked: a
-    refusal is recorded with them). Raises ``Refused`` — audited — for forbidden, or
-    for unverified under ``--refuse-unverified``."""
-    shown = scripts.without(scripts.commands(text), the_job.secrets(), replacement=scripts.MASK)
-    runner = Runner(
-        context,
-        RunRequest(
-            argv=("bash", "-c", shown, f"gitlab-{stage}"),
-            profile=state.profile if role == sessions.JOB else state.runner_profile,
-            workspace=state.builds if role == sessions.JOB else state.root,
-            backend=state.backend,
-            options=LaunchOptions(image=state.image),
-            approve=state.approve,
-            policy_mode=state.policy_mode,
-        ),
-    )
-    runner.prepare(probe=False)
-
-
 # --- cleanup ----------------------------------------------------------------------
 
 
-def cleanup(environ: Mapping[str, str], *, remove_builds: bool = False) -> int:
-    """Stop the job's sessions and forget it. Idempotent: a second call, or one after a
-    prepare that failed half-way, finds nothing and succeeds."""
+def cleanup(environ: Mapping[str, str], *, keep_builds: bool = False) -> int:
+    """Stop the job's sessions, remove its directory (``protocol.JobDirs``: one per job)
+    and forget it. Idempotent: a second call, or one after a prepare that failed
+    half-way, finds nothing and succeeds."""
     context = _context(environ)
     try:
         job_id = job.read_job(environ).id
     except CodexBoxError:
         job_id = environ.get("CODEX_BOX_GITLAB_JOB", "")
-        if not job_id.isdigit():
+        if not re.fullmatch(r"[0-9]{1,20}", job_id):
             log("cleanup: no job id (neither $JOB_RESPONSE_FILE nor the config stage's)")
             return 0
     state = job.load_quietly(context.home, job_id)
@@ -249,9 +204,10 @@ def cleanup(environ: Mapping[str, str], *, remove_builds: bool = False) -> int:
         if jobs.stop_named(context.home, name := sessions.name(job_id, role))
     ]
     job.forget(context.home, job_id)
-    if remove_builds and state is not None:
+    root = state.root if state is not None else environ.get("CODEX_BOX_GITLAB_ROOT", "")
+    if not keep_builds and root.endswith(f"/{job_id}") and os.path.isabs(root):
         import shutil
 
-        shutil.rmtree(state.root, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)  # fd-based: no link in it is followed
     print(f"codex-box: job {job_id}: stopped {', '.join(stopped) or 'nothing (none left)'}")
     return 0

@@ -8,9 +8,8 @@ Does not own: what the stages do with it (``driver``).
 Why the job response first: every ``CUSTOM_ENV_*`` variable can be overridden by the
 job's own ``variables:`` (GitLab's precedence), so a job could name another job's id
 (and reach its session) or another server (and get network to it). The response file
-is written by the runner from what GitLab sent, and only the runner writes it. The
-``CUSTOM_ENV_`` values are used only where a runner does not provide the file, and
-are checked as strictly.
+is written by the runner from what GitLab sent, and only the runner writes it. No
+``CUSTOM_ENV_`` value decides anything; without the file the driver refuses.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from typing import Any
 
 from .protocol import ProtocolError
 
-_JOB_ID = re.compile(r"^[0-9]{1,20}$")
+_NUMBER = re.compile(r"[0-9]{1,20}")
 _HOST = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]{2,45}\]$")
 MAX_RESPONSE_BYTES = 64 << 20
 
@@ -37,7 +36,9 @@ class Job:
     id: str
     token: str  # CI_JOB_TOKEN: clones the sources, moves caches and artifacts
     server: str  # host[:port] of the GitLab server (the runner stages' one destination)
+    project_id: str = "0"  # GitLab's id of the project (its jobs' directories)
     masked: tuple[str, ...] = ()  # values of masked variables: never in a log or record
+    timeout_s: int | None = None  # the job's timeout as GitLab set it
 
     def secrets(self) -> tuple[str, ...]:
         """Every value that must not reach the job's own stages or the audit log."""
@@ -45,29 +46,52 @@ class Job:
 
 
 def read_job(environ: Mapping[str, str]) -> Job:
+    """The job as GitLab sent it. Without a job response (runners before 12.1) the
+    driver refuses: the ``CUSTOM_ENV_*`` stand-ins are the job's to set."""
     response = _response(environ)
-    if response is not None:
-        job_id = str(response.get("id", ""))
-        token = str(response.get("token", ""))
-        git_info = response.get("git_info") or {}
-        server = _server_of(str(git_info.get("repo_url", "")) if isinstance(git_info, dict) else "")
-        variables = response.get("variables") or []
-        masked = tuple(
-            str(v.get("value", ""))
-            for v in variables
-            if isinstance(v, dict) and v.get("masked") and v.get("value")
-        )
-    else:
-        job_id = environ.get("CUSTOM_ENV_CI_JOB_ID", "")
-        token = environ.get("CUSTOM_ENV_CI_JOB_TOKEN", "")
-        server = _server_of(environ.get("CUSTOM_ENV_CI_SERVER_URL", ""))
-        masked = ()
-    if not _JOB_ID.match(job_id):
+    if response is None:
         raise ProtocolError(
-            f"the job id {job_id!r} is not a number",
-            hint="gitlab-runner provides it in $JOB_RESPONSE_FILE (runner 12.1 and later)",
+            "$JOB_RESPONSE_FILE is not set: the job's id, project and server cannot be "
+            "known from anything the job cannot change",
+            hint="use gitlab-runner 12.1 or later (it writes the job response for drivers)",
         )
-    return Job(id=job_id, token=token, server=server, masked=masked)
+    job_id = _text(response.get("id"))
+    token = _text(response.get("token"))
+    git_info = response.get("git_info") or {}
+    server = _server_of(_text(git_info.get("repo_url")) if isinstance(git_info, dict) else "")
+    variables = response.get("variables") or []
+    masked = tuple(
+        _text(v.get("value"))
+        for v in (variables if isinstance(variables, list) else [])
+        if isinstance(v, dict) and v.get("masked") and _text(v.get("value"))
+    )
+    info = response.get("job_info") or {}
+    project_id = _text(info.get("project_id")) if isinstance(info, dict) else ""
+    runner_info = response.get("runner_info") or {}
+    timeout = runner_info.get("timeout") if isinstance(runner_info, dict) else None
+    for what, value in (("job id", job_id), ("project id", project_id)):
+        if not _NUMBER.fullmatch(value):
+            raise ProtocolError(
+                f"the job response's {what} {value!r} is not a number",
+                hint="is $JOB_RESPONSE_FILE gitlab-runner's job response?",
+            )
+    return Job(
+        id=job_id,
+        token=token,
+        server=server,
+        project_id=project_id,
+        masked=masked,
+        timeout_s=timeout
+        if isinstance(timeout, int) and not isinstance(timeout, bool) and 0 < timeout < 30 * 86400
+        else None,
+    )
+
+
+def _text(value: object) -> str:
+    """A string field of the response ("" for null; numbers as GitLab writes ids)."""
+    if isinstance(value, bool) or value is None:
+        return ""
+    return str(value) if isinstance(value, str | int) else ""
 
 
 def _response(environ: Mapping[str, str]) -> dict[str, Any] | None:
@@ -97,7 +121,7 @@ def _server_of(url: str) -> str:
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    if not host or not _HOST.match(host):
+    if not host or not _HOST.fullmatch(host):
         raise ProtocolError(f"the GitLab server in {_without_password(url)!r} is not a host name")
     try:
         port = parts.port
@@ -108,7 +132,9 @@ def _server_of(url: str) -> str:
 
 def _without_password(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
-    return url if parts.password is None else url.replace(parts.password, "[MASKED]")
+    if not parts.password:
+        return url
+    return url.replace(f":{parts.password}@", ":[MASKED]@", 1)
 
 
 @dataclass(slots=True)
@@ -128,6 +154,7 @@ class JobState:
     policy_mode: str | None = None
     pass_job_token: bool = False
     idle_timeout: str = "1h"
+    lifetime_s: float = 8 * 3600.0 + 600
 
 
 def state_dir(home: Path) -> Path:

@@ -34,11 +34,6 @@ RUNNER_STAGES = frozenset(
 # Everything else — build_script, step_script, step_*, after_script, prepare_script,
 # cleanup_file_variables, and any name a later runner invents — runs as the job.
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-# CI_CONCURRENT_PROJECT_ID is a small number; CI_PROJECT_PATH_SLUG is GitLab's slug
-# (lower-case letters, digits, '-', at most 63). Both come from variables a job can set
-# itself, so anything else — '..', '/', a NUL — is refused, not cleaned up.
-_CONCURRENT_ID = re.compile(r"^[0-9]{1,6}$")
-_SLUG = re.compile(r"^[a-z0-9]([a-z0-9-]{0,62})$")
 DRIVER_NAME = "codex-box"
 
 
@@ -51,7 +46,7 @@ def is_runner_stage(stage: str) -> bool:
 
 
 def check_stage(stage: str) -> str:
-    if not STAGE_NAME.match(stage):
+    if not STAGE_NAME.fullmatch(stage):
         raise ProtocolError(
             f"stage name {stage!r} is not one gitlab-runner sends",
             hint="run_exec is called as: codex-box ci gitlab run SCRIPT STAGE",
@@ -71,7 +66,7 @@ class ExitCodes:
         codes = []
         for name in ("BUILD_FAILURE_EXIT_CODE", "SYSTEM_FAILURE_EXIT_CODE"):
             raw = environ.get(name, "")
-            if not raw.isdigit() or not 0 < int(raw) < 256:
+            if not re.fullmatch(r"[0-9]{1,3}", raw) or not 0 < int(raw) < 256:
                 raise ProtocolError(
                     f"${name} is {'unset' if not raw else repr(raw)}: this driver is run "
                     "by gitlab-runner's custom executor, which sets it",
@@ -86,27 +81,26 @@ class ExitCodes:
 class JobDirs:
     """Where one job works: ``root`` (the runner stages' workspace) holds ``builds``
     (``builds_dir``: the checkout goes to builds/<namespace>/<project>, the job's
-    workspace) and ``cache`` (``cache_dir``). Concurrent jobs of one project get
-    different CI_CONCURRENT_PROJECT_IDs, so never the same directory."""
+    workspace) and ``cache`` (``cache_dir``).
+
+    One directory per job, ``<builds root>/<project id>/<job id>``, both from the job
+    response (what GitLab sent, which no job can change), removed by ``cleanup``: a
+    directory a job could name itself (``CI_PROJECT_PATH_SLUG`` and
+    ``CI_CONCURRENT_PROJECT_ID`` are job-overridable) would let one project's job work
+    in another's checkout, and a checkout kept for the next job would carry whatever a
+    build planted in its ``.git`` into that job's runner stages, which hold its token.
+    """
 
     root: str
     builds: str
     cache: str
 
     @classmethod
-    def of(cls, builds_root: str, environ: Mapping[str, str]) -> JobDirs:
-        concurrent = environ.get("CUSTOM_ENV_CI_CONCURRENT_PROJECT_ID", "")
-        slug = environ.get("CUSTOM_ENV_CI_PROJECT_PATH_SLUG", "")
-        for name, value, pattern in (
-            ("CI_CONCURRENT_PROJECT_ID", concurrent, _CONCURRENT_ID),
-            ("CI_PROJECT_PATH_SLUG", slug, _SLUG),
-        ):
-            if not pattern.match(value):
-                raise ProtocolError(
-                    f"CUSTOM_ENV_{name}={value!r} cannot name a job directory",
-                    hint="gitlab-runner sets it; a job's own variables must not override it",
-                )
-        root = f"{builds_root.rstrip('/')}/{concurrent}/{slug}"
+    def of(cls, builds_root: str, *, project_id: str, job_id: str) -> JobDirs:
+        for what, value in (("project id", project_id), ("job id", job_id)):
+            if not re.fullmatch(r"[0-9]{1,20}", value):
+                raise ProtocolError(f"the job's {what} {value!r} cannot name a directory")
+        root = f"{builds_root.rstrip('/')}/{project_id}/{job_id}"
         return cls(root=root, builds=f"{root}/builds", cache=f"{root}/cache")
 
 

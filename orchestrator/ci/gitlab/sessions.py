@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Mapping
 
 from orchestrator.core.options import LaunchOptions
+from orchestrator.core.paths import inside
 from orchestrator.runner.context import HostContext
 from orchestrator.runner.sessions.request import StartRequest, parse_duration
 
@@ -21,6 +22,7 @@ from .. import jobs
 from . import choice, job, narrowing, protocol
 
 JOB, RUNNER = "job", "runner"
+HOST_TMP = "/tmp"  # noqa: S108 -- the host's, masked (runner_files), never used
 
 
 def default_builds_root(context: HostContext) -> str:
@@ -42,10 +44,19 @@ def plan(
     backend: str | None,
     image: str | None,
 ) -> job.JobState:
+    # The config stage's answer (job_env, for the driver's own later calls), else the
+    # default root; either way the job's own directory, by the job response's ids.
     root = (
         environ.get("CODEX_BOX_GITLAB_ROOT")
-        or protocol.JobDirs.of(default_builds_root(context), environ).root
+        or protocol.JobDirs.of(
+            default_builds_root(context), project_id=the_job.project_id, job_id=the_job.id
+        ).root
     )
+    if not root.endswith(f"/{the_job.project_id}/{the_job.id}") or not os.path.isabs(root):
+        raise protocol.ProtocolError(
+            f"the job directory {root} is not job {the_job.id}'s",
+            hint="config_exec must be `codex-box ci gitlab config`",
+        )
     chosen = choice.job_profile(
         context.store,
         flag=profile,
@@ -70,22 +81,29 @@ def plan(
         root=dirs.root,
         builds=dirs.builds,
         cache=dirs.cache,
+        # The job's timeout as GitLab set it, plus a margin: a session outliving a lost
+        # cleanup ends (a job's own variable cannot stretch it).
+        lifetime_s=float((the_job.timeout_s or 8 * 3600) + 600),
     )
 
 
 def start(context: HostContext, state: job.JobState, role: str, environ: Mapping[str, str]) -> str:
     workspace = state.builds if role == JOB else state.root
+    profile = state.profile if role == JOB else (state.runner_profile or state.profile)
     return jobs.start_session(
         StartRequest(
             environ=dict(context.environ),
             cwd=workspace,
-            profile=state.profile if role == JOB else state.runner_profile,
+            profile=profile,
             workspace=workspace,
             backend=state.backend,
-            options=LaunchOptions(image=state.image, hide=_runner_files(environ)),
+            options=LaunchOptions(
+                image=state.image,
+                hide=runner_files(environ, private_tmp=context.store.get(profile).private_tmp),
+            ),
             name=name(state.job_id, role),
             idle_timeout_s=parse_duration("--idle-timeout", state.idle_timeout),
-            max_lifetime_s=_lifetime(environ),
+            max_lifetime_s=state.lifetime_s,
         )
     )
 
@@ -110,16 +128,15 @@ def narrow(
     job.save(context.home, state)
 
 
-def _runner_files(environ: Mapping[str, str]) -> tuple[str, ...]:
-    """gitlab-runner's directory for this job (its job response, holding the token and
-    every variable, and the stage scripts): masked in each sandbox, whatever the
-    profile shows of the host's /tmp."""
+def runner_files(environ: Mapping[str, str], *, private_tmp: bool) -> tuple[str, ...]:
+    """What each sandbox of the job must not see of gitlab-runner's own files: the
+    directory holding every job's directory (``$TMPDIR/custom-executor*``: job responses
+    with tokens and every variable, stage scripts) — not only this job's, since a job
+    narrowed to ``offline`` would see the host's /tmp and its neighbours' — and the
+    host's /tmp for a profile without a private one. Under /tmp, a private /tmp already
+    hides them (and masking /tmp would take the job's private one away)."""
+    hidden = {HOST_TMP} if not private_tmp else set()
     path = environ.get("JOB_RESPONSE_FILE")
-    return (os.path.dirname(os.path.abspath(path)),) if path else ()
-
-
-def _lifetime(environ: Mapping[str, str]) -> float:
-    """The job's timeout plus a margin (a session outliving a lost cleanup ends)."""
-    raw = environ.get("CUSTOM_ENV_CI_JOB_TIMEOUT", "")
-    seconds = int(raw) if raw.isdigit() and 0 < int(raw) < 30 * 86400 else 8 * 3600
-    return float(seconds + 600)
+    if path:
+        hidden.add(os.path.dirname(os.path.dirname(os.path.abspath(path))))
+    return tuple(sorted(p for p in hidden if not (private_tmp and inside(p, HOST_TMP))))
