@@ -258,13 +258,19 @@ def clone_commands(origin_repo: Path) -> str:
     )
 
 
-def make_origin_repo(at: Path, files: Mapping[str, str] | None = None) -> Path:
-    """A bare repository with one commit: a README and ``files``."""
+def make_origin_repo(
+    at: Path, files: Mapping[str, str] | None = None, executable: Sequence[str] = ()
+) -> Path:
+    """A bare repository with one commit: a README and ``files`` (``executable`` 0755)."""
     work = at / "src"
     work.mkdir(parents=True)
     (work / "README").write_text("hello from the repository\n")
     for name, text in (files or {}).items():
-        (work / name).write_text(text)
+        path = work / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        if name in executable:
+            path.chmod(0o755)
     env = {
         **os.environ,
         "GIT_AUTHOR_NAME": "t",

@@ -14,9 +14,7 @@ GitHub: the hook's pure parts (engine sockets in mounts).
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import tempfile
 import time
 import uuid
@@ -26,7 +24,14 @@ from pathlib import Path
 import pytest
 
 from orchestrator.ci.github import mounts
-from tests.gitlab_runner import BUILD_FAILURE, Call, FakeRunner, clone_commands
+from tests.gitlab_runner import (
+    BUILD_FAILURE,
+    Call,
+    FakeRunner,
+    clone_commands,
+    make_origin_repo,
+)
+from tests.procs import processes_with
 
 ENFORCE = '[policy]\nmode = "enforce"\n'
 MASKED_VALUE = "masked-Value-7f3a9c"
@@ -80,31 +85,6 @@ def root_of(runner: FakeRunner) -> Path:
     return Path(runner.job_env["CODEX_BOX_GITLAB_ROOT"])
 
 
-def origin_repo(at: Path, files: Mapping[str, str], executable: tuple[str, ...] = ()) -> Path:
-    """A bare repository with one commit holding ``files`` (``executable`` ones 0755)."""
-    work = at / "src"
-    work.mkdir(parents=True)
-    (work / "README").write_text("hello from the repository\n")
-    for name, text in files.items():
-        path = work / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        if name in executable:
-            path.chmod(0o755)
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.test",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.test",
-    }
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "one"]):
-        subprocess.run(["git", *args], cwd=work, env=env, check=True)
-    bare = at / "origin.git"
-    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
-    return bare
-
-
 def fetch_commands(origin: Path) -> str:
     """get_sources with the runner's default `fetch` strategy: a checkout left by an
     earlier job of the project is fetched and checked out again, not cloned afresh."""
@@ -132,21 +112,9 @@ def in_cache(files: Mapping[str, str] | None = None, executable: tuple[str, ...]
     def make(runner: FakeRunner) -> Path:
         cache = root_of(runner) / "cache"
         cache.mkdir(parents=True, exist_ok=True)
-        return origin_repo(cache / f"origin-{uuid.uuid4().hex[:6]}", files or {}, executable)
+        return make_origin_repo(cache / f"origin-{uuid.uuid4().hex[:6]}", files or {}, executable)
 
     return make
-
-
-def _alive(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 # ====================================================================================
@@ -425,14 +393,14 @@ def test_daemons_do_not_outlive_their_stage_or_the_job(
     )
     ok(runner.run("step_script", escape))
     deadline = time.monotonic() + 5
-    while _alive(f"sleep\0{marker}") and time.monotonic() < deadline:
+    while processes_with(f"sleep\0{marker}") and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _alive(f"sleep\0{marker}") == [], "a job stage's daemon outlived the stage"
+    assert processes_with(f"sleep\0{marker}") == [], "a job stage's daemon outlived the stage"
     ok(runner.run("archive_cache", escape))
     ok(runner.cleanup())
     runner.job_env = {}
     time.sleep(0.5)
-    assert _alive(f"sleep\0{marker}") == [], "a runner stage's daemon outlived cleanup"
+    assert processes_with(f"sleep\0{marker}") == [], "a runner stage's daemon outlived cleanup"
 
 
 def test_a_builds_symlink_planted_by_a_runner_stage_widens_no_later_job(

@@ -30,6 +30,7 @@ from tests.gitlab_runner import (
     clone_commands,
     make_origin_repo,
 )
+from tests.procs import processes_with
 from tests.serve_helpers import processes_under
 
 ENFORCE = '[policy]\nmode = "enforce"\n'
@@ -250,18 +251,6 @@ def test_a_checkouts_codex_profile_narrows_never_widens(
         assert leftovers(codex_home, backend, runner) == []
 
 
-def _alive(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 def test_sigterm_mid_build_kills_the_stage_at_once(
     make_runner: Callable[..., FakeRunner], codex_home: Path, backend: str
 ) -> None:
@@ -274,15 +263,15 @@ def test_sigterm_mid_build_kills_the_stage_at_once(
         "step_script", f"trap '' TERM\n(sleep {marker}) &\nsleep {marker}"
     )
     deadline = time.monotonic() + 60
-    while len(_alive(f"sleep\0{marker}")) < 2 and time.monotonic() < deadline:
+    while len(processes_with(f"sleep\0{marker}")) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert len(_alive(f"sleep\0{marker}")) == 2, "both sleeps started"
+    assert len(processes_with(f"sleep\0{marker}")) == 2, "both sleeps started"
     os.killpg(driver.pid, signal.SIGTERM)  # gitlab-runner's cancel: the whole group
     sent = time.monotonic()
     out, err = driver.communicate(timeout=30)
-    while _alive(f"sleep\0{marker}") and time.monotonic() - sent < 10:
+    while processes_with(f"sleep\0{marker}") and time.monotonic() - sent < 10:
         time.sleep(0.05)
-    assert _alive(f"sleep\0{marker}") == [], "the stage's process tree outlived the cancel"
+    assert processes_with(f"sleep\0{marker}") == [], "the stage's process tree outlived the cancel"
     assert time.monotonic() - sent < 10
     assert driver.returncode == SYSTEM_FAILURE, (out, err)
     assert "cancelled" in err
