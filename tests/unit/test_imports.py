@@ -165,7 +165,6 @@ NATIVE_RUN_MODULES = [
     "orchestrator.runner.pipeline",
     "orchestrator.runner.postrun",
     "orchestrator.runner.selection",
-    "orchestrator.runner.views",
     "orchestrator.sandbox",
     "orchestrator.sandbox.linux",
     "orchestrator.sandbox.linux.caps",

@@ -19,8 +19,8 @@ KINDS = ("control", "fs", "net", "secrets", "proc")
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    listeners = Listeners(tmp_path)
+def site(tmp_path: Path, sock_dir: Path) -> Iterator[Site]:
+    listeners = Listeners(sock_dir)
     made = Site.make(tmp_path, "unit", listeners)
     try:
         yield made

@@ -25,8 +25,8 @@ from orchestrator.runner.selftest.site import Listeners, Site
 
 
 @pytest.fixture
-def listeners(tmp_path: Path) -> Iterator[Listeners]:
-    made = Listeners(tmp_path)
+def listeners(sock_dir: Path) -> Iterator[Listeners]:
+    made = Listeners(sock_dir)
     try:
         yield made
     finally:
