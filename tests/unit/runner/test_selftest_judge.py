@@ -5,6 +5,7 @@ output, a server that heard, too many processes) — with fake runs, no sandbox.
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -185,6 +186,9 @@ def test_the_fork_bombs_processes_are_recognisable_on_the_host(site: Site) -> No
     assert count_processes(pattern) == 0
     sleeper = subprocess.Popen(["sleep", attacks_proc.sleep_seconds(site)])
     try:
+        deadline = time.monotonic() + 10  # Popen returns before the child has exec'd
+        while count_processes(pattern) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert count_processes(pattern) == 1
     finally:
         sleeper.kill()
