@@ -92,7 +92,17 @@ def code_deciding(name: str) -> bool:
 def without(text: str, values: tuple[str, ...], *, replacement: str = "") -> str:
     """``text`` with every occurrence of each value replaced: the union of all matches in
     the original text, each merged span replaced once (replacing values one after
-    another could leave parts of overlapping ones, or re-form one)."""
+    another could leave parts of overlapping ones), until none is left (with an empty
+    replacement, ``ab`` + value + ``cd`` would re-form ``abcd``). Each pass shortens
+    the text, so this ends."""
+    while True:
+        replaced = _without_once(text, values, replacement)
+        if replaced == text or not any(v and v in replaced for v in values):
+            return replaced
+        text = replaced
+
+
+def _without_once(text: str, values: tuple[str, ...], replacement: str) -> str:
     spans: list[tuple[int, int]] = []
     for value in {v for v in values if v}:
         start = text.find(value)
@@ -138,11 +148,20 @@ def commands(script: str) -> str:
     return _cut(payload, drop)
 
 
+# A line of the payload that exports a variable, whatever form its value takes ($'…'
+# from ShellEscape, "…" from Go's %q for File variables): the runner writes each on a
+# line of its own, and every value's newlines are escaped.
+_EXPORT_LINE = re.compile(r"^export ([A-Za-z_][A-Za-z0-9_]*)=[^\n]*(?:\n|\Z)", re.MULTILINE)
+
+
 def for_runner_stage(script: str) -> tuple[str, tuple[str, ...]]:
     """The runner stage's script without the job's exports of code-deciding variables
     (a job's GIT_CONFIG_*, LD_PRELOAD or PATH would run its own code where the job
-    token is); the names left out. Raises ProtocolError for a script of another shape:
-    what it would export cannot be known, so it does not run."""
+    token is); the names left out. A runner stage's payload is all the runner's (no
+    line of the job's script is in it; the job gives only values, escaped), so its
+    export lines are found line by line, without the grammar (which fails on some
+    values: a job could make it drop nothing). Raises ProtocolError for a script of
+    another shape: what it would export cannot be known, so it does not run."""
     found = _EVAL.search(script)
     if found is None:
         raise ProtocolError(
@@ -150,12 +169,17 @@ def for_runner_stage(script: str) -> tuple[str, tuple[str, ...]]:
             hint='set shell = "bash" in the runner\'s [[runners]] section',
         )
     payload = decode_ansi_c(found.group(2))
-    drop = [s for s in _top_level_literals(payload) if s.kind == "export" and code_deciding(s.name)]
-    body = encode_ansi_c(_cut(payload, drop))
+    dropped: list[str] = []
+
+    def keep(m: re.Match[str]) -> str:
+        if code_deciding(m.group(1)):
+            dropped.append(m.group(1))
+            return ""
+        return m.group(0)
+
+    body = encode_ansi_c(_EXPORT_LINE.sub(keep, payload))
     rebuilt = f": | {found.group(1)}eval {body}{found.group(3)}"
-    return script[: found.start()] + rebuilt + script[found.end() :], tuple(
-        dict.fromkeys(s.name for s in drop)
-    )
+    return script[: found.start()] + rebuilt + script[found.end() :], tuple(dict.fromkeys(dropped))
 
 
 def _cut(payload: str, drop: list[_Statement]) -> str:
@@ -170,7 +194,8 @@ def _cut(payload: str, drop: list[_Statement]) -> str:
 
 def _top_level_literals(payload: str) -> list[_Statement]:
     """The top-level statements of ``payload`` that are a literal ``export NAME=…`` or
-    ``echo …`` as a whole, by the bash grammar; none when it does not parse."""
+    ``echo …`` as a whole and alone on their lines, by the bash grammar; none when it
+    does not parse (then the policy judges everything)."""
     source = payload.encode("utf-8", "surrogateescape")
     if max(payload, default="") >= "\U00020000":  # tree-sitter-bash's crash (policy.shell)
         return []
@@ -179,6 +204,8 @@ def _top_level_literals(payload: str) -> list[_Statement]:
         return []
     found = []
     for node in tree.root_node.children:
+        if not _alone_on_its_lines(source, node.start_byte, node.end_byte):
+            continue  # `echo a; rm -rf /`: cutting `echo a` would leave `; rm -rf /`
         text = source[node.start_byte : node.end_byte].decode("utf-8", "surrogateescape")
         end = node.end_byte + (1 if source[node.end_byte : node.end_byte + 1] == b"\n" else 0)
         if node.type == "declaration_command" and (m := _EXPORT.fullmatch(text)):
@@ -186,6 +213,14 @@ def _top_level_literals(payload: str) -> list[_Statement]:
         elif node.type == "command" and _ECHO.fullmatch(text):
             found.append(_Statement(node.start_byte, end, "echo", ""))
     return found
+
+
+def _alone_on_its_lines(source: bytes, start: int, end: int) -> bool:
+    """Nothing but blanks between the statement and the line breaks around it."""
+    line_start = source.rfind(b"\n", 0, start) + 1
+    line_end = source.find(b"\n", end)
+    after = source[end : len(source) if line_end < 0 else line_end]
+    return not source[line_start:start].strip(b" \t") and not after.strip(b" \t")
 
 
 @functools.cache

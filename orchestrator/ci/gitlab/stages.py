@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from orchestrator.core.errors import CodexBoxError
 from orchestrator.core.options import LaunchOptions
 from orchestrator.runner.context import HostContext
 from orchestrator.runner.pipeline import Runner, RunRequest
@@ -30,7 +31,7 @@ SCRUB_ARGV = (
     'cd "$1" 2>/dev/null && [ -d .git ] || exit 0; '
     'for r in $(git remote); do u=$(git remote get-url "$r") || continue; '
     'case $u in *://*@*) git remote set-url "$r" "$(printf %s "$u" | '
-    "sed -E 's#^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@#\\1#')\";; esac; done",
+    "sed -E 's#^(https?://)[^/@]*@#\\1#')\";; esac; done",
     "gitlab-scrub-remotes",
 )
 
@@ -60,7 +61,13 @@ def run_stage(
     if stage == "get_sources" and result.get("exit_code") == 0:
         project = _checkout(environ, state)
         if project is not None:
-            _exec(context, state, sessions.RUNNER, (*SCRUB_ARGV, project), "")
+            scrubbed = _exec(context, state, sessions.RUNNER, (*SCRUB_ARGV, project), "")
+            if scrubbed.get("exit_code") != 0:  # the token may still be in .git/config
+                raise CodexBoxError(
+                    f"could not take the job token out of {project}/.git/config "
+                    f"(exit {scrubbed.get('exit_code')})",
+                    hint="the job's stages would read it there; nothing more ran",
+                )
     return result
 
 
