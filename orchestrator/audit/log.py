@@ -150,7 +150,7 @@ class AuditLog:
         """Write ``records`` in order, each sanitized and chained to the one before, with
         one lock, one write and one fsync; or raise AuditError (a failed fsync: module
         docstring). A batch is never split by a rotation. Sinks get each line. Returns
-        the records' ``seq`` numbers (what a result cites: ``audit show SEQ``)."""
+        the records' ``seq`` numbers (what a launch's result cites as ``audit``)."""
         batch = [self._body(record) for record in records]
         if not batch:
             return []

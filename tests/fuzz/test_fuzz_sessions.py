@@ -72,6 +72,7 @@ def keeper(records: list[dict[str, Any]]) -> Any:
         spec=SimpleNamespace(profile="workspace"),
         resolution=SimpleNamespace(source=SimpleNamespace(value="flag")),
         write=lambda run_id, *batch: records.extend(batch),
+        cited=lambda run_id: [],
         info=lambda: {"event": "info", "id": "s1"},
         stop=lambda why: None,
     )

@@ -4,6 +4,7 @@ hardening) and fixed there."""
 
 from __future__ import annotations
 
+import datetime
 import resource
 import subprocess
 import sys
@@ -156,7 +157,12 @@ def test_elevate_for_a_very_long_number(text: str) -> None:
     assert time.monotonic() - started < 1
 
 
-@pytest.mark.parametrize("text", ["739957d", "9" * 5000 + "d", "99999999999999s"])
+# Days back to before 1 January of year 1, whatever today is (a fixed 739957d stopped
+# being that on 2026-12-08).
+BEFORE_YEAR_ONE = f"{datetime.date.today().toordinal() + 1}d"
+
+
+@pytest.mark.parametrize("text", [BEFORE_YEAR_ONE, "9" * 5000 + "d", "99999999999999s"])
 def test_audit_since_far_back(text: str) -> None:
     with pytest.raises(ConfigError):
         parse_time(text)
