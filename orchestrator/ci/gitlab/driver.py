@@ -23,7 +23,7 @@ import socket
 import sys
 from collections.abc import Mapping
 
-from orchestrator.core.errors import EXIT_REFUSED, CodexBoxError
+from orchestrator.core.errors import EXIT_REFUSED, EXIT_USAGE, CodexBoxError
 from orchestrator.runner.context import HostContext
 
 from .. import jobs
@@ -39,15 +39,22 @@ def _context(environ: Mapping[str, str]) -> HostContext:
     return HostContext.from_environ(jobs.clean_environ(environ), cwd="/")
 
 
+def _exit_codes(environ: Mapping[str, str]) -> protocol.ExitCodes | None:
+    """The runner's codes; None (said in the log) when the driver is not run by it."""
+    try:
+        return protocol.ExitCodes.of(environ)
+    except CodexBoxError as exc:
+        log(exc.message)
+        return None
+
+
 # --- config -----------------------------------------------------------------------
 
 
 def config(environ: Mapping[str, str], *, builds_root: str | None) -> int:
-    try:
-        codes = protocol.ExitCodes.of(environ)
-    except CodexBoxError as exc:
-        log(exc.message)
-        return 2
+    codes = _exit_codes(environ)
+    if codes is None:
+        return EXIT_USAGE
     try:
         the_job = job.read_job(environ)
         root = os.path.abspath(builds_root or sessions.default_builds_root(_context(environ)))
@@ -81,11 +88,9 @@ def prepare(
     pass_job_token: bool = False,
     idle_timeout: str = "1h",
 ) -> int:
-    try:
-        codes = protocol.ExitCodes.of(environ)
-    except CodexBoxError as exc:
-        log(exc.message)
-        return 2
+    codes = _exit_codes(environ)
+    if codes is None:
+        return EXIT_USAGE
     context = _context(environ)
     started: list[str] = []
     try:
@@ -134,11 +139,9 @@ def prepare(
 
 
 def run(environ: Mapping[str, str], *, script: str, stage: str, as_json: bool = False) -> int:
-    try:
-        codes = protocol.ExitCodes.of(environ)
-    except CodexBoxError as exc:
-        log(exc.message)
-        return 2
+    codes = _exit_codes(environ)
+    if codes is None:
+        return EXIT_USAGE
     context = _context(environ)
     try:
         with jobs.terminable():
