@@ -109,6 +109,12 @@ def _ci(app: typer.Typer) -> None:
     app.add_typer(ci.ci_app, name="ci")
 
 
+def _devcontainer(app: typer.Typer) -> None:
+    from . import devcontainer
+
+    app.add_typer(devcontainer.devcontainer_app, name="devcontainer")
+
+
 def _selftest(app: typer.Typer) -> None:
     from . import selftest
 
@@ -122,6 +128,7 @@ VERBS: dict[str, Callable[[typer.Typer], None]] = {
     "exec": _exec,
     "serve": _serve,
     "ci": _ci,
+    "devcontainer": _devcontainer,
     "selftest": _selftest,
     "check": _check,
     "doctor": _doctor,
