@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.ci.github import mounts
+from tests.escape.conftest import scratch_root
 from tests.gitlab_runner import (
     BUILD_FAILURE,
     Call,
@@ -42,12 +43,7 @@ SERVER = "gitlab.example.test"
 @pytest.fixture
 def scratch() -> Iterator[Path]:
     """Outside /tmp (a private /tmp would hide it anyway)."""
-    path = Path("/var/tmp") / f"cbx-ciesc-{uuid.uuid4().hex[:10]}"
-    path.mkdir(mode=0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+    yield from scratch_root("cbx-ciesc")
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.escape.conftest import scratch_root
 from tests.gitlab_runner import (
     BUILD_FAILURE,
     SYSTEM_FAILURE,
@@ -41,12 +41,7 @@ MASKED_VALUE = "masked-Value-7f3a9c"
 def scratch() -> Iterator[Path]:
     """Outside /tmp (a private /tmp would hide it anyway): the runner's own directory
     and the origin repository, so only the driver's masking keeps the former hidden."""
-    path = Path("/var/tmp") / f"cbx-gl-{uuid.uuid4().hex[:10]}"
-    path.mkdir(mode=0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+    yield from scratch_root("cbx-gl")
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ launch in the log, and ``decision`` is the policy's."""
 from __future__ import annotations
 
 import json
-import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ import jsonschema
 import pytest
 
 from tests.conftest import REPO, Ran
+from tests.escape.conftest import scratch_root
 from tests.gitlab_runner import FakeRunner
 
 SCHEMA = json.loads((REPO / "orchestrator" / "runner" / "result.schema.json").read_text())
@@ -91,12 +90,7 @@ def test_the_api(serve_factory: Any, workspace: Path, codex_home: Path) -> None:
 
 @pytest.fixture
 def scratch() -> Iterator[Path]:
-    path = Path("/var/tmp") / f"cbx-rc-{uuid.uuid4().hex[:10]}"
-    path.mkdir()
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+    yield from scratch_root("cbx-rc")
 
 
 def test_the_gitlab_driver(

@@ -37,6 +37,7 @@ from orchestrator.runner.sessions import store
 from orchestrator.runner.sessions.api import Session
 from orchestrator.runner.sessions.locate import UnknownSession
 
+from ..jobs import clean_environ
 from . import mounts, protocol
 from .protocol import HookInput, ProtocolError
 
@@ -48,12 +49,6 @@ NAME_PREFIX = "github-"
 JOB_FILE = "github-job.json"
 IDLE_S = 3600.0  # no step for an hour: the runner is gone, and so is the session
 LIFETIME_S = 5 * 86400.0  # a self-hosted runner's longest job
-# What a session needs of the runner's environment; the rest (RUNNER_*, the runner's
-# own tokens) stays out of the sandbox, which gets the job's env explicitly instead.
-BASE_KEYS = (
-    "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME", "CODEX_HOME",
-    "XDG_RUNTIME_DIR", "DOCKER_HOST", "CONTAINER_HOST", "CODEX_BOX_DEBUG",
-)  # fmt: skip
 
 
 def say(text: str) -> None:
@@ -62,7 +57,9 @@ def say(text: str) -> None:
 
 
 def base_environ(environ: Mapping[str, str]) -> dict[str, str]:
-    env = {k: environ[k] for k in BASE_KEYS if k in environ}
+    """What a session gets of the runner's environment (``ci.jobs.clean_environ``: the
+    host's basics, never the runner's own tokens); the job's env goes in explicitly."""
+    env = clean_environ(environ)
     # Not the hook's own PATH: the runner puts the directories a job's steps added
     # through $GITHUB_PATH first, and a sandboxed step chooses those.
     env["PATH"] = environ.get(PATH_VAR) or SAFE_PATH
