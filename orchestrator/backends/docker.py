@@ -262,7 +262,8 @@ def translate(spec: SandboxSpec, armor_host: apparmor.HostAppArmor) -> dict[str,
         "Cmd": list(spec.argv),
         "Entrypoint": [],  # the command is ours, not the image's entrypoint's argument
         "WorkingDir": spec.workspace,
-        "User": f"{spec.uid}:{spec.gid}",  # files written in the workspace stay the user's
+        "User": container.user(spec),
+        **({"Hostname": spec.hostname} if spec.hostname else {}),
         "Env": [f"{k}={v}" for k, v in spec.env],
         "Labels": container.labels(spec, armor),
         "Tty": spec.tty,

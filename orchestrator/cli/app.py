@@ -18,6 +18,10 @@ from orchestrator.core.errors import EXIT_SETUP
 
 def main() -> None:
     argv = sys.argv[1:]
+    if "--devcontainer" in argv:
+        from .argv_scan import bare_optional
+
+        argv = sys.argv[1:] = bare_optional(argv)
     try:
         if argv[:1] == ["exec"]:  # first: `exec` loads none of what `run`'s path does
             from . import exec_fast

@@ -69,3 +69,21 @@ def scan(
     if not command:
         return None
     return fields, tuple(env), tuple(command)
+
+
+# Options whose value may be left out (``--devcontainer`` alone: the workspace's file).
+OPTIONAL_VALUE = ("--devcontainer",)
+
+
+def bare_optional(argv: list[str]) -> list[str]:
+    """``argv`` with each option of ``OPTIONAL_VALUE`` given no value written as
+    ``--option=`` (Click would take the next word, even ``--``, as its value). Only
+    before ``--``: the command after it is not ours to read."""
+    out = list(argv)
+    for i, word in enumerate(out):
+        if word == "--":
+            break
+        following = out[i + 1] if i + 1 < len(out) else None
+        if word in OPTIONAL_VALUE and (following is None or following.startswith("-")):
+            out[i] = word + "="
+    return out

@@ -43,6 +43,9 @@ class RunArgs:
     print_spec: bool = False
     as_json: bool = False
     server: str | None = None  # through `codex-box serve` (cli.remote)
+    # --devcontainer [PATH]: "" the workspace's devcontainer.json; None not asked
+    # (config.toml's [sandbox] devcontainer = "auto" may still pick one up).
+    devcontainer: str | None = None
 
 
 # ``run``'s options (cli.run's Typer signature): name → RunArgs field.

@@ -116,6 +116,15 @@ def run(
             "--json", help="After the command ends, print its result as one JSON line on stderr."
         ),
     ] = False,
+    devcontainer: Annotated[
+        str | None,
+        typer.Option(
+            "--devcontainer",
+            metavar="[PATH]",
+            help="Use the workspace's devcontainer.json (or PATH): its image or build, user, "
+            "env and lifecycle commands, vetted by the profile.",
+        ),
+    ] = None,
     server: Annotated[
         str | None,
         typer.Option(
@@ -143,5 +152,6 @@ def run(
         print_spec=print_spec,
         as_json=as_json,
         server=server,
+        devcontainer=devcontainer,
     )
     raise typer.Exit(launch.execute(args))

@@ -7,6 +7,7 @@ here. Owns nothing the keeper decides (``runner.sessions``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -56,11 +57,26 @@ def start(
         bool, typer.Option("--yes-i-trust-this-workspace", help="Opt in to `trusted`.")
     ] = False,
     policy_mode: Annotated[str | None, typer.Option(help="enforce | audit-only | off.")] = None,
+    devcontainer: Annotated[
+        str | None,
+        typer.Option(
+            "--devcontainer",
+            metavar="[PATH]",
+            help="Use the workspace's devcontainer.json (or PATH); its lifecycle commands "
+            "run in the session before this returns.",
+        ),
+    ] = None,
+    approve: Annotated[
+        bool, typer.Option("--approve", help="Lifecycle commands the policy cannot verify: run.")
+    ] = False,
     as_json: JSON = False,
     server: Server = None,
 ) -> None:
     """Start a session; prints its id (with --json: id, profile, backend, workspace,
-    created, expires). Exit 125 when it cannot start, 126 when refused."""
+    created, expires). Exit 125 when it cannot start, 126 when refused; a failed
+    devcontainer lifecycle command stops it and exits with that command's code."""
+    if devcontainer is not None and _server(server) is not None:
+        usage("--devcontainer starts a session here only, not through --server")
     if (address := _server(server)) is not None:
         from . import remote
 
@@ -82,14 +98,16 @@ def start(
         )
         _started(state, as_json)
         return
+    options = LaunchOptions(memory=memory, pids=pids, cpus=cpus, image=image)
     try:
+        dc = _devcontainer(name, devcontainer, workspace, profile, backend, options)
         request = StartRequest(
             environ=dict(os.environ),
             cwd=os.getcwd(),
             profile=profile,
             workspace=workspace,
-            backend=backend,
-            options=LaunchOptions(memory=memory, pids=pids, cpus=cpus, image=image),
+            backend=dc.engine if dc else backend,
+            options=dc.options if dc else options,
             trust_opt_in=trust,
             policy_mode=policy_mode,
             name=name,
@@ -97,9 +115,53 @@ def start(
             max_lifetime_s=parse_duration("--max-lifetime", max_lifetime),
         )
         state = start_session(request)
+        if dc is not None and dc.lifecycle:
+            from . import devcontainer_launch
+
+            home, session_id = codex_home(os.environ), str(state["id"])
+            code = devcontainer_launch.run_lifecycle(home, session_id, dc, approve=approve)
+            if code != 0:
+                client.request(home, session_id, {"op": "stop"})
+                client.wait_stopped(home, session_id)
+                raise typer.Exit(code)
     except CodexBoxError as exc:
         fail(exc)
     _started(state, as_json)
+
+
+def _devcontainer(
+    name: str | None,
+    flag: str | None,
+    workspace: str | None,
+    profile: str | None,
+    backend: str | None,
+    options: LaunchOptions,
+) -> Any:
+    """The devcontainer this session uses (``cli.devcontainer_launch``), or None."""
+    from . import devcontainer_launch
+    from .output import host
+
+    context = host()
+    if flag is None and context.config.devcontainer != "auto":
+        return None
+    try:
+        found = devcontainer_launch.config_file(context, flag, workspace)
+        if found is None:
+            return None
+        dc = devcontainer_launch.prepare(
+            context,
+            file=found[0],
+            workspace=found[1],
+            profile=profile,
+            backend=backend,
+            options=options,
+        )
+    except CodexBoxError as exc:
+        with contextlib.suppress(CodexBoxError):
+            devcontainer_launch.audit_refused_session(context, name, exc)
+        raise
+    devcontainer_launch.report(dc, brief=False)
+    return dc
 
 
 def _started(state: Mapping[str, Any], as_json: bool) -> None:

@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from orchestrator.core.brokered import BrokeredSecret, SecretBinding
 from orchestrator.core.errors import ConfigError, Refused, SandboxSetupError, UsageError
@@ -102,7 +103,10 @@ def compile_spec(profile: Profile, request: Request, *, preview: bool = False) -
         from . import credentials
 
         credentials.check_passthrough(bindings, request.options.env_names)
-    env = sandbox_environment(request.environ, passthrough=request.options.env_names, extra=extra)
+    # A devcontainer's containerEnv first: the caller's own --env wins over it, and
+    # codex-box's variables (the proxy, the profile) over both.
+    passthrough = (*request.options.container_env, *request.options.env_names)
+    env = sandbox_environment(request.environ, passthrough=passthrough, extra=extra)
     # Defence in depth behind the policy's git checks: no repository config run by a
     # sandboxed git may start an fsmonitor or hooks (appended after the user's own).
     env = neutralise(env)
@@ -164,7 +168,18 @@ def compile_spec(profile: Profile, request: Request, *, preview: bool = False) -
             *codex_home_secrets(request.codex_home),
         ),
         deny_read=deny_read,
+        **_devcontainer(request.options, profile, (workspace, *writable, *protected, *deny_read)),
     )
+
+
+def _devcontainer(
+    options: LaunchOptions, profile: Profile, bound: tuple[str, ...]
+) -> dict[str, Any]:
+    if options.devcontainer is None:
+        return {}  # the launch path without one loads none of it
+    from .container import container_settings
+
+    return container_settings(options, sandboxed=profile.sandboxed, bound=bound)
 
 
 def _bindings(profile: Profile, request: Request) -> tuple[SecretBinding, ...]:

@@ -28,3 +28,12 @@ class LaunchOptions:
     # Host paths this launch masks besides the profile's deny_read: a front door's own
     # files that its commands must not read (a CI driver's job response and scripts).
     hide: tuple[str, ...] = ()
+    # A devcontainer.json's settings for the container (``orchestrator.devcontainer``,
+    # after the profile vetted them); container backends only. ``devcontainer``: the
+    # file they came from (a run with one never falls back to the native sandbox).
+    devcontainer: str | None = None
+    container_env: tuple[str, ...] = ()  # NAME=VALUE, under every --env of the caller
+    user: str | None = None  # the image's user to run as (remoteUser / containerUser)
+    hostname: str | None = None
+    labels: tuple[str, ...] = ()  # key=value, never one of codex-box's own keys
+    tmpfs: tuple[str, ...] = ()  # container paths given a private, empty tmpfs

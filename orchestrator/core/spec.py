@@ -103,6 +103,14 @@ class SandboxSpec:
     # The command's working directory when it is not the workspace: a session's exec
     # after ``--cwd``. The policy judges relative paths from here (``policy.gate``).
     cwd: str | None = None
+    # From a devcontainer.json (container backends only; ``compile.container`` checked
+    # them): the file, the image's user to run as instead of uid:gid, the hostname, extra
+    # labels, and container paths that get a private tmpfs (its volume mounts).
+    devcontainer: str | None = None
+    container_user: str | None = None
+    hostname: str | None = None
+    extra_labels: tuple[tuple[str, str], ...] = ()
+    extra_tmpfs: tuple[str, ...] = ()
 
     def identity_of(self, path: str) -> tuple[int, int] | None:
         for known, dev, ino in self.identities:

@@ -4,140 +4,180 @@ changes, the ones that pass.
 Owns: the rule that the profile wins on every security setting. Refused under every
 profile but ``trusted`` (one line naming the key and its value, exit 126): privileged
 containers, added capabilities, security options that loosen, ``runArgs`` that reach
-the host (``--privileged``, ``--cap-add``, ``--network=host``, ``--pid/--ipc/--userns/
---uts=host``, ``--device``, ``--security-opt``, ``-v``/``--mount``/``--volume`` of an
-engine socket or of ``/``, ``/etc``, the home or CODEX_HOME) and any run argument not
-known to be harmless (refused, not ignored: an unknown one may be the next
-``--privileged``); mounts of the same places; ``forwardPorts`` without network.
-Harmless run arguments pass (``--env``, ``--label``, ``--init``, ``--shm-size``,
-``--hostname``, ``--name``, ``--workdir``, ``--user``). Changed: a network setting of
-the file's is replaced by the profile's, a writable workspace mount becomes read-only
-under a read-only profile. Does not own: reading the file (``config``), running
-anything.
+the host (``run_args``), mounts of an engine socket or of ``/``, ``/etc``, the home or
+CODEX_HOME, and any bind of a host directory outside the workspace (the profile grants
+the workspace only); ``${localEnv:NAME}`` of anything but the user's name and home (it
+would carry a host secret past the profile's filter); ``initializeCommand`` (it runs on
+the host, outside any sandbox); ``features`` and ``build.options`` (they reach the
+engine's build); Compose configurations; ``forwardPorts``/``appPort`` without network.
+Changed: the workspace stays at its host path (``workspaceFolder``/``workspaceMount``);
+volumes become private tmpfs; a bind inside the workspace is not made again (it is
+there already); harmless run arguments codex-box decides itself. Does not own: reading
+the file (``config``, ``reading``), turning what passes into a launch (``plan``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
+from orchestrator.core.paths import inside
 from orchestrator.core.profile import Access, Network, Profile
 
-REFUSED, CHANGED = "refused", "changed"
-# runArgs that take a value and do no harm (a value of their own, or none).
-_HARMLESS_WITH_VALUE = frozenset(
-    {"-e", "--env", "--env-file", "-l", "--label", "--shm-size", "-h", "--hostname",
-     "--name", "-w", "--workdir", "-u", "--user", "--add-host", "--stop-signal",
-     "--stop-timeout", "--platform"}
-)  # fmt: skip
-_HARMLESS_FLAGS = frozenset({"--init", "--rm", "-t", "--tty", "-i", "--interactive"})
-_HOST_NAMESPACES = ("--network", "--net", "--pid", "--ipc", "--userns", "--uts", "--cgroupns")
+from .findings import (
+    CHANGED,
+    REFUSED,
+    Finding,
+    changed_finding,
+    refused,
+    refused_finding,
+)
+from .run_args import read_run_args
+from .variables import host_variables
+
+__all__ = ["CHANGED", "REFUSED", "Finding", "Mount", "mounts_of", "refused", "vet"]
+
 _LOOSENING_OPTS = ("seccomp=unconfined", "apparmor=unconfined", "label=disable")
 _ENGINE_SOCKETS = ("docker.sock", "podman.sock", "containerd.sock", "crio.sock", "buildkitd.sock")
+_HOST_COMMAND = "initializeCommand"
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    key: str  # the devcontainer.json key, e.g. "runArgs[2]"
-    value: str  # its value as written (shortened)
-    action: str  # refused | changed
-    why: str
+class Mount:
+    """One entry of ``mounts`` as the engine would read it."""
 
-    def line(self) -> str:
-        return f"{self.key} {self.value}: {self.action} — {self.why}"
+    __slots__ = ("kind", "source", "target", "text")
+
+    def __init__(self, raw: Any) -> None:
+        parts: dict[str, str] = {}
+        if isinstance(raw, dict):
+            parts = {str(k).lower(): str(v) for k, v in raw.items()}
+            self.text = ",".join(f"{k}={v}" for k, v in raw.items())
+        else:
+            self.text = str(raw)
+            for piece in self.text.split(","):
+                name, _, value = piece.strip().partition("=")
+                parts[name.lower()] = value
+        self.kind = parts.get("type") or "volume"  # docker --mount's default
+        self.source = parts.get("source") or parts.get("src") or ""
+        self.target = parts.get("target") or parts.get("dst") or parts.get("destination") or ""
 
 
-def vet(config: dict[str, Any], profile: Profile, *, home: str, codex_home: str) -> list[Finding]:
-    """Every key of ``config`` the profile refuses or changes, in file order."""
+def mounts_of(config: dict[str, Any]) -> list[Mount]:
+    listed = config.get("mounts") or []
+    return [Mount(m) for m in listed] if isinstance(listed, list) else []
+
+
+def vet(
+    config: dict[str, Any],
+    profile: Profile,
+    *,
+    home: str,
+    codex_home: str,
+    workspace: str = "",
+    raw: dict[str, Any] | None = None,
+) -> list[Finding]:
+    """Every key of ``config`` the profile refuses or changes, in file order. ``raw``:
+    the file as written, before any tool substituted its variables (default: config)."""
     if not profile.sandboxed:
         return []  # trusted: the file's own settings apply, as the opt-in said
     found: list[Finding] = []
-    if config.get("privileged") is True:
-        found.append(_refused("privileged", True, "a privileged container is the host's root"))
-    for i, cap in enumerate(_strings(config.get("capAdd"))):
-        found.append(_refused(f"capAdd[{i}]", cap, "the profile's capabilities are none"))
-    for i, opt in enumerate(_strings(config.get("securityOpt"))):
-        if _loosens(opt):
-            found.append(_refused(f"securityOpt[{i}]", opt, "it turns a confinement off"))
+    for key, name in host_variables(raw if raw is not None else config):
+        why = f"host variable {name} reaches a sandbox only by --env {name}"
+        found.append(refused_finding(key, f"${{localEnv:{name}}}", why))
+    if config.get(_HOST_COMMAND):
+        why = "it runs on the host, outside any sandbox: run it yourself, then remove it"
+        found.append(refused_finding(_HOST_COMMAND, config[_HOST_COMMAND], why))
+    if config.get("features"):
+        why = "build them with `devcontainer build --image-name N`, then use image N"
+        found.append(refused_finding("features", sorted(config["features"]), why))
+    if "dockerComposeFile" in config:
+        why = "Compose configurations are not supported: use image or build"
+        found.append(refused_finding("dockerComposeFile", config["dockerComposeFile"], why))
+    build = config.get("build")
+    if isinstance(build, dict) and build.get("options"):
+        why = "build options reach the engine's build (--network=host, secrets)"
+        found.append(refused_finding("build.options", build["options"], why))
+    found += _security_keys(config)
+    applied, from_args = read_run_args(_strings(config.get("runArgs")))
+    found += from_args
+    del applied  # the plan applies them
     places = _places(home, codex_home)
-    found += _run_args(_strings(config.get("runArgs")), places, home)
-    for i, mount in enumerate(config.get("mounts") or []):
-        text = mount if isinstance(mount, str) else _mount_text(mount)
-        if (why := _dangerous_mount(text, places, home)) is not None:
-            found.append(_refused(f"mounts[{i}]", text, why))
-    ports = config.get("forwardPorts") or []
-    if ports and profile.network is Network.NONE:
-        found.append(
-            _refused("forwardPorts", _short(ports), f"profile {profile.name} has no network")
-        )
-    if profile.workspace is Access.READ_ONLY and "workspaceMount" in config:
-        mount = str(config["workspaceMount"])
-        if "readonly" not in mount and "ro" not in mount.split(","):
-            found.append(
-                Finding("workspaceMount", _short(mount), CHANGED, f"read-only under {profile.name}")
-            )
+    for i, mount in enumerate(mounts_of(config)):
+        found += _mount(f"mounts[{i}]", mount, places, home, workspace, profile)
+    for key in ("forwardPorts", "appPort"):
+        ports = config.get(key)
+        if ports and profile.network is Network.NONE:
+            found.append(refused_finding(key, ports, f"profile {profile.name} has no network"))
+        elif ports:
+            why = "not forwarded: codex-box publishes no port (reach it from inside)"
+            found.append(changed_finding(key, ports, why))
+    for key in ("workspaceFolder", "workspaceMount"):
+        if key in config and (raw is None or key in raw):
+            why = f"the workspace is at its host path {workspace or '(the workspace)'}"
+            if profile.workspace is Access.READ_ONLY:
+                why += f", read-only under {profile.name}"
+            found.append(changed_finding(key, config[key], why))
     return found
 
 
-def _run_args(args: list[str], places: tuple[str, ...], home: str) -> Iterator[Finding]:
-    i = 0
-    while i < len(args):
-        arg, key = args[i], f"runArgs[{i}]"
-        name, sep, inline = arg.partition("=")
-        value = inline if sep else (args[i + 1] if i + 1 < len(args) else "")
-        takes_next = not sep and i + 1 < len(args) and not args[i + 1].startswith("-")
-        if name in _HARMLESS_FLAGS:
-            i += 1
-            continue
-        if name in _HARMLESS_WITH_VALUE:
-            i += 1 if sep else 2
-            continue
-        if name == "--privileged":
-            yield _refused(key, arg, "a privileged container is the host's root")
-        elif name in ("--cap-add",):
-            yield _refused(key, _pair(arg, value, sep), "the profile's capabilities are none")
-        elif name in _HOST_NAMESPACES:
-            shown = _pair(arg, value, sep)
-            if value.startswith(("host", "container:")):
-                yield _refused(key, shown, "it shares a namespace of the host or another container")
-            else:
-                yield Finding(key, shown, CHANGED, "the profile decides the network")
-        elif name in ("--device", "--gpus", "--device-cgroup-rule"):
-            yield _refused(key, _pair(arg, value, sep), "it hands a host device to the container")
-        elif name == "--security-opt":
-            yield _refused(key, _pair(arg, value, sep), "the profile decides the security options")
-        elif name in ("-v", "--volume", "--mount"):
-            why = _dangerous_mount(value, places, home) or "a mount outside the workspace"
-            yield _refused(key, _pair(arg, value, sep), why)
+def _security_keys(config: dict[str, Any]) -> Iterator[Finding]:
+    if config.get("privileged") is True:
+        yield refused_finding("privileged", True, "a privileged container is the host's root")
+    for i, cap in enumerate(_strings(config.get("capAdd"))):
+        yield refused_finding(f"capAdd[{i}]", cap, "the profile's capabilities are none")
+    for i, opt in enumerate(_strings(config.get("securityOpt"))):
+        if _loosens(opt):
+            yield refused_finding(f"securityOpt[{i}]", opt, "it turns a confinement off")
         else:
-            yield _refused(key, arg, "a run argument codex-box does not know to be harmless")
-        i += 2 if takes_next and name not in ("--privileged", "--init") else 1
+            yield changed_finding(f"securityOpt[{i}]", opt, "the profile decides them")
 
 
-def _dangerous_mount(text: str, places: tuple[str, ...], home: str) -> str | None:
-    parts: dict[str, str] = {}
-    for piece in text.replace(" ", "").split(","):
-        name, _, value = piece.partition("=")
-        parts[name] = value
-    source = parts.get("source") or parts.get("src") or text.split(":", 1)[0]
-    # The spec's variables: the home as written in the host's environment is the home;
-    # any other host variable could name anything.
-    for variable in ("${localEnv:HOME}", "${localEnv:USERPROFILE}"):
-        source = source.replace(variable, home)
-    if "${localEnv:" in source:
+def _mount(
+    key: str, mount: Mount, places: tuple[str, ...], home: str, workspace: str, profile: Profile
+) -> Iterator[Finding]:
+    if not mount.target.startswith("/"):
+        yield refused_finding(key, mount.text, "no absolute target")
+        return
+    if mount.kind == "bind":
+        source = mount.source.replace("${localEnv:HOME}", home)
+        source = source.replace("${localEnv:USERPROFILE}", home)
+        if workspace:
+            source = source.replace("${localWorkspaceFolder}", workspace)
+        within = workspace and source.startswith("/")
+        if within and inside(os.path.normpath(source), workspace) and not _socket(source):
+            why = "already in the sandbox at its host path; not bound again"
+            yield changed_finding(key, mount.text, why)
+        elif (danger := _dangerous(source, places)) is not None:
+            yield refused_finding(key, mount.text, danger)
+        else:
+            why = "a host directory outside the workspace: the profile grants the workspace only"
+            yield refused_finding(key, mount.text, why)
+    elif mount.kind in ("volume", "tmpfs"):
+        if not profile.private_tmp:
+            yield refused_finding(key, mount.text, f"profile {profile.name} writes no scratch")
+        else:
+            why = f"a private tmpfs at {mount.target}: nothing persists between sandboxes"
+            yield changed_finding(key, mount.text, why)
+    else:
+        yield refused_finding(key, mount.text, f"a mount of type {mount.kind!r}")
+
+
+def _dangerous(source: str, places: tuple[str, ...]) -> str | None:
+    if "${localEnv:" in source or "${env:" in source:
         return "a path from the host's environment"
-    if any(source.endswith(sock) for sock in _ENGINE_SOCKETS) or source in (
-        "/var/run",
-        "/run",
-    ):
+    if _socket(source):
         return "a container engine's socket: whoever reaches it owns the host"
     real = os.path.normpath(source) if source.startswith("/") else source
     for place in places:
         if real == place or (place != "/" and real.startswith(place + "/")):
             return f"{place} is the host's, not the workspace"
     return None
+
+
+def _socket(source: str) -> bool:
+    trimmed = source.rstrip("/")
+    return trimmed.endswith(_ENGINE_SOCKETS) or trimmed in ("/var/run", "/run")
 
 
 def _places(home: str, codex_home: str) -> tuple[str, ...]:
@@ -153,30 +193,7 @@ def _loosens(opt: str) -> bool:
     )
 
 
-def _mount_text(mount: Any) -> str:
-    if isinstance(mount, dict):
-        return ",".join(f"{k}={v}" for k, v in mount.items())
-    return str(mount)
-
-
 def _strings(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
     return [str(v) for v in value] if isinstance(value, list) else []
-
-
-def _pair(arg: str, value: str, sep: str) -> str:
-    return arg if sep else f"{arg} {value}".strip()
-
-
-def _refused(key: str, value: Any, why: str) -> Finding:
-    return Finding(key, _short(value), REFUSED, why)
-
-
-def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-def refused(findings: Iterable[Finding]) -> list[Finding]:
-    return [f for f in findings if f.action == REFUSED]

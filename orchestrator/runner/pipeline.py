@@ -322,6 +322,11 @@ class Runner:
             policy=verdict.policy if verdict else None,
         )
 
+    def refuse(self, exc: CodexBoxError) -> None:
+        """Record a refusal the front door made before ``prepare`` (a devcontainer.json
+        key the profile refuses): every refused launch leaves its audit record."""
+        self._record_denied(exc)
+
     def _record_denied(self, exc: CodexBoxError) -> None:
         resolution = self._resolution
         try:

@@ -42,6 +42,8 @@ def order_for(requested: str, spec: SandboxSpec) -> tuple[str, ...]:
     """The backends a run of ``spec`` tries, in order (``doctor`` shows the same)."""
     if requested != "auto":
         return (requested,)
+    if spec.devcontainer is not None:  # its image, user and env need a container engine
+        return tuple(name for name in base.AUTO_ORDER if name != HOST)
     if not spec.sandboxed:
         return (HOST, *(name for name in base.AUTO_ORDER if name != HOST))
     return base.AUTO_ORDER

@@ -24,7 +24,7 @@ from orchestrator.profiles.store import canonical_name
 if TYPE_CHECKING:  # [serve] is parsed (its module loaded) only when the file has it
     from .serve import ServeSettings
 
-_SANDBOX_KEYS = ("mode", "profile", "network_access", "backend")
+_SANDBOX_KEYS = ("mode", "profile", "network_access", "backend", "devcontainer")
 _POLICY_KEYS = ("mode",)
 _AUDIT_KEYS = ("max_bytes", "keep", "syslog", "jsonl")
 _NETWORK_KEYS = ("hosts", "ca_bundle")
@@ -58,6 +58,9 @@ class Config:
     path: Path
     profile: str | None = None  # already mapped through aliases and network_access
     backend: str | None = None
+    # [sandbox] devcontainer: "auto" (use the workspace's devcontainer.json when it has
+    # one) or "off" (only with --devcontainer; the default).
+    devcontainer: str = "off"
     policy_mode: str | None = None  # [policy] mode: enforce | audit-only | off
     audit: AuditSettings = AuditSettings()
     network: NetworkSettings = NetworkSettings()
@@ -111,9 +114,16 @@ def _settings(path: Path, data: dict[str, Any]) -> dict[str, Any]:
             )
     profile = _with_network(mode, network) if mode else None
     backend = _opt_str(path, "sandbox.backend", sandbox.get("backend"))
+    devcontainer = _opt_str(path, "sandbox.devcontainer", sandbox.get("devcontainer")) or "off"
+    if devcontainer not in ("auto", "off"):
+        raise ConfigError(
+            f"{path}: sandbox.devcontainer {devcontainer!r} is not auto or off",
+            hint='write devcontainer = "auto" to use a workspace\'s devcontainer.json',
+        )
     return {
         "profile": profile,
         "backend": backend,
+        "devcontainer": devcontainer,
         "policy_mode": _policy_mode(path, data),
         "audit": _audit(path, data),
         "network": _network(path, data),

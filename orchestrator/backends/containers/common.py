@@ -125,7 +125,17 @@ def binds_unchanged(spec: SandboxSpec, pid: int, *, ended_ok: bool = False) -> N
 
 
 def tmpfs(spec: SandboxSpec) -> dict[str, str]:
-    return {"/tmp": TMP_OPTIONS} if spec.private_tmp else {}  # noqa: S108 -- a fresh tmpfs
+    """A fresh /tmp for profiles with a private one, and a devcontainer's volume targets
+    (empty, discarded with the container: nothing carries over to a later run)."""
+    out = {"/tmp": TMP_OPTIONS} if spec.private_tmp else {}  # noqa: S108 -- a fresh tmpfs
+    return out | dict.fromkeys(spec.extra_tmpfs, TMP_OPTIONS)
+
+
+def user(spec: SandboxSpec) -> str:
+    """Who the command runs as: the invoking uid:gid, so files written in the workspace
+    stay the user's — or a devcontainer's remoteUser, a name in the image. Never the
+    image's own default (often root)."""
+    return spec.container_user or f"{spec.uid}:{spec.gid}"
 
 
 def empty_dir() -> str:
@@ -182,7 +192,10 @@ def masks(spec: SandboxSpec) -> tuple[list[str], list[str]]:
 def labels(spec: SandboxSpec, apparmor: Decision | None = None) -> dict[str, str]:
     """The run's identity, and the AppArmor decision where AppArmor is on: on the
     container itself it shows in ``--print-spec`` and in the engine's inspect output."""
-    out = {LABEL_SESSION: spec.session_id, LABEL_PROFILE: spec.profile, LABEL_RUN: spec.run_id}
+    # A devcontainer's labels first: codex-box's own keys always win (compile refuses
+    # them anyway: an owner label decides what `gc` removes).
+    out = dict(spec.extra_labels)
+    out |= {LABEL_SESSION: spec.session_id, LABEL_PROFILE: spec.profile, LABEL_RUN: spec.run_id}
     if apparmor is not None and (text := apparmor.profile or apparmor.note):
         out[LABEL_APPARMOR] = text
     return out

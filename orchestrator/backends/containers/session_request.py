@@ -83,7 +83,7 @@ def exec_body(call: ExecCall, spec: SandboxSpec) -> dict[str, Any]:
         "Tty": False,
         "Env": [f"{key}={value}" for key, value in call.env],
         "Cmd": exec_argv(call),
-        "User": f"{spec.uid}:{spec.gid}",  # the run's user, never the image's (root)
+        "User": container.user(spec),  # the run's user, never the image's default
         "WorkingDir": "/",  # the helper's -C enters the exec's
         "Privileged": False,
     }
@@ -95,7 +95,7 @@ def helper_body(spec: SandboxSpec, argv: tuple[str, ...]) -> dict[str, Any]:
     return {
         **dict.fromkeys(("AttachStdin", "AttachStdout", "AttachStderr", "Tty"), False),
         "Cmd": [HELPER_TARGET, *argv],
-        "User": f"{spec.uid}:{spec.gid}",
+        "User": container.user(spec),
         "Privileged": False,
     }
 

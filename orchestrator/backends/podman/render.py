@@ -23,6 +23,7 @@ SCALARS = {
     "entrypoint": "entrypoint",
     "working_dir": "work_dir",
     "user": "user",
+    "hostname": "hostname",
     "environment": "env",
     "labels": "labels",
     "tty": "terminal",

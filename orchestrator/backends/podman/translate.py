@@ -43,7 +43,7 @@ def translate(spec: SandboxSpec, host: PodmanHost) -> dict[str, Any]:
         # [""] is its "no entrypoint" (`podman run --entrypoint ""`).
         "entrypoint": [""],
         "working_dir": spec.workspace,
-        "user": f"{spec.uid}:{spec.gid}",  # files written in the workspace stay the user's
+        "user": container.user(spec),
         "environment": dict(spec.env),
         "labels": container.labels(spec, armor),
         "tty": spec.tty,
@@ -73,6 +73,8 @@ def translate(spec: SandboxSpec, host: PodmanHost) -> dict[str, Any]:
             ),
         ],
     }
+    if spec.hostname:
+        request["hostname"] = spec.hostname
     if host.rootless:
         # Rootless Podman maps the container's uids onto the user's subordinate range:
         # uid:gid above would be a subordinate uid on the host, and a writable workspace
@@ -107,6 +109,13 @@ def cannot_enforce(spec: SandboxSpec, host: PodmanHost) -> str | None:
     """Why ``host`` would run ``spec`` with less than it asks (then we do not run it)."""
     if spec.sandboxed and host.seccomp is False:
         return "has no seccomp support"
+    if host.rootless and spec.container_user:
+        # keep-id maps only the invoking uid into the container: any other user of the
+        # image is a subordinate uid on the host, and could not write the workspace.
+        return (
+            f"is rootless: it maps only your own uid, not devcontainer user "
+            f"{spec.container_user!r}; use --backend docker, or drop remoteUser"
+        )
     limits = spec.limits
     # The default memory cap is not asked for there (container.memory_limit): only a
     # limit the user gave makes the run unenforceable.
