@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -119,14 +120,23 @@ def start(
             from . import devcontainer_launch
 
             home, session_id = codex_home(os.environ), str(state["id"])
-            code = devcontainer_launch.run_lifecycle(home, session_id, dc, approve=approve)
+            try:
+                code = devcontainer_launch.run_lifecycle(home, session_id, dc, approve=approve)
+            except BaseException:  # refused by the policy, Ctrl-C: no half-made session
+                _stop_quietly(home, session_id)
+                raise
             if code != 0:
-                client.request(home, session_id, {"op": "stop"})
-                client.wait_stopped(home, session_id)
+                _stop_quietly(home, session_id)
                 raise typer.Exit(code)
     except CodexBoxError as exc:
         fail(exc)
     _started(state, as_json)
+
+
+def _stop_quietly(home: Path, session_id: str) -> None:
+    with contextlib.suppress(CodexBoxError, OSError):
+        client.request(home, session_id, {"op": "stop"})
+        client.wait_stopped(home, session_id)
 
 
 def _devcontainer(

@@ -66,7 +66,7 @@ def _through_cli(
     cli: str, file: Path, workspace: str, environ: dict[str, str], engine: str | None
 ) -> tuple[dict[str, Any] | None, str]:
     argv = [cli, "read-configuration", "--workspace-folder", workspace, "--config", str(file),
-            "--log-level", "error"]  # fmt: skip
+            "--log-level", "info"]  # fmt: skip
     if engine == "podman":
         argv += ["--docker-path", "podman"]
     answer: dict[str, Any] | None = None
