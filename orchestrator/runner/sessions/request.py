@@ -52,7 +52,8 @@ class StartRequest:
             raise _malformed()
         data = dict(data)
         options = dict(data.pop("options", {}))
-        for key in ("env_names", "hide", "container_env", "labels", "tmpfs"):  # JSON lists back to the tuples they were
+        # JSON lists back to the tuples they were.
+        for key in ("env_names", "hide", "container_env", "labels", "tmpfs"):
             values = options.get(key) or ()
             if not isinstance(values, list | tuple):
                 raise _malformed()
