@@ -123,9 +123,7 @@ def cannot_enforce(spec: SandboxSpec) -> str | None:
       uid 0. (A normal user gets RLIMIT_NPROC, exact in the run's own user namespace.)
     """
     if spec.devcontainer is not None:
-        return (
-            f"runs no container image: {spec.devcontainer} needs --backend docker or podman"
-        )
+        return f"runs no container image: {spec.devcontainer} needs --backend docker or podman"
     limits = spec.limits
     if limits.cpus is not None:
         return "has no CPU quota: --cpus needs --backend docker or podman (or drop --cpus)"
