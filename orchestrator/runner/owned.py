@@ -88,18 +88,24 @@ def workspace_root(path: str) -> Path:
     return root
 
 
-def new_workspace(home: Path, root: Path, *, kind: str) -> tuple[Path, str]:
-    """A fresh, empty workspace directory and its record (written first)."""
+def new_workspace(
+    home: Path, root: Path, *, kind: str, session_name: str | None = None
+) -> tuple[Path, str]:
+    """A fresh, empty workspace directory and its record (written first), with the name
+    of the session about to use it (default: the record's own, as a pool names them)."""
     name = f"{kind}-{os.urandom(6).hex()}"
     workspace = root / name
-    record = _write(home, name, {"workspace": str(workspace), "session": None})
+    data = {"workspace": str(workspace), "session": None, "name": session_name}
+    record = _write(home, name, data)
     workspace.mkdir(mode=0o700)
     return record, str(workspace)
 
 
-def new_session_record(home: Path) -> Path:
-    """The record of a session the server is about to start (its id noted once known)."""
-    return _write(home, f"session-{os.urandom(6).hex()}", {"workspace": None, "session": None})
+def new_session_record(home: Path, name: str | None = None) -> Path:
+    """The record of a session the server is about to start (its id noted once known;
+    its name, when it has one, already: a server killed mid-start left it by name)."""
+    data = {"workspace": None, "session": None, "name": name}
+    return _write(home, f"session-{os.urandom(6).hex()}", data)
 
 
 def note_session(record: Path, session_id: str) -> None:
@@ -125,6 +131,8 @@ def sweep(home: Path) -> list[str]:
     for record in sorted(directory.glob("*.json")) if directory.is_dir() else ():
         data = _read(record) or {}
         session = data.get("session")
+        if not isinstance(session, str):  # killed while it started: find it by its name
+            session = _named(home, data.get("name") or record.stem)
         if isinstance(session, str) and _stop(home, session):
             removed.append(f"serve: stopped session {session}")
         forget(record)
@@ -135,6 +143,14 @@ def sweep(home: Path) -> list[str]:
             socket_path.unlink()
             removed.append(f"serve: removed the socket of a server that is gone ({socket_path})")
     return removed
+
+
+def _named(home: Path, name: str) -> str | None:
+    """The live session called ``name`` (a pool's is its record's stem), if any."""
+    for state, live in store.all_sessions(home):
+        if live and state.name == name:
+            return state.id
+    return None
 
 
 def _stop(home: Path, session_id: str) -> bool:

@@ -318,9 +318,11 @@ class Service:
         self._own_workspace(body.workspace)
         record, workspace = None, body.workspace
         if workspace is None:
-            record, workspace = owned.new_workspace(self.home, self.workspaces, kind="scratch")
+            record, workspace = owned.new_workspace(
+                self.home, self.workspaces, kind="scratch", session_name=body.name
+            )
         else:
-            record = owned.new_session_record(self.home)
+            record = owned.new_session_record(self.home, body.name)
         try:
             state = start_session(
                 StartRequest(

@@ -8,6 +8,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -105,7 +106,9 @@ def test_a_new_workspace_is_recorded_before_it_exists(
     monkeypatch.setattr(owned, "_write", spying)
     record, workspace = owned.new_workspace(home, root, kind="pool")
     assert seen == [False]
-    assert json.loads(record.read_text()) == {"workspace": workspace, "session": None}
+    assert json.loads(record.read_text()) == {
+        "workspace": workspace, "session": None, "name": None
+    }
     assert os.path.dirname(workspace) == str(root)
     assert owned._WORKSPACE_NAME.fullmatch(os.path.basename(workspace))
     info = os.lstat(workspace)
@@ -163,7 +166,9 @@ def test_forget_of_a_record_that_is_not_json_removes_only_the_record(home: Path)
 def test_note_session_keeps_the_workspace(home: Path, root: Path) -> None:
     record, workspace = owned.new_workspace(home, root, kind="pool")
     owned.note_session(record, "0123456789ab")
-    assert json.loads(record.read_text()) == {"workspace": workspace, "session": "0123456789ab"}
+    assert json.loads(record.read_text()) == {
+        "workspace": workspace, "session": "0123456789ab", "name": None
+    }
     assert not record.with_suffix(".tmp").exists()
 
 
@@ -219,3 +224,25 @@ def test_the_state_directory_is_private(home: Path) -> None:
     assert stat.S_IMODE(os.lstat(owned.state_dir(home)).st_mode) == 0o700
     lock = owned.state_dir(home) / owned.LOCK_NAME
     assert stat.S_IMODE(os.lstat(lock).st_mode) == 0o600
+
+
+def test_sweep_stops_a_session_whose_start_the_server_did_not_live_to_note(
+    home: Path, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server SIGKILLed while a pool's (or a named) session started left a record
+    without the session's id: the session is found by its name."""
+    pool, _ = owned.new_workspace(home, root, kind="pool")
+    owned.new_session_record(home, "mine")
+    nameless = owned.new_session_record(home)
+    live = [
+        (SimpleNamespace(id="a" * 12, name=pool.stem), True),
+        (SimpleNamespace(id="b" * 12, name="mine"), True),
+        (SimpleNamespace(id="c" * 12, name="other"), True),
+        (SimpleNamespace(id="d" * 12, name=nameless.stem), False),  # dead: not stopped
+    ]
+    monkeypatch.setattr(owned.store, "all_sessions", lambda _home: live)
+    stopped: list[str] = []
+    monkeypatch.setattr(owned, "_stop", lambda _home, sid: stopped.append(sid) or True)
+    owned.sweep(home)
+    assert sorted(stopped) == ["a" * 12, "b" * 12]
+    assert records(home) == []
