@@ -406,3 +406,27 @@ def test_the_shims_run_codex_box_bin_and_never_one_found_on_path(
         assert ran.returncode == 125 and "called with" not in ran.stdout, ran.stderr
         assert "CODEX_BOX_BIN" in ran.stderr
     assert os.access(HOOKS / "hook.sh", os.X_OK)
+
+
+def test_a_step_can_neither_read_nor_plant_the_runner_s_hook_responses(
+    native_available: None, runner: Runner, codex_home: Path
+) -> None:
+    """The runner reads each hook's answer from _temp/_runner_hook_responses: a step that
+    could read it would see the job's state, one that could write it would answer the
+    runner's next hook call itself (another session, another container). It is masked."""
+    code, response, _, err = runner.call(_job(runner))
+    assert code == 0 and response is not None, err
+    responses = runner.work / "_temp" / "_runner_hook_responses"
+    assert (responses / "prepare_job.json").read_text().strip()  # the runner's, on the host
+    try:
+        probe = (
+            f"ls -A {responses} | wc -l; cat {responses}/prepare_job.json 2>/dev/null "
+            f"|| echo unreadable; echo '{{}}' > {responses}/run_script_step.json 2>/dev/null "
+            "|| echo unwritable"
+        )
+        code, _, out, err = runner.call(_step(response["state"], "sh", "-c", probe))
+        assert code == 0, err
+        assert out.split() == ["0", "unreadable", "unwritable"]
+        assert not (responses / "run_script_step.json").exists()
+    finally:
+        assert runner.call(_cleanup(response["state"]))[0] == 0
