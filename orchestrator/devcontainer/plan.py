@@ -73,7 +73,7 @@ def plan(
         return substitute(str(text), workspace=workspace, local=local, container=container)
 
     env: list[str] = []
-    applied, _ = read_run_args([str(a) for a in config.get("runArgs") or []])
+    applied, _ = read_run_args(_strings(loaded, config, "runArgs"))
     for key in ("containerEnv", "remoteEnv"):
         values = config.get(key) or {}
         if not isinstance(values, dict):
@@ -81,11 +81,14 @@ def plan(
         for name, value in values.items():
             if value is None:  # remoteEnv's way to unset: not set at all here
                 continue
+            if not isinstance(value, str | int | float | bool):
+                raise ConfigError(f"{loaded.file}: {key}.{name} must be a string")
             text = sub(value)
             container[str(name)] = text
             env.append(f"{name}={text}")
     env += [sub(item) for item in applied.env]
-    user = config.get("remoteUser") or config.get("containerUser") or applied.user
+    user = _text(loaded, config, "remoteUser") or _text(loaded, config, "containerUser")
+    user = user or applied.user
     if user and not any(item.startswith("HOME=") for item in env):
         # The caller's HOME is not this user's. Images made for Dev Containers put a
         # named user's home under /home (the Dev Containers CLI asks the image's passwd;
@@ -112,6 +115,8 @@ def plan(
 
 def _image(config: dict[str, Any]) -> str | None:
     image = config.get("image")
+    if image is not None and not isinstance(image, str):
+        raise ConfigError("the devcontainer.json's image must be a string")
     if image is None and not isinstance(config.get("build"), dict):
         if "dockerFile" in config:  # the spec's old spelling
             return None
@@ -132,6 +137,8 @@ def _build(config: dict[str, Any], loaded: Loaded, sub: Any) -> Build | None:
         return None  # image wins, as the CLI has it
     base = os.path.dirname(os.path.abspath(loaded.file))
     dockerfile = build.get("dockerfile") or build.get("dockerFile") or "Dockerfile"
+    if not isinstance(dockerfile, str) or not isinstance(build.get("context") or ".", str):
+        raise ConfigError(f"{loaded.file}: build.dockerfile and build.context are strings")
     args = build.get("args") or {}
     if not isinstance(args, dict):
         raise ConfigError(f"{loaded.file}: build.args must be an object of strings")
@@ -157,3 +164,17 @@ def _commands(value: Any, sub: Any) -> list[tuple[str, ...]]:
     if isinstance(value, dict):
         return [argv for item in value.values() for argv in _commands(item, sub)]
     raise ConfigError(f"a lifecycle command must be a string, an array or an object: {value!r}")
+
+
+def _strings(loaded: Loaded, config: dict[str, Any], key: str) -> list[str]:
+    value = config.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str | int | float) for v in value):
+        raise ConfigError(f"{loaded.file}: {key} must be an array of strings")
+    return [str(v) for v in value]
+
+
+def _text(loaded: Loaded, config: dict[str, Any], key: str) -> str | None:
+    value = config.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{loaded.file}: {key} must be a string")
+    return value or None

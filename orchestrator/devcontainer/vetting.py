@@ -90,7 +90,7 @@ def vet(
         found.append(refused_finding(_HOST_COMMAND, config[_HOST_COMMAND], why))
     if config.get("features"):
         why = "build them with `devcontainer build --image-name N`, then use image N"
-        found.append(refused_finding("features", sorted(config["features"]), why))
+        found.append(refused_finding("features", config["features"], why))
     if "dockerComposeFile" in config:
         why = "Compose configurations are not supported: use image or build"
         found.append(refused_finding("dockerComposeFile", config["dockerComposeFile"], why))

@@ -18,7 +18,7 @@ from orchestrator.settings.config import POLICY_MODES, Config, load_config
 from .conftest import assert_one_line_error, fuzz, huge_ints, odd_text, outcome, raw_bytes
 
 SECTIONS = {
-    "sandbox": ["mode", "profile", "network_access", "backend"],
+    "sandbox": ["mode", "profile", "network_access", "backend", "devcontainer"],
     "policy": ["mode"],
     "audit": ["max_bytes", "keep", "syslog", "jsonl"],
     "network": ["hosts", "ca_bundle"],
