@@ -7,7 +7,7 @@ SUPERVISE := orchestrator/backends/containers/bin/codex-box-supervise
 READY  := $(STAMP) $(SUPERVISE)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo images test fuzz test-unit test-faults test-nonroot test-escape lint bench bench-docker bench-podman bench-policy bench-audit bench-proxy clean
+.PHONY: help install demo images devcontainer-cli test fuzz test-unit test-faults test-nonroot test-escape lint bench bench-docker bench-podman bench-policy bench-audit bench-proxy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,20 @@ demo: $(READY) ## run sandboxed commands on the native backend and show what was
 
 images: $(READY) ## build codex-box/base and codex-box/test into every engine present (no registry)
 	$(BIN)/python images/build.py
+
+# The Dev Containers CLI the devcontainer tests run (`devcontainer up`), pinned, from npm
+# into .tools/ (needs node >= 20 and npm); nothing to do, and no network, once installed.
+DEVCONTAINER_CLI_VERSION := 0.89.0
+DEVCONTAINER_DIR := .tools/devcontainers
+DEVCONTAINER_STAMP := $(DEVCONTAINER_DIR)/.installed-$(DEVCONTAINER_CLI_VERSION)
+$(DEVCONTAINER_STAMP):
+	@command -v npm >/dev/null || { echo "codex-box: the Dev Containers CLI needs node and npm (apt-get install nodejs npm)" >&2; exit 1; }
+	npm install --prefix $(DEVCONTAINER_DIR) --no-audit --no-fund --save-exact --loglevel=error @devcontainers/cli@$(DEVCONTAINER_CLI_VERSION)
+	$(DEVCONTAINER_DIR)/node_modules/.bin/devcontainer --version
+	rm -f $(DEVCONTAINER_DIR)/.installed-*
+	touch $@
+
+devcontainer-cli: $(DEVCONTAINER_STAMP) ## install the pinned Dev Containers CLI into .tools/devcontainers (the devcontainer tests run it)
 
 # Tests that count an engine's round trips or expect a leftover only gc removes: another
 # test's run (which sweeps what killed runs left) must not run beside them. Round trips

@@ -392,4 +392,4 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             "the leg (CODEX_BOX_BACKENDS)")
 
 # The fixtures of a real `codex-box serve` (tests/serve_helpers.py), for any suite.
-pytest_plugins = ["tests.serve_helpers"]
+pytest_plugins = ["tests.serve_helpers", "tests.devcontainer_cli"]

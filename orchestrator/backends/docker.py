@@ -263,7 +263,9 @@ def translate(spec: SandboxSpec, armor_host: apparmor.HostAppArmor) -> dict[str,
         "Entrypoint": [],  # the command is ours, not the image's entrypoint's argument
         "WorkingDir": spec.workspace,
         "User": container.user(spec),
-        **({"Hostname": spec.hostname} if spec.hostname else {}),
+        # Docker refuses a hostname beside a container: network (the egress holder's,
+        # whose own hostname the command's container then has).
+        **({"Hostname": spec.hostname} if spec.hostname and spec.egress is None else {}),
         "Env": [f"{k}={v}" for k, v in spec.env],
         "Labels": container.labels(spec, armor),
         "Tty": spec.tty,

@@ -81,24 +81,29 @@ def prepare(
     profile: str | None,
     backend: str | None,
     options: LaunchOptions,
+    build: bool = True,
 ) -> Devcontainer:
-    from orchestrator.devcontainer.build import build_image
-    from orchestrator.devcontainer.plan import plan
+    from orchestrator.devcontainer.build import build_image, image_tag
+    from orchestrator.devcontainer.config import read_config_text
+    from orchestrator.devcontainer.plan import check_raw, plan
     from orchestrator.devcontainer.reading import load
 
     engine = _engine(context, backend)
     environ = dict(context.environ)
     resolution = context.resolve(profile, workspace)
-    loaded = load(file, workspace, environ=environ, engine=engine)
-    made = plan(
-        loaded,
-        resolution.profile,
-        home=context.user_home,
-        codex_home=str(context.home),
-        environ=environ,
+    home, codex_home = context.user_home, str(context.home)
+    raw, text = read_config_text(file)
+    # The file as written first: nothing (the Dev Containers CLI, a build) reads a file
+    # the profile refuses.
+    check_raw(
+        file, raw, text, resolution.profile, home=home, codex_home=codex_home, workspace=workspace
     )
+    loaded = load(file, workspace, environ=environ, engine=engine, raw=raw)
+    made = plan(loaded, resolution.profile, home=home, codex_home=codex_home, environ=environ)
     image = made.image
-    if image is None and made.build is not None:
+    if image is None and made.build is not None and not build:
+        image = image_tag(workspace)  # --print-spec: what would be built, nothing built
+    elif image is None and made.build is not None:
         echo(f"codex-box: building the image of {file} with {engine}", err=True)
         image = build_image(
             engine,

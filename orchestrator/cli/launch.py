@@ -71,6 +71,7 @@ def execute(args: RunArgs) -> int:
                     profile=args.profile,
                     backend=backend,
                     options=options,
+                    build=not args.print_spec,
                 )
                 dcl.report(dc, brief=True)
                 if dc.lifecycle and not args.print_spec:

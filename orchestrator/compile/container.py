@@ -36,18 +36,18 @@ def container_settings(
     if options.devcontainer is None:
         return {}
     user = options.user
-    if user is not None and not _USER.match(user):
+    if user is not None and not _USER.fullmatch(user):
         raise UsageError(
             f"devcontainer user {user!r} is not a user name or id",
             hint="use a plain name (vscode) or uid[:gid]",
         )
     host = options.hostname
-    if host is not None and not _HOSTNAME.match(host):
+    if host is not None and not _HOSTNAME.fullmatch(host):
         raise UsageError(f"devcontainer hostname {host!r} is not a host name")
     labels: list[tuple[str, str]] = []
     for item in options.labels:
         key, _, value = item.partition("=")
-        if not _LABEL_KEY.match(key) or key.lower().startswith(OWN_LABELS) or len(value) > 4096:
+        if not _LABEL_KEY.fullmatch(key) or key.lower().startswith(OWN_LABELS) or len(value) > 4096:
             raise UsageError(
                 f"devcontainer label {item[:80]!r} refused",
                 hint=f"a key of letters, digits, '._/-'; never one of codex-box's ({OWN_LABELS}*)",

@@ -105,6 +105,9 @@ def compile_spec(profile: Profile, request: Request, *, preview: bool = False) -
         credentials.check_passthrough(bindings, request.options.env_names)
     # A devcontainer's containerEnv first: the caller's own --env wins over it, and
     # codex-box's variables (the proxy, the profile) over both.
+    if any("=" not in item for item in request.options.container_env):
+        # A bare NAME would pass the host's value: only the caller's own --env may.
+        raise UsageError("a devcontainer's environment must be NAME=VALUE pairs")
     passthrough = (*request.options.container_env, *request.options.env_names)
     env = sandbox_environment(request.environ, passthrough=passthrough, extra=extra)
     # Defence in depth behind the policy's git checks: no repository config run by a

@@ -4,12 +4,15 @@ Owns: ``build_image`` — ``docker build`` / ``podman build`` of ``build.dockerf
 ``build.context`` with its ``args`` and ``target``, tagged by the workspace, never
 pulling (no registry: a base image must be there already), and what may go into it:
 the Dockerfile and context lie inside the workspace (a context of ``../..`` would copy
-the host's files into an image the sandbox reads), and no path the profile masks
-(``filesystem.deny_read``, CODEX_HOME's secrets) lies inside the context. The build's
-``RUN`` steps run under the engine's own build confinement, not the profile's: its
-network is none unless the profile has an open network (an allowlist cannot be
-enforced on a build; they get none). Does not own: what the image then runs (``plan``,
-the runner).
+the host's files into an image the sandbox reads), no path the profile masks
+(``filesystem.deny_read``, CODEX_HOME's secrets) lies inside the context, no ``.in``
+file (Podman preprocesses it with the host's cpp), every image it starts or copies from
+is already here (``dockerfile``: docker's builder would pull it), and without an open
+network no ``ADD`` of a URL or git repository (the engine downloads those itself, on the
+host's network). The build's ``RUN`` steps run under the engine's own build confinement,
+not the profile's: its network is none unless the profile has an open network (an
+allowlist cannot be enforced on a build; they get none). Does not own: what the image
+then runs (``plan``, the runner).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from orchestrator.core.errors import ConfigError, Refused, SandboxSetupError
 from orchestrator.core.paths import inside
 from orchestrator.core.profile import Profile
 
+from .engine import is_local
 from .plan import Build
 
 BUILD_TIMEOUT_S = 1800.0
@@ -58,8 +62,18 @@ def check_inputs(
                 "host files into an image the sandbox reads",
                 hint="keep the Dockerfile and its context inside the workspace",
             )
+    if build.dockerfile.lower().endswith(".in"):
+        # Podman runs a *.in Containerfile through the host's cpp: #include reads any
+        # host file into the build.
+        raise Refused(
+            f"build.dockerfile {build.dockerfile}: a .in file is preprocessed on the host "
+            "(#include reads host files)",
+            hint="name it Dockerfile or Containerfile",
+        )
     context = os.path.realpath(build.context)
-    masked = (*expand_deny_read(profile, home=home, roots=(context,)), os.path.abspath(codex_home))
+    # deny_read entries are the workspace's (as compile expands them), whatever the context.
+    roots = (workspace, real_ws)
+    masked = (*expand_deny_read(profile, home=home, roots=roots), os.path.abspath(codex_home))
     masked += codex_home_secrets(codex_home)
     for path in masked:
         if inside(os.path.realpath(path), context) and os.path.lexists(path):
@@ -67,6 +81,35 @@ def check_inputs(
                 f"build.context {build.context} holds {path}, which profile {profile.name} "
                 "masks: the build would copy it into the image",
                 hint="narrow build.context, or move the file out of it",
+            )
+
+
+def check_fetches(
+    engine: str, build: Build, text: str, *, network: bool, environ: Mapping[str, str]
+) -> None:
+    """Refuse what the engine itself would fetch on the host's network — beside the
+    build's RUN steps, which ``--network none`` confines: ``ADD`` of a URL or a git
+    repository (no open network: a host-only service or the cloud's metadata address
+    would end up in the image), and any image not already here (the engine pulls it)."""
+    from .dockerfile import fetches, images
+
+    if not network and (remote := fetches(text)):
+        raise Refused(
+            f"build.dockerfile {build.dockerfile} fetches {remote[0]} on the host's network "
+            "(ADD of a URL or git repository), and the profile has none",
+            hint="COPY the file from the workspace instead",
+        )
+    for image in images(text, dict(build.args)):
+        if "$" in image:
+            raise Refused(
+                f"build.dockerfile {build.dockerfile}: cannot tell which image {image} names",
+                hint="give the ARG a default, or the build arg in devcontainer.json",
+            )
+        if not is_local(engine, image, environ):
+            raise ConfigError(
+                f"build.dockerfile {build.dockerfile} starts from {image}, which {engine} "
+                "does not have: codex-box pulls nothing",
+                hint=f"{engine} pull {image} (or load it) first, if you trust it",
             )
 
 
@@ -91,6 +134,9 @@ def build_image(
             hint="dockerfile is relative to the devcontainer.json's folder",
         )
     network = profile.allows_network() and not profile.uses_egress_proxy()
+    with open(build.dockerfile, "rb") as handle:
+        text = handle.read(1 << 20).decode("utf-8", "replace")
+    check_fetches(engine, build, text, network=network, environ=environ)
     tag = image_tag(workspace)
     argv = build_argv(engine, build, tag, network=network)
     try:
@@ -98,7 +144,8 @@ def build_image(
             argv,
             capture_output=True,
             timeout=BUILD_TIMEOUT_S,
-            env=dict(environ),
+            # The legacy builder: BuildKit would fetch a `# syntax=` frontend image.
+            env={**environ, "DOCKER_BUILDKIT": "0"} if engine == "docker" else dict(environ),
             check=False,
             stdin=subprocess.DEVNULL,
         )

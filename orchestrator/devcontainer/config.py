@@ -31,6 +31,12 @@ def find_config(workspace: str | os.PathLike[str]) -> Path | None:
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The configuration at ``path`` (a JSONC object); ConfigError naming the file for
     anything else: missing, unreadable, too big, not JSONC, not an object."""
+    return read_config_text(path)[0]
+
+
+def read_config_text(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
+    """``read_config``, and the file's text as written (what another parser may read
+    differently: checked for host variables as text, too)."""
     import json5  # only where a devcontainer.json is read (start-up time)
 
     try:
@@ -62,4 +68,4 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(
             f"{path}: a devcontainer.json is a JSON object, not {type(data).__name__}"
         )
-    return data
+    return data, text

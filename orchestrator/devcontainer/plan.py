@@ -15,16 +15,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from orchestrator.compile.environment import looks_secret
 from orchestrator.core.errors import ConfigError, Refused
 from orchestrator.core.profile import Profile
 
-from .findings import Finding, refused
+from .findings import Finding, refused, refused_finding
 from .reading import LIFECYCLE, Loaded
 from .run_args import read_run_args
-from .variables import substitute
+from .variables import host_variables_in_text, substitute
 from .vetting import mounts_of, vet
 
 
@@ -50,6 +51,56 @@ class Plan:
     findings: tuple[Finding, ...] = field(default=())
 
 
+def check_raw(
+    file: Path,
+    raw: dict[str, Any],
+    text: str,
+    profile: Profile,
+    *,
+    home: str,
+    codex_home: str,
+    workspace: str,
+) -> None:
+    """Refuse (``Refused``, 126) the file as written, before any tool reads it: the Dev
+    Containers CLI fills host variables, pulls images and would run nothing we have not
+    vetted."""
+    findings = raw_findings(
+        file, raw, text, profile, home=home, codex_home=codex_home, workspace=workspace
+    )
+    _refuse(str(file), findings, profile)
+
+
+def raw_findings(
+    file: Path,
+    raw: dict[str, Any],
+    text: str,
+    profile: Profile,
+    *,
+    home: str,
+    codex_home: str,
+    workspace: str,
+) -> list[Finding]:
+    """What the profile refuses or changes in the file as written (``devcontainer check``)."""
+    findings = vet(raw, profile, home=home, codex_home=codex_home, workspace=workspace, raw=raw)
+    if profile.sandboxed:
+        known = {f.value for f in findings}
+        for name in host_variables_in_text(text):
+            if f"${{localEnv:{name}}}" not in known:
+                why = f"host variable {name} reaches a sandbox only by --env {name}"
+                findings.append(refused_finding(file.name, f"${{localEnv:{name}}}", why))
+    return findings
+
+
+def _refuse(file: str, findings: list[Finding], profile: Profile) -> None:
+    if bad := refused(findings):
+        more = f" (and {len(bad) - 1} more: codex-box devcontainer check)" if len(bad) > 1 else ""
+        raise Refused(
+            f"{file}: {bad[0].key} {bad[0].value} refused under profile "
+            f"{profile.name}: {bad[0].why}{more}",
+            hint="remove it from devcontainer.json, or run under a profile that allows it",
+        )
+
+
 def plan(
     loaded: Loaded, profile: Profile, *, home: str, codex_home: str, environ: Mapping[str, str]
 ) -> Plan:
@@ -59,13 +110,7 @@ def plan(
     findings = vet(
         config, profile, home=home, codex_home=codex_home, workspace=workspace, raw=loaded.raw
     )
-    if bad := refused(findings):
-        more = f" (and {len(bad) - 1} more: codex-box devcontainer check)" if len(bad) > 1 else ""
-        raise Refused(
-            f"{loaded.file}: {bad[0].key} {bad[0].value} refused under profile "
-            f"{profile.name}: {bad[0].why}{more}",
-            hint="remove it from devcontainer.json, or run under a profile that allows it",
-        )
+    _refuse(str(loaded.file), findings, profile)
     local = {"HOME": home, **{k: v for k, v in environ.items() if not looks_secret(k, v)}}
     container: dict[str, str] = dict(local)
 
@@ -88,12 +133,12 @@ def plan(
             env.append(f"{name}={text}")
     env += [sub(item) for item in applied.env]
     user = _text(loaded, config, "remoteUser") or _text(loaded, config, "containerUser")
-    user = user or applied.user
+    user = sub(user) if user else applied.user and sub(applied.user)
     if user and not any(item.startswith("HOME=") for item in env):
         # The caller's HOME is not this user's. Images made for Dev Containers put a
         # named user's home under /home (the Dev Containers CLI asks the image's passwd;
         # a containerEnv HOME says otherwise).
-        name = str(user).partition(":")[0]
+        name = user.partition(":")[0]
         if not name.isdigit():
             env[:0] = [f"HOME={'/root' if name == 'root' else '/home/' + name}", f"USER={name}"]
     mounts = [m for m in mounts_of(config) if m.kind in ("volume", "tmpfs")]
@@ -102,7 +147,7 @@ def plan(
         image=_image(config),
         build=_build(config, loaded, sub),
         env=tuple(env),
-        user=sub(user) if user else None,
+        user=user or None,
         hostname=applied.hostname,
         labels=tuple(sub(label) for label in applied.labels),
         tmpfs=tuple(sub(m.target) for m in mounts) if profile.sandboxed else (),

@@ -23,6 +23,7 @@ from typing import Any
 from orchestrator.core.errors import ConfigError
 
 from .config import read_config
+from .engine import is_local
 
 CLI_ENV = "CODEX_BOX_DEVCONTAINER_CLI"
 CLI_TIMEOUT_S = 120.0  # the CLI may inspect (or build the metadata of) the image
@@ -49,21 +50,45 @@ def cli_path(environ: dict[str, str]) -> str | None:
     return shutil.which("devcontainer", path=environ.get("PATH"))
 
 
+# What the Dev Containers CLI gets of the caller's environment: it fills ${localEnv:X}
+# (in the file, and in an image's metadata label, which no one vetted as written) from
+# its own, so a secret it never sees cannot be carried in. Enough to find the engine.
+CLI_ENVIRON = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR",
+               "DOCKER_HOST", "CONTAINER_HOST", "XDG_RUNTIME_DIR")  # fmt: skip
+
+
 def load(
-    file: Path, workspace: str, *, environ: dict[str, str], engine: str | None = None
+    file: Path,
+    workspace: str,
+    *,
+    environ: dict[str, str],
+    engine: str | None = None,
+    raw: dict[str, Any] | None = None,
 ) -> Loaded:
-    raw = read_config(file)
+    """``raw``: the file as already read (and vetted as written: the CLI is only asked
+    about a file that passed)."""
+    raw = read_config(file) if raw is None else raw
     cli = cli_path(environ)
     if cli is None:
         return Loaded(file, workspace, raw, raw, "json5")
-    merged, note = _through_cli(cli, file, workspace, environ, engine)
+    # The merged view inspects the image: only one already here (it would be pulled).
+    image = raw.get("image")
+    merge = isinstance(image, str) and engine is not None and is_local(engine, image, environ)
+    scrubbed = {k: v for k, v in environ.items() if k in CLI_ENVIRON}
+    merged, note = _through_cli(cli, file, workspace, scrubbed, engine, merge=merge)
     if merged is None:
         return Loaded(file, workspace, raw, raw, "json5", note)
     return Loaded(file, workspace, raw, merged, "devcontainer CLI")
 
 
 def _through_cli(
-    cli: str, file: Path, workspace: str, environ: dict[str, str], engine: str | None
+    cli: str,
+    file: Path,
+    workspace: str,
+    environ: dict[str, str],
+    engine: str | None,
+    *,
+    merge: bool,
 ) -> tuple[dict[str, Any] | None, str]:
     argv = [cli, "read-configuration", "--workspace-folder", workspace, "--config", str(file),
             "--log-level", "info"]  # fmt: skip
@@ -71,7 +96,7 @@ def _through_cli(
         argv += ["--docker-path", "podman"]
     answer: dict[str, Any] | None = None
     why = ""
-    for extra in (["--include-merged-configuration"], []):  # merged needs the image
+    for extra in (["--include-merged-configuration"], []) if merge else ([],):
         try:
             done = subprocess.run(  # the user's own CLI, no shell
                 argv + extra,
@@ -117,8 +142,9 @@ def _normalised(answer: dict[str, Any], workspace: str) -> dict[str, Any]:
                 # string, an array or an object: as an object of them, in order.
                 config[key] = {f"#{i}": c for i, c in enumerate(listed) if c}
     place = (answer.get("workspace") or {}).get("workspaceFolder")
-    if isinstance(place, str) and place.startswith("/") and place != workspace:
-        config = _rehomed(config, place.rstrip("/"), workspace)
+    place = place.rstrip("/") if isinstance(place, str) and place.startswith("/") else ""
+    if place not in ("", workspace):  # "/" itself: nothing to rewrite
+        config = _rehomed(config, place, workspace)
     return config
 
 
@@ -132,8 +158,9 @@ def _rehomed(value: Any, place: str, workspace: str) -> Any:
         out, i = [], 0
         while (j := value.find(place, i)) >= 0:
             end = j + len(place)
-            boundary = end == len(value) or not (value[end].isalnum() or value[end] in "._-")
-            out.append(value[i:j] + (workspace if boundary else place))
+            after = end == len(value) or not (value[end].isalnum() or value[end] in "._-")
+            before = j == 0 or not (value[j - 1].isalnum() or value[j - 1] in "._-/")
+            out.append(value[i:j] + (workspace if after and before else place))
             i = end
         return "".join(out) + value[i:]
     return value

@@ -29,6 +29,14 @@ _CHANGED_WITH_VALUE = {
     "--stop-signal": "codex-box stops its containers itself",
     "--stop-timeout": "codex-box stops its containers itself",
     "--platform": "the image's own platform runs",
+    # What `devcontainer export` writes: tighter, and codex-box's own applies anyway.
+    "--cap-drop": "the profile drops every capability",
+    "--pids-limit": "codex-box's limits apply (--pids, --memory, --cpus)",
+    "--memory": "codex-box's limits apply (--pids, --memory, --cpus)",
+    "-m": "codex-box's limits apply (--pids, --memory, --cpus)",
+    "--memory-swap": "codex-box's limits apply (--pids, --memory, --cpus)",
+    "--cpus": "codex-box's limits apply (--pids, --memory, --cpus)",
+    "--tmpfs": "codex-box makes its own /tmp (volumes become private tmpfs)",
 }
 _CHANGED_FLAGS = {
     "--init": "codex-box always runs an init",
@@ -38,6 +46,7 @@ _CHANGED_FLAGS = {
     "-i": "input follows the caller",
     "--interactive": "input follows the caller",
     "-it": "a terminal only with run --tty",
+    "--read-only": "the profile decides the root filesystem",
 }
 _NAMESPACES = ("--network", "--net", "--pid", "--ipc", "--userns", "--uts", "--cgroupns")
 _REFUSED_WITH_VALUE = {
@@ -45,7 +54,6 @@ _REFUSED_WITH_VALUE = {
     "--device": "it hands a host device to the container",
     "--gpus": "it hands a host device to the container",
     "--device-cgroup-rule": "it hands a host device to the container",
-    "--security-opt": "the profile decides the security options",
     "-v": "a mount outside the workspace: the profile decides what is bound",
     "--volume": "a mount outside the workspace: the profile decides what is bound",
     "--mount": "a mount outside the workspace: the profile decides what is bound",
@@ -74,19 +82,25 @@ def read_run_args(args: list[str], key: str = "runArgs") -> tuple[Applied, list[
         arg, where = args[i], f"{key}[{i}]"
         name, sep, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
         if not sep and len(name) > 2 and name[0] == "-" and name[1] != "-" and name[:2] in APPLIED:
-            name, sep, inline = name[:2], "=", name[2:]  # -eFOO=bar, as docker reads it
+            # -eFOO=bar and -e=FOO=bar, as docker reads them
+            name, sep, inline = name[:2], "=", name[2:].removeprefix("=")
         takes_value = (
             name in APPLIED
             or name in _CHANGED_WITH_VALUE
             or name in _REFUSED_WITH_VALUE
             or name in _NAMESPACES
+            or name == "--security-opt"
         )
         value = inline if sep else (args[i + 1] if takes_value and i + 1 < len(args) else "")
         shown = arg if sep or not takes_value else f"{arg} {value}"
         i += 1 if sep or not takes_value else 2
         if name in APPLIED:
             kind = APPLIED[name]
-            if kind == "env":
+            if kind == "env" and "=" not in value:
+                # docker passes the host's own NAME then: a host secret, past the filter.
+                why = f"it passes the host's {value or 'variable'}: pass it with --env yourself"
+                found.append(refused_finding(where, shown, why))
+            elif kind == "env":
                 applied.env.append(value)
             elif kind == "label":
                 applied.labels.append(value)
@@ -108,9 +122,26 @@ def read_run_args(args: list[str], key: str = "runArgs") -> tuple[Applied, list[
                 network = name in ("--network", "--net")
                 why = "the profile decides the network" if network else "codex-box decides them"
                 found.append(changed_finding(where, shown, why))
+        elif name == "--security-opt":
+            if tightens(value):
+                found.append(changed_finding(where, shown, "the profile's own applies"))
+            else:
+                why = "the profile decides the security options"
+                found.append(refused_finding(where, shown, why))
         elif name in _REFUSED_WITH_VALUE:
             found.append(refused_finding(where, shown, _REFUSED_WITH_VALUE[name]))
         else:
             why = "a run argument codex-box does not know to be harmless"
             found.append(refused_finding(where, arg, why))
     return applied, found
+
+
+def tightens(option: str) -> bool:
+    """A security option that only confines more (what ``devcontainer export`` writes):
+    no-new-privileges, a seccomp or AppArmor profile that is not ``unconfined``. Every
+    SELinux ``label=`` and ``systempaths=`` one may loosen: not this."""
+    squeezed = option.replace(" ", "").lower().replace(":", "=", 1)
+    if squeezed in ("no-new-privileges", "no-new-privileges=true"):
+        return True
+    kind, _, value = squeezed.partition("=")
+    return kind in ("seccomp", "apparmor") and bool(value) and value != "unconfined"

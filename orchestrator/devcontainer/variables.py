@@ -56,3 +56,14 @@ def host_variables(config: Any, path: str = "") -> Iterator[tuple[str, str]]:
         for match in _VARIABLE.finditer(config):
             if match.group(1) in ("localEnv", "env") and match.group(2) not in HARMLESS_LOCAL:
                 yield path, match.group(2) or ""
+
+
+def host_variables_in_text(text: str) -> list[str]:
+    """Every such NAME anywhere in ``text``, as written: two JSONC parsers may disagree on
+    what a malformed file holds (json5 reads a single-quoted key where the Dev Containers
+    CLI reads a value), so the text itself is searched too."""
+    names = []
+    for match in _VARIABLE.finditer(text):
+        if match.group(1) in ("localEnv", "env") and match.group(2) not in HARMLESS_LOCAL:
+            names.append(match.group(2) or "")
+    return list(dict.fromkeys(names))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.devcontainer.build import image_tag
-from tests.conftest import REPO, REQUIRE, Ran
+from tests.conftest import Ran
 from tests.integration.session_helpers import audit_records
 
 ENGINES = ("docker", "podman")
@@ -38,16 +38,6 @@ def write_config(workspace: Path, config: dict[str, object], **files: str) -> Pa
     for name, text in files.items():
         (folder / name).write_text(text)
     return path
-
-
-@pytest.fixture
-def devcontainer_cli() -> str:
-    path = REPO / ".tools" / "devcontainers" / "node_modules" / ".bin" / "devcontainer"
-    if not path.exists():
-        if REQUIRE:
-            pytest.fail(f"the Dev Containers CLI is required but not at {path}")
-        pytest.skip("no Dev Containers CLI (make devcontainer-cli)")
-    return str(path)
 
 
 @pytest.fixture

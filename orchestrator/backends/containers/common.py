@@ -194,7 +194,7 @@ def labels(spec: SandboxSpec, apparmor: Decision | None = None) -> dict[str, str
     container itself it shows in ``--print-spec`` and in the engine's inspect output."""
     # A devcontainer's labels first: codex-box's own keys always win (compile refuses
     # them anyway: an owner label decides what `gc` removes).
-    out = dict(spec.extra_labels)
+    out = {k: v for k, v in spec.extra_labels if not k.lower().startswith("codex-box.")}
     out |= {LABEL_SESSION: spec.session_id, LABEL_PROFILE: spec.profile, LABEL_RUN: spec.run_id}
     if apparmor is not None and (text := apparmor.profile or apparmor.note):
         out[LABEL_APPARMOR] = text
