@@ -57,7 +57,8 @@ def instructions(text: str) -> Iterator[tuple[str, str]]:
 
 
 def fetches(text: str) -> list[str]:
-    """The sources ``ADD`` downloads (a URL, a git repository), ``ONBUILD ADD`` too."""
+    """The sources ``ADD`` downloads (a URL, a git repository), ``ONBUILD ADD`` too, and
+    any source written with a variable (it may hold one)."""
     found = []
     for word, rest in instructions(text):
         if word == "ONBUILD":
@@ -66,7 +67,8 @@ def fetches(text: str) -> list[str]:
         if word != "ADD":
             continue
         sources = [t.strip("\"'[],") for t in _words(rest) if not t.startswith("--")][:-1]
-        found += [s for s in sources if _REMOTE.match(s)]
+        # A variable (ARG or ENV) may hold a URL: what it names cannot be told here.
+        found += [s for s in sources if _REMOTE.match(s) or "$" in s]
     return found
 
 

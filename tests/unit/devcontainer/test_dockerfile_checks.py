@@ -28,6 +28,8 @@ from orchestrator.devcontainer.plan import Build
         ("FROM a\nONBUILD ADD http://h/x /y\n", ["http://h/x"]),
         ("FROM a\n  # a comment\nADD local.txt /y\nCOPY http.txt /z\n", []),
         ("FROM a\nRUN curl http://h/x\n", []),  # RUN steps get --network none
+        ("FROM a\nARG U=http://h/x\nADD $U /y\n", ["$U"]),  # a variable may hold a URL
+        ("FROM a\nENV U=http://h/x\nADD ${U} /y\n", ["${U}"]),
     ],
 )  # fmt: skip
 def test_what_add_downloads(text: str, found: list[str]) -> None:
