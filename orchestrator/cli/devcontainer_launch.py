@@ -88,7 +88,6 @@ def prepare(
     from orchestrator.devcontainer.plan import check_raw, plan
     from orchestrator.devcontainer.reading import load
 
-    engine = _engine(context, backend)
     environ = dict(context.environ)
     resolution = context.resolve(profile, workspace)
     home, codex_home = context.user_home, str(context.home)
@@ -98,6 +97,7 @@ def prepare(
     check_raw(
         file, raw, text, resolution.profile, home=home, codex_home=codex_home, workspace=workspace
     )
+    engine = _engine(context, backend)  # after: a refused file needs no engine to say so
     loaded = load(file, workspace, environ=environ, engine=engine, raw=raw)
     made = plan(loaded, resolution.profile, home=home, codex_home=codex_home, environ=environ)
     image = made.image

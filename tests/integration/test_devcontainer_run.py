@@ -145,6 +145,20 @@ def test_remote_user_and_container_env_and_a_volume_as_private_tmpfs(
         ({"containerEnv": {"T": "${localEnv:GITHUB_TOKEN}"}},
          "containerEnv.T ${localEnv:GITHUB_TOKEN} refused"),
         ({"initializeCommand": "touch /tmp/pwned"}, "initializeCommand touch /tmp/pwned refused"),
+        ({"securityOpt": ["apparmor=unconfined"]}, "securityOpt[0] apparmor=unconfined refused"),
+        ({"securityOpt": ["label=disable"]}, "securityOpt[0] label=disable refused"),
+        ({"runArgs": ["--cap-add", "NET_ADMIN"]}, "runArgs[0] --cap-add NET_ADMIN refused"),
+        ({"runArgs": ["--net=host"]}, "runArgs[0] --net=host refused"),
+        ({"runArgs": ["--ipc=host"]}, "runArgs[0] --ipc=host refused"),
+        ({"runArgs": ["--userns=host"]}, "runArgs[0] --userns=host refused"),
+        ({"runArgs": ["--privileged"]}, "runArgs[0] --privileged refused"),
+        ({"mounts": ["source=/,target=/host,type=bind"]}, "mounts[0] source=/,target=/host"),
+        ({"mounts": ["source=${localEnv:HOME},target=/h,type=bind"]},
+         "mounts[0] source=${localEnv:HOME},target=/h,type=bind refused"),
+        ({"mounts": ["source=${localEnv:HOME}/.codex,target=/c,type=bind"]},
+         "mounts[0] source=${localEnv:HOME}/.codex,target=/c,type=bind refused"),
+        ({"mounts": ["source=/var/run/docker.sock,target=/d,type=bind"]},
+         "mounts[0] source=/var/run/docker.sock"),
     ],
 )  # fmt: skip
 def test_each_refused_key_exits_126_naming_it_starts_nothing_and_is_audited(
@@ -229,10 +243,8 @@ def _labelled_image(engine: str, tag: str, metadata: list[dict[str, object]], wh
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.parametrize("engine_name", ENGINES)
 def test_through_the_dev_containers_cli_the_image_s_metadata_is_merged_and_vetted(
-    engine_name: str,
-    request: pytest.FixtureRequest,
+    engine: str,
     devcontainer_cli: str,
     cli: Callable[..., Ran],
     workspace: Path,
@@ -241,26 +253,25 @@ def test_through_the_dev_containers_cli_the_image_s_metadata_is_merged_and_vette
     """An image's ``devcontainer.metadata`` label (what features leave behind) is part of
     the configuration the Dev Containers CLI merges: its env and lifecycle commands take
     effect — and its ``privileged``/``capAdd`` are refused like the file's own."""
-    request.getfixturevalue(f"{engine_name}_available")
     good, bad = "codex-box-test/dc-meta:good", "codex-box-test/dc-meta:bad"
     env = {"CODEX_BOX_DEVCONTAINER_CLI": devcontainer_cli}
     try:
-        _labelled_image(engine_name, good, [{"containerEnv": {"META": "1"},
+        _labelled_image(engine, good, [{"containerEnv": {"META": "1"},
                                              "postCreateCommand": "echo meta > /tmp/meta"}],
                         tmp_path / "good")  # fmt: skip
-        _labelled_image(engine_name, bad, [{"privileged": True, "capAdd": ["SYS_ADMIN"]}],
+        _labelled_image(engine, bad, [{"privileged": True, "capAdd": ["SYS_ADMIN"]}],
                         tmp_path / "bad")
         write_config(workspace, {"image": good, "containerEnv": {"OWN": "2"}})
-        ran = cli("run", "--backend", engine_name, "--devcontainer", "-p", "workspace", "--",
+        ran = cli("run", "--backend", engine, "--devcontainer", "-p", "workspace", "--",
                   "sh", "-c", "echo $META $OWN; cat /tmp/meta", env=env, timeout=180)
         assert ran.returncode == 0, ran.stderr
         assert lines(ran) == ["1 2", "meta"]
         write_config(workspace, {"image": bad})
-        refused = cli("run", "--backend", engine_name, "--devcontainer", "-p", "workspace",
+        refused = cli("run", "--backend", engine, "--devcontainer", "-p", "workspace",
                       "--", "true", env=env, timeout=180)
         assert refused.returncode == 126, refused.stderr
         assert "privileged True refused under profile workspace" in refused.stderr
     finally:
         for tag in (good, bad):
-            subprocess.run([engine_name, "rmi", "-f", tag], capture_output=True, timeout=60,
+            subprocess.run([engine, "rmi", "-f", tag], capture_output=True, timeout=60,
                            check=False)
