@@ -85,6 +85,8 @@ OPERATIONS = (
     "planted_repo",  # a git repository the run planted, or whose config or hooks it changed
     "session_start",  # a session's sandbox built (or refused); its execs carry its id
     "session_stop",  # a session ended: asked, idle, too old, its sandbox died, a signal
+    "file_read",  # codex-box mcp: a workspace file read or listed (or refused)
+    "file_write",  # codex-box mcp: a workspace file written (or refused)
 )
 LOG_NAME = "audit.log"
 LOCK_NAME = "audit.lock"

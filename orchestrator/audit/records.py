@@ -436,3 +436,42 @@ def session_stopped(
         "duration_ms": round(duration_s * 1000),
         **_credentials(credentials),
     }
+
+
+# --- file_read / file_write: a file tool of `codex-box mcp` -----------------------------
+
+
+def file_read(
+    *, path: str, profile: str, workspace: str, allowed: bool, reason: str, size: int | None = None
+) -> Record:
+    """An agent read (or listed) ``path`` in the workspace, or was refused; ``size``: the
+    bytes read."""
+    return _file_op("file_read", path, profile, workspace, allowed, reason, size)
+
+
+def file_write(
+    *, path: str, profile: str, workspace: str, allowed: bool, reason: str, size: int | None = None
+) -> Record:
+    """An agent wrote ``path`` in the workspace, or was refused; ``size``: the bytes
+    written."""
+    return _file_op("file_write", path, profile, workspace, allowed, reason, size)
+
+
+def _file_op(
+    operation: str,
+    path: str,
+    profile: str,
+    workspace: str,
+    allowed: bool,
+    reason: str,
+    size: int | None,
+) -> Record:
+    return {
+        "operation": operation,
+        "target": path,
+        "profile": profile,
+        "workspace": workspace,
+        "decision": "allowed" if allowed else "denied",
+        "reason": reason,
+        **({"bytes": size} if size is not None else {}),
+    }

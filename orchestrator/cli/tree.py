@@ -103,6 +103,12 @@ def _serve(app: typer.Typer) -> None:
     app.command("serve")(serve.serve)
 
 
+def _mcp(app: typer.Typer) -> None:
+    from . import mcp
+
+    app.command("mcp")(mcp.mcp)
+
+
 def _ci(app: typer.Typer) -> None:
     from . import ci
 
@@ -127,6 +133,7 @@ VERBS: dict[str, Callable[[typer.Typer], None]] = {
     "session": _session,
     "exec": _exec,
     "serve": _serve,
+    "mcp": _mcp,
     "ci": _ci,
     "devcontainer": _devcontainer,
     "selftest": _selftest,

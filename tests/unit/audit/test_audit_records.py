@@ -46,6 +46,18 @@ OFF = records.Launch(
 GRANT = "workspace-net for /home/alice/proj until 2026-03-01T14:00:00Z, by alice: pip"
 
 CASES: dict[str, list[Callable[[], records.Record]]] = {
+    "file_read": [
+        lambda: records.file_read(path="/w/a.txt", profile="workspace", workspace="/w",
+                                  allowed=True, reason="profile workspace", size=5),
+        lambda: records.file_read(path="/w/.ssh/id", profile="workspace", workspace="/w",
+                                  allowed=False, reason="hidden"),
+    ],
+    "file_write": [
+        lambda: records.file_write(path="/w/.git/config", profile="workspace", workspace="/w",
+                                   allowed=False, reason="protected path"),
+        lambda: records.file_write(path="/w/a.txt", profile="workspace", workspace="/w",
+                                   allowed=True, reason="profile workspace", size=3),
+    ],
     "command_allowed": [
         lambda: records.command_allowed(argv=ARGV, launch=LAUNCH, chosen_by="--profile"),
         lambda: records.command_allowed(argv=("true",), launch=OFF, chosen_by="the default"),
