@@ -27,10 +27,11 @@ from orchestrator.core.errors import ConfigError, Refused, SandboxSetupError
 from orchestrator.core.paths import inside
 from orchestrator.core.profile import Profile
 
-from .engine import is_local
+from .engine import is_local, onbuild
 from .plan import Build
 
 BUILD_TIMEOUT_S = 1800.0
+MAX_DOCKERFILE = 1 << 20
 TAG_PREFIX = "codex-box-devcontainer/"
 
 
@@ -111,6 +112,23 @@ def check_fetches(
                 "does not have: codex-box pulls nothing",
                 hint=f"{engine} pull {image} (or load it) first, if you trust it",
             )
+        if network:
+            continue
+        # A base image's ONBUILD triggers run in this build: an ADD of a URL among them
+        # is fetched on the host's network as well.
+        try:
+            triggers = onbuild(engine, image, environ)
+        except OSError as exc:
+            raise SandboxSetupError(
+                f"cannot read {image}'s ONBUILD triggers: {exc}",
+                hint="nothing was built; is the engine answering?",
+            ) from exc
+        if remote := fetches("\n".join(f"ONBUILD {t}" for t in triggers)):
+            raise Refused(
+                f"{image}, a base of {build.dockerfile}, has an ONBUILD trigger that fetches "
+                f"{remote[0]} on the host's network, and the profile has none",
+                hint="build from an image without such triggers",
+            )
 
 
 def build_image(
@@ -135,7 +153,13 @@ def build_image(
         )
     network = profile.allows_network() and not profile.uses_egress_proxy()
     with open(build.dockerfile, "rb") as handle:
-        text = handle.read(1 << 20).decode("utf-8", "replace")
+        raw = handle.read(MAX_DOCKERFILE + 1)
+    if len(raw) > MAX_DOCKERFILE:  # read whole or not at all: an ADD past a cut is missed
+        raise Refused(
+            f"build.dockerfile {build.dockerfile} is over {MAX_DOCKERFILE >> 10} KiB",
+            hint="a devcontainer's Dockerfile is short; split what it does into scripts",
+        )
+    text = raw.decode("utf-8", "replace")
     check_fetches(engine, build, text, network=network, environ=environ)
     tag = image_tag(workspace)
     argv = build_argv(engine, build, tag, network=network)

@@ -9,7 +9,9 @@ the file. Does not own: what the configuration may ask for (``vetting``).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -68,4 +70,59 @@ def read_config_text(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]
         raise ConfigError(
             f"{path}: a devcontainer.json is a JSON object, not {type(data).__name__}"
         )
+    # json5 reads more than JSONC (single quotes, unquoted keys, hex): a file only it
+    # understands is one the Dev Containers CLI (and VS Code) read differently — a key
+    # json5 sees inside a string is a key to them. Only what both read alike is read.
+    try:
+        strict = json.loads(strict_json(text), parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(
+            f"{path}: not strict JSONC ({str(exc).splitlines()[0][:160]})",
+            hint="use JSON with // or /* */ comments and trailing commas only (no single "
+            "quotes, unquoted keys or other JSON5): other tools read those differently",
+        ) from exc
+    if strict != data:
+        raise ConfigError(
+            f"{path}: JSONC and JSON5 read it differently",
+            hint="write plain JSON with comments and trailing commas",
+        )
     return data, text
+
+
+def strict_json(text: str) -> str:
+    """``text`` (JSONC) as JSON: comments out, trailing commas out; strings untouched.
+    ValueError for an unterminated string or comment."""
+    chunks: list[tuple[bool, str]] = []  # (is a string, text)
+    plain: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            if j >= n:
+                raise ValueError("an unterminated string")
+            chunks += [(False, "".join(plain)), (True, text[i : j + 1])]
+            plain, i = [], j + 1
+        elif text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+        elif text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            if j < 0:
+                raise ValueError("an unterminated /* comment")
+            plain.append(" ")
+            i = j + 2
+        else:
+            plain.append(c)
+            i += 1
+    chunks.append((False, "".join(plain)))
+    return "".join(part if quoted else _TRAILING.sub(r"\1", part) for quoted, part in chunks)
+
+
+_TRAILING = re.compile(r",(\s*[}\]])")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

@@ -11,49 +11,65 @@ or that names an image the engine would pull. Does not own: building (``build``)
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 
-_DIRECTIVE = re.compile(r"^#\s*([A-Za-z]+)\s*=\s*(\S+)\s*$")
-_VARIABLE = re.compile(
-    r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::?([-+])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))"
-)
+_DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
+_KNOWN_DIRECTIVES = ("syntax", "escape", "check")
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_VARIABLE = re.compile(rf"\$(?:\{{({_NAME})(?::?([-+])([^}}]*))?\}}|({_NAME}))")
 _REMOTE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|git@|[^/\s]+\.git(?:#|$))")
+# BuildKit's own separators: an instruction splits from its arguments here, and only here
+# (a no-break space is not one; a tab is).
+_WHITESPACE = re.compile(r"[\t\v\f\r ]+")
+
+
+def _lines(text: str) -> list[str]:
+    """As BuildKit reads the file: a BOM dropped, lines split at \\n, one \\r before it
+    dropped."""
+    return [line.removesuffix("\r") for line in text.removeprefix("\ufeff").split("\n")]
 
 
 def directives(text: str) -> dict[str, str]:
-    """The parser directives at the top (``syntax``, ``escape``, ``check``), lower-cased."""
+    """The parser directives at the top, lower-cased; the first line that is not a known
+    directive ends them (as in BuildKit: an unknown one too)."""
     found: dict[str, str] = {}
-    for line in text.splitlines():
-        match = _DIRECTIVE.match(line.strip())
-        if not match:
+    for line in _lines(text):
+        match = _DIRECTIVE.match(line)
+        if not match or match.group(1).lower() not in _KNOWN_DIRECTIVES:
             break
-        found[match.group(1).lower()] = match.group(2)
+        found.setdefault(match.group(1).lower(), match.group(2))
     return found
 
 
 def instructions(text: str) -> Iterator[tuple[str, str]]:
-    """(INSTRUCTION, its arguments) per logical line; continuations joined, comments out."""
+    """(INSTRUCTION, its arguments) per logical line, as BuildKit's parser makes them:
+    comment lines (``#`` after leading white space) out, also inside a continuation; a
+    line continues when the escape character ends it, followed by spaces or tabs only."""
     escape = directives(text).get("escape", "\\")
     escape = escape if escape in ("\\", "`") else "\\"
-    pending = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not pending and (not line or line.startswith("#")):
+    continued = re.compile(re.escape(escape) + r"[ \t]*$")
+    pending: str | None = None
+    for line in _lines(text):
+        if line.lstrip().startswith("#"):
             continue
-        if pending and line.startswith("#"):
-            continue  # a comment inside a continued instruction
-        if line.endswith(escape):
-            pending += line[: -len(escape)] + " "
+        if pending is not None and not line.strip():
+            continue  # an empty line inside a continuation
+        match = continued.search(line)
+        if match:
+            pending = (pending or "") + line[: match.start()]
             continue
-        whole = (pending + line).strip()
-        pending = ""
-        if whole:
-            word, _, rest = whole.partition(" ")
-            yield word.upper(), rest.strip()
-    if pending.strip():
-        word, _, rest = pending.strip().partition(" ")
-        yield word.upper(), rest.strip()
+        whole, pending = (pending or "") + line, None
+        if whole.strip():
+            yield _split(whole)
+    if pending is not None and pending.strip():
+        yield _split(pending)
+
+
+def _split(line: str) -> tuple[str, str]:
+    parts = _WHITESPACE.split(line.strip(), maxsplit=1)
+    return parts[0].upper(), parts[1] if len(parts) > 1 else ""
 
 
 def fetches(text: str) -> list[str]:
@@ -62,14 +78,26 @@ def fetches(text: str) -> list[str]:
     found = []
     for word, rest in instructions(text):
         if word == "ONBUILD":
-            word, _, rest = rest.partition(" ")
-            word = word.upper()
-        if word != "ADD":
-            continue
-        sources = [t.strip("\"'[],") for t in _words(rest) if not t.startswith("--")][:-1]
-        # A variable (ARG or ENV) may hold a URL: what it names cannot be told here.
-        found += [s for s in sources if _REMOTE.match(s) or "$" in s]
+            word, rest = _split(rest)
+        if word == "ADD":
+            found += [s for s in _sources(rest) if _REMOTE.match(s) or "$" in s]
     return found
+
+
+def _sources(rest: str) -> list[str]:
+    """ADD's sources (all its arguments but the last), flags skipped, either form."""
+    rest = rest.strip()
+    while rest.startswith("--"):
+        parts = _WHITESPACE.split(rest, maxsplit=1)
+        rest = parts[1].strip() if len(parts) > 1 else ""
+    if rest.startswith("["):
+        try:
+            listed = json.loads(rest)
+        except ValueError:
+            listed = None
+        if isinstance(listed, list) and all(isinstance(item, str) for item in listed):
+            return [item.strip() for item in listed[:-1]]
+    return [word for word in _WHITESPACE.split(rest) if word][:-1]
 
 
 def images(text: str, build_args: Mapping[str, str]) -> list[str]:
@@ -110,7 +138,7 @@ def images(text: str, build_args: Mapping[str, str]) -> list[str]:
 
 
 def _words(text: str) -> list[str]:
-    return text.split()
+    return [word for word in _WHITESPACE.split(text.strip()) if word]
 
 
 def _expand(text: str, args: Mapping[str, str]) -> str:

@@ -209,6 +209,7 @@ def engine_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Fake engines on PATH, and every base image already there (nothing would be pulled;
     test_dockerfile_checks.py tests the check itself)."""
     monkeypatch.setattr(build_module, "is_local", lambda *_args: True)
+    monkeypatch.setattr(build_module, "onbuild", lambda *_args: [])
     folder = tmp_path / "bin"
     folder.mkdir()
     for name in ("docker", "podman"):
@@ -272,6 +273,7 @@ def test_no_engine_command_is_a_setup_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     monkeypatch.setattr(build_module, "is_local", lambda *_args: True)
+    monkeypatch.setattr(build_module, "onbuild", lambda *_args: [])
     with pytest.raises(SandboxSetupError, match="no docker command"):
         build_with("docker", project, store, home, codex_home, {"PATH": str(tmp_path / "none")})
 

@@ -87,3 +87,32 @@ def test_deep_nesting_is_a_clean_error(tmp_path: Path) -> None:
     path.write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
     with pytest.raises(ConfigError):
         read_config(path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        """{"image": "x", 'X, "containerEnv": {"L": "${localEnv:S}"}, "Y': "Z"}""",
+        """{"image": "x", 'notes': 'x, "capAdd": ["SYS_ADMIN"] /* ', }""",
+        """{image: "x"}""",
+        """{"image": "x", "n": 0x10}""",
+        """{"image": "x", "n": NaN}""",
+        """{"image": "x", "s": "\\x41"}""",
+        """{"image": "x" /* never closed }""",
+    ],
+)
+def test_only_what_jsonc_and_json5_read_alike_is_read(tmp_path: Path, text: str) -> None:
+    """json5 reads more than JSONC: a single-quoted key (a string to the Dev Containers
+    CLI's jsonc-parser, which reads keys inside it) is refused, as is any JSON5-only
+    syntax — never a file two tools read differently."""
+    path = tmp_path / "devcontainer.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="JSONC") as info:
+        read_config(path)
+    assert "\n" not in info.value.one_line()
+
+
+def test_comments_and_trailing_commas_are_jsonc(tmp_path: Path) -> None:
+    path = tmp_path / "devcontainer.json"
+    path.write_text('{ // a\n "a": "x,}//", /* b */ "b": [1, 2,],\n "c": {"d": 1,}, }\n')
+    assert read_config(path) == {"a": "x,}//", "b": [1, 2], "c": {"d": 1}}

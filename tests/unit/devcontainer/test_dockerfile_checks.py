@@ -30,6 +30,16 @@ from orchestrator.devcontainer.plan import Build
         ("FROM a\nRUN curl http://h/x\n", []),  # RUN steps get --network none
         ("FROM a\nARG U=http://h/x\nADD $U /y\n", ["$U"]),  # a variable may hold a URL
         ("FROM a\nENV U=http://h/x\nADD ${U} /y\n", ["${U}"]),
+        # Read as BuildKit reads them (each fetched by the real engines in the red team's
+        # round 2): a tab after ADD, JSON without spaces, a BOM before the escape
+        # directive, an unknown directive ending the directives, a no-break space after
+        # the escape character (no continuation then), CRLF line ends.
+        ("FROM a\nADD\thttp://h/x /y\n", ["http://h/x"]),
+        ('FROM a\nADD ["http://h/x","/y"]\n', ["http://h/x"]),
+        ("\ufeff# escape=`\nFROM a\nADD `\n  http://h/x /y\n", ["http://h/x"]),
+        ("# foo=bar\n# escape=`\nFROM a\nRUN echo `\nADD http://h/x /y\n", ["http://h/x"]),
+        ("FROM a\nRUN echo \\\u00a0\nADD http://h/x /y\n", ["http://h/x"]),
+        ("FROM a\r\nADD http://h/x /y\r\n", ["http://h/x"]),
     ],
 )  # fmt: skip
 def test_what_add_downloads(text: str, found: list[str]) -> None:
@@ -39,7 +49,7 @@ def test_what_add_downloads(text: str, found: list[str]) -> None:
 def test_the_escape_directive_and_comments_inside_a_continuation() -> None:
     text = "# escape=`\n# syntax=x\nFROM a\nRUN echo 1 `\n# inside\n  echo 2\n"
     assert directives(text) == {"escape": "`", "syntax": "x"}
-    assert list(instructions(text)) == [("FROM", "a"), ("RUN", "echo 1  echo 2")]
+    assert list(instructions(text)) == [("FROM", "a"), ("RUN", "echo 1   echo 2")]
 
 
 @pytest.mark.parametrize(
@@ -55,6 +65,7 @@ def test_the_escape_directive_and_comments_inside_a_continuation() -> None:
          ["a", "b"]),
         ("FROM a\nRUN --mount=type=bind,from=m/img,target=/m true\n", {}, ["a", "m/img"]),
         ("FROM --platform=linux/amd64 a AS x\n", {}, ["a"]),
+        ("FROM\t127.0.0.1:5000/pulled:x\n", {}, ["127.0.0.1:5000/pulled:x"]),
     ],
 )  # fmt: skip
 def test_every_image_a_build_would_start_or_copy_from(
@@ -63,7 +74,15 @@ def test_every_image_a_build_would_start_or_copy_from(
     assert images(text, args) == found
 
 
-def check(text: str, *, network: bool, local: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def check(
+    text: str,
+    *,
+    network: bool,
+    local: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    triggers: tuple[str, ...] = (),
+) -> None:
+    monkeypatch.setattr(build_module, "onbuild", lambda *_args: list(triggers))
     seen: list[str] = []
     monkeypatch.setattr(
         build_module, "is_local", lambda _e, image, _env: seen.append(image) or local
@@ -88,3 +107,14 @@ def test_an_image_not_here_is_never_pulled(monkeypatch: pytest.MonkeyPatch) -> N
 def test_an_image_it_cannot_name_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(Refused, match=r"cannot tell which image \$X"):
         check("FROM $X\n", network=True, local=True, monkeypatch=monkeypatch)
+
+
+def test_a_base_image_s_onbuild_fetch_is_refused_without_network(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trigger = ("ADD http://127.0.0.1:9/secret /s",)
+    with pytest.raises(Refused, match=r"ONBUILD trigger that fetches http://127\.0\.0\.1:9"):
+        check("FROM base\n", network=False, local=True, monkeypatch=monkeypatch, triggers=trigger)
+    check("FROM base\n", network=True, local=True, monkeypatch=monkeypatch, triggers=trigger)
+    check("FROM base\n", network=False, local=True, monkeypatch=monkeypatch,
+          triggers=("RUN make",))  # fmt: skip
