@@ -87,13 +87,23 @@ OPERATIONS = (
     "session_stop",  # a session ended: asked, idle, too old, its sandbox died, a signal
     "file_read",  # codex-box mcp: a workspace file read or listed (or refused)
     "file_write",  # codex-box mcp: a workspace file written (or refused)
+    "mcp_tool_call",  # codex-box mcp wrap: a wrapped server's tool called (or refused)
 )
 LOG_NAME = "audit.log"
 LOCK_NAME = "audit.lock"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_KEEP = 5
 MAX_TEXT = 4096  # longer text fields are cut: one record stays one modest line
-TEXT_FIELDS = ("target", "workspace", "reason", "policy_reason", "domain", "method", "secret")
+TEXT_FIELDS = (
+    "target",
+    "workspace",
+    "reason",
+    "policy_reason",
+    "domain",
+    "method",
+    "secret",
+    "tool",
+)
 CHAINED = ("timestamp", "seq", "prev")  # the writer's own: a caller cannot set them
 
 

@@ -18,6 +18,7 @@ or forgotten in another, and the schema test covers every shape there is.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from collections.abc import Mapping, Sequence
@@ -474,4 +475,56 @@ def _file_op(
         "decision": "allowed" if allowed else "denied",
         "reason": reason,
         **({"bytes": size} if size is not None else {}),
+    }
+
+
+# --- mcp_tool_call: a tool of a server `codex-box mcp wrap` runs -------------------------
+
+
+def _tool_target(tool: str, arguments: Any) -> str:
+    """The tool and its arguments as one line (the log redacts it like a command line:
+    a secret-named key's value, a known key shape)."""
+    if arguments is None:
+        return tool
+    return f"{tool} {json.dumps(arguments, ensure_ascii=False, sort_keys=True, default=str)}"
+
+
+def mcp_tool_called(
+    *, tool: str, arguments: Any, profile: str, workspace: str, allowed: bool, reason: str
+) -> Record:
+    """An agent called ``tool`` of a wrapped MCP server: forwarded, or refused by the
+    allow/deny lists (``reason``) without reaching it."""
+    return {
+        "operation": "mcp_tool_call",
+        "decision": "allowed" if allowed else "denied",
+        "phase": "decided",
+        "target": _tool_target(tool, arguments),
+        "tool": tool,
+        "profile": profile,
+        "workspace": workspace,
+        "reason": reason,
+    }
+
+
+def mcp_tool_answered(
+    *, tool: str, arguments: Any, profile: str, workspace: str, is_error: bool | None
+) -> Record:
+    """The wrapped server's answer to a call: its error flag (a JSON-RPC error or
+    ``isError``); None when no answer came (the server ended first)."""
+    return {
+        "operation": "mcp_tool_call",
+        "decision": "allowed",
+        "phase": "ended",
+        "target": _tool_target(tool, arguments),
+        "tool": tool,
+        "profile": profile,
+        "workspace": workspace,
+        "tool_error": is_error,
+        "reason": (
+            "no answer: the server ended"
+            if is_error is None
+            else "the tool reported an error"
+            if is_error
+            else "answered"
+        ),
     }

@@ -106,7 +106,7 @@ def _serve(app: typer.Typer) -> None:
 def _mcp(app: typer.Typer) -> None:
     from . import mcp
 
-    app.command("mcp")(mcp.mcp)
+    app.add_typer(mcp.mcp_app, name="mcp")
 
 
 def _ci(app: typer.Typer) -> None:

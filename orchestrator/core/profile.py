@@ -162,6 +162,10 @@ class Profile:
     deny_read: tuple[str, ...] = ()
     # secrets: credentials the egress proxy injects; the sandbox holds placeholders.
     secrets: tuple[SecretBinding, ...] = ()
+    # mcp.*: the tools of a server `codex-box mcp wrap` runs (names or fnmatch patterns);
+    # an empty allow list admits every tool.
+    mcp_allow_tools: tuple[str, ...] = ()
+    mcp_deny_tools: tuple[str, ...] = ()
 
     def allows_network(self) -> bool:
         return self.network is not Network.NONE

@@ -298,6 +298,7 @@ class ProfileParser:
         only_added = {
             "protected_paths": ("removes", "protected path(s)", "protects"),
             "deny_domains": ("drops", "denied domain(s)", "denies"),
+            "mcp_deny_tools": ("drops", "denied tool(s)", "denies"),
         }
         if field.attr in only_added:
             verb, items, does = only_added[field.attr]
@@ -311,6 +312,16 @@ class ProfileParser:
             return
         if field.attr == "allow_domains":
             self._check_narrower_allow(dotted, old, new, base)
+            return
+        if field.attr == "mcp_allow_tools":
+            added = [t for t in new if t not in old] if old else []
+            if added or (old and not new):
+                raise self.fail(
+                    dotted,
+                    f"admits {', '.join(added) or 'every tool'} beyond what '{base.name}' "
+                    f"allows ({', '.join(old)})",
+                    f"{self.WHO} may only narrow the allowed tools it inherits",
+                )
             return
         if field.order is None:  # writable_paths: explicitly named grants are allowed
             return

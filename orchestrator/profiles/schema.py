@@ -76,16 +76,30 @@ FIELDS: Mapping[str, Field] = {
         "capabilities", Capabilities, (Capabilities.NONE, Capabilities.DEFAULT)
     ),
     "process.requires_opt_in": Field("requires_opt_in", bool, (True, False)),
+    # Tools of a server `codex-box mcp wrap` runs (names or fnmatch patterns): an empty
+    # allow list admits every tool; a tightening may only narrow one and add to the other.
+    "mcp.allow_tools": Field("mcp_allow_tools", list),
+    "mcp.deny_tools": Field("mcp_deny_tools", list),
 }
 # ``secrets`` is read by profiles.secrets (a mapping of names, not a key per field).
-TOP_KEYS = ("name", "description", "extends", "network", "filesystem", "process", "secrets")
-SECTIONS = ("network", "filesystem", "process")
+TOP_KEYS = (
+    "name",
+    "description",
+    "extends",
+    "network",
+    "filesystem",
+    "process",
+    "mcp",
+    "secrets",
+)
+SECTIONS = ("network", "filesystem", "process", "mcp")
 OPTIONAL_IN_BUILTIN = {"filesystem.writable_paths", "filesystem.protected_paths"}
 OPTIONAL_IN_BUILTIN |= {"filesystem.unprotect", "filesystem.on_planted_repo"}
 OPTIONAL_IN_BUILTIN |= {"filesystem.deny_read"}
 OPTIONAL_IN_BUILTIN |= {"network.allow", "network.deny", "network.inspect_tls"}
 OPTIONAL_IN_BUILTIN |= {"network.allow_local_hosts"}
 OPTIONAL_IN_BUILTIN |= {"process.sandboxed", "process.requires_opt_in"}
+OPTIONAL_IN_BUILTIN |= {"mcp.allow_tools", "mcp.deny_tools"}
 
 
 def canonical_name(name: str) -> str:

@@ -183,6 +183,6 @@ def _from_template(name: str) -> tuple[dict[str, Any], str]:
 def _dump(data: Mapping[str, Any]) -> str:
     import yaml
 
-    order = ("description", "extends", "network", "filesystem", "process")
+    order = ("description", "extends", "network", "filesystem", "process", "mcp")
     ordered = {k: data[k] for k in order if k in data}
     return str(yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True, width=1000))

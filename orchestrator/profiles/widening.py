@@ -71,6 +71,14 @@ def _widens(key: str, old: Any, new: Any) -> str:
             return f"no longer denies {', '.join(dropped)}" if dropped else ""
     except domains.PatternError:
         return f"{show_value(old)} → {show_value(new)}"  # cannot tell: fail closed
+    if field.attr == "mcp_allow_tools":  # an empty list admits every tool
+        if not old:
+            return ""
+        added = [t for t in new if t not in old]
+        return f"admits {', '.join(added) or 'every tool'}" if added or not new else ""
+    if field.attr == "mcp_deny_tools":
+        dropped = sorted(set(old) - set(new))
+        return f"no longer denies {', '.join(dropped)}" if dropped else ""
     if field.attr in ("writable_paths", "unprotected"):  # each name given away widens
         added = sorted(set(new) - set(old))
         return f"adds {', '.join(added)}" if added else ""

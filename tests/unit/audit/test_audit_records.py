@@ -58,6 +58,19 @@ CASES: dict[str, list[Callable[[], records.Record]]] = {
         lambda: records.file_write(path="/w/a.txt", profile="workspace", workspace="/w",
                                    allowed=True, reason="profile workspace", size=3),
     ],
+    "mcp_tool_called": [
+        lambda: records.mcp_tool_called(tool="search", arguments={"q": "x", "token": "s3cr3t"},
+                                        profile="offline", workspace="/w", allowed=True,
+                                        reason="allowed"),
+        lambda: records.mcp_tool_called(tool="delete", arguments=None, profile="offline",
+                                        workspace="/w", allowed=False, reason="denied (delete)"),
+    ],
+    "mcp_tool_answered": [
+        lambda: records.mcp_tool_answered(tool="search", arguments={}, profile="offline",
+                                          workspace="/w", is_error=True),
+        lambda: records.mcp_tool_answered(tool="search", arguments=None, profile="offline",
+                                          workspace="/w", is_error=None),
+    ],
     "command_allowed": [
         lambda: records.command_allowed(argv=ARGV, launch=LAUNCH, chosen_by="--profile"),
         lambda: records.command_allowed(argv=("true",), launch=OFF, chosen_by="the default"),

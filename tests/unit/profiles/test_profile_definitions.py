@@ -469,3 +469,27 @@ def test_a_definition_listing_fewer_protected_paths_still_protects_them_all(
     path = define(workspace, "extends: workspace\nfilesystem:\n  protected_paths: [.git]\n")
     protected = store.define(path, path.read_text()).protected_paths
     assert {".git", ".codex", ".codex-profile", ".vscode"} <= set(protected)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "problem"),
+    [
+        ("mcp:\n  allow_tools: [read, write]\n", "mcp.allow_tools", "admits write"),
+        ("mcp:\n  allow_tools: []\n", "mcp.allow_tools", "admits every tool"),
+        ("mcp:\n  deny_tools: []\n", "mcp.deny_tools", "drops denied tool(s) delete"),
+    ],
+)
+def test_a_definition_cannot_widen_the_mcp_tools_it_inherits(
+    resolve: Callable[..., Resolution],
+    workspace: Path,
+    write_profile: WriteProfile,
+    text: str,
+    key: str,
+    problem: str,
+) -> None:
+    write_profile(
+        "tools", "extends: offline\nmcp:\n  allow_tools: [read]\n  deny_tools: [delete]\n"
+    )
+    define(workspace, "extends: tools\n" + text)
+    error = refused_with(resolve, ConfigError)
+    assert f"key '{key}'" in error.message and problem in error.message, error.message

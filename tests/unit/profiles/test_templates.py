@@ -128,6 +128,15 @@ def test_new_from_a_user_profile_copies_its_settings(
     assert profile.allow_domains == ("pypi.org", "files.pythonhosted.org")
 
 
+def test_new_from_a_user_profile_keeps_its_mcp_tool_lists(
+    cli: Cli, codex_home: Path, write_profile: WriteProfile
+) -> None:
+    write_profile("tools", "extends: offline\nmcp:\n  deny_tools: [delete_*]\n")
+    ran = cli("profiles", "new", "tools2", "--from", "tools")
+    assert ran.returncode == 0, ran.stderr
+    assert ProfileStore(codex_home=codex_home).get("tools2").mcp_deny_tools == ("delete_*",)
+
+
 def test_an_existing_profile_is_kept_without_force_and_replaced_with_it(
     cli: Cli, codex_home: Path
 ) -> None:

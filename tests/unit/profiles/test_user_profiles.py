@@ -478,3 +478,46 @@ def test_on_planted_repo_takes_only_warn_or_quarantine(
     write_profile("odd", "extends: workspace\nfilesystem:\n  on_planted_repo: delete\n")
     err = load_error(store, "odd")
     assert "expected one of warn, quarantine" in err.message
+
+
+def test_mcp_tool_lists_are_read_and_may_only_narrow(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    write_profile("tools", "extends: offline\nmcp:\n  allow_tools: [read_*, search]\n")
+    write_profile("fewer", "extends: offline\nmcp:\n  deny_tools: [delete_*]\n")
+    tools, fewer = store.get("tools"), store.get("fewer")
+    assert tools.mcp_allow_tools == ("read_*", "search") and tools.mcp_deny_tools == ()
+    assert fewer.mcp_deny_tools == ("delete_*",) and fewer.mcp_allow_tools == ()
+    assert store.get("offline").mcp_allow_tools == ()  # every tool, for the built-ins
+
+
+@pytest.mark.parametrize(
+    ("text", "wanted"),
+    [
+        ("mcp:\n  allow_tools: read\n", "key 'mcp.allow_tools': expected a list of strings"),
+        ("mcp:\n  deny_tools: [1]\n", "key 'mcp.deny_tools': expected a list of strings"),
+        ("mcp:\n  deny_tool: [x]\n", "key 'mcp.deny_tool': unknown key"),
+        ("mcp: [x]\n", "key 'mcp': expected a mapping"),
+    ],
+)
+def test_a_bad_mcp_key_names_the_file_key_and_fix(
+    store: ProfileStore, write_profile: WriteProfile, text: str, wanted: str
+) -> None:
+    write_profile("bad", "extends: offline\n" + text)
+    error = load_error(store, "bad")
+    assert "bad.yaml" in error.message and wanted in error.message
+
+
+def test_a_user_profile_of_a_user_profile_cannot_widen_its_tools(
+    store: ProfileStore, write_profile: WriteProfile
+) -> None:
+    from orchestrator.profiles.widening import wider
+
+    write_profile("narrow", "extends: offline\nmcp:\n  allow_tools: [a]\n  deny_tools: [b]\n")
+    write_profile("wide", "extends: offline\n")
+    narrow, wide = store.get("narrow"), store.get("wide")
+    assert wider(narrow, wide) == (
+        "mcp.allow_tools admits every tool",
+        "mcp.deny_tools no longer denies b",
+    )
+    assert wider(wide, narrow) == ()
