@@ -125,8 +125,12 @@ def export(
     """Write a devcontainer.json whose `devcontainer up` starts the profile's sandbox:
     no network (or open network), read-only root, no capabilities, no-new-privileges,
     the profile's seccomp JSON (copied beside the file), the workspace read-only for
-    read-only profiles. Exit 2 when the file exists without --merge, 126 when the
-    profile cannot be exported (trusted; an egress allowlist or method filter)."""
+    read-only profiles, the missing protected names created (empty, permanent) and bound
+    read-only. The image (a build's base images) must be in Docker: its
+    devcontainer.metadata label is vetted. Exit 2 when the file exists without --merge,
+    126 when the profile cannot be exported (trusted; an egress allowlist or method
+    filter) or the file, its image or its build asks for what the profile refuses."""
+    from orchestrator.core.paths import inside
     from orchestrator.devcontainer.config import find_config
     from orchestrator.devcontainer.export_files import export as write_export
 
@@ -134,8 +138,11 @@ def export(
     try:
         root = Path(context.resolved_workspace(workspace))
         if output is not None:
-            given = Path(context.workspace_path(output))
-            target = Path(os.path.realpath(given.parent)) / given.name
+            given = Path(os.path.normpath(context.workspace_path(output)))
+            # Inside the workspace by name: kept as named, so that a folder on the way
+            # that resolves outside it is refused (export_files.check_output).
+            resolved = Path(os.path.realpath(given.parent)) / given.name
+            target = given if inside(str(given), str(root)) else resolved
         else:
             target = find_config(root) or root / ".devcontainer" / "devcontainer.json"
         resolution = context.resolve(profile, root)
@@ -145,6 +152,8 @@ def export(
             output=target,
             merge=merge,
             home=context.user_home,
+            codex_home=str(context.home),
+            environ=os.environ,
             image=image,
         )
     except CodexBoxError as exc:

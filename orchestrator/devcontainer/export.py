@@ -7,16 +7,22 @@ a pids limit, tmpfs for /tmp and for the remote user's home or the CLI's data fo
 in it; the workspace mount, read-only for read-only profiles, with the protected names
 read-only over a writable one), what it takes out of a file it merges into (every
 setting that could loosen the container: privileged, capAdd, securityOpt, mounts,
-Features, runArgs not known to be harmless, the host-side initializeCommand and
-build.options, ports without network), and the refusals: no sandbox (``trusted``), a
-network only codex-box's egress proxy can filter, Docker Compose (the CLI ignores
-runArgs there), a host variable (``${localEnv:NAME}``) the CLI would copy in. Pure. Does
-not own: reading the file (``config``), keeping its comments (``jsonc_edit``), what is
-on disk and writing it (``export_files``), the command line (``cli``).
+Features, runArgs not known to be harmless, the host-side initializeCommand,
+build.options and cacheFrom — a build without the profile's network gets
+``--network=none`` as its options — ports without network, labels the CLI sets itself),
+and the refusals: no sandbox (``trusted``), a network only codex-box's egress proxy can
+filter, Docker Compose (the CLI ignores runArgs there), a host variable the CLI would
+copy in (``${localEnv:NAME}``, ``${env:NAME}``, anywhere in the file as written;
+``--env NAME`` without a value), an image whose ``devcontainer.metadata`` label asks
+for what runArgs cannot take back (the CLI applies it after them), and a Dockerfile that
+writes such a label. Pure. Does not own: reading the file (``config``), keeping its
+comments (``jsonc_edit``), asking the engine and what is on disk (``export_files``), the
+command line (``cli``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +32,10 @@ from orchestrator.core.profile import Access, Capabilities, Network, Profile
 from orchestrator.core.spec import DEFAULT_IMAGE, DEFAULT_PIDS
 
 from . import jsonc_edit
+from .dockerfile import instructions
+from .findings import refused
+from .run_args import read_run_args
+from .variables import host_variables, host_variables_in_text
 
 HEADER = "// codex-box devcontainer export --profile {name}:"
 SECCOMP_FILE = "codex-box-seccomp-{name}.json"
@@ -58,10 +68,24 @@ _REMOVED = {
     "workspaceMount": "the profile decides how the workspace is mounted",
 }
 _NO_NETWORK_REMOVED = ("forwardPorts", "appPort")
-# ${localEnv:NAME}: the CLI fills in the host's variable — a secret past the profile,
-# unless it only names the user.
-_LOCAL_ENV = re.compile(r"\$\{localEnv:([^}:]*)")
-_LOCAL_ENV_ALLOWED = frozenset({"HOME", "USER", "USERNAME", "LOGNAME", "USERPROFILE"})
+# Labels the Dev Containers CLI sets on the container itself (devcontainer.local_folder,
+# .config_file, .metadata) and codex-box's own (its sweeps trust them): a file's runArgs
+# must not override them.
+_OWN_LABELS = ("codex-box.", "devcontainer.")
+# What an image's devcontainer.metadata label may not ask for: the CLI applies it after
+# runArgs (privileged, capabilities, security options, mounts), or it reaches the host.
+METADATA_REFUSED = {
+    "privileged": "a privileged container is the host's root",
+    "capAdd": "capabilities the profile does not grant",
+    "securityOpt": "security options that runArgs cannot take back",
+    "mounts": "host mounts besides the workspace",
+    "init": "an init the profile does not start",
+    "runArgs": "docker run arguments",
+    "workspaceMount": "its own workspace mount",
+    "appPort": "published ports",
+    "initializeCommand": "a command on the host",
+    "features": "Features",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +126,13 @@ def plan(
     protected: tuple[str, ...] = (),
     image: str | None = None,
     file: str = "devcontainer.json",
+    text: str | None = None,
 ) -> Plan:
-    """Pure: ``config`` (the file's, or ``{}`` for a new one) under ``profile``.
-    ``seccomp_ref``: the seccomp JSON as runArgs name it; ``protected``: names inside
-    the workspace to mount read-only over a writable one."""
+    """Pure: ``config`` (the file's, or ``{}`` for a new one; ``text``: the file as
+    written) under ``profile``. ``seccomp_ref``: the seccomp JSON as runArgs name it;
+    ``protected``: names inside the workspace to mount read-only over a writable one."""
     check_exportable(profile)
+    refuse_host_variables(config, text, file)
     if "dockerComposeFile" in config:
         raise Refused(
             f"{file} uses dockerComposeFile: the Dev Containers CLI ignores runArgs for "
@@ -124,10 +150,22 @@ def plan(
                 notes.append(f"removed {key}: profile {profile.name} has no network")
     if not any(k in kept for k in ("image", "build", "dockerFile")):
         kept = {"image": image or DEFAULT_IMAGE, **kept}
+    if "image" not in kept and "dockerFile" in kept and not isinstance(kept.get("build"), dict):
+        # The spec's old spelling: build.options below needs the build object.
+        old = {"dockerfile": kept.pop("dockerFile"), "context": kept.pop("context", None)}
+        kept["build"] = {k: v for k, v in old.items() if v is not None}
+        notes.append("moved dockerFile (and context) into build: the build's options are set")
     build = kept.get("build")
-    if isinstance(build, dict) and "options" in build:
-        notes.append("removed build.options: they reach the host's image build")
-        kept["build"] = {k: v for k, v in build.items() if k != "options"}
+    if isinstance(build, dict):
+        for key, why in (("options", "they reach the host's image build"),
+                         ("cacheFrom", "the build would pull it from a registry")):  # fmt: skip
+            if _given(build.get(key)):
+                notes.append(f"removed build.{key}: {why}")
+        build = {k: v for k, v in build.items() if k not in ("options", "cacheFrom")}
+        if profile.network is Network.NONE and "image" not in kept:
+            # The CLI passes build.options to docker build: its RUN steps get no network.
+            build["options"] = ["--network=none"]
+        kept["build"] = build
     requirements = kept.get("hostRequirements")
     if isinstance(requirements, dict) and "gpu" in requirements:
         notes.append("removed hostRequirements.gpu: it hands the host's GPUs to the container")
@@ -138,8 +176,9 @@ def plan(
         notes.append(f"replaced workspaceFolder {folder!r}: not an absolute path")
     if "," in target:
         raise ConfigError(f"{file}: workspaceFolder {target!r} holds a comma (a mount option)")
-    user_args, dropped = _harmless(_strings(kept.pop("runArgs", None)))
-    _refuse_host_variables({**kept, "runArgs": user_args}, file)
+    given = _strings(kept.pop("runArgs", None))
+    _refuse_host_env_args(given, file)
+    user_args, dropped = _harmless(given)
     notes += [f"removed runArgs {arg}: not known to be harmless" for arg in dropped]
     user = kept.get("remoteUser") or kept.get("containerUser")
     home, home_options = _home(user, file)
@@ -240,8 +279,8 @@ def _harmless(args: list[str]) -> tuple[list[str], list[str]]:
         elif name in _KEPT_WITH_VALUE and (sep or i + 1 < len(args)):
             given = args[i : i + (1 if sep else 2)]
             value = arg[len(name) + 1 :] if sep else args[i + 1]
-            if name in ("-l", "--label") and value.startswith("codex-box."):
-                dropped.append(" ".join(given))  # codex-box's own: its sweeps trust them
+            if name in ("-l", "--label") and value.startswith(_OWN_LABELS):
+                dropped.append(" ".join(given))
             else:
                 kept += given
             i += len(given)
@@ -252,25 +291,89 @@ def _harmless(args: list[str]) -> tuple[list[str], list[str]]:
     return kept, dropped
 
 
-def _refuse_host_variables(config: dict[str, Any], file: str) -> None:
-    def walk(value: Any, key: str) -> None:
-        if isinstance(value, dict):
-            for name, inner in value.items():
-                walk(inner, f"{key}.{name}")
-        elif isinstance(value, list):
-            for number, inner in enumerate(value):
-                walk(inner, f"{key}[{number}]")
-        elif isinstance(value, str):
-            for name in _LOCAL_ENV.findall(value):
-                if name not in _LOCAL_ENV_ALLOWED:
-                    raise Refused(
-                        f"{file}: {key} names ${{localEnv:{name}}}: the Dev Containers CLI "
-                        "would copy the host's variable into the container",
-                        hint="remove it; pass a value with devcontainer exec --remote-env",
-                    )
+def refuse_host_variables(config: dict[str, Any], text: str | None, file: str) -> None:
+    """Refused (126) when the file names a host variable the Dev Containers CLI would
+    fill in (``${localEnv:NAME}`` or its alias ``${env:NAME}``, but the user's name and
+    home), in any key — the parsed file, and its text as written (another parser may
+    read a malformed file differently)."""
+    found = [(key, name) for key, name in host_variables(config)]
+    found += [(file, name) for name in host_variables_in_text(text or "")]
+    if found:
+        key, name = found[0]
+        raise Refused(
+            f"{file}: {key} names the host variable {name}: the Dev Containers CLI would "
+            "copy the host's value into the container",
+            hint="remove it; pass a value with devcontainer exec --remote-env",
+        )
 
-    for name, value in config.items():
-        walk(value, name)
+
+def _refuse_host_env_args(args: list[str], file: str) -> None:
+    """``--env NAME`` (``-e=NAME``, ``-eNAME``) without a value: docker copies the
+    caller's variable — refused as ``run --devcontainer`` refuses it."""
+    _, findings = read_run_args(args)
+    for finding in refused(findings):
+        number = int(finding.key.rpartition("[")[2].rstrip("]"))
+        if args[number].startswith(("-e", "--env")) and not args[number].startswith("--env-"):
+            raise Refused(
+                f"{file}: runArgs {finding.value} refused: {finding.why}",
+                hint="give the variable a value (--env NAME=VALUE), or remove it",
+            )
+
+
+def check_metadata(image: str, label: str | None) -> None:
+    """Refused (126) when ``image``'s ``devcontainer.metadata`` label (``label``, None
+    without one) asks for what the Dev Containers CLI applies after runArgs, or names a
+    host variable; or when it cannot be read as the CLI reads it (JSON, an array of
+    objects or one object)."""
+    if label is None:
+        return
+    where = f"image {image}'s devcontainer.metadata label"
+    hint = "use another image, or rebuild it without these; codex-box devcontainer check"
+
+    def reject(constant: str) -> Any:
+        raise ValueError(constant)
+
+    try:
+        data = json.loads(label, parse_constant=reject)
+    except (ValueError, RecursionError):
+        raise Refused(f"{where} is not JSON: cannot tell what it asks for", hint=hint) from None
+    entries = data if isinstance(data, list) else [data]
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise Refused(f"{where} holds {type(entry).__name__}, not an object", hint=hint)
+        for key, why in METADATA_REFUSED.items():
+            if _given(entry.get(key)):
+                raise Refused(f"{where} asks for {key} ({why}): the CLI applies it", hint=hint)
+        requirements = entry.get("hostRequirements")
+        if isinstance(requirements, dict) and _given(requirements.get("gpu")):
+            raise Refused(f"{where} asks for hostRequirements.gpu (the host's GPUs)", hint=hint)
+    names = [name for _, name in host_variables(data)] + host_variables_in_text(label)
+    if names:
+        raise Refused(
+            f"{where} names the host variable {names[0]}: the CLI would copy it in", hint=hint
+        )
+
+
+def check_dockerfile_labels(dockerfile: str, text: str) -> None:
+    """Refused (126) when the Dockerfile may write a ``devcontainer.metadata`` label
+    (the CLI reads it from the image): any LABEL naming it — also split by a line
+    continuation — or whose keys come from a variable."""
+    squeezed = re.sub(r"[\s\\`\"']", "", text).lower()
+    if "devcontainer.metadata" in squeezed:
+        raise Refused(
+            f"{dockerfile} writes a devcontainer.metadata label: the Dev Containers CLI "
+            "would apply what it asks for after runArgs",
+            hint="remove that LABEL",
+        )
+    for word, rest in instructions(text):
+        if word == "ONBUILD":
+            word, _, rest = rest.partition(" ")
+        if word.upper() == "LABEL" and "$" in rest:
+            raise Refused(
+                f"{dockerfile}: LABEL {rest[:60]} uses a variable: cannot tell which label "
+                "it writes (a devcontainer.metadata one is applied after runArgs)",
+                hint="write the label's key and value out",
+            )
 
 
 def _filters(profile: Profile) -> str:

@@ -600,7 +600,7 @@ def test_a_json5_jsonc_differential_does_not_smuggle_a_host_variable(
         "echo L=$LEAK",
         env={"CODEX_BOX_DEVCONTAINER_CLI": devcontainer_cli, "DCX_TOKEN": SECRET},
     )
-    assert ran.returncode in (0, 126), ran.stderr
+    assert ran.returncode in (0, 125, 126), ran.stderr  # 125: not strict JSONC (refused unread)
     assert SECRET not in ran.stdout + ran.stderr
 
 

