@@ -36,6 +36,19 @@ def _context() -> HostContext:
     return HostContext.from_environ(environ, cwd=os.getcwd())
 
 
+# The options `mcp` and `mcp wrap` share (given before `wrap`, they are its own too).
+Approve = Annotated[
+    bool, typer.Option("--approve", help="Run unverified commands without asking (audited).")
+]
+PolicyMode = Annotated[
+    str | None,
+    typer.Option(help="enforce | audit-only | off (default: config.toml's, else enforce)."),
+]
+Trust = Annotated[
+    bool, typer.Option("--trust", help="Opt in to a profile that requires it (trusted).")
+]
+
+
 @mcp_app.callback(invoke_without_command=True)
 def mcp(
     ctx: typer.Context,
@@ -48,16 +61,9 @@ def mcp(
     workspace: Annotated[
         str | None, typer.Option(help="The workspace the tools work in (default: cwd).")
     ] = None,
-    approve: Annotated[
-        bool, typer.Option("--approve", help="Run unverified commands without asking (audited).")
-    ] = False,
-    policy_mode: Annotated[
-        str | None,
-        typer.Option(help="enforce | audit-only | off (default: config.toml's, else enforce)."),
-    ] = None,
-    trust: Annotated[
-        bool, typer.Option("--trust", help="Opt in to a profile that requires it (trusted).")
-    ] = False,
+    approve: Approve = False,
+    policy_mode: PolicyMode = None,
+    trust: Trust = False,
 ) -> None:
     """Serve MCP on stdio: run, session_start, exec, session_stop, check, profiles, explain,
     read_file, write_file, list_dir — all under the profile chosen here, audited with the
@@ -124,16 +130,9 @@ def wrap(
             "--env", "-e", help="NAME (yours) or NAME=VALUE into the server (repeatable)."
         ),
     ] = None,
-    approve: Annotated[
-        bool, typer.Option("--approve", help="Run an unverified server command (audited).")
-    ] = False,
-    policy_mode: Annotated[
-        str | None,
-        typer.Option(help="enforce | audit-only | off (default: config.toml's, else enforce)."),
-    ] = None,
-    trust: Annotated[
-        bool, typer.Option("--trust", help="Opt in to a profile that requires it (trusted).")
-    ] = False,
+    approve: Approve = False,
+    policy_mode: PolicyMode = None,
+    trust: Trust = False,
 ) -> None:
     """Run any stdio MCP server (`-- npx -y @scope/server …`) inside a sandbox of the
     profile, relaying its protocol on stdin/stdout: each tools/call audited, tools refused
