@@ -493,7 +493,8 @@ def mcp_tool_called(
     *, tool: str, arguments: Any, profile: str, workspace: str, allowed: bool, reason: str
 ) -> Record:
     """An agent called ``tool`` of a wrapped MCP server: forwarded, or refused by the
-    allow/deny lists (``reason``) without reaching it."""
+    allow/deny lists (``reason``) without reaching it; or one of ``codex-box mcp``'s own
+    questions (check, profiles, explain), which launch nothing."""
     return {
         "operation": "mcp_tool_call",
         "decision": "allowed" if allowed else "denied",

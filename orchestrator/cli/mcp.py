@@ -19,6 +19,7 @@ from orchestrator.core.errors import CodexBoxError
 from .output import fail, merge_parent_option, usage
 
 if TYPE_CHECKING:
+    from orchestrator.mcp.runs import Runs
     from orchestrator.runner.context import HostContext
 
 mcp_app = typer.Typer(
@@ -64,15 +65,27 @@ def mcp(
     approve: Approve = False,
     policy_mode: PolicyMode = None,
     trust: Trust = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            help="Launch run/session_start/exec/session_stop through `codex-box serve` at "
+            "unix:PATH or http://127.0.0.1:PORT (default $CODEX_BOX_SERVER; unset: here). "
+            "Narrowing is still decided here; the file tools, check, profiles and explain "
+            "stay local."
+        ),
+    ] = None,
 ) -> None:
     """Serve MCP on stdio: run, session_start, exec, session_stop, check, profiles, explain,
     read_file, write_file, list_dir — all under the profile chosen here, audited with the
-    MCP session's id. Exit 0 when the client closes; 2 for a bad option, 125 when it
+    MCP session's id (with --server, the commands launch through `codex-box serve`).
+    Exit 0 when the client closes; 2 for a bad option, 125 when it
     cannot start (an unknown profile, a bad config.toml). `codex-box mcp wrap` sandboxes
     another MCP server instead."""
     profile = merge_parent_option(ctx, "profile", profile)
     workspace = merge_parent_option(ctx, "workspace", workspace)
     if ctx.invoked_subcommand is not None:  # wrap: these options are its own too
+        if server is not None:
+            usage("--server is for `codex-box mcp`: `mcp wrap` runs its server here")
         ctx.params.update(
             profile=profile,
             workspace=workspace,
@@ -95,10 +108,24 @@ def mcp(
             approve=approve,
             policy_mode=policy_mode,
             trust=trust,
+            runs=_runs(server, context),
         )
     except CodexBoxError as exc:
         fail(exc)
     raise typer.Exit(serve(box))
+
+
+def _runs(flag: str | None, context: HostContext) -> Runs | None:
+    """Where the run and session tools launch: ``--server``, else $CODEX_BOX_SERVER,
+    else None (here)."""
+    from orchestrator.client import SERVER_ENV
+
+    address = flag or context.environ.get(SERVER_ENV) or None
+    if address is None:
+        return None
+    from orchestrator.mcp.api import Remote
+
+    return Remote(address, context.environ)
 
 
 @mcp_app.command("wrap", context_settings={"allow_interspersed_args": False})

@@ -3,11 +3,10 @@ policy and the profiles, for one server whose profile the person who started it 
 
 Owns: the server's fixed profile and workspace, narrowing (a tool may ask for a profile
 ``profiles.widening`` finds no wider than the server's; a wider one is refused and
-audited), launching a run through the fork server with its output captured (never the
-server's stdio), and the
-question an unverified command puts to the person (asked through the MCP client's
-elicitation by ``server``; the answer recorded here) before the launch, which the
-runner judges again.
+audited), a run's request (launched by ``runs``: through the fork server, or a
+``codex-box serve``), the fork server, and the question an unverified command puts to
+the person (asked through the MCP client's elicitation by ``server``; the answer
+recorded here) before the launch, which the runner judges again.
 Does not own: any decision (the runner, the policy gate), MCP (``server``), files
 (``files``), sessions (``sessions``), questions (``questions``). Blocking: the MCP
 layer calls it in a worker thread.
@@ -31,7 +30,8 @@ from orchestrator.runner.context import HostContext, new_id
 from orchestrator.runner.forkserver import ForkServer
 from orchestrator.runner.pipeline import Runner, RunRequest
 
-from .capture import Capture, Stop
+from .capture import Stop
+from .runs import Local, Runs
 
 APPROVED_BY = "mcp elicitation"
 
@@ -68,8 +68,10 @@ class Box:
         approve: bool = False,
         policy_mode: str | None = None,
         trust: bool = False,
+        runs: Runs | None = None,
     ) -> None:
-        """``context``'s session id is the MCP session's: every record carries it."""
+        """``context``'s session id is the MCP session's: every record carries it.
+        ``runs``: where the run and session tools launch (default: here)."""
         self.context = context
         self.workspace = context.resolved_workspace(workspace)
         if not os.path.isdir(self.workspace):
@@ -90,6 +92,7 @@ class Box:
         self._forkserver: ForkServer | None = None
         self._lock = threading.Lock()
         self.audit = context.audit_log(strict=False)
+        self.runs: Runs = runs if runs is not None else Local(context, self.forkserver)
 
     @property
     def session_id(self) -> str:
@@ -183,21 +186,7 @@ class Box:
             "policy_mode": self.policy_mode,
             "trust": self.trust,
         }
-        capture = Capture()
-        try:
-            channel = self.forkserver().launch(
-                {k: v for k, v in request.items() if v is not None}, capture.theirs, cwd=where
-            )
-        finally:
-            capture.handed_over()
-        if stop is not None:
-            stop.arm(channel.cancel)
-        try:
-            channel.started()
-            result = channel.wait()
-        finally:
-            channel.close()
-        return {**result, **capture.finish()}
+        return self.runs.run(request, stop)
 
     def forkserver(self) -> ForkServer:
         with self._lock:

@@ -23,9 +23,11 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from pydantic import BaseModel, Field
 
+from orchestrator.audit import records
 from orchestrator.core.errors import CodexBoxError
 
 from . import questions
+from .api import Remote
 from .box import Box, argv_of
 from .capture import Stop
 from .files import Files
@@ -74,6 +76,21 @@ async def _call(fn: Callable[[], T], stop: Stop | None = None) -> T:
         raise ToolError(text) from exc
 
 
+def _asked(box: Box, tool: str, arguments: dict[str, Any]) -> None:
+    """A question that launches nothing still leaves its record (every tool call does:
+    the others through what they run, read or write)."""
+    box.write(
+        records.mcp_tool_called(
+            tool=tool,
+            arguments={k: v for k, v in arguments.items() if v is not None},
+            profile=box.profile,
+            workspace=box.workspace,
+            allowed=True,
+            reason="a question: nothing runs",
+        )
+    )
+
+
 def _asking(ctx: Context) -> bool:
     """The client can put a question to its person (form elicitation)."""
     capabilities = ctx.client_capabilities
@@ -92,13 +109,19 @@ def _answer(outcome: ElicitationResult[Approval]) -> bool | None:
 
 def build(box: Box, sessions: Sessions) -> MCPServer:
     files = Files(box)
+    where = (
+        f" Commands launch through the codex-box serve at {box.runs.address}; the file "
+        "tools, check, profiles and explain answer on this machine."
+        if isinstance(box.runs, Remote)
+        else ""
+    )
     server: MCPServer = MCPServer(
         "codex-box",
         log_level="WARNING",  # a refused call is the agent's answer, not the server's log
         instructions=(
             f"Commands run sandboxed under profile {box.profile} in {box.workspace}, each "
             "judged by codex-box's execution policy and audited. `profiles` and `explain` "
-            "say what is allowed here."
+            "say what is allowed here." + where
         ),
     )
 
@@ -139,7 +162,8 @@ def build(box: Box, sessions: Sessions) -> MCPServer:
     ) -> dict[str, Any]:
         """Run one command in a fresh sandbox of this server's profile. Result: exit_code,
         stdout/stderr (each capped: text, bytes, truncated), duration_ms, decision. A
-        command the execution policy refuses is an error saying why and how to approve."""
+        command the execution policy refuses is an error saying why and how to approve.
+        Through `codex-box serve` when this server was started with --server."""
         stop = Stop()
         return await _call(
             lambda: box.run(
@@ -156,7 +180,8 @@ def build(box: Box, sessions: Sessions) -> MCPServer:
 
     @server.tool()
     async def session_start(profile: Narrow = None) -> dict[str, Any]:
-        """Start a session: one sandbox that keeps its state across `exec` calls."""
+        """Start a session: one sandbox that keeps its state across `exec` calls (through
+        `codex-box serve` when this server was started with --server)."""
         return await _call(functools.partial(sessions.start, profile))
 
     @server.tool(name="exec")
@@ -196,24 +221,30 @@ def build(box: Box, sessions: Sessions) -> MCPServer:
         argv: Argv = None, command: Command = None, profile: Narrow = None
     ) -> dict[str, Any]:
         """The execution policy's decision on a command (safe, match, unverified,
-        forbidden) with its findings; nothing runs."""
+        forbidden) with its findings; nothing runs (judged on this machine, even with
+        --server)."""
+        _asked(box, "check", {"argv": argv, "command": command, "profile": profile})
         return await _call(lambda: questions.check(box, argv_of(argv, command), profile))
 
     @server.tool()
     async def profiles() -> dict[str, Any]:
-        """Every profile, and which this server lets a tool narrow to."""
+        """Every profile, and which this server lets a tool narrow to (this machine's)."""
+        _asked(box, "profiles", {})
         return await _call(functools.partial(questions.profiles, box))
 
     @server.tool()
     async def explain() -> dict[str, Any]:
-        """This server's profile: where it came from and what it allows."""
+        """This server's profile: where it came from and what it allows (this machine's,
+        which decides narrowing even with --server)."""
+        _asked(box, "explain", {})
         return await _call(functools.partial(questions.explain, box))
 
     @server.tool()
     async def read_file(
         path: Annotated[str, Field(description="A file inside the workspace (relative to it).")],
     ) -> dict[str, Any]:
-        """Read a file of the workspace (capped at 1 MiB; never through a symlink)."""
+        """Read a file of the workspace (capped at 1 MiB; never through a symlink). On this
+        machine, even with --server."""
         return await _call(functools.partial(files.read_file, path))
 
     @server.tool()
@@ -222,14 +253,16 @@ def build(box: Box, sessions: Sessions) -> MCPServer:
         content: Annotated[str, Field(description="The whole new content (UTF-8).")],
     ) -> dict[str, Any]:
         """Write a file of the workspace, when the profile lets the workspace be written
-        (never a protected path such as .git or .codex-profile)."""
+        (never a protected path such as .git or .codex-profile). On this machine, even with
+        --server."""
         return await _call(functools.partial(files.write_file, path, content))
 
     @server.tool()
     async def list_dir(
         path: Annotated[str, Field(description="A directory inside the workspace.")] = ".",
     ) -> dict[str, Any]:
-        """List a directory of the workspace (names, types, sizes)."""
+        """List a directory of the workspace (names, types, sizes). On this machine, even
+        with --server."""
         return await _call(functools.partial(files.list_dir, path))
 
     return server

@@ -3,25 +3,21 @@
 
 Owns: the sessions started here (an agent reaches only those, by the id or name it was
 given; each is named ``mcp-<MCP session>-<n>``, which its ``session_start`` record
-carries), an exec's output captured (never the server's stdio), and stopping them all
-when the server ends. Does not own: the profile (``box``), what the keeper decides.
+carries), what a start or an exec asks for (launched by ``box.runs``: here, or through
+a ``codex-box serve``), and stopping them all when the server ends. Does not own: the
+profile (``box``), what the keeper decides.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
-import socket
 from collections.abc import Sequence
 from typing import Any
 
 from orchestrator.core.errors import CodexBoxError, UsageError
-from orchestrator.runner.sessions import client
-from orchestrator.runner.sessions.request import StartRequest
-from orchestrator.runner.sessions.start import start as start_session
 
 from .box import Box, env_of
-from .capture import Capture, Stop
+from .capture import Stop
 
 
 class Sessions:
@@ -41,16 +37,14 @@ class Sessions:
         chosen = self.box.narrow(profile, session=True)
         mcp_session = re.sub(r"[^A-Za-z0-9_.-]", "-", self.box.session_id.removeprefix("mcp-"))
         name = f"mcp-{mcp_session[:48]}-{len(self.started) + 1}"
-        state = start_session(
-            StartRequest(
-                environ=dict(self.box.context.environ),
-                cwd=self.box.workspace,
-                profile=chosen,
-                workspace=self.box.workspace,
-                trust_opt_in=self.box.trust,
-                policy_mode=self.box.policy_mode,
-                name=name,
-            )
+        state = self.box.runs.start(
+            {
+                "profile": chosen,
+                "workspace": self.box.workspace,
+                "trust": self.box.trust,
+                "policy_mode": self.box.policy_mode,
+                "name": name,
+            }
         )
         self.started[str(state["id"])] = (name, chosen)
         return state
@@ -82,32 +76,19 @@ class Sessions:
             answer is not None
             and self.box.answered(argv, answer, profile=self.started[sid][1], cwd=cwd)
         )
-        message = {
-            "op": "exec",
+        request = {
             "argv": list(argv),
-            "environ": dict(self.box.context.environ),
             "env": list(env_of(env)),
             "cwd": self.box.inside(cwd) if cwd else None,
             "timeout": timeout,
             "approve": approve,
-            "detach": False,
         }
-        capture = Capture()
-        try:
-            sock = client.begin(self.box.context.home, sid, message, stdio=capture.theirs)
-        finally:
-            capture.handed_over()
-        if stop is not None:
-            stop.arm(lambda: _shut(sock))
-        with sock:
-            event = client.finish(sock)
-        return {**dict(event["result"]), **capture.finish()}
+        return self.box.runs.exec(sid, request, stop)
 
     def stop(self, session: str) -> dict[str, Any]:
         """Stop a session started here, and wait until it is gone."""
         sid = self._own(session)
-        client.request(self.box.context.home, sid, {"op": "stop"})
-        stopped = client.wait_stopped(self.box.context.home, sid)
+        stopped = self.box.runs.stop(sid)
         self.started.pop(sid, None)
         return {"session": sid, "stopped": stopped}
 
@@ -118,8 +99,3 @@ class Sessions:
                 self.stop(sid)
             except CodexBoxError:
                 continue
-
-
-def _shut(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_WR)

@@ -115,6 +115,9 @@ def test_the_tools_are_listed_with_schemas_and_a_run_is_audited_with_the_mcp_ses
     mine = [r for r in records(codex_home) if r["run_id"] == ran["run_id"]]
     assert {r["operation"] for r in mine} >= {"command_exec", "profile_resolve"}
     assert all(r["session_id"] == mcp_session for r in records(codex_home))
+    # The questions launch nothing, and still leave their record.
+    asked = [r["tool"] for r in records(codex_home) if r["operation"] == "mcp_tool_call"]
+    assert asked == ["explain", "profiles"]
 
 
 def test_a_wider_profile_is_refused_and_audited_and_a_narrower_one_runs(
@@ -315,6 +318,90 @@ def test_a_cancelled_call_stops_its_command_and_records_the_end_as_cancelled(
         return data(await client.call_tool("run", {"argv": ["true"]}))
 
     assert serve(base_env, workspace, "--profile", "workspace")(body)["exit_code"] == 0
+    ended = [r for r in records(codex_home) if r.get("phase") == "ended"]
+    assert ended[0]["target"] == "sleep 60" and ended[0]["cancelled"] is True
+    assert ended[0]["duration_ms"] < 20_000
+
+
+def _launched(metrics: str) -> dict[str, float]:
+    """The serve side's runs and execs, by kind (its ``codex_box_runs_total``)."""
+    counted: dict[str, float] = {}
+    for line in metrics.splitlines():
+        if line.startswith("codex_box_runs_total{"):
+            kind = line.split('kind="', 1)[1].split('"', 1)[0]
+            counted[kind] = counted.get(kind, 0) + float(line.rsplit(" ", 1)[1])
+    return counted
+
+
+def test_with_server_runs_and_execs_go_through_the_api_and_a_widening_never_reaches_it(
+    base_env: dict[str, str], workspace: Path, codex_home: Path, serve_factory: Any
+) -> None:
+    base_env["CODEX_BOX_BACKEND"] = "native"  # the serve side's backend
+
+    async def body(client: Client) -> Any:
+        ran = data(await client.call_tool("run", {"command": "echo hi; echo err >&2; exit 3"}))
+        big = data(await client.call_tool("run", {"command": f"head -c {CAP + 10} /dev/zero"}))
+        sid = data(await client.call_tool("session_start", {}))["id"]
+        wrote = data(await client.call_tool("exec", {"session": sid, "command": "echo 1 > n"}))
+        read = data(await client.call_tool("exec", {"session": sid, "argv": ["cat", "n"]}))
+        widened = await client.call_tool("run", {"argv": ["true"], "profile": "workspace-net"})
+        refused = await client.call_tool("session_start", {"profile": "trusted"})
+        stopped = data(await client.call_tool("session_stop", {"session": sid}))
+        mcp_session = data(await client.call_tool("explain", {}))["mcp_session"]
+        return ran, big, (wrote, read, stopped), (widened, refused), mcp_session
+
+    with serve_factory() as served:
+        ran, big, session, refusals, mcp_session = serve(
+            base_env, workspace, "--profile", "workspace", "--server", served.address
+        )(body)
+        launched = _launched(served.client().metrics())
+        left = served.client().sessions()
+    wrote, read, stopped = session
+    assert ran["exit_code"] == 3 and "decision" in ran and "duration_ms" in ran
+    assert ran["stdout"] == {"text": "hi\n", "bytes": 3, "truncated": False}
+    assert ran["stderr"]["text"] == "err\n"
+    assert big["stdout"]["bytes"] == CAP + 10 and big["stdout"]["truncated"]
+    assert len(big["stdout"]["text"]) == CAP
+    assert wrote["exit_code"] == 0 and read["stdout"]["text"] == "1\n"
+    assert (workspace / "n").read_text() == "1\n" and stopped["stopped"] and left == []
+    assert "wider than this server's workspace" in error(refusals[0])
+    assert "wider" in error(refusals[1])
+    # Two runs and two execs reached the server; the refused ones never did.
+    assert launched == {"run": 2, "exec": 2}, launched
+    mine = [r for r in records(codex_home) if r.get("run_id") == ran["run_id"]]
+    assert mine and all(r["session_id"] != mcp_session for r in mine)  # the server's records
+    denied = [r for r in records(codex_home) if r["decision"] == "denied"]
+    assert [r["operation"] for r in denied] == ["command_exec", "session_start"]
+    assert all(r["session_id"] == mcp_session for r in denied)
+
+
+def test_with_server_a_policy_refusal_is_a_tool_error_and_a_cancelled_call_stops_its_command(
+    base_env: dict[str, str], workspace: Path, codex_home: Path, serve_factory: Any
+) -> None:
+    base_env["CODEX_BOX_BACKEND"] = "native"
+
+    async def body(client: Client) -> Any:
+        removed = error(await client.call_tool("run", {"argv": ["rm", "-rf", "/"]}))
+        assert "forbids this command" in removed  # --approve does not approve it
+        with anyio.move_on_after(3):
+            await client.call_tool("run", {"argv": ["sleep", "60"]})
+        with anyio.fail_after(20):
+            while not [r for r in records(codex_home) if r.get("cancelled")]:
+                await anyio.sleep(0.2)
+        return data(await client.call_tool("run", {"argv": ["true"]}))
+
+    with serve_factory() as served:
+        flags = (
+            "-p",
+            "workspace",
+            "--policy-mode",
+            "enforce",
+            "--approve",
+            "--server",
+            served.address,
+        )
+        assert serve(base_env, workspace, *flags)(body)["exit_code"] == 0
+        assert _launched(served.client().metrics())["run"] == 3  # the refused one included
     ended = [r for r in records(codex_home) if r.get("phase") == "ended"]
     assert ended[0]["target"] == "sleep 60" and ended[0]["cancelled"] is True
     assert ended[0]["duration_ms"] < 20_000

@@ -187,3 +187,65 @@ def test_an_agent_passes_variables_with_their_values_only() -> None:
     for bad in ("HOME", "=x"):
         with pytest.raises(UsageError, match="NAME=VALUE only"):
             env_of([bad])
+
+
+class Recorded:
+    """A ``Runs`` that launches nothing: what the tools asked it for."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def run(self, request: Any, stop: Any) -> dict[str, Any]:
+        self.calls.append(("run", dict(request)))
+        return {"exit_code": 0}
+
+    def start(self, request: Any) -> dict[str, Any]:
+        self.calls.append(("start", dict(request)))
+        return {"id": f"s{len(self.calls)}"}
+
+    def exec(self, session: str, request: Any, stop: Any) -> dict[str, Any]:
+        self.calls.append(("exec", session, dict(request)))
+        return {"exit_code": 0}
+
+    def stop(self, session: str) -> bool:
+        self.calls.append(("stop", session))
+        return True
+
+
+def test_the_runs_chosen_get_narrowed_requests_and_never_a_widening_one(
+    home: Path, codex_home: Path, workspace: Path
+) -> None:
+    from orchestrator.mcp.sessions import Sessions
+
+    environ = {"HOME": str(home), "CODEX_HOME": str(codex_home), "CODEX_BOX_SESSION": SESSION}
+    context = HostContext.from_environ(environ, cwd=str(workspace))
+    runs = Recorded()
+    box = Box(context, profile="workspace", workspace=str(workspace), runs=runs)
+    sessions = Sessions(box)
+    (workspace / "src").mkdir()
+    box.run(("make",), profile="offline", cwd="src", env=["A=1"], timeout="5")
+    sid = sessions.start()["id"]
+    sessions.exec(sid, ("true",), cwd="src")
+    with pytest.raises(Refused, match="wider"):
+        box.run(("make",), profile="workspace-net")
+    with pytest.raises(Refused, match="wider"):
+        sessions.start("trusted")
+    with pytest.raises(UsageError, match="not started by this server"):
+        sessions.exec("nope", ("true",))
+    sessions.close()
+    assert [c[0] for c in runs.calls] == ["run", "start", "exec", "stop"]
+    ran, started, executed = runs.calls[0][1], runs.calls[1][1], runs.calls[2]
+    assert ran["profile"] == "offline" and ran["workspace"] == str(workspace / "src")
+    assert ran["env"] == ["A=1"] and ran["timeout"] == "5" and ran["approve"] is False
+    assert started["workspace"] == str(workspace) and started["name"] == "mcp-0123456789ab-1"
+    assert executed[1] == sid and executed[2]["cwd"] == str(workspace / "src")
+    assert runs.calls[3] == ("stop", sid)
+
+
+def test_a_malformed_server_address_is_refused_when_the_server_starts() -> None:
+    from orchestrator.client import ServerError
+    from orchestrator.mcp.api import Remote
+
+    with pytest.raises(ServerError, match="neither unix:PATH nor http"):
+        Remote("ftp://x", {})
+    assert Remote("unix:/nowhere.sock", {}).address == "unix:/nowhere.sock"
