@@ -369,7 +369,7 @@ def test_export_through_a_symlinked_devcontainer_folder_stays_in_the_workspace(
 
 
 def test_export_merge_does_not_copy_a_symlinked_host_file_into_the_workspace(
-    root: Path, cli: Callable[..., Ran]
+    docker_available: None, root: Path, cli: Callable[..., Ran]
 ) -> None:
     outside = root / "dot-docker"
     outside.mkdir()
@@ -385,7 +385,7 @@ def test_export_merge_does_not_copy_a_symlinked_host_file_into_the_workspace(
 
 
 def test_export_replaces_a_planted_seccomp_symlink_instead_of_writing_through_it(
-    root: Path, cli: Callable[..., Ran]
+    docker_available: None, root: Path, cli: Callable[..., Ran]
 ) -> None:
     """Blocked: the seccomp JSON's name planted as a symlink to a host file (or to a
     weaker profile) is replaced, not written through, and holds the profile's own."""
