@@ -22,7 +22,6 @@ command line (``cli``).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +31,6 @@ from orchestrator.core.profile import Access, Capabilities, Network, Profile
 from orchestrator.core.spec import DEFAULT_IMAGE, DEFAULT_PIDS
 
 from . import jsonc_edit
-from .dockerfile import instructions
 from .findings import refused
 from .run_args import read_run_args
 from .variables import host_variables, host_variables_in_text
@@ -72,20 +70,6 @@ _NO_NETWORK_REMOVED = ("forwardPorts", "appPort")
 # .config_file, .metadata) and codex-box's own (its sweeps trust them): a file's runArgs
 # must not override them.
 _OWN_LABELS = ("codex-box.", "devcontainer.")
-# What an image's devcontainer.metadata label may not ask for: the CLI applies it after
-# runArgs (privileged, capabilities, security options, mounts), or it reaches the host.
-METADATA_REFUSED = {
-    "privileged": "a privileged container is the host's root",
-    "capAdd": "capabilities the profile does not grant",
-    "securityOpt": "security options that runArgs cannot take back",
-    "mounts": "host mounts besides the workspace",
-    "init": "an init the profile does not start",
-    "runArgs": "docker run arguments",
-    "workspaceMount": "its own workspace mount",
-    "appPort": "published ports",
-    "initializeCommand": "a command on the host",
-    "features": "Features",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,62 +301,6 @@ def _refuse_host_env_args(args: list[str], file: str) -> None:
             raise Refused(
                 f"{file}: runArgs {finding.value} refused: {finding.why}",
                 hint="give the variable a value (--env NAME=VALUE), or remove it",
-            )
-
-
-def check_metadata(image: str, label: str | None) -> None:
-    """Refused (126) when ``image``'s ``devcontainer.metadata`` label (``label``, None
-    without one) asks for what the Dev Containers CLI applies after runArgs, or names a
-    host variable; or when it cannot be read as the CLI reads it (JSON, an array of
-    objects or one object)."""
-    if label is None:
-        return
-    where = f"image {image}'s devcontainer.metadata label"
-    hint = "use another image, or rebuild it without these; codex-box devcontainer check"
-
-    def reject(constant: str) -> Any:
-        raise ValueError(constant)
-
-    try:
-        data = json.loads(label, parse_constant=reject)
-    except (ValueError, RecursionError):
-        raise Refused(f"{where} is not JSON: cannot tell what it asks for", hint=hint) from None
-    entries = data if isinstance(data, list) else [data]
-    for entry in entries:
-        if not isinstance(entry, dict):
-            raise Refused(f"{where} holds {type(entry).__name__}, not an object", hint=hint)
-        for key, why in METADATA_REFUSED.items():
-            if _given(entry.get(key)):
-                raise Refused(f"{where} asks for {key} ({why}): the CLI applies it", hint=hint)
-        requirements = entry.get("hostRequirements")
-        if isinstance(requirements, dict) and _given(requirements.get("gpu")):
-            raise Refused(f"{where} asks for hostRequirements.gpu (the host's GPUs)", hint=hint)
-    names = [name for _, name in host_variables(data)] + host_variables_in_text(label)
-    if names:
-        raise Refused(
-            f"{where} names the host variable {names[0]}: the CLI would copy it in", hint=hint
-        )
-
-
-def check_dockerfile_labels(dockerfile: str, text: str) -> None:
-    """Refused (126) when the Dockerfile may write a ``devcontainer.metadata`` label
-    (the CLI reads it from the image): any LABEL naming it — also split by a line
-    continuation — or whose keys come from a variable."""
-    squeezed = re.sub(r"[\s\\`\"']", "", text).lower()
-    if "devcontainer.metadata" in squeezed:
-        raise Refused(
-            f"{dockerfile} writes a devcontainer.metadata label: the Dev Containers CLI "
-            "would apply what it asks for after runArgs",
-            hint="remove that LABEL",
-        )
-    for word, rest in instructions(text):
-        if word == "ONBUILD":
-            word, _, rest = rest.partition(" ")
-        if word.upper() == "LABEL" and "$" in rest:
-            raise Refused(
-                f"{dockerfile}: LABEL {rest[:60]} uses a variable: cannot tell which label "
-                "it writes (a devcontainer.metadata one is applied after runArgs)",
-                hint="write the label's key and value out",
             )
 
 

@@ -5,19 +5,13 @@ with ``merge``; a devcontainer.json that is a symlink is never read through — 
 a host file would copy it into the workspace — but replaced; a folder that resolves
 outside the workspace is refused: the export writes and binds inside it only; a
 filesystem.deny_read path inside the workspace is refused: a devcontainer.json cannot
-hide it), what the image brings (``vet_image``: the engine is asked for the image's
-``devcontainer.metadata`` label, or each base image's for a build — an image it does
-not have is refused, as is a build that would read outside the workspace or fetch on
-the host's network without the profile's network), the workspace's protected names —
+hide it), what the image brings (``export_image.vet_image``), the workspace's protected
+names —
 a missing one gets a permanent empty placeholder, so that the read-only bind over it
 keeps the container from creating it — how runArgs name the seccomp JSON
 (``${localWorkspaceFolder}``-relative inside the workspace: the project file names no
 path of this machine), and writing each file whole or not at all. Does not own: what
 goes in the file (``export``).
-
-The engine asked is Docker (``DOCKER_HOST``, else its default socket): the image
-``devcontainer up --docker-path podman`` would start is Podman's copy of that name,
-which this does not see — vet it with ``codex-box devcontainer check`` there.
 """
 
 from __future__ import annotations
@@ -27,7 +21,6 @@ import os
 import re
 import stat
 import tempfile
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,24 +30,8 @@ from orchestrator.core.errors import ConfigError, Refused, UsageError
 from orchestrator.core.paths import inside
 from orchestrator.core.profile import PROTECTED_FILE_NAMES, Access, Profile
 
-from .export import (
-    SECCOMP_FILE,
-    WORKSPACE,
-    check_dockerfile_labels,
-    check_exportable,
-    check_metadata,
-    plan,
-    render,
-)
-from .plan import Build
-
-ENGINE = "docker"
-MAX_DOCKERFILE = 1 << 20
-INSPECT_TIMEOUT_S = 10.0
-METADATA_LABEL = "devcontainer.metadata"
-# BuildKit runs a `# syntax=` frontend image (pulled from a registry; it may fetch
-# anything) and reads BUILDKIT_SYNTAX from the build args alike.
-_SYNTAX = re.compile(r"^\W*#\s*syntax\s*=", re.IGNORECASE | re.MULTILINE)
+from .export import SECCOMP_FILE, WORKSPACE, check_exportable, plan, render
+from .export_image import vet_image
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,118 +168,6 @@ def read_output(output: Path) -> tuple[dict[str, Any], str]:
     finally:
         os.close(fd)
     return config, text
-
-
-def vet_image(
-    config: dict[str, Any],
-    profile: Profile,
-    *,
-    folder: Path,
-    workspace: Path,
-    home: str,
-    codex_home: str,
-    environ: Mapping[str, str],
-) -> None:
-    """Refuse what the image ``devcontainer up`` would start brings: for ``image``, its
-    ``devcontainer.metadata`` label (the engine must have it); for a build, what the
-    build reads and fetches (``build.check_inputs``, ``check_fetches``), a label it
-    would write, and each base image's label."""
-    from .build import check_fetches, check_inputs
-    from .dockerfile import images
-
-    named = config.get("image")
-    if named is not None:
-        if not isinstance(named, str):
-            raise ConfigError("the devcontainer.json's image must be a string")
-        check_metadata(named, _metadata_label(named, environ))
-        return
-    build = _build(config, folder)
-    if build is None:
-        return
-    check_inputs(build, workspace=str(workspace), profile=profile, home=home, codex_home=codex_home)
-    text = _dockerfile_text(build.dockerfile)
-    if (
-        _SYNTAX.search(text)
-        or "BUILDKIT_SYNTAX" in text
-        or any(name.upper().startswith("BUILDKIT_") for name, _ in build.args)
-    ):
-        raise Refused(
-            f"{build.dockerfile}: a syntax directive (or BUILDKIT_SYNTAX) makes BuildKit "
-            "pull and run a frontend image, which may fetch anything on the host's network",
-            hint="remove the `# syntax=` line",
-        )
-    check_dockerfile_labels(build.dockerfile, text)
-    network = profile.allows_network() and not profile.uses_egress_proxy()
-    check_fetches(ENGINE, build, text, network=network, environ=environ)
-    for base in images(text, dict(build.args)):
-        check_metadata(base, _metadata_label(base, environ))
-
-
-def _build(config: dict[str, Any], folder: Path) -> Build | None:
-    build = config.get("build")
-    if not isinstance(build, dict):
-        if "dockerFile" not in config:
-            return None
-        build = {"dockerfile": config["dockerFile"], "context": config.get("context", ".")}
-    dockerfile = build.get("dockerfile") or build.get("dockerFile") or "Dockerfile"
-    context = build.get("context") or "."
-    args = build.get("args") or {}
-    if not isinstance(dockerfile, str) or not isinstance(context, str):
-        raise ConfigError("build.dockerfile and build.context are strings")
-    if not isinstance(args, dict):
-        raise ConfigError("build.args must be an object of strings")
-    target = build.get("target")
-    return Build(
-        dockerfile=os.path.normpath(os.path.join(folder, dockerfile)),
-        context=os.path.normpath(os.path.join(folder, context)),
-        args=tuple((str(k), str(v)) for k, v in args.items()),
-        target=str(target) if target else None,
-    )
-
-
-def _dockerfile_text(path: str) -> str:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_DOCKERFILE + 1)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read build.dockerfile {path}: {exc.strerror or exc}",
-            hint="dockerfile is relative to the devcontainer.json's folder",
-        ) from exc
-    if len(data) > MAX_DOCKERFILE:
-        raise Refused(f"build.dockerfile {path} is over {MAX_DOCKERFILE >> 10} KiB: not read")
-    return data.decode("utf-8", "replace")
-
-
-def _metadata_label(image: str, environ: Mapping[str, str]) -> str | None:
-    """The image's ``devcontainer.metadata`` label as the engine has it (None without
-    one); Refused when the engine does not have the image, or cannot be asked."""
-    from orchestrator.backends.containers.engine_api import Endpoint
-    from orchestrator.core.spec import DEFAULT_DOCKER_HOST
-
-    endpoint = Endpoint(environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST)
-    quoted = urllib.parse.quote(image, safe="")
-    hint = f"{ENGINE} pull {image}, vet it (codex-box devcontainer check), then export again"
-    try:
-        answer = endpoint.request("GET", f"/images/{quoted}/json", timeout=INSPECT_TIMEOUT_S)
-    except OSError as exc:
-        raise Refused(
-            f"cannot ask {ENGINE} at {endpoint.url} about image {image} ({exc}): its "
-            "devcontainer.metadata label, which devcontainer up applies, cannot be vetted",
-            hint=hint,
-        ) from None
-    if answer.status == 404:
-        raise Refused(
-            f"image {image} is not in {ENGINE}: devcontainer up would pull it, and apply "
-            "its devcontainer.metadata label unvetted",
-            hint=hint,
-        )
-    data = answer.data()
-    if answer.status != 200 or not isinstance(data, dict):
-        raise Refused(f"{ENGINE} did not describe image {image} (HTTP {answer.status})", hint=hint)
-    labels = (data.get("Config") or {}).get("Labels") or {}
-    label = labels.get(METADATA_LABEL) if isinstance(labels, dict) else None
-    return None if label is None else str(label)
 
 
 def protected_names(

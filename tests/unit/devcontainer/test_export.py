@@ -13,14 +13,8 @@ import pytest
 
 from orchestrator.core.errors import EXIT_REFUSED, ConfigError, Refused
 from orchestrator.core.profile import Profile
-from orchestrator.devcontainer.export import (
-    Plan,
-    check_dockerfile_labels,
-    check_exportable,
-    check_metadata,
-    plan,
-    render,
-)
+from orchestrator.devcontainer.export import Plan, check_exportable, plan, render
+from orchestrator.devcontainer.export_image import check_dockerfile_labels, check_metadata
 from orchestrator.profiles.store import ProfileStore
 
 REF = "${localWorkspaceFolder}/.devcontainer/codex-box-seccomp-x.json"
