@@ -5,8 +5,9 @@ Owns: which tools a server may be asked to run (``ToolFilter``: allow and deny l
 names or ``fnmatch`` patterns, from the flags and the profile, the narrowest of them),
 each line's fate — a ``tools/call`` of a refused tool answered here with a JSON-RPC
 error and never forwarded; the response to a ``tools/list`` the client asked for with
-its refused tools left out; everything else (malformed lines included: the relay is not
-the protocol's judge) forwarded byte for byte — and telling its caller of each call
+its refused tools left out; everything else forwarded byte for byte — but a line that
+is not one JSON value (or a batch of objects) is answered with a parse error and never
+forwarded (a server might read it as two messages) — and telling its caller of each call
 and the error flag of its answer (``Calls``), for the audit. A line is judged as the
 most lenient reader would take it (invalid UTF-8 replaced, a BOM dropped), so no call
 the relay cannot read reaches a server that can; a server whose parser accepts what is
@@ -103,20 +104,31 @@ class Relay:
 
     def from_client(self, line: bytes) -> tuple[bytes | None, bytes | None]:
         """(what goes to the server, what goes back to the client) for one line."""
+        if not line.strip():
+            return None, None  # nothing to judge, nothing to forward
         message = _parse(line)
+        # A line the relay cannot read as ONE JSON value is never forwarded: a server may
+        # read it otherwise (a bare CR ends a line for Python's universal newlines, a
+        # streaming decoder reads two objects on one line) — a denied call inside it
+        # would run. Nor a batch holding anything but objects (a nested batch).
+        batch = isinstance(message, list) and bool(message)
+        if not isinstance(message, dict) and not (
+            batch and all(isinstance(m, dict) for m in message)
+        ):
+            return None, _dumps(_not_one_message())
+        # Forwarded as read: re-serialised when a CR inside could split it for the server.
+        same = line if b"\r" not in line.rstrip(b"\r\n") else _dumps(message)
         if isinstance(message, dict):
             fate = self._request(message)
             if fate is None:
-                return line, None
+                return same, None
             return None, (None if fate is _DROP else _dumps(fate))
-        if isinstance(message, list) and message:
-            fates = [self._request(m) if isinstance(m, dict) else None for m in message]
-            if all(f is None for f in fates):
-                return line, None
-            rest = [m for m, f in zip(message, fates, strict=True) if f is None]
-            answers = [f for f in fates if f is not None and f is not _DROP]
-            return (_dumps(rest) if rest else None), (_dumps(answers) if answers else None)
-        return line, None
+        fates = [self._request(m) for m in message]
+        if all(f is None for f in fates):
+            return same, None
+        rest = [m for m, f in zip(message, fates, strict=True) if f is None]
+        answers = [f for f in fates if f is not None and f is not _DROP]
+        return (_dumps(rest) if rest else None), (_dumps(answers) if answers else None)
 
     def _name_refusal(self, message: dict[str, Any]) -> tuple[str, str] | None:
         """(the tool's name, why it is refused), or None when it may run (or names no
@@ -213,6 +225,14 @@ class Relay:
             left = sorted(self._calls)
             self._calls.clear()
         return left
+
+
+def _not_one_message() -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32700, "message": "codex-box: not one JSON-RPC message; not forwarded"},
+    }
 
 
 def _parse(line: bytes) -> Any:

@@ -116,13 +116,6 @@ def test_ids_of_different_types_are_different_requests() -> None:
 @pytest.mark.parametrize(
     "raw",
     [
-        b"not json\n",
-        b"\xff\xfe\n",
-        b"\n",
-        b"[" * 100_000 + b"]" * 100_000 + b"\n",  # too deep for json: not judged
-        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"bad"}',  # cut off
-        b"[]\n",
-        b"42\n",
         b'{"jsonrpc":"2.0","id":1,"method":"tools/call"}\n',  # no params: the server's to judge
         b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":5}}\n',
         b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":[1]}\n',
@@ -134,6 +127,29 @@ def test_ids_of_different_types_are_different_requests() -> None:
 def test_anything_else_from_the_client_is_forwarded_unchanged(raw: bytes) -> None:
     r, _ = relay(deny=("bad",))
     assert r.from_client(raw) == (raw, None)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json\n",
+        b"\xff\xfe\n",
+        b"[" * 100_000 + b"]" * 100_000 + b"\n",  # too deep for json: not judged
+        b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"bad"}',  # cut off
+        b"[]\n",
+        b"42\n",
+        b'[[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"bad"}}]]\n',
+        b'{"jsonrpc":"2.0","id":1}\r{"jsonrpc":"2.0","id":2}\n',  # two messages to a server
+    ],
+)
+def test_a_line_that_is_not_one_message_is_answered_never_forwarded(raw: bytes) -> None:
+    """A server might read such a line as two messages (a bare CR, a streaming decoder):
+    a denied call inside it would run. It is answered with a parse error instead."""
+    r, _ = relay(deny=("bad",))
+    forward, answer = r.from_client(raw)
+    assert forward is None and answer is not None
+    assert json.loads(answer)["error"]["code"] == -32700
+    assert r.from_client(b"\n") == (None, None)  # a blank line: nothing at all
 
 
 @pytest.mark.parametrize(
@@ -179,7 +195,6 @@ def test_a_batch_is_forwarded_without_its_refused_calls_which_are_answered_here(
         call(1, "bad"),
         call(2, "good"),
         {"jsonrpc": "2.0", "id": 3, "method": "tools/list"},
-        "junk",
     ]
     forward, answer = r.from_client(line(batch))
     assert forward is not None and answer is not None
