@@ -18,7 +18,10 @@ from typing import Any
 
 from orchestrator.audit import records
 from orchestrator.core.errors import Refused, UsageError
+from orchestrator.core.profile import PlantedRepo
 from orchestrator.core.spec import SandboxSpec
+from orchestrator.runner.context import new_id
+from orchestrator.runner.postrun import PostRunCheck, report
 from orchestrator.runner.preview import spec_for
 from orchestrator.sandbox.linux.pinning import open_beneath
 
@@ -89,7 +92,12 @@ class Files:
     def _readable(self, rel: str) -> None:
         full = os.path.join(self.box.workspace, rel)
         spec = self._spec()
-        denied = _under(full, spec.deny_read) or _under(full, spec.hidden_paths)
+        # CODEX_HOME inside the workspace (its audit log, credentials): never a file
+        # tool's to read, whatever the profile lets commands see.
+        home = os.path.abspath(str(self.box.context.home))
+        denied = (
+            _under(full, spec.deny_read) or _under(full, spec.hidden_paths) or _under(full, (home,))
+        )
         if denied is not None:
             raise self._refuse(
                 "read",
@@ -174,6 +182,28 @@ class Files:
                 f"{rel}: {len(data)} bytes is more than the {WRITE_CAP} a write may be",
                 hint="write it in a run instead (run: a command that makes the file)",
             )
+        # The check a run gets: what the write plants (a repository's config, a host
+        # tool's file) is reported — and quarantined when the profile says so.
+        quarantine = self.box.base.on_planted_repo is PlantedRepo.QUARANTINE
+        run_id = new_id()
+        post = PostRunCheck(spec, quarantine_id=run_id if quarantine else None)
+        try:
+            self._write(rel, data)
+        finally:
+            findings, problems = post.finish()
+        launch = records.Launch(
+            profile=self.box.profile,
+            profile_source="flag",
+            backend="mcp file tool",
+            workspace=self.box.workspace,
+        )
+        warnings = list(report(findings, problems, write=self.box.write, launch=launch))
+        self._record(
+            "write", rel, allowed=True, reason=f"profile {self.box.profile}", size=len(data)
+        )
+        return {"path": rel, "bytes": len(data), **({"warnings": warnings} if warnings else {})}
+
+    def _write(self, rel: str, data: bytes) -> None:
         parent, name = os.path.split(rel)
         dirfd = self._open("write", parent or ".", os.O_PATH | os.O_DIRECTORY)
         try:
@@ -205,7 +235,3 @@ class Files:
         finally:
             with contextlib.suppress(OSError):
                 os.close(dirfd)
-        self._record(
-            "write", rel, allowed=True, reason=f"profile {self.box.profile}", size=len(data)
-        )
-        return {"path": rel, "bytes": len(data)}

@@ -282,10 +282,11 @@ def test_codex_home_inside_the_workspace_is_not_written(
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="HOLE: with CODEX_HOME inside the workspace, read_file (and a run's cat) return "
-    "$CODEX_HOME/auth.json and audit.log: CODEX_HOME is protected from writes but not "
-    "hidden from reads (fix: add CODEX_HOME's secrets — auth.json, audit.log, grants — to "
-    "hidden_paths when it is under the workspace, or refuse such a workspace)",
+    reason="HOLE: a sandboxed command reads $CODEX_HOME/auth.json and audit.log when "
+    "CODEX_HOME lies "
+    "inside the workspace (the file tools refuse it now; the sandbox hides only CODEX_HOME's "
+    "sessions, grants, policy cache, serve and ci): not the MCP server's, a profile-wide "
+    "gap (fix: hide CODEX_HOME's secrets when it is under a workspace, or refuse such one)",
 )
 def test_codex_home_inside_the_workspace_is_not_read(
     base_env: dict[str, str], codex_home: Path, workspace: Path
@@ -298,22 +299,18 @@ def test_codex_home_inside_the_workspace_is_not_read(
         return [
             await client.call_tool("read_file", {"path": ".codex/auth.json"}),
             await client.call_tool("read_file", {"path": "./.codex//auth.json"}),
+            await client.call_tool("list_dir", {"path": ".codex"}),
             await client.call_tool("run", {"command": "cat .codex/auth.json"}),
         ]
 
-    leaked = [i for i, r in enumerate(go(body)) if "SECRET" in str(r.content)]
+    results = go(body)
+    # The file tools (this issue's) refuse CODEX_HOME outright.
+    assert all(r.is_error for r in results[:3]), [r.content for r in results[:3]]
+    # A sandboxed command reading it: the general gap this test's xfail names.
+    leaked = [i for i, r in enumerate(results) if "SECRET" in str(r.content)]
     assert not leaked, leaked
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="HOLE: write_file plants a repository (sub/HEAD, sub/objects, sub/config with "
-    "core.fsmonitor) that a run would have quarantined under on_planted_repo: quarantine; "
-    "the file tools skip the planted-repo check and the next run's snapshot takes it as "
-    "already there (fix: run hardening.planted on the write_file target's directory, or "
-    "refuse writes of git config/HEAD/hooks names outside the root .git)",
-)
 def test_write_file_cannot_plant_a_repository_past_quarantine(
     base_env: dict[str, str], workspace: Path, codex_home: Path
 ) -> None:
