@@ -10,7 +10,7 @@ nothing the server does. stdout is the protocol: nothing of ours is printed ther
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +19,7 @@ from orchestrator.core.errors import CodexBoxError
 from .output import fail, merge_parent_option, usage
 
 if TYPE_CHECKING:
+    from orchestrator.mcp.box import Box
     from orchestrator.mcp.runs import Runs
     from orchestrator.runner.context import HostContext
 
@@ -95,24 +96,30 @@ def mcp(
         )
         return
     try:
-        from orchestrator.mcp.box import Box
         from orchestrator.mcp.server import serve
     except ImportError as exc:  # pragma: no cover -- an install without the `mcp` package
         raise typer.BadParameter(f"the MCP SDK is not installed ({exc})") from exc
     context = _context()
+    box = _box(
+        context,
+        runs=_runs(server, context),
+        profile=profile,
+        workspace=workspace,
+        approve=approve,
+        policy_mode=policy_mode,
+        trust=trust,
+    )
+    raise typer.Exit(serve(box))
+
+
+def _box(context: HostContext, *, runs: Runs | None = None, **options: Any) -> Box:
+    """The one ``Box`` of ``mcp`` and ``mcp wrap``; a bad option or profile ends here."""
+    from orchestrator.mcp.box import Box
+
     try:
-        box = Box(
-            context,
-            profile=profile,
-            workspace=workspace,
-            approve=approve,
-            policy_mode=policy_mode,
-            trust=trust,
-            runs=_runs(server, context),
-        )
+        return Box(context, runs=runs, **options)
     except CodexBoxError as exc:
         fail(exc)
-    raise typer.Exit(serve(box))
 
 
 def _runs(flag: str | None, context: HostContext) -> Runs | None:
@@ -173,21 +180,16 @@ def wrap(
     outer = ctx.parent.params if ctx.parent else {}
     policy_mode = policy_mode or outer.get("policy_mode")
     approve, trust = approve or bool(outer.get("approve")), trust or bool(outer.get("trust"))
-    from orchestrator.mcp.box import Box
     from orchestrator.mcp.wrap import Wrapped, tool_filter
 
-    context = _context()
-    try:
-        box = Box(
-            context,
-            profile=profile,
-            workspace=workspace,
-            approve=approve,
-            policy_mode=policy_mode,
-            trust=trust,
-        )
-    except CodexBoxError as exc:
-        fail(exc)
+    box = _box(
+        _context(),
+        profile=profile,
+        workspace=workspace,
+        approve=approve,
+        policy_mode=policy_mode,
+        trust=trust,
+    )
     try:
         tools = tool_filter(box, allow_tool or (), deny_tool or ())
         code = Wrapped(box, command, tools, env=env or ()).run()

@@ -131,6 +131,25 @@ def check_fetches(
             )
 
 
+def read_dockerfile(path: str) -> str:
+    """The Dockerfile's text, whole or not at all (an ADD past a cut would be missed);
+    ConfigError when it cannot be read, Refused when it is over ``MAX_DOCKERFILE``."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_DOCKERFILE + 1)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read build.dockerfile {path}: {exc.strerror or exc}",
+            hint="dockerfile is relative to the devcontainer.json's folder",
+        ) from exc
+    if len(data) > MAX_DOCKERFILE:
+        raise Refused(
+            f"build.dockerfile {path} is over {MAX_DOCKERFILE >> 10} KiB",
+            hint="a devcontainer's Dockerfile is short; split what it does into scripts",
+        )
+    return data.decode("utf-8", "replace")
+
+
 def build_image(
     engine: str,
     build: Build,
@@ -152,14 +171,7 @@ def build_image(
             hint="dockerfile is relative to the devcontainer.json's folder",
         )
     network = profile.allows_network() and not profile.uses_egress_proxy()
-    with open(build.dockerfile, "rb") as handle:
-        raw = handle.read(MAX_DOCKERFILE + 1)
-    if len(raw) > MAX_DOCKERFILE:  # read whole or not at all: an ADD past a cut is missed
-        raise Refused(
-            f"build.dockerfile {build.dockerfile} is over {MAX_DOCKERFILE >> 10} KiB",
-            hint="a devcontainer's Dockerfile is short; split what it does into scripts",
-        )
-    text = raw.decode("utf-8", "replace")
+    text = read_dockerfile(build.dockerfile)
     check_fetches(engine, build, text, network=network, environ=environ)
     tag = image_tag(workspace)
     argv = build_argv(engine, build, tag, network=network)

@@ -33,7 +33,6 @@ from .plan import Build
 from .variables import host_variables, host_variables_in_text
 
 ENGINE = "docker"
-MAX_DOCKERFILE = 1 << 20
 INSPECT_TIMEOUT_S = 10.0
 METADATA_LABEL = "devcontainer.metadata"
 # BuildKit runs a `# syntax=` frontend image (pulled from a registry; it may fetch
@@ -69,7 +68,7 @@ def vet_image(
     ``devcontainer.metadata`` label (the engine must have it); for a build, what the
     build reads and fetches (``build.check_inputs``, ``check_fetches``), a label it
     would write, and each base image's label."""
-    from .build import check_fetches, check_inputs
+    from .build import check_fetches, check_inputs, read_dockerfile
     from .dockerfile import images
 
     named = config.get("image")
@@ -82,7 +81,7 @@ def vet_image(
     if build is None:
         return
     check_inputs(build, workspace=str(workspace), profile=profile, home=home, codex_home=codex_home)
-    text = _dockerfile_text(build.dockerfile)
+    text = read_dockerfile(build.dockerfile)
     if (
         _SYNTAX.search(text)
         or "BUILDKIT_SYNTAX" in text
@@ -120,20 +119,6 @@ def _build(config: dict[str, Any], folder: Path) -> Build | None:
         args=tuple((str(k), str(v)) for k, v in args.items()),
         target=str(target) if target else None,
     )
-
-
-def _dockerfile_text(path: str) -> str:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_DOCKERFILE + 1)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read build.dockerfile {path}: {exc.strerror or exc}",
-            hint="dockerfile is relative to the devcontainer.json's folder",
-        ) from exc
-    if len(data) > MAX_DOCKERFILE:
-        raise Refused(f"build.dockerfile {path} is over {MAX_DOCKERFILE >> 10} KiB: not read")
-    return data.decode("utf-8", "replace")
 
 
 def _metadata_label(image: str, environ: Mapping[str, str]) -> str | None:
